@@ -1,0 +1,1 @@
+"""Shared test support: real clients (python-socketio, socket.io-client under Node) driven from trio tests."""
