@@ -1,0 +1,203 @@
+"""The room server's configuration: one frozen record, checked when it is made.
+
+Every knob of ``roomserver`` lives here so that the CLI, the embedding API and the
+tests agree on names, units and defaults. The record is frozen so that a running
+server can hand it to every layer without anyone changing it underneath the others.
+Validation happens in ``__post_init__`` and raises :class:`ValueError` (or
+:class:`TypeError` for a value of the wrong kind) with a message that says what to
+write instead, because the message is what an operator sees when the server
+refuses to start.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_LEVELS", "RoomServerConfig")
+
+DEFAULT_CLIENT_JS_URL = "https://cdn.socket.io/4.8.4/socket.io.min.js"
+"""The official CDN build of socket.io-client 4.8.4, the newest 4.x on npm when written."""
+
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
+"""The names ``log_level`` accepts, quietest last."""
+
+# Browsers and JavaScript engines keep timer delays in a signed 32-bit count of
+# milliseconds; a longer ping interval or timeout fires at once in the client.
+_MAX_TIMER_SECONDS = (2**31 - 1) / 1000
+
+# An origin as a browser sends it in the Origin header: scheme://host[:port], no path.
+_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+$")
+
+
+@dataclass(frozen=True)
+class RoomServerConfig:
+    """What ``serve_roomserver`` needs to run: network, protocol limits, room limits, logs.
+
+    Times are in seconds (floats), sizes in bytes. The defaults match the reference
+    Socket.IO servers, so default clients connect without options.
+    """
+
+    host: str = "127.0.0.1"
+    """Address to listen on. The default only accepts local clients; use
+    ``0.0.0.0`` (or ``::``) to accept clients from other machines."""
+
+    port: int = 8000
+    """TCP port to listen on; 0 picks a free port (the server reports which)."""
+
+    path: str = "/socket.io/"
+    """URL path of the Engine.IO endpoint; clients pass the same ``path`` option."""
+
+    ping_interval: float = 25.0
+    """Seconds between the server's pings (Engine.IO ``pingInterval``)."""
+
+    ping_timeout: float = 20.0
+    """Seconds a client has to answer a ping before it counts as gone
+    (Engine.IO ``pingTimeout``)."""
+
+    max_payload: int = 1_000_000
+    """Bytes of one HTTP POST body or one WebSocket message (Engine.IO ``maxPayload``)."""
+
+    cors_origins: tuple[str, ...] | None = None
+    """Origins whose pages may connect: ``None`` only the server's own origin,
+    ``("*",)`` any origin, else exact origins such as ``("https://example.org",)``."""
+
+    max_rooms: int = 10_000
+    """Rooms that may exist at once; one more ``create_room`` gets ``too_many_rooms``."""
+
+    max_players: int = 50
+    """Players a room holds besides its host; one more gets ``room_full``."""
+
+    shutdown_timeout: float = 10.0
+    """Seconds a graceful shutdown may take before connections are cut."""
+
+    client_js_url: str = DEFAULT_CLIENT_JS_URL
+    """Where the lobby page loads socket.io-client from."""
+
+    client_js_path: str | None = None
+    """A local copy of the socket.io-client bundle for the server to serve instead
+    of sending browsers to ``client_js_url`` (for machines without internet)."""
+
+    log_level: str = "info"
+    """One of ``debug``, ``info``, ``warning``, ``error``, ``critical``."""
+
+    def __post_init__(self) -> None:
+        _check_host(self.host)
+        _check_int("port", self.port, low=0, high=65535, hint="use 0 to pick a free port")
+        _check_path(self.path)
+        _check_seconds_ms("ping_interval", self.ping_interval)
+        _check_seconds_ms("ping_timeout", self.ping_timeout)
+        if self.ping_interval + self.ping_timeout > _MAX_TIMER_SECONDS:
+            raise ValueError(
+                "ping_interval + ping_timeout must be at most "
+                f"{_MAX_TIMER_SECONDS:.3f} s (JavaScript timers overflow beyond), "
+                f"got {self.ping_interval:g} + {self.ping_timeout:g}"
+            )
+        _check_int("max_payload", self.max_payload, low=1, hint="a size in bytes, e.g. 1000000")
+        _check_cors_origins(self.cors_origins)
+        _check_int("max_rooms", self.max_rooms, low=1, hint="e.g. 10000")
+        _check_int("max_players", self.max_players, low=1, hint="players besides the host, e.g. 50")
+        _check_seconds("shutdown_timeout", self.shutdown_timeout, allow_zero=True)
+        _check_client_js_url(self.client_js_url)
+        if self.client_js_path is not None:
+            if not isinstance(self.client_js_path, str) or not self.client_js_path.strip():
+                raise ValueError(
+                    "client_js_path must be the path of a socket.io.min.js file, "
+                    f"or None to use client_js_url; got {self.client_js_path!r}"
+                )
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}"
+            )
+
+
+def _check_host(host: object) -> None:
+    if not isinstance(host, str) or not host or any(c.isspace() for c in host):
+        raise ValueError(
+            "host must be an address or host name to listen on, "
+            f"e.g. '127.0.0.1' or '0.0.0.0'; got {host!r}"
+        )
+
+
+def _check_int(name: str, value: object, *, low: int, high: int | None = None, hint: str) -> None:
+    # bool is an int subclass; True as a port number is always a mistake.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a whole number ({hint}); got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bounds} ({hint}); got {value}")
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds, e.g. 10 or 2.5; got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        least = "0 or more" if allow_zero else "more than 0"
+        raise ValueError(f"{name} must be a finite number of seconds, {least}; got {value!r}")
+    return float(value)
+
+
+def _check_seconds_ms(name: str, value: object) -> None:
+    """Heartbeat times travel in the handshake as whole milliseconds, so they must be one."""
+    seconds = _check_seconds(name, value, allow_zero=False)
+    millis = seconds * 1000
+    if millis < 1 or abs(millis - round(millis)) > 1e-6:
+        raise ValueError(
+            f"{name} must be a whole number of milliseconds of at least 1 ms, "
+            f"written in seconds (e.g. 25 or 0.5); got {value!r}"
+        )
+
+
+def _check_path(path: object) -> None:
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or not path.endswith("/")
+        or any(c in path for c in "?#")
+        or any(c.isspace() for c in path)
+    ):
+        raise ValueError(
+            "path must start and end with '/' and hold no '?', '#' or spaces, "
+            f"e.g. '/socket.io/'; got {path!r}"
+        )
+
+
+def _check_cors_origins(origins: object) -> None:
+    if origins is None:
+        return
+    if not isinstance(origins, tuple):
+        raise TypeError(
+            "cors_origins must be None (same origin only), ('*',) (any origin) or a tuple "
+            f"of origins such as ('https://example.org',); got {origins!r}"
+        )
+    if not origins:
+        raise ValueError(
+            "cors_origins must not be empty: use None for same origin only, or name origins"
+        )
+    if "*" in origins:
+        if len(origins) > 1:
+            raise ValueError(
+                "cors_origins: '*' already allows every origin; give it alone, "
+                f"without other origins; got {origins!r}"
+            )
+        return
+    for origin in origins:
+        if not isinstance(origin, str) or not _ORIGIN.match(origin):
+            raise ValueError(
+                "each of cors_origins must be an origin as browsers send it, "
+                "scheme://host[:port] with no path or trailing slash, "
+                f"e.g. 'https://example.org:8443'; got {origin!r}"
+            )
+
+
+def _check_client_js_url(url: object) -> None:
+    if (
+        not isinstance(url, str)
+        or not url.startswith(("https://", "http://", "/"))
+        or any(c.isspace() for c in url)
+    ):
+        raise ValueError(
+            "client_js_url must be an http(s) URL or a path on this server, e.g. "
+            f"{DEFAULT_CLIENT_JS_URL!r} or '/static/socket.io.min.js'; got {url!r}"
+        )
