@@ -1,0 +1,115 @@
+"""The Socket.IO v5 codec against the specification's golden strings and every
+malformation a client can send."""
+
+from __future__ import annotations
+
+import pytest
+
+from roomactors.socketio.errors import ProtocolViolation
+from roomactors.socketio.packets import (
+    PacketType,
+    SocketIOPacket,
+    attach_binary,
+    decode_text,
+    encode_packet,
+)
+
+P = PacketType
+PLACEHOLDER = {"_placeholder": True, "num": 0}
+
+GOLDEN = [
+    ("0", SocketIOPacket(P.CONNECT)),
+    ('0/admin,{"token":"123"}', SocketIOPacket(P.CONNECT, "/admin", {"token": "123"})),
+    ('0{"sid":"oSO0OpakMV_3jnilAAAA"}', SocketIOPacket(P.CONNECT, "/", {"sid": "oSO0OpakMV_3jnilAAAA"})),
+    ('2["foo"]', SocketIOPacket(P.EVENT, "/", ["foo"])),
+    ('2/admin,["bar"]', SocketIOPacket(P.EVENT, "/admin", ["bar"])),
+    ('212["foo"]', SocketIOPacket(P.EVENT, "/", ["foo"], 12)),
+    ('3/admin,13["bar"]', SocketIOPacket(P.ACK, "/admin", ["bar"], 13)),
+    ('4{"message":"Invalid namespace"}', SocketIOPacket(P.CONNECT_ERROR, "/", {"message": "Invalid namespace"})),
+    ("1/admin,", SocketIOPacket(P.DISCONNECT, "/admin")),
+]
+
+
+@pytest.mark.parametrize(("text", "packet"), GOLDEN)
+def test_golden_text_packets_decode(text: str, packet: SocketIOPacket) -> None:
+    assert decode_text(text).packet == packet
+    assert decode_text(text).attachments == 0
+
+
+@pytest.mark.parametrize(("text", "packet"), GOLDEN)
+def test_golden_text_packets_encode(text: str, packet: SocketIOPacket) -> None:
+    assert encode_packet(packet) == [text]
+
+
+def test_binary_event_encodes_with_placeholder() -> None:
+    packet = SocketIOPacket(P.EVENT, "/", ["ev", b"\x01\x02\x03"])
+    assert encode_packet(packet) == ['51-["ev",{"_placeholder":true,"num":0}]', b"\x01\x02\x03"]
+
+
+def test_binary_ack_encodes_with_namespace_and_id() -> None:
+    packet = SocketIOPacket(P.ACK, "/admin", [b"\xff"], 456)
+    assert encode_packet(packet) == ['61-/admin,456[{"_placeholder":true,"num":0}]', b"\xff"]
+
+
+def test_binary_event_decodes_and_reassembles() -> None:
+    decoded = decode_text('51-["ev",{"_placeholder":true,"num":0}]')
+    assert decoded.attachments == 1
+    assert decoded.packet == SocketIOPacket(P.BINARY_EVENT, "/", ["ev", PLACEHOLDER])
+    assert attach_binary(decoded.packet, [b"\x01\x02"]).data == ["ev", b"\x01\x02"]
+
+
+def test_binary_ack_decodes() -> None:
+    decoded = decode_text('61-/admin,456[{"_placeholder":true,"num":0}]')
+    assert decoded.attachments == 1
+    assert decoded.packet == SocketIOPacket(P.BINARY_ACK, "/admin", [PLACEHOLDER], 456)
+    assert attach_binary(decoded.packet, [b"x"]).data == [b"x"]
+
+
+def test_nested_placeholders_reassemble() -> None:
+    decoded = decode_text('52-["ev",{"a":[{"_placeholder":true,"num":1}],"b":{"_placeholder":true,"num":0}}]')
+    assert attach_binary(decoded.packet, [b"0", b"1"]).data == ["ev", {"a": [b"1"], "b": b"0"}]
+
+
+def test_connect_without_trailing_comma() -> None:
+    assert decode_text("0/admin").packet == SocketIOPacket(P.CONNECT, "/admin")
+
+
+VIOLATIONS = [
+    "",                                   # empty
+    "9",                                  # unknown packet type
+    "x",                                  # not a digit
+    '2{"a":1}',                           # EVENT payload not an array
+    "2[]",                                # EVENT payload empty
+    "2[1]",                               # event name not a string
+    "2",                                  # EVENT without payload
+    '2/admin["x"]',                       # namespace without comma swallows the payload
+    '2["foo"',                            # truncated JSON
+    '2["foo"]x',                          # trailing garbage
+    '2[NaN]',                             # not JSON
+    '299999999999999999["foo"]',          # ack id beyond 2**53 - 1
+    '3["bar"]',                           # ACK without an id
+    '31{"a":1}',                          # ACK payload not an array
+    "0admin,{}",                          # namespace not starting with "/"
+    '0["a"]',                             # CONNECT payload not an object
+    '0"token"',                           # CONNECT payload not an object
+    "01",                                 # CONNECT with an id
+    '1["x"]',                             # DISCONNECT with payload
+    "4",                                  # CONNECT_ERROR without payload
+    '5["ev",{"_placeholder":true,"num":0}]',      # no attachment count
+    '5x-["ev",{"_placeholder":true,"num":0}]',    # bad attachment count
+    '52-["ev",{"_placeholder":true,"num":0}]',    # count 2, one placeholder
+    '51-["ev"]',                                  # count 1, no placeholder
+    '51-["ev",{"_placeholder":true,"num":1}]',    # placeholder out of range
+    '51-["ev",{"_placeholder":true,"num":-1}]',   # negative placeholder
+    '51-["ev",{"_placeholder":true,"num":"0"}]',  # placeholder num not an int
+    '51-["ev",{"_placeholder":true}]',            # placeholder without num
+    '599999-["ev"]',                              # too many attachments
+    '61-[{"_placeholder":true,"num":0}]',         # BINARY_ACK without id
+    "2" + "[" * 100000 + "]" * 100000,            # nesting deeper than the parser
+]
+
+
+@pytest.mark.parametrize("text", VIOLATIONS)
+def test_violations_raise(text: str) -> None:
+    with pytest.raises(ProtocolViolation):
+        decode_text(text)
