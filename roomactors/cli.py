@@ -1,0 +1,387 @@
+"""``roomserver``: the command line that configures logging and runs the server.
+
+This is the only module that reads the environment, configures logging or
+installs signal handlers; the library below it does none of that, so embedders
+keep control of their process. Every option can also come from an environment
+variable (``ROOMSERVER_<OPTION>``) because container platforms configure that way;
+the command line wins over the environment, and the environment over the
+defaults of :class:`~roomactors.config.RoomServerConfig`.
+
+Exit codes: 0 after a graceful shutdown, 1 when the server failed or its shutdown
+overran, 2 for bad options, 128 + signal number when a second signal cut the
+shutdown short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
+
+import trio
+
+from roomactors.config import LOG_LEVELS, RoomServerConfig
+
+__all__ = ("OPTIONS", "CliOption", "UsageError", "load_config", "main", "run_until_signal")
+
+logger = logging.getLogger(__name__)
+
+PROG = "roomserver"
+
+SHUTDOWN_GRACE = 2.0
+"""Seconds we wait beyond ``shutdown_timeout`` before giving up on a shutdown
+that does not keep its promise, so a stuck server still exits (with code 1)."""
+
+
+class UsageError(ValueError):
+    """A bad option or environment value; ``main`` prints it as one line and exits 2."""
+
+
+class _HelpShown(Exception):
+    """argparse finished on its own (``--help``); carries the exit status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _ServerStopped(RuntimeError):
+    """The server's serve function returned although nobody asked it to stop."""
+
+
+class RunningServer(Protocol):
+    """What the CLI needs of the object ``serve_roomserver`` reports as started."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def shutdown(self, reason: str = "shutdown") -> None: ...
+
+
+ServeFunction = Callable[..., Awaitable[object]]
+"""``serve_roomserver``'s shape: ``(config, *, task_status) -> None``."""
+
+
+# --- options -------------------------------------------------------------------
+
+
+def _parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw.strip(), 10)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number of seconds, e.g. 10 or 2.5") from None
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """Origins never contain commas, so a comma always separates two of them."""
+    origins = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not origins:
+        raise ValueError("must name at least one origin, or '*' for every origin")
+    return origins
+
+
+def _parse_log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _parse_existing_file(raw: str) -> str:
+    """Checked here, not in the config, so that the server refuses to start at once."""
+    path = raw.strip()
+    if not os.path.isfile(path):
+        raise ValueError("no such file; give the path of a socket.io.min.js bundle")
+    if not os.access(path, os.R_OK):
+        raise ValueError("the file is not readable by this user")
+    return path
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """One option: its flag, its environment variable and the config field it sets."""
+
+    field: str
+    flag: str
+    env: str
+    parse: Callable[[str], object]
+    metavar: str
+    help: str
+    default_text: str | None = None  # when the field's default needs words, not a value
+
+
+OPTIONS: tuple[CliOption, ...] = (
+    CliOption("host", "--host", "ROOMSERVER_HOST", _parse_str, "ADDR",
+              "address to listen on; 0.0.0.0 accepts clients from other machines"),
+    CliOption("port", "--port", "ROOMSERVER_PORT", _parse_int, "PORT",
+              "TCP port to listen on; 0 picks a free one"),
+    CliOption("path", "--path", "ROOMSERVER_PATH", _parse_str, "PATH",
+              "URL path of the Socket.IO endpoint, with leading and trailing '/'"),
+    CliOption("ping_interval", "--ping-interval", "ROOMSERVER_PING_INTERVAL", _parse_float,
+              "SECONDS", "seconds between heartbeat pings"),
+    CliOption("ping_timeout", "--ping-timeout", "ROOMSERVER_PING_TIMEOUT", _parse_float,
+              "SECONDS", "seconds a client has to answer a ping"),
+    CliOption("max_payload", "--max-payload", "ROOMSERVER_MAX_PAYLOAD", _parse_int, "BYTES",
+              "largest HTTP POST body or WebSocket message, in bytes"),
+    CliOption("cors_origins", "--cors-origin", "ROOMSERVER_CORS_ORIGIN", _parse_origins, "ORIGIN",
+              "an origin (scheme://host[:port]) whose pages may connect; repeat it for "
+              "several (the env var takes them comma-separated); '*' allows every origin",
+              default_text="only the server's own origin"),
+    CliOption("max_rooms", "--max-rooms", "ROOMSERVER_MAX_ROOMS", _parse_int, "N",
+              "rooms that may exist at once"),
+    CliOption("max_players", "--max-players", "ROOMSERVER_MAX_PLAYERS", _parse_int, "N",
+              "players per room besides the host"),
+    CliOption("shutdown_timeout", "--shutdown-timeout", "ROOMSERVER_SHUTDOWN_TIMEOUT",
+              _parse_float, "SECONDS", "seconds a graceful shutdown may take"),
+    CliOption("client_js_url", "--client-js-url", "ROOMSERVER_CLIENT_JS_URL", _parse_str, "URL",
+              "where the lobby page loads socket.io-client from"),
+    CliOption("client_js_path", "--client-js-path", "ROOMSERVER_CLIENT_JS_PATH",
+              _parse_existing_file, "FILE",
+              "a local socket.io-client bundle to serve instead of --client-js-url",
+              default_text="none, browsers load --client-js-url"),
+    CliOption("log_level", "--log-level", "ROOMSERVER_LOG_LEVEL", _parse_log_level, "LEVEL",
+              f"one of {', '.join(LOG_LEVELS)}"),
+)
+
+_EPILOG = """\
+Every option can also be set through its environment variable; an option given on
+the command line wins over the environment. An empty environment variable counts
+as unset.
+
+Exit status: 0 after a graceful shutdown (SIGINT or SIGTERM), 1 when the server
+failed or its shutdown overran --shutdown-timeout, 2 for a bad option, 128 + the
+signal number when a second signal cut the shutdown short."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so ``main`` returns its exit code."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise _HelpShown(status)
+
+
+def _default_text(option: CliOption) -> str:
+    if option.default_text is not None:
+        return option.default_text
+    defaults = {f.name: f.default for f in dataclasses.fields(RoomServerConfig)}
+    return str(defaults[option.field])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every default is read from :class:`RoomServerConfig`."""
+    parser = _ArgumentParser(
+        prog=PROG,
+        description="The roomactors lobby and game-room server (Socket.IO v5 on trio).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for option in OPTIONS:
+        help_text = f"{option.help} (default: {_default_text(option)}; env {option.env})"
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            metavar=option.metavar,
+            action="append" if option.field == "cors_origins" else "store",
+            default=None,
+            help=help_text.replace("%", "%%"),
+        )
+    return parser
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerConfig:
+    """The configuration that ``argv`` and ``environ`` describe, or :class:`UsageError`.
+
+    Each value is checked on its own first, so the error names where the bad value
+    came from (``--port 'x'`` or ``ROOMSERVER_PORT='x'``); the whole record is
+    checked last for rules that span fields.
+    """
+    namespace = build_parser().parse_args(list(argv))
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = getattr(namespace, option.field)
+        if given is not None:
+            raws = given if isinstance(given, list) else [given]
+            if option.field != "cors_origins":
+                raws = raws[-1:]  # a repeated single-valued option: the last one wins
+            where = " ".join(f"{option.flag} {raw!r}" for raw in raws)
+        elif environ.get(option.env, "").strip():
+            raws = [environ[option.env]]
+            where = f"{option.env}={raws[0]!r}"
+        else:
+            continue
+        try:
+            if option.field == "cors_origins":
+                value: object = tuple(o for raw in raws for o in _parse_origins(raw))
+            else:
+                value = option.parse(raws[0])
+            RoomServerConfig(**{option.field: value})
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        values[option.field] = value
+    try:
+        return RoomServerConfig(**values)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --- running -------------------------------------------------------------------
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+async def _next_signal(signals: Any) -> int:
+    async for signum in signals:
+        return int(signum)
+    raise RuntimeError("the signal receiver closed")  # trio's never does
+
+
+async def _serve_or_fail(
+    serve: ServeFunction,
+    config: RoomServerConfig,
+    stopping: trio.Event,
+    *,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await serve(config, task_status=task_status)
+    if not stopping.is_set():
+        raise _ServerStopped("the server stopped although no shutdown was asked for")
+
+
+async def _shut_down(server: RunningServer, signals: Any, timeout: float) -> int:
+    """Graceful shutdown, cut short by the next signal or by an overrun; the exit code."""
+    exit_code = 0
+    async with trio.open_nursery() as race:
+
+        async def graceful() -> None:
+            nonlocal exit_code
+            with trio.move_on_after(timeout + SHUTDOWN_GRACE) as deadline:
+                await server.shutdown(reason="shutdown")
+            if deadline.cancelled_caught:
+                logger.error("shutdown overran %.1f s; exiting anyway", timeout)
+                exit_code = 1
+            race.cancel_scope.cancel()
+
+        async def hurry() -> None:
+            nonlocal exit_code
+            signum = await _next_signal(signals)
+            logger.warning("%s again: exiting at once", _signal_name(signum))
+            exit_code = 128 + signum
+            race.cancel_scope.cancel()
+
+        race.start_soon(graceful)
+        race.start_soon(hurry)
+    return exit_code
+
+
+def _load_serve() -> ServeFunction:
+    """Imported late: the CLI's options and help must work without the server's stack."""
+    from roomactors.server import serve_roomserver
+
+    return serve_roomserver
+
+
+async def run_until_signal(config: RoomServerConfig, *, serve: ServeFunction | None = None) -> int:
+    """Run the server until SIGINT or SIGTERM, shut it down gracefully; the exit code.
+
+    ``serve`` defaults to :func:`roomactors.server.serve_roomserver`; tests pass a
+    stand-in. A second signal during the shutdown cancels everything at once.
+    """
+    if serve is None:
+        serve = _load_serve()
+    if config.cors_origins == ("*",):
+        logger.warning(
+            "CORS allows every origin ('*'): pages of any site may connect to this "
+            "server; name the allowed origins with --cors-origin unless that is intended"
+        )
+    stopping = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            server: RunningServer = await nursery.start(_serve_or_fail, serve, config, stopping)
+            logger.info("roomserver listening: clients connect to %s", server.url)
+            signum = await _next_signal(signals)
+            logger.info(
+                "%s: shutting down gracefully (send it again to exit at once)",
+                _signal_name(signum),
+            )
+            stopping.set()
+            exit_code = await _shut_down(server, signals, config.shutdown_timeout)
+            nursery.cancel_scope.cancel()
+    logger.info("roomserver stopped")
+    return exit_code
+
+
+def _configure_logging(level: str) -> None:
+    """Log lines to stderr; a process that configured logging already keeps its handlers."""
+    numeric = getattr(logging, level.upper())
+    logging.basicConfig(
+        level=numeric,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("roomactors").setLevel(numeric)
+
+
+def _leaves(exc: BaseException) -> Iterable[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, configure logging, run the server; the process's exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        config = load_config(args, os.environ)
+    except _HelpShown as shown:
+        return shown.status
+    except UsageError as exc:
+        line = " ".join(str(exc).split())
+        print(f"{PROG}: error: {line} (see {PROG} --help)", file=sys.stderr)
+        return 2
+    _configure_logging(config.log_level)
+    try:
+        return trio.run(run_until_signal, config)
+    except BaseException as exc:
+        leaves = list(_leaves(exc))
+        if leaves and all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            return 128 + signal.SIGINT  # Ctrl-C before the signal handlers were in place
+        if not isinstance(exc, Exception):
+            raise
+        if len(leaves) == 1 and isinstance(leaves[0], OSError):
+            logger.critical("cannot serve on %s:%d: %s", config.host, config.port, leaves[0])
+        else:
+            logger.critical("roomserver failed: %s", exc, exc_info=exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
