@@ -1,0 +1,48 @@
+"""The lobby and room actors: the room protocol of ``protocol.md``, with no network.
+
+Embed with :func:`open_lobby`; the Socket.IO binding lives in ``roomactors.app``.
+"""
+
+from .api import Lobby as Lobby
+from .api import open_lobby as open_lobby
+from .client import Client as Client
+from .client import RoomList as RoomList
+from .limits import LobbySnapshot as LobbySnapshot
+from .limits import LobbyStatistics as LobbyStatistics
+from .limits import RoomLimits as RoomLimits
+from .lobby import COMMANDS as COMMANDS
+from .mailbox import ActorRef as ActorRef
+from .mailbox import ActorStopped as ActorStopped
+from .mailbox import MailboxFull as MailboxFull
+from .mailbox import open_mailbox as open_mailbox
+from .memory_client import MemoryClient as MemoryClient
+from .records import Card as Card
+from .records import Deck as Deck
+from .records import DeckInfo as DeckInfo
+from .records import RoomSummary as RoomSummary
+from .records import User as User
+from .room import SUPERVISION as SUPERVISION
+from .validation import ProtocolError as ProtocolError
+
+__all__ = (
+    "COMMANDS",
+    "SUPERVISION",
+    "ActorRef",
+    "ActorStopped",
+    "Card",
+    "Client",
+    "Deck",
+    "DeckInfo",
+    "Lobby",
+    "LobbySnapshot",
+    "LobbyStatistics",
+    "MailboxFull",
+    "MemoryClient",
+    "ProtocolError",
+    "RoomLimits",
+    "RoomList",
+    "RoomSummary",
+    "User",
+    "open_lobby",
+    "open_mailbox",
+)

@@ -1,0 +1,66 @@
+"""What an actor may do to a connected client, and the room list it hands over.
+
+Actors never await a client: a slow or dead connection must not stall the lobby.
+So a :class:`Client` only offers hand-over methods, and the room list is an
+immutable :class:`RoomList` snapshot that the connection layer keeps "newest wins".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from .records import JsonDict, RoomSummary
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False)
+class RoomList:
+    """One version of the room directory, as every client is shown it.
+
+    Built once per change by the lobby and shared by every client. ``encoded``
+    memoises whatever encoding a connection layer needs (one per namespace, say),
+    so a change costs one encode per key, not one per client.
+    """
+
+    version: int
+    rooms: tuple[RoomSummary, ...]
+    _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> list[JsonDict]:
+        """The ``updaterooms`` argument: a fresh JSON-ready list, rooms in creation order."""
+        return [room.to_json() for room in self.rooms]
+
+    def encoded(self, key: Hashable, encode: Callable[[RoomList], T]) -> T:
+        """``encode(self)``, computed once per ``key`` and cached on this snapshot."""
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._memo[key] = encode(self)
+            return value
+
+    def __len__(self) -> int:
+        return len(self.rooms)
+
+
+@runtime_checkable
+class Client(Protocol):
+    """What an actor may do to a connected client: hand over, never await.
+
+    Implementations must not block and should not raise; the lobby logs and
+    ignores a client method that raises, so one broken client cannot stop it.
+    """
+
+    @property
+    def client_id(self) -> Hashable: ...
+
+    def send_event(self, event: str, payload: object) -> None:
+        """Send ``roomclosed``, ``rejected`` or ``replaced`` with one JSON argument."""
+
+    def send_room_list(self, rooms: RoomList) -> None:
+        """Show ``rooms`` as ``updaterooms``; an undelivered older list may be dropped."""
+
+    def detach(self, reason: str) -> None:
+        """Leave the namespace (the user was taken over by another connection)."""

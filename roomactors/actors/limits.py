@@ -1,0 +1,56 @@
+"""The lobby's configuration and the frozen records it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+
+from .client import RoomList
+from .records import UserId
+
+
+@dataclass(frozen=True)
+class RoomLimits:
+    """Limits of one lobby. Defaults are protocol.md's."""
+
+    max_rooms: int = 10_000
+    """Rooms open at once; one more ``create_room`` gets ``too_many_rooms``."""
+    max_players: int = 50
+    """Players per room, besides the host; one more ``join_room`` gets ``room_full``."""
+    command_rate: float | None = 20.0
+    """Commands per second per connection, refilled continuously; None: no limit."""
+    command_burst: int = 40
+    """Commands a connection may send at once before ``rate_limited``."""
+    lobby_mailbox_size: int = 1024
+    """Messages queued for the lobby before senders wait (back-pressure)."""
+    room_mailbox_size: int = 16
+    """Messages queued for a room; only the lobby sends to rooms, one ask at a time."""
+
+    def __post_init__(self) -> None:
+        if self.max_rooms < 0 or self.max_players < 0:
+            raise ValueError("max_rooms and max_players must not be negative")
+        if self.command_rate is not None and self.command_rate <= 0:
+            raise ValueError("command_rate must be positive, or None for no limit")
+        if self.command_burst < 1 or self.lobby_mailbox_size < 1 or self.room_mailbox_size < 1:
+            raise ValueError("command_burst and mailbox sizes must be at least 1")
+
+
+@dataclass(frozen=True)
+class LobbyStatistics:
+    clients: int
+    """Connected clients of `/` and `/lobby`, watchers included."""
+    users: int
+    """Users bound to a connection (in the lobby or in a room)."""
+    rooms: int
+
+
+@dataclass(frozen=True)
+class LobbySnapshot:
+    """Who is where, at one instant: for embedders' dashboards and for tests."""
+
+    places: Mapping[UserId, int | None]
+    """user id -> the room they sit in, or None for the lobby; absent: nowhere."""
+    connections: Mapping[Hashable, UserId | None]
+    """client id -> the user it speaks for, or None (anonymous watcher)."""
+    rooms: RoomList
+    """The directory, as the last ``updaterooms`` showed it."""

@@ -1,0 +1,436 @@
+"""The lobby actor: users, the room directory, and every connected client.
+
+The lobby is the single place that knows who is where, so every command runs
+here, one at a time, and the invariants (a user sits in at most one room, every
+room has its host, every client's last list equals the directory) hold between
+any two messages. Rooms are asked only for what they own (capacity, players).
+A command is checked completely before anything changes: a failed command
+changes nothing (protocol.md), except when a room crashes under it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import trio
+
+from .client import Client, RoomList
+from .limits import LobbyStatistics, LobbySnapshot, RoomLimits
+from .mailbox import ActorRef, ActorStopped, Mailbox, open_mailbox
+from .messages import (
+    Command,
+    Connect,
+    Describe,
+    Disconnect,
+    Inspect,
+    JoinRoom,
+    LeaveRoom,
+    LobbyMessage,
+    RoomCrashed,
+    RoomMessage,
+    Shutdown,
+    UpdateUser,
+)
+from .records import RoomSummary, User, UserId
+from .room import run_room
+from .validation import (
+    ProtocolError,
+    UserClaim,
+    parse_create_room,
+    parse_join_lobby,
+    parse_leave_lobby,
+    parse_room_id,
+)
+
+logger = logging.getLogger(__name__)
+
+COMMANDS: Final = ("join_lobby", "leave_lobby", "create_room", "join_room", "leave_room")
+
+OK: Final = {"ok": True}
+
+
+@dataclass
+class _Connection:
+    """A connected client and whom it speaks for (None: anonymous, a watcher)."""
+
+    client: Client
+    user_id: UserId | None = None
+    tokens: float = 0.0
+    refilled_at: float = 0.0
+
+
+@dataclass
+class _UserState:
+    user: User
+    client_id: Hashable
+    room_id: int | None = None  # None: in the lobby
+
+
+@dataclass
+class _RoomEntry:
+    summary: RoomSummary
+    ref: ActorRef[RoomMessage]
+
+
+class LobbyActor:
+    """The lobby's state and handler; only the lobby's task calls ``handle``."""
+
+    def __init__(
+        self,
+        limits: RoomLimits,
+        self_ref: ActorRef[LobbyMessage],
+        room_nursery: trio.Nursery,
+        mailbox: Mailbox[LobbyMessage],
+    ) -> None:
+        self._limits = limits
+        self._self_ref = self_ref
+        self._room_nursery = room_nursery
+        self._mailbox = mailbox
+        self._clients: dict[Hashable, _Connection] = {}
+        self._users: dict[UserId, _UserState] = {}
+        self._rooms: dict[int, _RoomEntry] = {}  # insertion order == creation order
+        self._next_room_id = 1
+        self._room_list = RoomList(0, ())
+        self._dirty = False
+        self._commands: dict[str, Callable[[_Connection, object], Any]] = {
+            "join_lobby": self._join_lobby,
+            "leave_lobby": self._leave_lobby,
+            "create_room": self._create_room,
+            "join_room": self._join_room,
+            "leave_room": self._leave_room,
+        }
+
+    # --- read-only views (sizes only; safe to call from any task) ------------
+
+    def statistics(self) -> LobbyStatistics:
+        return LobbyStatistics(clients=len(self._clients), users=len(self._users), rooms=len(self._rooms))
+
+    def _snapshot(self) -> LobbySnapshot:
+        return LobbySnapshot(
+            places={uid: state.room_id for uid, state in self._users.items()},
+            connections={cid: conn.user_id for cid, conn in self._clients.items()},
+            rooms=self._room_list,
+        )
+
+    # --- the message loop ---------------------------------------------------
+
+    async def handle(self, message: LobbyMessage) -> Any:
+        try:
+            match message:
+                case Command(client, name, payload):
+                    return await self._command(client, name, payload)
+                case Connect(client):
+                    self._connect(client)
+                case Disconnect(client):
+                    await self._disconnect(client)
+                case RoomCrashed(room_id):
+                    self._close_room(room_id, "crashed")
+                case Inspect():
+                    return self._snapshot()
+                case Shutdown():
+                    for room_id in list(self._rooms):
+                        self._close_room(room_id, "shutdown")
+                    self._mailbox.stop()
+                case _:
+                    raise TypeError(f"the lobby got an unknown message {type(message).__name__}")
+            return None
+        finally:
+            if self._dirty:
+                self._publish()
+
+    def close(self) -> None:
+        """When the lobby stops: end every room (their mailboxes see EndOfChannel)."""
+        for entry in self._rooms.values():
+            entry.ref.close()
+        self._rooms.clear()
+        self._self_ref.close()
+
+    # --- connections ----------------------------------------------------------
+
+    def _connect(self, client: Client) -> None:
+        if client.client_id in self._clients:
+            logger.warning("client %r connected twice; keeping the first registration", client.client_id)
+            return
+        self._clients[client.client_id] = _Connection(
+            client, tokens=float(self._limits.command_burst), refilled_at=trio.current_time()
+        )
+
+    async def _disconnect(self, client: Client) -> None:
+        conn = self._clients.get(client.client_id)
+        if conn is None or conn.client is not client:
+            return  # never connected, or already replaced and detached
+        if conn.user_id is not None:
+            await self._remove_user(conn, host_reason="host_disconnected")
+        del self._clients[client.client_id]
+
+    # --- commands -------------------------------------------------------------
+
+    async def _command(self, client: Client, name: str, payload: object) -> dict[str, Any]:
+        handler = self._commands.get(name)
+        if handler is None:
+            raise ValueError(f"unknown command {name!r}; the commands are {', '.join(COMMANDS)}")
+        conn = self._clients.get(client.client_id)
+        try:
+            if conn is None or conn.client is not client:
+                raise ProtocolError(
+                    "not_in_lobby", "this connection is not connected to the lobby (it was replaced or has left)"
+                )
+            self._take_token(conn)
+            reply: dict[str, Any] = await handler(conn, payload)
+            return reply
+        except ProtocolError as error:
+            logger.debug("%s from %r refused: %s", name, client.client_id, error)
+            return error.to_ack()
+
+    def _take_token(self, conn: _Connection) -> None:
+        rate = self._limits.command_rate
+        if rate is None:
+            return
+        now = trio.current_time()
+        burst = float(self._limits.command_burst)
+        conn.tokens = min(burst, conn.tokens + (now - conn.refilled_at) * rate)
+        conn.refilled_at = now
+        if conn.tokens < 1.0:
+            raise ProtocolError(
+                "rate_limited", f"too many commands from this connection; send at most {rate:g} per second"
+            )
+        conn.tokens -= 1.0
+
+    async def _join_lobby(self, conn: _Connection, payload: object) -> dict[str, Any]:
+        claim = parse_join_lobby(payload)
+        if conn.user_id is not None and conn.user_id != claim.id:
+            raise ProtocolError(
+                "identity_mismatch",
+                f"this connection speaks for user {conn.user_id!r}; use another connection for user {claim.id!r}",
+            )
+        state = await self._bind(conn, claim)
+        if not self._dirty:
+            self._hand(conn.client, "send_room_list", self._room_list)  # else the broadcast covers it
+        return {"ok": True, "user": state.user.to_json(), "room": state.room_id}
+
+    async def _leave_lobby(self, conn: _Connection, payload: object) -> dict[str, Any]:
+        user_id = parse_leave_lobby(payload)
+        if conn.user_id is None:
+            raise ProtocolError("not_in_lobby", "this connection has not joined the lobby (send join_lobby first)")
+        if user_id != conn.user_id:
+            raise ProtocolError(
+                "forbidden", f"this connection speaks for user {conn.user_id!r}, not {user_id!r}"
+            )
+        await self._remove_user(conn, host_reason="host_left")
+        return dict(OK)
+
+    async def _create_room(self, conn: _Connection, payload: object) -> dict[str, Any]:
+        request = parse_create_room(payload)
+        if conn.user_id is None:
+            if request.host is None:
+                raise ProtocolError(
+                    "not_in_lobby", "join the lobby first (join_lobby), or send create_room with a host"
+                )
+            user_id = request.host.id
+        else:
+            if request.host is not None and request.host.id != conn.user_id:
+                raise ProtocolError(
+                    "identity_mismatch",
+                    f"this connection speaks for user {conn.user_id!r}, but host names user {request.host.id!r}",
+                )
+            user_id = conn.user_id
+        existing = self._users.get(user_id)
+        if existing is not None and existing.room_id is not None:
+            raise ProtocolError(
+                "already_in_room", f"you sit in room {existing.room_id}; leave it before creating a room"
+            )
+        if len(self._rooms) >= self._limits.max_rooms:
+            raise ProtocolError(
+                "too_many_rooms",
+                f"the server holds its limit of {self._limits.max_rooms} rooms; join one or try again later",
+            )
+        # Every check passed: from here on the command takes effect.
+        if conn.user_id is None:
+            assert request.host is not None
+            state = await self._bind(conn, request.host)
+        else:
+            state = self._users[user_id]
+        room_id = self._next_room_id
+        self._next_room_id += 1
+        ref: ActorRef[RoomMessage] = await self._room_nursery.start(
+            run_room,
+            room_id,
+            request.name,
+            state.user,
+            request.deck,
+            self._limits.max_players,
+            self._self_ref.clone(),
+            self._limits.room_mailbox_size,
+        )
+        try:
+            summary = await ref.ask(Describe())
+        except ActorStopped:
+            ref.close()
+            raise ProtocolError("internal", f"room {room_id} failed as it was created; try again") from None
+        self._rooms[room_id] = _RoomEntry(summary, ref)
+        state.room_id = room_id
+        self._dirty = True
+        logger.info("room %d %r created by user %r", room_id, request.name, state.user.id)
+        return {"ok": True, "room": summary.to_json()}
+
+    async def _join_room(self, conn: _Connection, payload: object) -> dict[str, Any]:
+        room_id = parse_room_id(payload, "join_room")
+        state = self._speaker(conn)
+        entry = self._room(room_id)
+        if state.room_id == room_id:
+            return {"ok": True, "room": entry.summary.to_json()}
+        if state.room_id is not None:
+            raise ProtocolError(
+                "already_in_room", f"you sit in room {state.room_id}; leave it before joining room {room_id}"
+            )
+        summary = await self._ask_room(room_id, JoinRoom(state.user))
+        state.room_id = room_id
+        return {"ok": True, "room": summary.to_json()}
+
+    async def _leave_room(self, conn: _Connection, payload: object) -> dict[str, Any]:
+        room_id = parse_room_id(payload, "leave_room")
+        state = self._speaker(conn)
+        entry = self._room(room_id)
+        if state.room_id != room_id:
+            raise ProtocolError("not_in_room", f"you are not in room {room_id}")
+        if entry.summary.host.id == state.user.id:
+            self._close_room(room_id, "host_left")
+        else:
+            await self._ask_room(room_id, LeaveRoom(state.user.id))
+            state.room_id = None
+        return dict(OK)
+
+    # --- helpers that check -----------------------------------------------------
+
+    def _speaker(self, conn: _Connection) -> _UserState:
+        if conn.user_id is None:
+            raise ProtocolError("not_in_lobby", "this connection has not joined the lobby (send join_lobby first)")
+        return self._users[conn.user_id]
+
+    def _room(self, room_id: int) -> _RoomEntry:
+        entry = self._rooms.get(room_id)
+        if entry is None:
+            raise ProtocolError("room_not_found", f"room {room_id} does not exist (it may have closed)")
+        return entry
+
+    # --- helpers that change things ------------------------------------------------
+
+    async def _bind(self, conn: _Connection, claim: UserClaim) -> _UserState:
+        """Make ``conn`` speak for the claimed user: new user, same user again, or takeover."""
+        state = self._users.get(claim.id)
+        user = claim.apply_to(state.user if state is not None else None)
+        if state is None:
+            state = self._users[claim.id] = _UserState(user, conn.client.client_id)
+            conn.user_id = claim.id
+            return state
+        if state.client_id != conn.client.client_id:
+            self._take_over(state, conn)
+        if user != state.user:
+            state.user = user
+            if state.room_id is not None:
+                await self._ask_room(state.room_id, UpdateUser(user))
+        return state
+
+    def _take_over(self, state: _UserState, conn: _Connection) -> None:
+        old = self._clients.pop(state.client_id, None)
+        state.client_id = conn.client.client_id
+        conn.user_id = state.user.id
+        if old is not None:
+            old.user_id = None
+            reason = f"user {state.user.id!r} joined from another connection"
+            self._hand(old.client, "send_event", "replaced", {"reason": reason})
+            self._hand(old.client, "detach", "replaced")
+            logger.info("user %r taken over by client %r", state.user.id, conn.client.client_id)
+
+    async def _remove_user(self, conn: _Connection, host_reason: str) -> None:
+        """The user leaves the lobby (and their room); the connection becomes anonymous."""
+        assert conn.user_id is not None
+        state = self._users[conn.user_id]
+        if state.room_id is not None:
+            entry = self._rooms[state.room_id]
+            if entry.summary.host.id == state.user.id:
+                self._close_room(state.room_id, host_reason)
+            else:
+                try:
+                    await self._ask_room(state.room_id, LeaveRoom(state.user.id))
+                except ProtocolError:
+                    pass  # the room crashed under us and is closed: the user is out of it anyway
+        del self._users[conn.user_id]
+        conn.user_id = None
+
+    async def _ask_room(self, room_id: int, message: RoomMessage) -> RoomSummary:
+        """Ask a room; record its new summary. A crash closes it (reason ``crashed``)."""
+        entry = self._rooms[room_id]
+        try:
+            reply = await entry.ref.ask(message)
+        except ActorStopped:
+            self._close_room(room_id, "crashed")
+            raise ProtocolError("internal", f"room {room_id} failed and was closed; you are in the lobby") from None
+        if isinstance(reply, ProtocolError):
+            raise reply
+        if reply != entry.summary:
+            entry.summary = reply
+            self._dirty = True
+        return reply  # type: ignore[no-any-return]
+
+    def _close_room(self, room_id: int, reason: str) -> None:
+        """Disband a room: players (and, when the server closed it, the host) get
+        ``roomclosed`` now, before the list that no longer shows the room."""
+        entry = self._rooms.pop(room_id, None)
+        if entry is None:
+            return  # already closed (a crash reported twice: by an ask and by the supervisor)
+        entry.ref.close()
+        self._dirty = True
+        summary = entry.summary
+        tell_host = reason in ("shutdown", "crashed")
+        for seated in (summary.host, *summary.players):
+            state = self._users.get(seated.id)
+            if state is None or state.room_id != room_id:
+                continue
+            state.room_id = None
+            if seated is summary.host and not tell_host:
+                continue
+            conn = self._clients.get(state.client_id)
+            if conn is not None:
+                self._hand(conn.client, "send_event", "roomclosed", {"id": room_id, "reason": reason})
+        logger.info("room %d closed: %s", room_id, reason)
+
+    def _publish(self) -> None:
+        """One RoomList per change, handed to every client: O(clients) work."""
+        self._dirty = False
+        self._room_list = RoomList(
+            self._room_list.version + 1, tuple(entry.summary for entry in self._rooms.values())
+        )
+        for conn in list(self._clients.values()):
+            self._hand(conn.client, "send_room_list", self._room_list)
+
+    def _hand(self, client: Client, method: str, *args: object) -> None:
+        """Call a client method; one client that raises must not stop the lobby."""
+        try:
+            getattr(client, method)(*args)
+        except Exception:
+            logger.exception("client %r raised in %s; ignored", client.client_id, method)
+
+
+async def run_lobby(
+    limits: RoomLimits,
+    *,
+    task_status: trio.TaskStatus[tuple[ActorRef[LobbyMessage], LobbyActor]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the lobby until ``Shutdown`` (or every ref is closed).
+
+    Rooms run in this task's nursery, started with ``nursery.start``; room
+    supervision (see ``room.SUPERVISION``) keeps their crashes out of it.
+    """
+    ref: ActorRef[LobbyMessage]
+    ref, mailbox = open_mailbox("lobby", limits.lobby_mailbox_size)
+    async with trio.open_nursery() as room_nursery:
+        actor = LobbyActor(limits, ref.clone(), room_nursery, mailbox)
+        task_status.started((ref, actor))
+        try:
+            await mailbox.serve(actor.handle)
+        finally:
+            actor.close()

@@ -1,0 +1,195 @@
+"""Actors on trio: a task, its state, and a bounded mailbox.
+
+An actor is a task that owns some state and a bounded ``trio.MemoryReceiveChannel``;
+only that task touches the state, so there are no locks. Others hold an
+:class:`ActorRef` (a cloned send channel) and either *tell* (fire-and-forget) or
+*ask* (send an envelope with a reply slot and wait for the reply).
+
+The one promise that matters (pykka's idea): when an actor stops, for any reason,
+every pending ask, whether still queued, in flight, or blocked on a full mailbox,
+fails with :class:`ActorStopped` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import trio
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M")
+
+
+class ActorStopped(Exception):
+    """The actor stopped before it answered (or could take) the message."""
+
+
+class MailboxFull(trio.WouldBlock):
+    """``tell_nowait`` found the mailbox full; the message was not delivered."""
+
+
+class _ReplySlot:
+    """Where an actor puts the answer to one ask; set exactly once."""
+
+    __slots__ = ("_done", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return self._done.is_set()
+
+    def set(self, value: Any) -> None:
+        if not self._done.is_set():
+            self._value = value
+            self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+
+    async def wait(self) -> Any:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+@dataclass(frozen=True)
+class Envelope(Generic[M]):
+    """A message on its way to an actor, with a reply slot when it is an ask."""
+
+    message: M
+    reply: _ReplySlot | None = field(default=None, compare=False)
+
+
+class ActorRef(Generic[M]):
+    """A handle to an actor's mailbox: what other tasks hold instead of the actor.
+
+    Each holder should own its own clone (``clone()``) and close it when done; the
+    actor's mailbox ends (``EndOfChannel``) when every clone is closed.
+    """
+
+    def __init__(self, name: str, send: trio.MemorySendChannel[Envelope[M]]) -> None:
+        self.name = name
+        self._send = send
+
+    def __repr__(self) -> str:
+        return f"ActorRef({self.name!r})"
+
+    def clone(self) -> ActorRef[M]:
+        return ActorRef(self.name, self._send.clone())
+
+    def close(self) -> None:
+        self._send.close()
+
+    def __enter__(self) -> ActorRef[M]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _stopped(self, cause: BaseException | None = None) -> ActorStopped:
+        error = ActorStopped(f"actor {self.name} has stopped")
+        error.__cause__ = cause
+        return error
+
+    def tell_nowait(self, message: M) -> None:
+        """Deliver without waiting. Raises :class:`MailboxFull` (a ``trio.WouldBlock``)
+        when the mailbox is full, :class:`ActorStopped` when the actor is gone."""
+        try:
+            self._send.send_nowait(Envelope(message))
+        except trio.WouldBlock:
+            raise MailboxFull(f"mailbox of {self.name} is full") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise self._stopped(exc) from exc
+
+    async def tell(self, message: M) -> None:
+        """Deliver, waiting while the mailbox is full (back-pressure on the sender),
+        and return once the message is queued, not when it is handled."""
+        try:
+            await self._send.send(Envelope(message))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise self._stopped(exc) from exc
+
+    async def ask(self, message: M) -> Any:
+        """Deliver (waiting while the mailbox is full) and wait for the actor's reply.
+
+        Raises :class:`ActorStopped` if the actor stops before replying.
+        """
+        slot = _ReplySlot()
+        try:
+            await self._send.send(Envelope(message, slot))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise self._stopped(exc) from exc
+        return await slot.wait()
+
+
+def open_mailbox(name: str, capacity: int) -> tuple[ActorRef[M], Mailbox[M]]:
+    """A new actor mailbox of ``capacity`` messages and the first ref to it."""
+    send, receive = trio.open_memory_channel[Envelope[M]](capacity)
+    return ActorRef(name, send), Mailbox(name, receive)
+
+
+class Mailbox(Generic[M]):
+    """The actor's side: runs the message loop and keeps the ActorStopped promise."""
+
+    def __init__(self, name: str, receive: trio.MemoryReceiveChannel[Envelope[M]]) -> None:
+        self.name = name
+        self._receive = receive
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End the loop after the message being handled (which still gets its reply)."""
+        self._stopping = True
+
+    async def serve(self, handle: Callable[[M], Awaitable[Any]]) -> None:
+        """Handle messages one at a time until ``stop()``, or every ref is closed.
+
+        A handler that raises stops the actor: the exception propagates to the
+        actor's supervisor, and the ask being handled fails with ActorStopped.
+        """
+        current: Envelope[M] | None = None
+        try:
+            while not self._stopping:
+                try:
+                    current = await self._receive.receive()
+                except trio.EndOfChannel:
+                    return
+                result = await handle(current.message)
+                if current.reply is not None:
+                    current.reply.set(result)
+                current = None
+        except BaseException as exc:
+            if current is not None and current.reply is not None:
+                error = ActorStopped(f"actor {self.name} stopped while handling {type(current.message).__name__}")
+                error.__cause__ = exc
+                current.reply.fail(error)
+            raise
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        # Drain and close in one synchronous step: no other task runs in between,
+        # so no ask can slip into the buffer after the drain and be dropped by close().
+        error = ActorStopped(f"actor {self.name} has stopped")
+        pending = 0
+        while True:
+            try:
+                envelope = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if envelope.reply is not None:
+                envelope.reply.fail(error)
+                pending += 1
+        self._receive.close()  # senders blocked on a full mailbox get BrokenResourceError
+        if pending:
+            logger.debug("actor %s stopped with %d pending asks", self.name, pending)

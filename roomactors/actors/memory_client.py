@@ -1,0 +1,72 @@
+"""A ready-made recording :class:`~roomactors.actors.client.Client` for embedders and tests.
+
+It keeps every event it is sent and only the newest room list (like a real
+connection does), and lets a task wait for the next list or event. A
+``MemoryClient`` nobody reads from never blocks the lobby: it is a "slow client".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import trio
+
+from .client import RoomList
+from .records import JsonDict
+
+
+
+class MemoryClient:
+    """Records what the lobby sends it. ``client_id`` defaults to ``name``."""
+
+    def __init__(self, name: str, client_id: Hashable | None = None) -> None:
+        self.name = name
+        self.client_id: Hashable = client_id if client_id is not None else name
+        self.events: list[tuple[str, Any]] = []
+        self.room_list: RoomList | None = None
+        self.room_lists_received = 0
+        self.detached: str | None = None
+        self._taken_version = -1
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def __repr__(self) -> str:
+        return f"MemoryClient({self.name!r})"
+
+    # --- the Client protocol ---------------------------------------------
+
+    def send_event(self, event: str, payload: object) -> None:
+        self.events.append((event, payload))
+        self._lot.unpark_all()
+
+    def send_room_list(self, rooms: RoomList) -> None:
+        self.room_list = rooms  # newest wins, like a connection's outbox
+        self.room_lists_received += 1
+        self._lot.unpark_all()
+
+    def detach(self, reason: str) -> None:
+        self.detached = reason
+        self._lot.unpark_all()
+
+    # --- for the embedder ------------------------------------------------
+
+    @property
+    def rooms(self) -> list[JsonDict] | None:
+        """The newest list as JSON, or None when none arrived yet."""
+        return None if self.room_list is None else self.room_list.to_json()
+
+    async def next_room_list(self) -> RoomList:
+        """Wait for a list newer than the one this method returned last time."""
+        while self.room_list is None or self.room_list.version <= self._taken_version:
+            await self._lot.park()
+        self._taken_version = self.room_list.version
+        return self.room_list
+
+    def events_named(self, event: str) -> list[Any]:
+        return [payload for name, payload in self.events if name == event]
+
+    async def wait_event(self, event: str, count: int = 1) -> Any:
+        """Wait until ``event`` has arrived ``count`` times; return the last payload."""
+        while len(self.events_named(event)) < count:
+            await self._lot.park()
+        return self.events_named(event)[count - 1]

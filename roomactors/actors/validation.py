@@ -1,0 +1,269 @@
+"""The room protocol's payload rules: raw JSON in, typed values or ``ProtocolError`` out.
+
+Pure functions, no actor and no I/O, so that every rule of ``protocol.md`` can be
+tested on its own and the actors only ever see values that are already valid.
+Unknown fields are dropped here; nothing downstream sees them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .records import Card, Deck, DeckInfo, Scalar, User, UserId
+
+MAX_ID_CHARS: Final = 64
+MAX_USER_TEXT_CHARS: Final = 64
+MAX_NAME_CHARS: Final = 100
+MAX_CARDS: Final = 1000
+
+ERROR_CODES: Final = frozenset(
+    {
+        "invalid_payload",
+        "not_in_lobby",
+        "already_in_room",
+        "room_not_found",
+        "room_full",
+        "not_in_room",
+        "forbidden",
+        "identity_mismatch",
+        "too_many_rooms",
+        "rate_limited",
+        "internal",
+    }
+)
+
+
+class ProtocolError(Exception):
+    """A command the client got wrong (or that cannot be done right now).
+
+    Carries the protocol's error code and a message that says what to do; it
+    becomes ``{"ok": false, "error": {...}}`` or a ``rejected`` event.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_ack(self) -> dict[str, Any]:
+        return {"ok": False, "error": {"code": self.code, "message": self.message}}
+
+
+def invalid(message: str) -> ProtocolError:
+    return ProtocolError("invalid_payload", message)
+
+
+@dataclass(frozen=True)
+class UserClaim:
+    """A ``join_lobby`` payload (or a ``create_room`` host): an id, and the profile
+    fields the client actually sent, so that omitted ones keep their old value."""
+
+    id: UserId
+    username: str | None = None
+    auth_level: str | None = None
+    has_username: bool = False
+    has_auth_level: bool = False
+
+    def apply_to(self, current: User | None) -> User:
+        """The user after this claim: given fields replace, omitted ones are kept."""
+        base = current if current is not None else User(self.id)
+        return User(
+            self.id,
+            self.username if self.has_username else base.username,
+            self.auth_level if self.has_auth_level else base.auth_level,
+        )
+
+
+@dataclass(frozen=True)
+class CreateRoomRequest:
+    name: str
+    deck: Deck
+    host: UserClaim | None
+
+
+# --- field helpers ---------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def require_object(payload: object, command: str) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise invalid(f"{command} takes one JSON object, got {_json_type(payload)}")
+    return payload
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def parse_user_id(value: object, where: str = "id") -> UserId:
+    if _is_int(value):
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        if not value:
+            raise invalid(f"{where} must not be empty")
+        if len(value) > MAX_ID_CHARS:
+            raise invalid(f"{where} has {len(value)} characters; at most {MAX_ID_CHARS} are allowed")
+        return value
+    raise invalid(f"{where} must be an integer or a string, got {_json_type(value)}")
+
+
+def _optional_text(raw: Mapping[str, Any], key: str, where: str) -> tuple[str | None, bool]:
+    if key not in raw:
+        return None, False
+    value = raw[key]
+    if value is None:
+        return None, True
+    if not isinstance(value, str):
+        raise invalid(f"{where}{key} must be a string or null, got {_json_type(value)}")
+    if len(value) > MAX_USER_TEXT_CHARS:
+        raise invalid(f"{where}{key} has {len(value)} characters; at most {MAX_USER_TEXT_CHARS} are allowed")
+    return value, True
+
+
+def parse_user_claim(raw: object, where: str = "") -> UserClaim:
+    """A user object ``{id, username?, auth_level?}``; ``where`` prefixes field names
+    in messages (``"host."``)."""
+    if not isinstance(raw, Mapping):
+        raise invalid(f"{where.rstrip('.') or 'the payload'} must be an object, got {_json_type(raw)}")
+    if "id" not in raw:
+        raise invalid(f"{where}id is missing")
+    user_id = parse_user_id(raw["id"], f"{where}id")
+    username, has_username = _optional_text(raw, "username", where)
+    auth_level, has_auth_level = _optional_text(raw, "auth_level", where)
+    return UserClaim(user_id, username, auth_level, has_username, has_auth_level)
+
+
+def _trimmed_name(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise invalid(f"{where} must be a string, got {_json_type(value)}")
+    name = value.strip()
+    if not name:
+        raise invalid(f"{where} must not be empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise invalid(f"{where} has {len(name)} characters; at most {MAX_NAME_CHARS} are allowed")
+    return name
+
+
+def parse_room_id(payload: object, command: str) -> int:
+    """``{id}`` of ``join_room`` / ``leave_room``: a positive integer."""
+    raw = require_object(payload, command)
+    if "id" not in raw:
+        raise invalid(f"{command} needs the room id, e.g. {{\"id\": 1}}")
+    value = raw["id"]
+    if not _is_int(value) or value <= 0:
+        raise invalid(f"a room id is a positive integer, got {value!r}")
+    return int(value)
+
+
+def parse_join_lobby(payload: object) -> UserClaim:
+    return parse_user_claim(require_object(payload, "join_lobby"))
+
+
+def parse_leave_lobby(payload: object) -> UserId:
+    raw = require_object(payload, "leave_lobby")
+    if "id" not in raw:
+        raise invalid("leave_lobby needs your user id, e.g. {\"id\": 1}")
+    return parse_user_id(raw["id"])
+
+
+# --- decks -----------------------------------------------------------------
+
+_OPTIONAL_DECK_FIELDS: Final = ("id", "description", "user_id", "user_name", "created", "changed", "private")
+
+
+def _scalar(value: object, where: str) -> Scalar:
+    if value is None or isinstance(value, (str, bool)) or _is_number(value):
+        return value  # type: ignore[return-value]
+    raise invalid(f"{where} must be a string, number, boolean or null, got {_json_type(value)}")
+
+
+def _card(raw: object, index: int) -> Card:
+    where = f"deck card {index}"
+    if not isinstance(raw, Mapping):
+        raise invalid(f"{where} must be an object {{id, problem, answer}}, got {_json_type(raw)}")
+    if "id" not in raw:
+        raise invalid(f"{where} has no id")
+    card_id = raw["id"]
+    if not (_is_int(card_id) or isinstance(card_id, str)):
+        raise invalid(f"{where}: id must be an integer or a string, got {_json_type(card_id)}")
+    if "problem" not in raw:
+        raise invalid(f"{where} has no problem")
+    problem = raw["problem"]
+    if not (isinstance(problem, str) or _is_number(problem)):
+        raise invalid(f"{where}: problem must be a string or a number, got {_json_type(problem)}")
+    if "answer" in raw:
+        answer, answer_key = raw["answer"], "answer"
+    elif "solution" in raw:
+        answer, answer_key = raw["solution"], "solution"
+    else:
+        raise invalid(f"{where} has no answer (or solution)")
+    if not (isinstance(answer, str) or _is_number(answer)):
+        # Never echo the value: it is (meant to be) an answer.
+        raise invalid(f"{where}: {answer_key} must be a string or a number, got {_json_type(answer)}")
+    return Card(card_id, problem, answer)
+
+
+def parse_deck(raw: object) -> Deck:
+    if not isinstance(raw, Mapping):
+        raise invalid(f"deck must be an object, got {_json_type(raw)}")
+    if "name" not in raw:
+        raise invalid("deck.name is missing")
+    name = _trimmed_name(raw["name"], "deck.name")
+    if "flashcards" in raw:
+        cards_raw, cards_key = raw["flashcards"], "flashcards"
+    elif "flashcard" in raw:
+        cards_raw, cards_key = raw["flashcard"], "flashcard"
+    else:
+        raise invalid("deck has no cards: send them as deck.flashcards (or deck.flashcard)")
+    if not isinstance(cards_raw, (list, tuple)):
+        raise invalid(f"deck.{cards_key} must be an array of cards, got {_json_type(cards_raw)}")
+    if not 1 <= len(cards_raw) <= MAX_CARDS:
+        raise invalid(f"deck.{cards_key} has {len(cards_raw)} cards; a deck has 1 to {MAX_CARDS}")
+    cards = tuple(_card(card, i) for i, card in enumerate(cards_raw))
+    optional = {key: _scalar(raw[key], f"deck.{key}") for key in _OPTIONAL_DECK_FIELDS if key in raw}
+    num_problems = raw.get("numProblems")
+    if num_problems is None:
+        num_problems = len(cards)
+    elif not _is_int(num_problems) or num_problems < 0:
+        raise invalid(f"deck.numProblems must be a non-negative integer, got {num_problems!r}")
+    return Deck(DeckInfo(name=name, num_problems=int(num_problems), **optional), cards)
+
+
+def parse_create_room(payload: object) -> CreateRoomRequest:
+    raw = require_object(payload, "create_room")
+    if "name" not in raw:
+        raise invalid("create_room needs a room name")
+    name = _trimmed_name(raw["name"], "name")
+    if "deck" not in raw:
+        raise invalid("create_room needs a deck")
+    deck = parse_deck(raw["deck"])
+    host = parse_user_claim(raw["host"], "host.") if raw.get("host") is not None else None
+    return CreateRoomRequest(name, deck, host)
