@@ -31,6 +31,7 @@ __all__ = (
     "SocketIOPacket",
     "DecodedText",
     "MAX_ACK_ID",
+    "RESERVED_EVENTS",
     "DEFAULT_MAX_ATTACHMENTS",
     "encode_packet",
     "decode_text",
@@ -40,6 +41,11 @@ __all__ = (
 #: Largest ack id we accept: JavaScript clients count in doubles, so anything
 #: above 2**53 - 1 cannot have come from a well-behaved client.
 MAX_ACK_ID = 2**53 - 1
+#: Event names a client may not send: the server's own lifecycle names
+#: (socket.io-parser refuses them the same way).
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
 #: A binary packet announcing more attachments than this is refused before
 #: we start buffering them; far above what the room protocol ever needs.
 DEFAULT_MAX_ATTACHMENTS = 1000
@@ -197,6 +203,8 @@ def _check_payload(packet_type: PacketType, ack_id: int | None, has_payload: boo
     elif packet_type in _EVENT_TYPES:
         if not isinstance(data, list) or not data or not isinstance(data[0], str):
             raise ProtocolViolation("EVENT payload is not an array starting with a name")
+        if data[0] in RESERVED_EVENTS:
+            raise ProtocolViolation(f"reserved event name {data[0]!r}")
     elif packet_type in _ACK_TYPES:
         if ack_id is None:
             raise ProtocolViolation("ACK without an ack id")

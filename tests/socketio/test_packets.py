@@ -80,6 +80,8 @@ VIOLATIONS = [
     "x",                                  # not a digit
     '2{"a":1}',                           # EVENT payload not an array
     "2[]",                                # EVENT payload empty
+    '2["disconnect"]',                    # reserved event name
+    '2["connect",{}]',                    # reserved event name
     "2[1]",                               # event name not a string
     "2",                                  # EVENT without payload
     '2/admin["x"]',                       # namespace without comma swallows the payload

@@ -1,0 +1,308 @@
+"""SocketIOSession: the trio side of one Engine.IO session's Socket.IO traffic.
+
+Three tasks in one nursery that the Engine.IO handler owns:
+
+* the reader takes Engine.IO messages, feeds the sans-IO
+  :class:`SocketIOConnection` and resolves acks at once (so a handler awaiting
+  ``Socket.call`` cannot deadlock behind itself);
+* the dispatcher runs the application's handlers one at a time, in arrival
+  order, from a queue the reader fills; the reader may run at most
+  ``max_queued_events`` packets ahead, then stops reading that client;
+* the timer enforces the connect timeout.
+
+When the Engine.IO session ends, the dispatcher finishes what was already
+queued, then runs the disconnect handler of every socket still connected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+import trio
+
+from ..engineio.errors import EngineClosed
+from ..engineio.packets import SharedMessage
+from .connection import (
+    AckReceived,
+    ConnectionClosed,
+    ConnectionEvent,
+    ConnectRequested,
+    DisconnectRequested,
+    EventReceived,
+    SocketIOConnection,
+)
+from .errors import ConnectionRefused, SocketDisconnected
+from .packets import PacketType, SocketIOPacket, encode_packet
+from .sockets import Socket
+
+if TYPE_CHECKING:
+    from ..engineio import EngineSocket
+    from .server import SocketIOServer
+
+__all__ = ("SocketIOSession",)
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the disconnect handlers get when the session is being cancelled
+#: (server shutdown): enough to tell an actor, not enough to hang a shutdown.
+_SHUTDOWN_GRACE = 5.0
+
+# Engine.IO close reasons as Socket.IO disconnect reasons (Node's vocabulary).
+_ENGINE_REASONS = {"client close": "transport close"}
+
+
+@dataclass(eq=False)
+class _PendingCall:
+    socket: Socket
+    done: trio.Event = field(default_factory=trio.Event)
+    args: list[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ServerDisconnect:
+    """Queued by ``Socket.disconnect()`` so its handler runs in order with the rest."""
+
+    socket: Socket
+
+
+_Work = Union[ConnectionEvent, _ServerDisconnect]
+
+
+class SocketIOSession:
+    """Socket.IO over one Engine.IO session; ``run()`` is the Engine.IO handler's body."""
+
+    def __init__(self, server: SocketIOServer, eio: EngineSocket) -> None:
+        self._server = server
+        self.eio = eio
+        config = server.config
+        self.connection = SocketIOConnection(
+            namespaces=server._handlers,
+            connect_timeout=config.connect_timeout,
+            now=trio.current_time(),
+            max_attachments=config.max_attachments,
+        )
+        self.sockets: dict[str, Socket] = {}
+        self._calls: dict[int, _PendingCall] = {}
+        self._work_send, self._work_receive = trio.open_memory_channel[tuple[_Work, bool]](math.inf)
+        self._read_ahead = trio.Semaphore(config.max_queued_events)
+        self._close_reason = "transport close"
+        self._ended = False
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read)
+                nursery.start_soon(self._time)
+                await self._dispatch()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + _SHUTDOWN_GRACE
+                for socket in list(self.sockets.values()):
+                    await self._end_socket(socket, self._close_reason)
+
+    # -- the reader ---------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                try:
+                    message = await self.eio.receive()
+                except EngineClosed as exc:
+                    self._close_reason = _ENGINE_REASONS.get(exc.reason, exc.reason)
+                    return
+                events = self.connection.receive_message(message, trio.current_time())
+                self._flush()
+                for event in events:
+                    if isinstance(event, AckReceived):
+                        self._resolve(event)
+                    elif isinstance(event, ConnectionClosed):
+                        self._close(event)
+                        return
+                    else:
+                        await self._read_ahead.acquire()
+                        self._work_send.send_nowait((event, True))
+        finally:
+            self._ended = True
+            self._fail_calls(None)
+            self._work_send.close()
+
+    def _resolve(self, event: AckReceived) -> None:
+        call = self._calls.pop(event.ack_id, None)
+        if call is not None:
+            call.args = event.args
+            call.done.set()
+
+    def _close(self, event: ConnectionClosed) -> None:
+        logger.debug("eio %s: closing, %s (%s)", self.eio.sid, event.reason, event.detail)
+        self._close_reason = event.reason
+        self.eio.close()
+
+    async def _time(self) -> None:
+        while (deadline := self.connection.next_deadline()) is not None:
+            await trio.sleep_until(deadline)
+            for event in self.connection.on_timer(trio.current_time()):
+                if isinstance(event, ConnectionClosed):
+                    self._close(event)
+                    return
+
+    # -- the dispatcher -------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        async for work, from_client in self._work_receive:
+            try:
+                await self._handle(work)
+            finally:
+                if from_client:
+                    self._read_ahead.release()
+
+    async def _handle(self, work: _Work) -> None:
+        if isinstance(work, ConnectRequested):
+            await self._connect(work)
+        elif isinstance(work, EventReceived):
+            await self._event(work)
+        elif isinstance(work, DisconnectRequested):
+            socket = self.sockets.get(work.namespace)
+            if socket is not None:
+                socket._state = "closed"
+                await self._end_socket(socket, "client namespace disconnect")
+        elif isinstance(work, _ServerDisconnect):
+            await self._end_socket(work.socket, "server namespace disconnect")
+
+    async def _connect(self, request: ConnectRequested) -> None:
+        namespace = request.namespace
+        socket = Socket(secrets.token_urlsafe(15), namespace, self.eio, self)
+        self.sockets[namespace] = socket
+        handler = self._server._handlers.get(namespace, {}).get("connect")
+        refusal: ConnectionRefused | None = None
+        try:
+            if handler is not None:
+                await handler(socket, request.auth)
+        except ConnectionRefused as exc:
+            refusal = exc
+        except Exception:
+            logger.exception("connect handler of %s failed (eio %s)", namespace, self.eio.sid)
+            refusal = ConnectionRefused("Internal server error")
+        if refusal is None and socket._state == "closed":
+            refusal = ConnectionRefused("Disconnected by the server")
+        if refusal is None and self.connection.accept_namespace(namespace, socket.sid):
+            self._flush()
+            socket._state = "connected"
+            buffered, socket._buffer = socket._buffer, []
+            for encoded, replace_key in buffered:
+                socket.send_encoded(encoded, replace_key=replace_key)
+            logger.debug("eio %s: %s joined %s", self.eio.sid, socket.sid, namespace)
+            return
+        if refusal is not None:
+            self.connection.refuse_namespace(namespace, refusal.message, refusal.data)
+            self._flush()
+        socket._state = "closed"
+        socket._buffer.clear()
+        socket._disconnect_handled = True  # it never connected: no disconnect handler
+        if self.sockets.get(namespace) is socket:
+            del self.sockets[namespace]
+
+    async def _event(self, event: EventReceived) -> None:
+        socket = self.sockets.get(event.namespace)
+        if socket is None or not socket.connected:
+            logger.debug("eio %s: %r for %s dropped, not connected", self.eio.sid, event.event, event.namespace)
+            return
+        handler = self._server._handlers.get(event.namespace, {}).get(event.event)
+        if handler is None:
+            logger.debug("eio %s: no handler for %r on %s", self.eio.sid, event.event, event.namespace)
+            return
+        try:
+            result = await handler(socket, *event.args)
+        except Exception:
+            logger.exception("handler of %r on %s failed (eio %s)", event.event, event.namespace, self.eio.sid)
+            return
+        if event.ack_id is not None:
+            self.connection.send_ack(event.namespace, event.ack_id, _ack_args(result))
+            self._flush()
+
+    async def _end_socket(self, socket: Socket, reason: str) -> None:
+        """Forget a socket and run its disconnect handler, exactly once."""
+        if self.sockets.get(socket.namespace) is socket:
+            del self.sockets[socket.namespace]
+        socket._state = "closed"
+        if socket._disconnect_handled:
+            return
+        socket._disconnect_handled = True
+        self._fail_calls(socket)
+        handler = self._server._handlers.get(socket.namespace, {}).get("disconnect")
+        if handler is None:
+            return
+        try:
+            await handler(socket, reason)
+        except Exception:
+            logger.exception("disconnect handler of %s failed (eio %s)", socket.namespace, self.eio.sid)
+
+    # -- what sockets ask of their session --------------------------------
+
+    def send_messages(self, messages: Sequence[SharedMessage], *, replace_key: Hashable | None = None) -> None:
+        if len(messages) == 1:
+            self.eio.send(messages[0], replace_key=replace_key)
+        else:
+            # Attachments must stay with their packet; they are never replaced.
+            self.eio.send_many(messages)
+
+    def _flush(self) -> None:
+        for group in self.connection.data_to_send():
+            if len(group) == 1:
+                self.eio.send(group[0])
+            else:
+                self.eio.send_many(group)
+
+    async def call(self, socket: Socket, event: str, args: list[Any], timeout: float) -> list[Any]:
+        if self._ended or not socket.connected or not self.connection.is_connected(socket.namespace):
+            raise SocketDisconnected(f"socket {socket.sid} is not connected")
+        ack_id = self.connection.allocate_ack_id(socket.namespace)
+        pending = _PendingCall(socket)
+        self._calls[ack_id] = pending
+        try:
+            packet = SocketIOPacket(PacketType.EVENT, socket.namespace, [event, *args], ack_id)
+            self.send_messages([SharedMessage(item) for item in encode_packet(packet)])
+            with trio.fail_after(timeout):
+                await pending.done.wait()
+        finally:
+            self._calls.pop(ack_id, None)
+            self.connection.forget_ack(ack_id)
+        if pending.args is None:
+            raise SocketDisconnected(f"socket {socket.sid} disconnected before answering {event!r}")
+        return pending.args
+
+    def _fail_calls(self, socket: Socket | None) -> None:
+        """Wake the calls waiting on ``socket`` (all of them for None) with no answer."""
+        for ack_id, pending in list(self._calls.items()):
+            if socket is None or pending.socket is socket:
+                del self._calls[ack_id]
+                pending.done.set()
+
+    def disconnect_socket(self, socket: Socket) -> None:
+        if socket._state == "connecting":
+            socket._state = "closed"  # the connect request is then refused
+            return
+        if socket._state != "connected":
+            return
+        socket._state = "closed"
+        if self.connection.disconnect_namespace(socket.namespace):
+            self._flush()
+        self._fail_calls(socket)
+        try:
+            self._work_send.send_nowait((_ServerDisconnect(socket), False))
+        except trio.ClosedResourceError:
+            pass  # the session is ending: run() ends every socket left
+
+
+def _ack_args(result: Any) -> list[Any]:
+    """A handler's return value as ack arguments: None -> [], tuple -> several."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]

@@ -1,0 +1,111 @@
+"""Socket (one client in one namespace) and EncodedEvent (an event encoded once).
+
+A Socket is the application's handle: it hands messages to the Engine.IO
+outbox and never waits, so an actor can emit to a thousand sockets without any
+one of them slowing it down. Everything that needs the connection's state
+(acks, disconnect) goes through the session that owns the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..engineio.packets import SharedMessage
+from .packets import RESERVED_EVENTS, PacketType, SocketIOPacket, encode_packet
+
+if TYPE_CHECKING:
+    from ..engineio import EngineSocket
+    from .session import SocketIOSession
+
+__all__ = ("Socket", "EncodedEvent", "encode_event")
+
+logger = logging.getLogger(__name__)
+
+_State = Literal["connecting", "connected", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An event encoded once, to be sent to any number of sockets of ``namespace``.
+
+    ``messages`` holds one SharedMessage for a text event, or the text packet
+    followed by its binary attachments; the Engine.IO layer caches each
+    message's transport encoding, so a broadcast costs one encode in total.
+    """
+
+    namespace: str
+    messages: tuple[SharedMessage, ...]
+
+
+def encode_event(event: str, *args: Any, namespace: str = "/") -> EncodedEvent:
+    """Encode ``event`` with ``args`` for ``namespace`` (see :class:`EncodedEvent`)."""
+    if not isinstance(event, str) or event in RESERVED_EVENTS:
+        raise ValueError(f"cannot emit reserved or non-string event name {event!r}")
+    packet = SocketIOPacket(PacketType.EVENT, namespace, [event, *args])
+    return EncodedEvent(namespace, tuple(SharedMessage(item) for item in encode_packet(packet)))
+
+
+class Socket:
+    """One client connected to one namespace.
+
+    ``sid`` is this namespace connection's id (sent in the CONNECT ack), not
+    the Engine.IO session id (``eio.sid``). While the connect handler runs the
+    socket buffers what is emitted, so the client receives the CONNECT ack
+    first, as the protocol requires.
+    """
+
+    def __init__(self, sid: str, namespace: str, eio: EngineSocket, session: SocketIOSession) -> None:
+        self.sid = sid
+        self.namespace = namespace
+        self.eio = eio
+        self._session = session
+        self._state: _State = "connecting"
+        self._buffer: list[tuple[EncodedEvent, Hashable | None]] = []
+        self._disconnect_handled = False
+
+    @property
+    def connected(self) -> bool:
+        """True from the CONNECT ack until either side disconnects the namespace."""
+        return self._state == "connected"
+
+    def emit(self, event: str, *args: Any, replace_key: Hashable | None = None) -> None:
+        """Send an event; returns at once (dropped if the socket is disconnected).
+
+        With ``replace_key`` an undelivered earlier message with the same key
+        is dropped in favour of this one (newest wins, Engine.IO outbox rules).
+        """
+        self.send_encoded(encode_event(event, *args, namespace=self.namespace), replace_key=replace_key)
+
+    def send_encoded(self, event: EncodedEvent, *, replace_key: Hashable | None = None) -> None:
+        """Send an event made by ``encode_event``; never blocks."""
+        if event.namespace != self.namespace:
+            raise ValueError(f"event encoded for {event.namespace}, socket is in {self.namespace}")
+        if self._state == "connecting":
+            self._buffer.append((event, replace_key))
+        elif self._state == "connected":
+            self._session.send_messages(event.messages, replace_key=replace_key)
+        else:
+            logger.debug("socket %s on %s: emit after disconnect dropped", self.sid, self.namespace)
+
+    async def call(self, event: str, *args: Any, timeout: float = 60.0) -> list[Any]:
+        """Emit an event with an ack and wait for the client's answer (its args).
+
+        Raises ``trio.TooSlowError`` after ``timeout`` seconds and
+        :class:`SocketDisconnected` when the socket goes away first.
+        """
+        encode_event(event, namespace=self.namespace)  # validates the name early
+        return await self._session.call(self, event, list(args), timeout)
+
+    def disconnect(self) -> None:
+        """Server-side disconnect of this namespace; never blocks.
+
+        The client receives DISCONNECT and the disconnect handler runs with
+        reason ``"server namespace disconnect"``, after the handler running now.
+        """
+        self._session.disconnect_socket(self)
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.sid} {self.namespace} eio={self.eio.sid} {self._state}>"

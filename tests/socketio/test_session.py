@@ -1,0 +1,392 @@
+"""SocketIOServer's per-session logic, driven through a fake Engine.IO socket in
+the test's trio loop: handler order, acks, connect ordering, disconnect
+reasons, calls, broadcast encoding and the connect timeout (autojump_clock)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from roomactors.engineio.packets import SharedMessage
+from roomactors.socketio import ConnectionRefused, Socket, SocketDisconnected, SocketIOConfig, SocketIOServer
+
+
+@pytest.fixture(autouse=True)
+def _engine_class(fake_engine: type) -> None:
+    global FakeEngineSocket
+    FakeEngineSocket = fake_engine
+
+
+async def start(nursery: trio.Nursery, server: SocketIOServer, sid: str = "eio") -> Any:
+    eio = FakeEngineSocket(sid)
+    nursery.start_soon(server._run_session, eio)
+    return eio
+
+
+async def settle() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+
+
+def sid_of(ack: str | bytes) -> str:
+    assert isinstance(ack, str) and ack.startswith('0{"sid":"')
+    return ack[len('0{"sid":"'):-2]
+
+
+async def test_connect_ack_comes_before_what_the_connect_handler_emits(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    seen: list[Any] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        seen.append(auth)
+        socket.emit("welcome", 1)
+        await trio.sleep(0)
+        socket.emit("again")
+
+    eio = await start(nursery, server)
+    eio.feed('0{"token":"t"}')
+    await settle()
+    out = eio.texts()
+    assert len(out) == 3 and sid_of(out[0])
+    assert out[1:] == ['2["welcome",1]', '2["again"]']
+    assert seen == [{"token": "t"}]
+
+
+async def test_refusal_and_handler_crash_answer_connect_error(nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> None:
+    server = SocketIOServer()
+
+    @server.on("connect", namespace="/a")
+    async def refuse(socket: Socket, auth: Any) -> None:
+        socket.emit("never")
+        raise ConnectionRefused("not you", {"code": 7})
+
+    @server.on("connect", namespace="/b")
+    async def crash(socket: Socket, auth: Any) -> None:
+        raise RuntimeError("bug")
+
+    disconnects: list[str] = []
+
+    @server.on("disconnect", namespace="/a")
+    async def gone(socket: Socket, reason: str) -> None:
+        disconnects.append(reason)
+
+    eio = await start(nursery, server)
+    eio.feed("0/a,", "0/b,", "0/c,")
+    await settle()
+    # "Invalid namespace" is answered by the reader, without waiting for handlers.
+    assert sorted(eio.texts()) == [
+        '4/a,{"message":"not you","data":{"code":7}}',
+        '4/b,{"message":"Internal server error"}',
+        '4/c,{"message":"Invalid namespace"}',
+    ]
+    assert not eio.closed
+    assert disconnects == []
+    assert "connect handler of /b failed" in caplog.text
+
+
+async def test_handlers_run_one_at_a_time_in_arrival_order(nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    server = SocketIOServer()
+    log: list[str] = []
+
+    @server.on("slow")
+    async def slow(socket: Socket) -> None:
+        log.append("slow start")
+        await trio.sleep(1)
+        log.append("slow end")
+
+    @server.on("fast")
+    async def fast(socket: Socket, n: int) -> None:
+        log.append(f"fast {n}")
+
+    eio = await start(nursery, server)
+    eio.feed("0", '2["slow"]', '2["fast",1]', '2["fast",2]')
+    await trio.sleep(2)
+    assert log == ["slow start", "slow end", "fast 1", "fast 2"]
+
+
+async def test_ack_values(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+
+    @server.on("none")
+    async def none(socket: Socket) -> None:
+        return None
+
+    @server.on("one")
+    async def one(socket: Socket, x: Any) -> Any:
+        return {"x": x}
+
+    @server.on("many")
+    async def many(socket: Socket) -> tuple[int, str]:
+        return 1, "two"
+
+    @server.on("bin")
+    async def binary(socket: Socket, data: bytes) -> bytes:
+        return data[::-1]
+
+    eio = await start(nursery, server)
+    eio.feed("0", '21["none"]', '22["one",5]', '23["many"]', '2["one",6]',
+             '51-4["bin",{"_placeholder":true,"num":0}]', b"abc")
+    await settle()
+    assert eio.texts()[1:] == [
+        "31[]", '32[{"x":5}]', '33[1,"two"]',
+        '61-4[{"_placeholder":true,"num":0}]', b"cba",
+    ]
+    # The binary ack went out as one group: packet and attachment together.
+    assert len(eio.outbox[-1][0]) == 2
+
+
+async def test_handler_exception_is_logged_and_the_connection_goes_on(nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> None:
+    server = SocketIOServer()
+
+    @server.on("boom")
+    async def boom(socket: Socket) -> None:
+        raise ValueError("server bug")
+
+    @server.on("ping")
+    async def ping(socket: Socket) -> str:
+        return "pong"
+
+    eio = await start(nursery, server)
+    eio.feed("0", '21["boom"]', '22["ping"]')
+    await settle()
+    assert eio.texts()[1:] == ['32["pong"]']
+    assert not eio.closed
+    assert "handler of 'boom' on / failed" in caplog.text
+    assert "server bug" in caplog.text  # with the traceback
+
+
+@pytest.mark.parametrize(
+    ("ending", "reason"),
+    [("client", "client namespace disconnect"), ("server", "server namespace disconnect"),
+     ("ping timeout", "ping timeout"), ("client close", "transport close")],
+)
+async def test_disconnect_handler_runs_exactly_once(nursery: trio.Nursery, ending: str, reason: str) -> None:
+    server = SocketIOServer()
+    sockets: list[Socket] = []
+    reasons: list[tuple[str, str]] = []
+
+    @server.on("connect", namespace="/x")
+    async def connect(socket: Socket, auth: Any) -> None:
+        sockets.append(socket)
+
+    @server.on("disconnect", namespace="/x")
+    async def disconnect(socket: Socket, why: str) -> None:
+        reasons.append((socket.sid, why))
+
+    eio = await start(nursery, server)
+    eio.feed("0/x,", "0")
+    await settle()
+    (socket,) = sockets
+    if ending == "client":
+        eio.feed("1/x,")
+    elif ending == "server":
+        socket.disconnect()
+        socket.disconnect()
+        assert eio.texts()[-1] == "1/x,"
+    else:
+        eio.end(ending)
+    await settle()
+    assert reasons == [(socket.sid, reason)]
+    assert not socket.connected
+    socket.emit("dropped")
+    socket.disconnect()
+    eio.end("transport close")
+    await settle()
+    assert reasons == [(socket.sid, reason)]
+    assert "dropped" not in str(eio.texts())
+
+
+async def test_client_disconnect_keeps_the_engine_session(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    server.namespace("/x")
+
+    @server.on("echo")
+    async def echo(socket: Socket, x: Any) -> Any:
+        return x
+
+    eio = await start(nursery, server)
+    eio.feed("0/x,", "0", "1/x,", '21["echo","still"]')
+    await settle()
+    assert eio.texts()[-1] == '31["still"]'
+    assert not eio.closed
+
+
+async def test_call_gets_the_clients_answer(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    sockets: list[Socket] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        sockets.append(socket)
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    answers: list[Any] = []
+
+    async def ask() -> None:
+        answers.append(await sockets[0].call("question", 42, timeout=5))
+
+    nursery.start_soon(ask)
+    await settle()
+    assert eio.texts()[-1] == '20["question",42]'
+    eio.feed('30["answer",{"n":1}]')
+    await settle()
+    assert answers == [["answer", {"n": 1}]]
+
+
+async def test_call_inside_a_handler_does_not_deadlock(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    results: list[Any] = []
+
+    @server.on("start")
+    async def begin(socket: Socket) -> None:
+        results.append(await socket.call("q", timeout=5))
+
+    eio = await start(nursery, server)
+    eio.feed("0", '2["start"]')
+    await settle()
+    assert eio.texts()[-1] == '20["q"]'
+    eio.feed("30[7]")
+    await settle()
+    assert results == [[7]]
+
+
+async def test_call_timeout_and_late_answer(nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    server = SocketIOServer()
+    sockets: list[Socket] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        sockets.append(socket)
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    start_time = trio.current_time()
+    with pytest.raises(trio.TooSlowError):
+        await sockets[0].call("q", timeout=3)
+    assert trio.current_time() - start_time == pytest.approx(3)
+    eio.feed("30[1]")  # late: dropped, connection stays
+    await settle()
+    assert not eio.closed
+
+
+async def test_call_fails_when_the_socket_goes_away(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    sockets: list[Socket] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        sockets.append(socket)
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    errors: list[BaseException] = []
+
+    async def ask() -> None:
+        try:
+            await sockets[0].call("q", timeout=60)
+        except SocketDisconnected as exc:
+            errors.append(exc)
+
+    nursery.start_soon(ask)
+    await settle()
+    eio.end("transport close")
+    await settle()
+    assert len(errors) == 1
+    with pytest.raises(SocketDisconnected):
+        await sockets[0].call("q")
+
+
+async def test_broadcast_encodes_once(nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = SocketIOServer()
+    sockets: list[Socket] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        sockets.append(socket)
+
+    engines = [await start(nursery, server, f"eio{i}") for i in range(5)]
+    for eio in engines:
+        eio.feed("0")
+    await settle()
+    assert len(sockets) == 5
+
+    import roomactors.socketio.sockets as sockets_module
+    calls = []
+    real = sockets_module.encode_packet
+
+    def counting(packet: Any) -> Any:
+        calls.append(packet)
+        return real(packet)
+
+    monkeypatch.setattr(sockets_module, "encode_packet", counting)
+    server.emit("news", {"n": 1}, to=sockets)
+    server.emit("blob", b"\x00\x01", to=sockets)
+    assert len(calls) == 2
+    text = [eio.outbox[-2][0][0] for eio in engines]
+    binary = [eio.outbox[-1][0] for eio in engines]
+    assert all(isinstance(m, SharedMessage) and m is text[0] for m in text)
+    assert text[0].data == '2["news",{"n":1}]'
+    assert all(group == binary[0] and all(a is b for a, b in zip(group, binary[0])) for group in binary)
+    assert [m.data for m in binary[0]] == ['51-["blob",{"_placeholder":true,"num":0}]', b"\x00\x01"]
+
+
+async def test_replace_key_reaches_the_engine_socket(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    sockets: list[Socket] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        sockets.append(socket)
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    encoded = server.encode_event("updaterooms", [])
+    sockets[0].send_encoded(encoded, replace_key="rooms")
+    sockets[0].emit("x", replace_key="k")
+    assert [key for _, key in eio.outbox[-2:]] == ["rooms", "k"]
+    with pytest.raises(ValueError):
+        server.emit("x", to=sockets, namespace="/other")
+    with pytest.raises(ValueError):
+        sockets[0].emit("disconnect")
+
+
+async def test_violation_closes_only_that_session(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+
+    @server.on("echo")
+    async def echo(socket: Socket, x: Any) -> Any:
+        return x
+
+    good = await start(nursery, server, "good")
+    bad = await start(nursery, server, "bad")
+    good.feed("0")
+    bad.feed("0", "2[]")
+    await settle()
+    assert bad.closed
+    good.feed('21["echo",1]')
+    await settle()
+    assert not good.closed
+    assert good.texts()[-1] == "31[1]"
+
+
+async def test_connect_timeout_closes_at_exactly_the_deadline(nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
+    server = SocketIOServer(SocketIOConfig(connect_timeout=45.0))
+    joined = await start(nursery, server, "joined")
+    idle = await start(nursery, server, "idle")
+    start_time = trio.current_time()
+    joined.feed("0")
+    await trio.sleep(44.999)
+    assert not idle.closed
+    await trio.sleep(0.002)
+    assert idle.close_reason == "server close"
+    assert not joined.closed
+    assert trio.current_time() - start_time == pytest.approx(45.001)
