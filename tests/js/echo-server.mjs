@@ -11,6 +11,7 @@
 //   ask(event, ...args)-> emits `event` to the client with an ack, then emits
 //                         "answer" with the client's ack args (or {"error": ...})
 //   disconnect_me()    -> the server disconnects this socket from the namespace
+//   anything else      -> ignored, never acked
 // "/refuse" rejects every connection with Error("not allowed") carrying data {"code": 7}.
 
 import { createServer } from "node:http";
@@ -24,7 +25,11 @@ const io = new Server(httpServer, { cors: { origin: "*" } });
 
 function serve(nsp) {
   nsp.on("connection", (socket) => {
-    socket.on("echo", (...args) => socket.emit("echo", ...args));
+    socket.on("echo", (...args) => {
+      // An ack callback is not data: never echo it (it would become our own ack request).
+      if (typeof args[args.length - 1] === "function") args.pop();
+      socket.emit("echo", ...args);
+    });
     socket.on("ack", (...args) => {
       const callback = args.pop();
       if (typeof callback === "function") callback(...args);
