@@ -18,10 +18,16 @@ from .records import JsonDict
 
 
 class MemoryClient:
-    """Records what the lobby sends it. ``client_id`` defaults to ``name``."""
+    """Records what the lobby sends it. ``client_id`` defaults to ``name``.
 
-    def __init__(self, name: str, client_id: Hashable | None = None) -> None:
+    With ``transcript=True`` every room list is also appended to ``events`` as
+    ``("updaterooms", RoomList)``, to check the order of lists and events (this
+    keeps every list, so it is for tests, not for long-running embedders).
+    """
+
+    def __init__(self, name: str, client_id: Hashable | None = None, *, transcript: bool = False) -> None:
         self.name = name
+        self.transcript = transcript
         self.client_id: Hashable = client_id if client_id is not None else name
         self.events: list[tuple[str, Any]] = []
         self.room_list: RoomList | None = None
@@ -42,6 +48,8 @@ class MemoryClient:
     def send_room_list(self, rooms: RoomList) -> None:
         self.room_list = rooms  # newest wins, like a connection's outbox
         self.room_lists_received += 1
+        if self.transcript:
+            self.events.append(("updaterooms", rooms))
         self._lot.unpark_all()
 
     def detach(self, reason: str) -> None:
@@ -63,6 +71,7 @@ class MemoryClient:
         return self.room_list
 
     def events_named(self, event: str) -> list[Any]:
+        """Payloads of ``event`` in arrival order."""
         return [payload for name, payload in self.events if name == event]
 
     async def wait_event(self, event: str, count: int = 1) -> Any:

@@ -1,23 +1,13 @@
-"""Fixtures for the actor tests: a running lobby and a deck factory."""
+"""Fixtures for the actor tests: a running lobby without a rate limit."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
+from actors.helpers import NO_RATE_LIMIT
 
-from roomactors.actors import Lobby, RoomLimits, open_lobby
-
-NO_RATE_LIMIT = RoomLimits(command_rate=None)
-
-
-def make_deck(name: str = "Week 3", cards: int = 1, key: str = "flashcards", **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        key: [{"id": i + 1, "problem": f"{i}+1", "answer": f"secret-{i + 1}"} for i in range(cards)],
-        **extra,
-    }
+from roomactors.actors import Lobby, open_lobby
 
 
 @pytest.fixture
