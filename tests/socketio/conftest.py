@@ -75,3 +75,90 @@ class FakeEngineSocket:
 def fake_engine() -> type[FakeEngineSocket]:
     """The FakeEngineSocket class (conftest modules are not importable by name)."""
     return FakeEngineSocket
+
+
+# -- a served SocketIOServer with the handlers the end-to-end tests use --------
+
+
+class ServerRecord:
+    """What the server's handlers saw, with a way for trio tests to wait on it."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, Any]] = []
+        self.disconnects: list[tuple[str, str, str]] = []  # (namespace, sid, reason)
+        self.sockets: dict[str, Any] = {}  # by the "name" the client put in its auth
+        self._changed = trio.Event()
+
+    def changed(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, predicate: Any, timeout: float = 10.0) -> None:
+        with trio.fail_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+
+class Served:
+    def __init__(self, server: Any, url: str, port: int, record: ServerRecord) -> None:
+        self.server = server
+        self.url = url
+        self.port = port
+        self.record = record
+
+
+def build_server(record: ServerRecord, config: Any = None, engineio: Any = None) -> Any:
+    from roomactors.engineio import EngineIOConfig
+    from roomactors.socketio import ConnectionRefused, SocketIOConfig, SocketIOServer
+
+    server = SocketIOServer(config or SocketIOConfig(), engineio or EngineIOConfig())
+    for namespace in ("/", "/admin"):
+
+        @server.on("connect", namespace)
+        async def connect(socket: Any, auth: Any, namespace: str = namespace) -> None:
+            if isinstance(auth, dict) and auth.get("token") == "bad":
+                raise ConnectionRefused("bad token", {"hint": "ask again"})
+            record.connects.append((namespace, auth))
+            name = auth.get("name") if isinstance(auth, dict) else None
+            record.sockets[f"{name}{namespace}"] = socket
+            record.changed()
+
+        @server.on("disconnect", namespace)
+        async def disconnect(socket: Any, reason: str, namespace: str = namespace) -> None:
+            record.disconnects.append((namespace, socket.sid, reason))
+            record.changed()
+
+        @server.on("echo", namespace)
+        async def echo(socket: Any, *args: Any) -> Any:
+            return tuple(args)
+
+        @server.on("whoami", namespace)
+        async def whoami(socket: Any) -> Any:
+            return socket.namespace
+
+        @server.on("reverse", namespace)
+        async def reverse(socket: Any, data: bytes) -> bytes:
+            return data[::-1]
+
+        @server.on("push_binary", namespace)
+        async def push_binary(socket: Any) -> None:
+            socket.emit("blob", b"\x00\xff", {"nested": [b"\x01\x02"]})
+
+        @server.on("ask", namespace)
+        async def ask(socket: Any, question: Any) -> Any:
+            return await socket.call("question", question, timeout=10)
+
+        @server.on("kick", namespace)
+        async def kick(socket: Any) -> None:
+            socket.disconnect()
+
+    return server
+
+
+@pytest.fixture
+async def served(nursery: trio.Nursery) -> Served:
+    record = ServerRecord()
+    server = build_server(record)
+    addresses = await nursery.start(server.serve, "127.0.0.1", 0)
+    host, port = addresses[0][:2]
+    return Served(server, f"http://{host}:{port}", port, record)
