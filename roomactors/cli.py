@@ -28,7 +28,15 @@ import trio
 
 from roomactors.config import LOG_LEVELS, RoomServerConfig
 
-__all__ = ("OPTIONS", "CliOption", "UsageError", "load_config", "main", "run_until_signal")
+__all__ = (
+    "OPTIONS",
+    "CliOption",
+    "UsageError",
+    "build_parser",
+    "load_config",
+    "main",
+    "run_until_signal",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +353,6 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("roomactors").setLevel(numeric)
 
 
 def _leaves(exc: BaseException) -> Iterable[BaseException]:
