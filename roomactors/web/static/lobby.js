@@ -64,6 +64,7 @@
     roomCapacity: document.querySelector("[data-testid=room-capacity]"),
     playerList: document.querySelector("[data-testid=player-list]"),
     playersEmpty: document.querySelector("[data-testid=players-empty]"),
+    roomHint: document.querySelector("[data-testid=room-hint]"),
     leave: $("leave-button"),
     leaveError: $("leave-error"),
   };
@@ -705,6 +706,9 @@
     const players = Array.isArray(room.players) ? room.players : [];
     el.roomCapacity.textContent = `${players.length} / ${Number.isInteger(room.max_players) ? room.max_players : "?"}`;
     el.leave.textContent = hosting ? "Close room" : "Leave room";
+    el.roomHint.textContent = hosting
+      ? "Students join from their lobby. Closing the room sends everyone back to the lobby."
+      : "Waiting for the host to start the race.";
 
     el.playersEmpty.hidden = players.length > 0;
     el.playerList.replaceChildren(

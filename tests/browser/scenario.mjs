@@ -1,0 +1,307 @@
+// The lobby page in a real browser: a teacher and two students, each in their own
+// browser context (own cookies and sessionStorage, so own user ids), drive the page
+// the way people do, through labels, buttons and the keyboard.
+//
+// Usage: node scenario.mjs <base-url> <artifacts-dir>
+// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000).
+// Prints one JSON line on stdout with what the pages showed, for the pytest side
+// to assert on; progress and failures go to stderr; exit code 1 on any failure.
+//
+// The server must be started with max_rooms = 1: the second create_room is how the
+// scenario provokes an error from the server (too_many_rooms) deterministically.
+
+import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(join(here, "..", "js", "package.json"));
+const { chromium } = require("playwright-core");
+
+const [baseUrl, artifacts] = process.argv.slice(2);
+if (!baseUrl || !artifacts) {
+  console.error("usage: node scenario.mjs <base-url> <artifacts-dir>");
+  process.exit(2);
+}
+const STEP_MS = Number(process.env.SCENARIO_STEP_TIMEOUT_MS || 15000);
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+mkdirSync(artifacts, { recursive: true });
+
+const log = (...args) => console.error("[scenario]", ...args);
+const report = { steps: [], pages: {} };
+
+function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+}
+
+const byTest = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+async function waitVisible(locator, what) {
+  try {
+    await locator.waitFor({ state: "visible", timeout: STEP_MS });
+  } catch (err) {
+    throw new Error(`${what}: not visible within ${STEP_MS} ms (${err.message.split("\n")[0]})`);
+  }
+}
+
+async function waitHidden(locator, what) {
+  try {
+    await locator.waitFor({ state: "hidden", timeout: STEP_MS });
+  } catch (err) {
+    throw new Error(`${what}: still visible after ${STEP_MS} ms`);
+  }
+}
+
+// Waits until fn(page) (evaluated in the page with arg) is truthy; returns its value.
+async function waitIn(page, what, fn, arg) {
+  try {
+    const handle = await page.waitForFunction(fn, arg, { timeout: STEP_MS, polling: "raf" });
+    return await handle.jsonValue();
+  } catch (err) {
+    throw new Error(`${what}: not within ${STEP_MS} ms (${err.message.split("\n")[0]})`);
+  }
+}
+
+const texts = (locator) => locator.evaluateAll((nodes) => nodes.map((n) => n.textContent.trim()));
+const step = (name) => {
+  log(name);
+  report.steps.push(name);
+};
+
+async function openPerson(browser, name, viewport) {
+  const context = await browser.newContext({ viewport, reducedMotion: "reduce" });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
+  });
+  page.on("requestfailed", (req) => problems.push(`requestfailed: ${req.url()} ${req.failure()?.errorText}`));
+  await page.goto(baseUrl, { waitUntil: "load", timeout: STEP_MS });
+  // Set once per document: if the page ever reloads, the marker is gone.
+  await page.evaluate(() => {
+    window.__noReloadMarker = "still-here";
+  });
+  await waitIn(page, `${name}: connected`, () =>
+    document.querySelector("[data-testid=connection-state]")?.dataset.state === "connected");
+  return { name, context, page, problems };
+}
+
+async function signIn(person, username, role, { keyboard }) {
+  const { page } = person;
+  await waitVisible(byTest(page, "signin-view"), `${person.name}: sign-in view`);
+  // The name field has focus on load, so typing goes straight in.
+  const focused = await page.evaluate(() => document.activeElement?.id);
+  check(focused === "signin-name", `${person.name}: name field focused on load (got ${focused})`);
+  if (keyboard) {
+    await page.keyboard.type(username);
+    if (role === "teacher") {
+      await page.keyboard.press("Tab"); // to the role radios (the checked one: student)
+      await page.keyboard.press("ArrowDown"); // radios move with arrows: teacher
+    }
+    await page.keyboard.press("Enter");
+  } else {
+    await page.getByLabel("Your name").fill(username);
+    await page.getByLabel(role === "teacher" ? "Teacher" : "Student").check();
+    await page.getByRole("button", { name: "Enter the lobby" }).click();
+  }
+  await waitVisible(byTest(page, "lobby-view"), `${person.name}: lobby view after sign-in`);
+  const whoami = (await byTest(page, "whoami").textContent()).trim();
+  check(whoami === `Signed in as ${username} (${role})`, `${person.name}: whoami is "${whoami}"`);
+  // Focus moved to the new view's heading, not lost on <body>.
+  const active = await page.evaluate(() => document.activeElement?.id);
+  check(active === "lobby-heading", `${person.name}: focus on the lobby heading (got ${active})`);
+  return whoami;
+}
+
+async function roomItems(page) {
+  return page.locator("[data-testid=room-item]").evaluateAll((items) =>
+    items.map((li) => ({
+      id: li.dataset.roomId,
+      name: li.querySelector("[data-testid=room-name]").textContent,
+      meta: li.querySelector("[data-testid=room-meta]").textContent,
+    })));
+}
+
+async function waitPlayers(page, who, expected) {
+  await waitIn(page, `${who}: players ${JSON.stringify(expected)}`, (want) => {
+    const names = [...document.querySelectorAll("[data-testid=player]")].map((li) => li.firstChild.textContent);
+    return JSON.stringify(names) === JSON.stringify(want);
+  }, expected);
+  return expected;
+}
+
+async function transportOf(page) {
+  return page.evaluate(() => ({
+    attribute: document.querySelector("[data-testid=connection-state]").dataset.transport,
+    engine: window.roomactorsLobby.socket.io.engine.transport.name,
+  }));
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright gives every launch a fresh temporary profile (user-data-dir).
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    timeout: 60000,
+  });
+  const people = [];
+  try {
+    step("open three browser contexts");
+    const teacher = await openPerson(browser, "teacher", { width: 1200, height: 800 });
+    const alice = await openPerson(browser, "alice", { width: 1200, height: 800 });
+    const bob = await openPerson(browser, "bob", { width: 390, height: 844 }); // phone-sized
+    people.push(teacher, alice, bob);
+
+    step("sign in: the teacher by keyboard only, the students with the mouse");
+    report.pages.teacher = { whoami: await signIn(teacher, "Ms Rivera", "teacher", { keyboard: true }) };
+    report.pages.alice = { whoami: await signIn(alice, "Alice", "student", { keyboard: false }) };
+    report.pages.bob = { whoami: await signIn(bob, "Bob", "student", { keyboard: true }) };
+    for (const p of people) {
+      await waitVisible(byTest(p.page, "rooms-empty"), `${p.name}: empty room list`);
+    }
+
+    step("the teacher creates a room with pasted cards");
+    const tp = teacher.page;
+    await tp.getByLabel("Room name").fill("Fractions");
+    await tp.getByLabel("Deck name").fill("Week 3");
+    await tp.getByLabel("Paste my own cards").check();
+    await waitVisible(tp.getByLabel(/Cards, one per line/), "teacher: paste area");
+    await tp.getByLabel(/Cards, one per line/).fill("1/2 + 1/4 = 3/4\n# a comment\n\n2/3 - 1/3 = 1/3\n3/4 × 2 = 3/2\n");
+    await tp.getByRole("button", { name: "Create room" }).click();
+    await waitVisible(byTest(tp, "room-view"), "teacher: room view after create");
+    report.pages.teacher.roomTitle = (await byTest(tp, "room-title").textContent()).trim();
+    report.pages.teacher.roomDeck = (await byTest(tp, "room-deck").textContent()).trim();
+    report.pages.teacher.roomHost = (await byTest(tp, "room-host").textContent()).trim();
+    check(report.pages.teacher.roomTitle === "Fractions", "teacher: room title");
+    check(report.pages.teacher.roomDeck === "Week 3 · 3 cards", `teacher: deck is "${report.pages.teacher.roomDeck}"`);
+    const teacherFocus = await tp.evaluate(() => document.activeElement?.id);
+    check(teacherFocus === "room-heading", `teacher: focus on the room heading (got ${teacherFocus})`);
+
+    step("the students see the room appear without reloading");
+    for (const student of [alice, bob]) {
+      await waitVisible(student.page.locator("[data-testid=room-item]", { hasText: "Fractions" }),
+        `${student.name}: room in the list`);
+      const marker = await student.page.evaluate(() => window.__noReloadMarker);
+      check(marker === "still-here", `${student.name}: page was reloaded`);
+    }
+    report.pages.alice.roomsBeforeJoin = await roomItems(alice.page);
+    check(report.pages.alice.roomsBeforeJoin.length === 1, "alice: exactly one room listed");
+    check(report.pages.alice.roomsBeforeJoin[0].meta === "Host: Ms Rivera · Deck: Week 3 (3 cards) · 0 / 50 players",
+      `alice: room meta "${report.pages.alice.roomsBeforeJoin[0].meta}"`);
+    await alice.page.screenshot({ path: join(artifacts, "lobby.png"), fullPage: true });
+
+    step("a server error is shown next to the action that caused it (too_many_rooms)");
+    const ap = alice.page;
+    await ap.getByLabel("Room name").fill("Second room");
+    await ap.getByLabel("Deck name").fill("Tables");
+    await ap.getByLabel("Number of cards").fill("5");
+    await ap.getByRole("button", { name: "Create room" }).click();
+    const createError = byTest(ap, "create-error");
+    await waitVisible(createError, "alice: create error");
+    report.pages.alice.createError = {
+      text: (await createError.textContent()).trim(),
+      code: await createError.getAttribute("data-code"),
+      insideForm: await createError.evaluate((node) => node.closest("form")?.id ?? null),
+    };
+    check(report.pages.alice.createError.code === "too_many_rooms",
+      `alice: error code ${report.pages.alice.createError.code}`);
+    await waitVisible(byTest(ap, "lobby-view"), "alice: still in the lobby after the error");
+
+    step("alice joins with the mouse, bob with the keyboard");
+    await ap.getByRole("button", { name: "Join room Fractions" }).click();
+    await waitVisible(byTest(ap, "room-view"), "alice: room view after join");
+    report.pages.alice.roomHost = (await byTest(ap, "room-host").textContent()).trim();
+    const bp = bob.page;
+    await bp.getByRole("button", { name: "Join room Fractions" }).focus();
+    await bp.keyboard.press("Enter");
+    await waitVisible(byTest(bp, "room-view"), "bob: room view after join");
+
+    step("the teacher sees both students");
+    report.pages.teacher.playersAfterJoins = await waitPlayers(tp, "teacher", ["Alice", "Bob"]);
+    report.pages.teacher.capacity = (await byTest(tp, "room-capacity").textContent()).trim();
+    check(report.pages.teacher.capacity === "2 / 50", `teacher: capacity "${report.pages.teacher.capacity}"`);
+    await waitPlayers(bp, "bob", ["Alice", "Bob"]);
+    await tp.screenshot({ path: join(artifacts, "room.png"), fullPage: true });
+    await bp.screenshot({ path: join(artifacts, "room-phone.png"), fullPage: true });
+
+    step("alice leaves; the teacher sees only bob");
+    await ap.getByRole("button", { name: "Leave room" }).click();
+    await waitVisible(byTest(ap, "lobby-view"), "alice: back in the lobby");
+    report.pages.alice.noticeAfterLeave = (await byTest(ap, "notice").locator(".notice-text").textContent()).trim();
+    report.pages.teacher.playersAfterLeave = await waitPlayers(tp, "teacher", ["Bob"]);
+    await waitIn(ap, "alice: list shows 1 player", () =>
+      document.querySelector("[data-testid=room-item]")?.dataset.players === "1");
+
+    step("the teacher closes the room; bob is told and is back in the lobby");
+    await tp.getByRole("button", { name: "Close room" }).click();
+    await waitVisible(byTest(tp, "lobby-view"), "teacher: back in the lobby");
+    await waitVisible(byTest(bp, "lobby-view"), "bob: back in the lobby");
+    const notice = byTest(bp, "notice");
+    await waitVisible(notice, "bob: notice");
+    report.pages.bob.notice = {
+      text: (await notice.locator(".notice-text").textContent()).trim(),
+      reason: await notice.getAttribute("data-reason"),
+      live: await notice.getAttribute("aria-live"),
+    };
+    check(report.pages.bob.notice.reason === "host_left", `bob: notice reason ${report.pages.bob.notice.reason}`);
+    check(report.pages.bob.notice.text.includes("The host closed the room."), `bob: notice "${report.pages.bob.notice.text}"`);
+    for (const p of people) {
+      await waitVisible(byTest(p.page, "rooms-empty"), `${p.name}: room list empty again`);
+    }
+    await bp.screenshot({ path: join(artifacts, "room-closed-phone.png"), fullPage: true });
+
+    step("every page upgraded to WebSocket");
+    for (const p of people) {
+      await waitIn(p.page, `${p.name}: websocket`, () =>
+        window.roomactorsLobby.socket.io.engine.transport.name === "websocket" &&
+        document.querySelector("[data-testid=connection-state]").dataset.transport === "websocket");
+      report.pages[p.name].transport = await transportOf(p.page);
+    }
+
+    step("the same user in a new tab takes over; the old tab is told");
+    const bobTab = await bob.context.newPage();
+    const bobId = await bp.evaluate(() => sessionStorage.getItem("roomactors.userId"));
+    const bobProfile = await bp.evaluate(() => sessionStorage.getItem("roomactors.profile"));
+    await bobTab.addInitScript(([id, profile]) => {
+      sessionStorage.setItem("roomactors.userId", id);
+      sessionStorage.setItem("roomactors.profile", profile);
+    }, [bobId, bobProfile]);
+    await bobTab.goto(baseUrl, { waitUntil: "load", timeout: STEP_MS });
+    await waitVisible(byTest(bobTab, "lobby-view"), "bob's new tab: signed in again from the saved profile");
+    await waitIn(bp, "bob's old tab: replaced", () =>
+      document.querySelector("[data-testid=notice]")?.dataset.reason === "replaced" &&
+      document.querySelector("[data-testid=connection-state]").dataset.state === "disconnected");
+    report.pages.bob.replaced = {
+      text: (await byTest(bp, "notice").locator(".notice-text").textContent()).trim(),
+      view: await bp.evaluate(() => document.body.dataset.view),
+      state: await bp.evaluate(() => document.querySelector("[data-testid=connection-state]").dataset.state),
+    };
+    await bobTab.close();
+
+    for (const p of people) {
+      report.pages[p.name].problems = p.problems;
+    }
+  } finally {
+    for (const p of people) await p.context.close().catch(() => {});
+    await browser.close();
+  }
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+main().catch((err) => {
+  console.error(`[scenario] FAILED at step "${report.steps.at(-1)}": ${err.stack || err}`);
+  process.stdout.write(`${JSON.stringify({ ...report, error: String(err.message || err) })}\n`);
+  process.exit(1);
+});
