@@ -1,0 +1,32 @@
+"""Engine.IO v4 server on trio: long-polling (h11) and WebSocket
+(trio-websocket) on one port, with the upgrade between them.
+
+python-engineio has no trio server; its packet class serves as a codec only.
+See docs/architecture.md for the contract this package implements.
+"""
+
+from .config import EngineIOConfig as EngineIOConfig
+from .engine_socket import EngineSocket as EngineSocket
+from .errors import EngineClosed as EngineClosed
+from .httpmessages import HttpRequest as HttpRequest
+from .httpmessages import HttpResponse as HttpResponse
+from .httpmessages import HttpRoute as HttpRoute
+from .packets import SharedMessage as SharedMessage
+from .server import EngineHandler as EngineHandler
+from .server import EngineIOServer as EngineIOServer
+from .server import EngineIOStatistics as EngineIOStatistics
+from .server import serve_engineio as serve_engineio
+
+__all__ = (
+    "EngineClosed",
+    "EngineHandler",
+    "EngineIOConfig",
+    "EngineIOServer",
+    "EngineIOStatistics",
+    "EngineSocket",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpRoute",
+    "SharedMessage",
+    "serve_engineio",
+)

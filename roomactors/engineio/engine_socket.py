@@ -1,0 +1,183 @@
+"""EngineSocket: one Engine.IO session as the application sees it, and the
+trio glue (wake-ups, inbound channel) its transports use.
+
+The sans-IO :class:`~.session.EngineSession` holds the protocol state; this
+class adds what needs trio: an event the transport writer waits on, a bounded
+channel of received messages (a full channel stops the transport reading that
+client: back-pressure on that client only), and the session's lifetime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Callable
+
+import trio
+
+from .errors import EngineClosed
+from .outbox import OutboxOverflow
+from .packets import Packet, PacketError, SharedMessage
+from .session import EngineSession
+
+__all__ = ["EngineSocket"]
+
+logger = logging.getLogger(__name__)
+
+#: Received messages buffered for the handler before the transport stops reading.
+INBOUND_BUFFER = 16
+
+
+class EngineSocket:
+    """One Engine.IO session as the application sees it."""
+
+    def __init__(
+        self,
+        session: EngineSession,
+        *,
+        remote_address: str | None,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        on_close: Callable[[EngineSocket], None] | None = None,
+    ) -> None:
+        self._session = session
+        self.sid: str = session.sid
+        self.remote_address = remote_address
+        self.query: Mapping[str, str] = query
+        self.headers: Mapping[str, str] = headers
+        self._on_close = on_close
+        #: Long-polling bookkeeping: one GET and one POST at a time.
+        self.get_pending = False
+        self.post_pending = False
+        self._changed = trio.Event()
+        self._deadline_changed = trio.Event()
+        self._closed_event = trio.Event()
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[str | bytes](INBOUND_BUFFER)
+
+    def __repr__(self) -> str:
+        return f"<EngineSocket {self.sid} {self.transport}{' closed' if self.closed else ''}>"
+
+    # -- application API -----------------------------------------------------
+
+    @property
+    def transport(self) -> str:
+        """"polling" or "websocket"; changes on upgrade."""
+        return self._session.transport
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._session.close_reason
+
+    def send(self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None) -> None:
+        """Queue one message; never blocks. Dropped silently once closed. An
+        outbox overflow closes the session (see :mod:`.outbox`)."""
+        self._append((_as_message(data),), replace_key)
+
+    def send_many(self, items: Sequence[str | bytes | SharedMessage]) -> None:
+        """Queue several messages that must stay together and in order."""
+        if items:
+            self._append(tuple(_as_message(item) for item in items), None)
+
+    def close(self) -> None:
+        """End the session; queued messages and a close packet still go out."""
+        self._session.close("server close", notify_peer=True)
+        self._sync()
+
+    async def receive(self) -> str | bytes:
+        """The next message from the client; raises :class:`EngineClosed`
+        once the session ended and every earlier message was taken."""
+        try:
+            return await self._inbound_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise EngineClosed(self.close_reason or "closed") from None
+
+    def __aiter__(self) -> EngineSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self.receive()
+        except EngineClosed:
+            raise StopAsyncIteration from None
+
+    # -- transport side ------------------------------------------------------
+
+    @property
+    def session(self) -> EngineSession:
+        return self._session
+
+    def _append(self, items: tuple[SharedMessage, ...], replace_key: Hashable | None) -> None:
+        if self._session.closed:
+            return
+        try:
+            self._session.outbox.append(items, replace_key=replace_key)
+        except OutboxOverflow as exc:
+            logger.info("session %s: %s; closing", self.sid, exc)
+            self._session.close("outbox overflow", notify_peer=False)
+        self._sync()
+
+    def handle_packet(self, packet: Packet) -> str | bytes | None:
+        """Apply a received packet; a packet that makes no sense here closes
+        the session and raises :class:`PacketError` for the transport."""
+        try:
+            data = self._session.on_packet(packet, trio.current_time())
+        except PacketError as exc:
+            self.fail(f"protocol error: {exc}")
+            raise
+        if packet.type == 3:  # PONG moves the heartbeat deadline
+            self._deadline_changed.set()
+            self._deadline_changed = trio.Event()
+        self._sync()
+        return data
+
+    async def deliver(self, data: str | bytes) -> bool:
+        """Hand a message to the application, waiting while its buffer is full.
+        False when the session ended meanwhile."""
+        try:
+            await self._inbound_send.send(data)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    def fail(self, reason: str) -> None:
+        """End the session because of the peer or the transport (no close packet)."""
+        self._session.close(reason, notify_peer=False)
+        self._sync()
+
+    def notify(self) -> None:
+        """Something the writers wait on changed (outbox, transport, upgrade)."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _sync(self) -> None:
+        if self._session.closed and not self._closed_event.is_set():
+            self._inbound_send.close()
+            self._closed_event.set()
+            self._deadline_changed.set()
+            if self._on_close is not None:
+                self._on_close(self)
+        self.notify()
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    async def run_heartbeat(self) -> None:
+        """Sleep until each heartbeat deadline and apply it; ends with the session."""
+        while not self._session.closed:
+            deadline_changed = self._deadline_changed
+            with trio.move_on_at(self._session.next_deadline()):
+                await deadline_changed.wait()
+                continue
+            self._session.on_timer(trio.current_time())
+            self._sync()
+
+
+def _as_message(data: str | bytes | SharedMessage) -> SharedMessage:
+    return data if isinstance(data, SharedMessage) else SharedMessage(data)

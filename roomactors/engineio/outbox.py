@@ -1,0 +1,102 @@
+"""Sans-IO bounded outbox of one Engine.IO session.
+
+``send()`` must never block the application (a broadcast to a thousand clients
+cannot wait for the slowest), so messages queue here until the session's single
+transport writer takes them. The queue is bounded: a client that cannot keep up
+is disconnected rather than allowed to grow the server's memory without limit.
+
+Rules:
+
+* Entries leave in the order they were appended.
+* An entry appended with a ``replace_key`` drops the undelivered entry that
+  holds the same key, and goes to the *end* of the queue (newest wins; its order
+  relative to other entries is that of its latest append). This is what a
+  "room list" update wants: a client that lags gets the newest list, once.
+* An append that would take the outbox past ``max_messages`` messages or
+  ``max_bytes`` bytes raises :class:`OutboxOverflow`; the session closes itself
+  with the reason ``"outbox overflow"``. Control packets (ping, close, noop)
+  are tiny and bounded in number by the protocol, so they are not counted.
+* One entry may hold several packets that must travel together and in order
+  (Socket.IO binary attachments); it is taken whole.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from .packets import SharedMessage
+
+__all__ = ["Outbox", "OutboxOverflow", "OutItem"]
+
+#: A message, or an already-encoded control packet (same text on both transports).
+OutItem = SharedMessage | str
+
+
+class OutboxOverflow(Exception):
+    """The append would exceed the outbox's limits; the session must close."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    items: tuple[OutItem, ...]
+    messages: int
+    size: int
+    key: Hashable | None
+
+
+class Outbox:
+    """FIFO of entries with keyed replacement and message/byte limits."""
+
+    def __init__(self, max_messages: int, max_bytes: int) -> None:
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._entries: dict[int, _Entry] = {}  # insertion-ordered by sequence number
+        self._by_key: dict[Hashable, int] = {}
+        self._seq = itertools.count()
+        self.messages = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def append(self, items: tuple[OutItem, ...], *, replace_key: Hashable | None = None) -> None:
+        """Queue ``items`` as one entry; see the module docstring for the rules."""
+        messages = sum(1 for item in items if isinstance(item, SharedMessage))
+        size = sum(item.size for item in items if isinstance(item, SharedMessage))
+        replaced = self._entries.get(self._by_key[replace_key]) if replace_key in self._by_key else None
+        new_messages = self.messages + messages - (replaced.messages if replaced else 0)
+        new_bytes = self.bytes + size - (replaced.size if replaced else 0)
+        if messages and (new_messages > self.max_messages or new_bytes > self.max_bytes):
+            raise OutboxOverflow(
+                f"outbox would hold {new_messages} messages / {new_bytes} bytes"
+                f" (limits {self.max_messages} / {self.max_bytes})"
+            )
+        if replaced is not None:
+            del self._entries[self._by_key.pop(replace_key)]
+        seq = next(self._seq)
+        self._entries[seq] = _Entry(items, messages, size, replace_key)
+        if replace_key is not None:
+            self._by_key[replace_key] = seq
+        self.messages = new_messages
+        self.bytes = new_bytes
+
+    def append_control(self, packet: str) -> None:
+        """Queue an encoded control packet; never overflows."""
+        self.append((packet,))
+
+    def take_all(self) -> list[OutItem]:
+        """Remove and return every queued item, in order (entries flattened)."""
+        items = [item for entry in self._entries.values() for item in entry.items]
+        self.clear()
+        return items
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._by_key.clear()
+        self.messages = 0
+        self.bytes = 0

@@ -1,0 +1,236 @@
+"""EngineIOServer: the session registry, the session lifetimes, and serving.
+
+Every session runs in one task (started in ``handler_nursery``, or the
+server's own nursery) that owns the application's handler and the heartbeat;
+the transports run in the TCP connections' tasks and only touch the session
+through its :class:`EngineSocket`. When the session ends, its runner waits for
+the close packet to be flushed (server-initiated close), forgets the session,
+and gives the handler :data:`HANDLER_GRACE` seconds to return after its
+``receive()`` raised :class:`EngineClosed` before cancelling it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+import trio
+
+from .config import EngineIOConfig
+from .engine_socket import EngineSocket
+from .http import serve_http_connection
+from .httpmessages import HttpRoute
+from .session import POLLING, WEBSOCKET, EngineSession
+
+__all__ = ["EngineHandler", "EngineIOServer", "EngineIOStatistics", "serve_engineio", "HANDLER_GRACE"]
+
+logger = logging.getLogger(__name__)
+
+EngineHandler = Callable[[EngineSocket], Awaitable[None]]
+
+#: Seconds a handler may keep running after its session ended.
+HANDLER_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class EngineIOStatistics:
+    """A snapshot for monitoring and leak tests."""
+
+    sessions: int            #: sessions registered (open, or flushing their close packet)
+    polling_sessions: int
+    websocket_sessions: int
+    http_connections: int    #: TCP connections open (WebSocket ones included)
+    sessions_opened: int     #: since the server was created
+    outbox_overflows: int    #: sessions closed because their client could not keep up
+
+
+class EngineIOServer:
+    """An Engine.IO v4 server; ``handler`` runs once per session."""
+
+    def __init__(
+        self,
+        handler: EngineHandler,
+        config: EngineIOConfig = EngineIOConfig(),
+        *,
+        http_fallback: HttpRoute | None = None,
+    ) -> None:
+        self.handler = handler
+        self.config = config
+        self.http_fallback = http_fallback
+        self._sessions: dict[str, EngineSocket] = {}
+        self._session_nursery: trio.Nursery | None = None
+        self._connections = 0
+        self._sessions_opened = 0
+        self._overflows = 0
+
+    # -- serving ---------------------------------------------------------------
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        *,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+    ) -> NoReturn:
+        """Listen on ``host``:``port`` (0: any free port) and serve forever;
+        ``task_status.started`` gets the bound ``(host, port)`` pairs."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        await self.serve_listeners(listeners, handler_nursery=handler_nursery, task_status=task_status)
+
+    async def serve_listeners(
+        self,
+        listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+        *,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+    ) -> NoReturn:
+        async with trio.open_nursery() as nursery:
+            self._session_nursery = handler_nursery or nursery
+            addresses = [_listener_address(listener) for listener in listeners]
+            await nursery.start(trio.serve_listeners, self._serve_stream, list(listeners))
+            task_status.started(addresses)
+            await trio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _serve_stream(self, stream: trio.abc.Stream) -> None:
+        self._connections += 1
+        remote = _remote_address(stream)
+        try:
+            await serve_http_connection(self, stream, remote)
+        except Exception:
+            logger.exception("connection from %s failed", remote)
+        finally:
+            self._connections -= 1
+            await trio.aclose_forcefully(stream)
+
+    # -- used by the transports ----------------------------------------------
+
+    def lookup(self, sid: str) -> EngineSocket | None:
+        return self._sessions.get(sid)
+
+    def open_session(
+        self, transport: str, remote_address: str | None, query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> EngineSocket:
+        """Register a new session and start its runner (handler + heartbeat)."""
+        assert self._session_nursery is not None, "server is not serving"
+        sid = secrets.token_urlsafe(15)
+        while sid in self._sessions:  # pragma: no cover - 120 random bits
+            sid = secrets.token_urlsafe(15)
+        session = EngineSession(sid, self.config, trio.current_time(), transport)
+        sock = EngineSocket(
+            session, remote_address=remote_address, query=dict(query), headers=dict(headers), on_close=self._on_close
+        )
+        self._sessions[sid] = sock
+        self._sessions_opened += 1
+        self._session_nursery.start_soon(self._run_session, sock, name=f"engineio session {sid}")
+        logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
+        return sock
+
+    def origin_allowed(self, origin: str, host: str | None) -> bool:
+        """Whether a request with this ``Origin`` may use Engine.IO (CORS policy)."""
+        allowed = self.config.cors_origins
+        if allowed is None:
+            return host is not None and _origin_netloc(origin) == _host_netloc(host, origin)
+        if "*" in allowed:
+            return True
+        return origin.rstrip("/").lower() in {a.rstrip("/").lower() for a in allowed}
+
+    def statistics(self) -> EngineIOStatistics:
+        transports = [sock.transport for sock in self._sessions.values()]
+        return EngineIOStatistics(
+            sessions=len(transports),
+            polling_sessions=transports.count(POLLING),
+            websocket_sessions=transports.count(WEBSOCKET),
+            http_connections=self._connections,
+            sessions_opened=self._sessions_opened,
+            outbox_overflows=self._overflows,
+        )
+
+    # -- session lifetime ----------------------------------------------------
+
+    def _on_close(self, sock: EngineSocket) -> None:
+        if sock.close_reason == "outbox overflow":
+            self._overflows += 1
+        logger.debug("session %s closing: %s", sock.sid, sock.close_reason)
+
+    async def _run_session(self, sock: EngineSocket) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                handler_scope = trio.CancelScope()
+                nursery.start_soon(sock.run_heartbeat)
+                nursery.start_soon(self._run_handler, sock, handler_scope)
+                await sock.wait_closed()
+                if sock.session.outbox:  # the close packet is still queued: let a transport take it
+                    with trio.move_on_after(self.config.ping_timeout):
+                        while sock.session.outbox:
+                            await sock.wait_changed()
+                self._forget(sock)
+                handler_scope.deadline = min(handler_scope.deadline, trio.current_time() + HANDLER_GRACE)
+        finally:
+            self._forget(sock)
+
+    async def _run_handler(self, sock: EngineSocket, scope: trio.CancelScope) -> None:
+        with scope:
+            try:
+                await self.handler(sock)
+            except Exception:
+                logger.exception("handler of session %s failed", sock.sid)
+        if scope.cancelled_caught:
+            logger.warning("handler of session %s cancelled %.1f s after its session ended", sock.sid, HANDLER_GRACE)
+        sock.close()
+
+    def _forget(self, sock: EngineSocket) -> None:
+        if self._sessions.get(sock.sid) is sock:
+            del self._sessions[sock.sid]
+            logger.debug("session %s gone: %s", sock.sid, sock.close_reason)
+
+
+async def serve_engineio(
+    handler: EngineHandler,
+    host: str,
+    port: int,
+    *,
+    config: EngineIOConfig = EngineIOConfig(),
+    handler_nursery: trio.Nursery | None = None,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Convenience: ``EngineIOServer(handler, config).serve(host, port, ...)``."""
+    await EngineIOServer(handler, config).serve(host, port, handler_nursery=handler_nursery, task_status=task_status)
+
+
+def _listener_address(listener: trio.abc.Listener[trio.abc.Stream]) -> tuple[str, int]:
+    sockname = listener.socket.getsockname()  # type: ignore[attr-defined]
+    return sockname[0], sockname[1]
+
+
+def _remote_address(stream: trio.abc.Stream) -> str | None:
+    try:
+        peer = stream.socket.getpeername()  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+def _origin_netloc(origin: str) -> str:
+    split = urlsplit(origin)
+    netloc = split.netloc.lower()
+    default = _DEFAULT_PORTS.get(split.scheme.lower())
+    if default and netloc.endswith(":" + default):
+        netloc = netloc[: -len(default) - 1]
+    return netloc
+
+
+def _host_netloc(host: str, origin: str) -> str:
+    netloc = host.strip().lower()
+    default = _DEFAULT_PORTS.get(urlsplit(origin).scheme.lower())
+    if default and netloc.endswith(":" + default):
+        netloc = netloc[: -len(default) - 1]
+    return netloc

@@ -1,0 +1,182 @@
+"""Sans-IO Engine.IO session: handshake, heartbeat deadlines, upgrade, close.
+
+Everything time-related takes ``now`` as an argument and the caller asks
+:meth:`EngineSession.next_deadline` when to call :meth:`EngineSession.on_timer`,
+so the heartbeat rules are tested with plain numbers and the trio layer only
+sleeps until a deadline.
+
+Heartbeat (Engine.IO v4, as the reference server does it): the server sends a
+ping ``ping_interval`` after open; the pong must arrive within ``ping_timeout``
+of that ping or the session is gone; after a pong the next ping is
+``ping_interval`` after the pong.
+
+Upgrade (polling -> websocket): a probe WebSocket sends ``2probe`` and gets
+``3probe``; from then on polling GETs are released with a ``6`` noop and the
+outbox is kept for the WebSocket; ``5`` switches the transport. A probe that
+gives up (timeout) leaves the session on polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from .config import EngineIOConfig
+from .outbox import Outbox, OutItem
+from .packets import Packet, PacketError, PacketType, SharedMessage, encode_control, encode_open, encode_payload
+
+__all__ = ["EngineSession", "POLLING", "WEBSOCKET"]
+
+logger = logging.getLogger(__name__)
+
+POLLING = "polling"
+WEBSOCKET = "websocket"
+
+CLOSE_PACKET = encode_control(PacketType.CLOSE)
+PING_PACKET = encode_control(PacketType.PING)
+NOOP_PACKET = encode_control(PacketType.NOOP)
+
+
+class EngineSession:
+    """The state of one session, driven by packets and ``now``; no I/O."""
+
+    def __init__(self, sid: str, config: EngineIOConfig, now: float, transport: str) -> None:
+        self.sid = sid
+        self.config = config
+        self.transport = transport
+        self.outbox = Outbox(config.outbox_max_messages, config.outbox_max_bytes)
+        self.opened_at = now
+        self.closed = False
+        self.close_reason: str | None = None
+        #: Closed by the server: what is queued (and the close packet) still goes out.
+        self.flush_on_close = False
+        #: True while a probe WebSocket has answered ``3probe`` and ``5`` is awaited.
+        self.upgrading = False
+        self._next_ping_at = now + config.ping_interval
+        self._pong_deadline: float | None = None
+
+    # -- handshake -----------------------------------------------------------
+
+    def handshake_packet(self) -> str:
+        """The OPEN packet; only a polling session offers the upgrade."""
+        upgrades = [WEBSOCKET] if self.transport == POLLING else []
+        return encode_open(
+            self.sid, upgrades, self.config.ping_interval, self.config.ping_timeout, self.config.max_payload
+        )
+
+    # -- heartbeat -----------------------------------------------------------
+
+    def next_deadline(self) -> float:
+        """When :meth:`on_timer` has something to do (inf once closed)."""
+        if self.closed:
+            return math.inf
+        if self._pong_deadline is not None:
+            return self._pong_deadline
+        return self._next_ping_at
+
+    def on_timer(self, now: float) -> None:
+        """Send the ping that is due, or end the session whose pong is late."""
+        if self.closed:
+            return
+        if self._pong_deadline is not None:
+            if now >= self._pong_deadline:
+                self.close("ping timeout", notify_peer=False)
+        elif now >= self._next_ping_at:
+            self.outbox.append_control(PING_PACKET)
+            self._pong_deadline = self._next_ping_at + self.config.ping_timeout
+
+    # -- received packets ----------------------------------------------------
+
+    def on_packet(self, packet: Packet, now: float) -> str | bytes | None:
+        """Apply one packet from the session's current transport; returns the
+        message to hand to the application, if it is one. Raises
+        :class:`PacketError` for packets that make no sense here (the caller
+        closes the session)."""
+        if self.closed:
+            return None
+        kind = packet.type
+        if kind is PacketType.MESSAGE:
+            return packet.data
+        if kind is PacketType.PONG:
+            self._pong_deadline = None
+            self._next_ping_at = now + self.config.ping_interval
+            return None
+        if kind is PacketType.CLOSE:
+            self.close("client close", notify_peer=False)
+            return None
+        if kind is PacketType.NOOP:
+            return None
+        if kind is PacketType.PING and packet.data != "probe":
+            # v4 clients do not ping; answering is harmless and what v3 did.
+            self.outbox.append_control(encode_control(PacketType.PONG, str(packet.data)))
+            return None
+        raise PacketError(f"unexpected {kind.name} packet on {self.transport}")
+
+    # -- upgrade -------------------------------------------------------------
+
+    @property
+    def can_probe(self) -> bool:
+        return not self.closed and self.transport == POLLING and not self.upgrading
+
+    def begin_upgrade(self) -> str:
+        """A probe sent ``2probe``: release polling, answer ``3probe``."""
+        if not self.can_probe:
+            raise PacketError("upgrade not possible now")
+        self.upgrading = True
+        return encode_control(PacketType.PONG, "probe")
+
+    def complete_upgrade(self) -> None:
+        """The probe sent ``5``: the WebSocket is the transport from now on."""
+        if self.closed or not self.upgrading:
+            raise PacketError("upgrade packet without a probe")
+        self.upgrading = False
+        self.transport = WEBSOCKET
+
+    def abort_upgrade(self) -> None:
+        """The probe failed or timed out; polling goes on."""
+        self.upgrading = False
+
+    # -- outgoing ------------------------------------------------------------
+
+    def take_polling_payload(self, *, final: bool = False) -> str | None:
+        """What a GET answers now, or None to keep waiting.
+
+        While upgrading, GETs are released with a noop and the outbox waits for
+        the WebSocket. ``final`` (the GET must be answered now: the session
+        ended or the request overlapped) adds the close packet if the session
+        is closed and the outbox does not already end with it.
+        """
+        if self.upgrading or (self.transport != POLLING and not self.closed):
+            return NOOP_PACKET
+        items = self.outbox.take_all()
+        if self.closed and (final or items) and CLOSE_PACKET not in items:
+            items.append(CLOSE_PACKET)
+        if not items:
+            return NOOP_PACKET if final else None
+        return encode_payload([item.polling if isinstance(item, SharedMessage) else item for item in items])
+
+    def take_websocket_frames(self) -> list[str | bytes]:
+        """Every queued packet, one WebSocket frame each."""
+        return [_ws_frame(item) for item in self.outbox.take_all()]
+
+    # -- close ---------------------------------------------------------------
+
+    def close(self, reason: str, *, notify_peer: bool) -> None:
+        """End the session. With ``notify_peer`` the queued messages and a close
+        packet are still delivered (server-initiated close); without, whatever
+        is queued is dropped (the peer is gone, late, or cannot keep up)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self.upgrading = False
+        self.flush_on_close = notify_peer
+        if notify_peer:
+            self.outbox.append_control(CLOSE_PACKET)
+        else:
+            self.outbox.clear()
+        logger.debug("session %s closed: %s", self.sid, reason)
+
+
+def _ws_frame(item: OutItem) -> str | bytes:
+    return item.websocket if isinstance(item, SharedMessage) else item

@@ -1,0 +1,171 @@
+"""The WebSocket transport (trio-websocket) and the polling -> WebSocket upgrade.
+
+The HTTP layer reads the upgrade request with h11 and hands the connection
+over here together with the bytes already consumed (:class:`ReplayStream`),
+so one port serves both transports.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+import trio_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from .engine_socket import EngineSocket
+from .packets import PacketError, decode_packet
+
+__all__ = ["ReplayStream", "run_websocket_transport", "run_upgrade_probe", "accept_websocket", "close_websocket"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a closing WebSocket may take to flush and say goodbye.
+CLOSE_TIMEOUT = 2.0
+#: Seconds the client has to complete the WebSocket opening handshake.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class ReplayStream(trio.abc.Stream):
+    """A stream that first returns ``prefix`` and then reads ``stream``:
+    the request bytes h11 already consumed, given back to wsproto."""
+
+    def __init__(self, prefix: bytes, stream: trio.abc.Stream) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            if max_bytes is None or max_bytes >= len(self._prefix):
+                data, self._prefix = self._prefix, b""
+            else:
+                data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
+            await trio.lowlevel.checkpoint()
+            return data
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def accept_websocket(
+    nursery: trio.Nursery, prefix: bytes, stream: trio.abc.Stream, max_payload: int
+) -> WebSocketConnection | None:
+    """Complete the WebSocket opening handshake; None if the client fails it."""
+    with trio.move_on_after(HANDSHAKE_TIMEOUT):
+        try:
+            request = await trio_websocket.wrap_server_stream(
+                nursery, ReplayStream(prefix, stream), max_message_size=max_payload
+            )
+            return await request.accept()
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            logger.debug("websocket handshake failed: %r", exc)
+    return None
+
+
+async def close_websocket(ws: WebSocketConnection, code: int = 1000) -> None:
+    """Close politely within :data:`CLOSE_TIMEOUT`, then forcefully."""
+    with trio.move_on_after(CLOSE_TIMEOUT):
+        try:
+            await ws.aclose(code)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def run_websocket_transport(sock: EngineSocket, ws: WebSocketConnection) -> None:
+    """Carry ``sock`` over ``ws`` until one of them ends: one reader, one
+    writer. A session that ends with messages still queued (server close)
+    gets them flushed within :data:`CLOSE_TIMEOUT`; otherwise the writer is
+    cancelled at once, even mid-send to a client that stopped reading."""
+    async with trio.open_nursery() as nursery:
+        writer_scope = trio.CancelScope()
+        nursery.start_soon(_reader, sock, ws)
+        nursery.start_soon(_watch_close, sock, writer_scope)
+        with writer_scope:
+            await _writer(sock, ws)
+        await close_websocket(ws)
+        nursery.cancel_scope.cancel()
+
+
+async def _watch_close(sock: EngineSocket, writer_scope: trio.CancelScope) -> None:
+    await sock.wait_closed()
+    grace = CLOSE_TIMEOUT if sock.session.flush_on_close else 0.0
+    writer_scope.deadline = min(writer_scope.deadline, trio.current_time() + grace)
+
+
+async def _writer(sock: EngineSocket, ws: WebSocketConnection) -> None:
+    session = sock.session
+    while True:
+        changed = sock.wait_changed
+        frames = session.take_websocket_frames()
+        try:
+            for frame in frames:
+                await ws.send_message(frame)
+        except ConnectionClosed:
+            sock.fail("transport close")
+            return
+        if session.closed and not session.outbox:
+            return
+        if not session.outbox:
+            await changed()
+
+
+async def _reader(sock: EngineSocket, ws: WebSocketConnection) -> None:
+    """Read until the peer goes or the session ends; ending the session is
+    all it does on the way out (the writer then closes the WebSocket)."""
+    while not sock.closed:
+        try:
+            message = await ws.get_message()
+        except ConnectionClosed as exc:
+            reason = exc.reason
+            logger.debug("session %s: websocket closed (%s)", sock.sid, reason)
+            sock.fail("message too big" if reason is not None and reason.code == 1009 else "transport close")
+            return
+        try:
+            data = sock.handle_packet(decode_packet(message))
+        except PacketError as exc:
+            logger.info("session %s: bad packet over websocket: %s", sock.sid, exc)
+            sock.fail("parse error")
+            return
+        if data is not None and not await sock.deliver(data):
+            return
+
+
+async def run_upgrade_probe(sock: EngineSocket, ws: WebSocketConnection, upgrade_timeout: float) -> bool:
+    """The probe exchange on a new WebSocket for a polling session:
+    ``2probe`` -> ``3probe``, (polling released with ``6``), ``5``. True when
+    the session now runs on ``ws``; False (session untouched, still polling)
+    when the probe failed or took longer than ``upgrade_timeout``."""
+    session = sock.session
+    probing = False
+    with trio.move_on_after(upgrade_timeout):
+        try:
+            if await ws.get_message() != "2probe" or not session.can_probe:
+                return False
+            await ws.send_message(session.begin_upgrade())
+            probing = True
+            sock.notify()  # a pending GET is answered with a noop now
+            message = await ws.get_message()
+            if message != "5":
+                logger.info("session %s: unexpected %r during upgrade", sock.sid, message)
+                return False
+            session.complete_upgrade()
+            probing = False
+            sock.notify()
+            logger.debug("session %s upgraded to websocket", sock.sid)
+            return True
+        except (ConnectionClosed, PacketError) as exc:
+            logger.debug("session %s: probe failed: %r", sock.sid, exc)
+            return False
+        finally:
+            if probing:
+                session.abort_upgrade()
+                sock.notify()
+    logger.info("session %s: upgrade timed out", sock.sid)
+    return False
