@@ -1,0 +1,116 @@
+"""Random command sequences from several connections, invariants checked after each step.
+
+Sequence-based (not RuleBasedStateMachine): each example runs its own ``trio.run``,
+which keeps hypothesis and trio out of each other's way. Checked after every step:
+every user in exactly one place; every room has its host; each connection speaks
+for at most one user and each user has one connection; every connected client's
+last list equals the directory; a failed command changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from actors.helpers import NO_RATE_LIMIT, make_deck
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from roomactors.actors import Lobby, LobbySnapshot, MemoryClient, RoomLimits, open_lobby
+
+SLOTS = 4
+USERS = (1, 2, "three")
+LIMITS = RoomLimits(max_rooms=3, max_players=2, command_rate=None)
+assert NO_RATE_LIMIT.command_rate is None
+
+slot = st.integers(0, SLOTS - 1)
+user = st.sampled_from(USERS)
+room = st.integers(1, 3)
+step = st.one_of(
+    st.tuples(st.just("join_room"), slot, room),
+    st.tuples(st.just("create_room"), slot, st.none() | user),
+    st.tuples(st.just("leave_room"), slot, room),
+    st.tuples(st.just("join_lobby"), slot, user),
+    st.tuples(st.just("leave_lobby"), slot, user),
+    st.tuples(st.just("disconnect"), slot, st.none()),
+)
+
+KNOWN_REFUSALS = {
+    "invalid_payload", "not_in_lobby", "already_in_room", "room_not_found", "room_full",
+    "not_in_room", "forbidden", "identity_mismatch", "too_many_rooms",
+}
+
+
+def payload_for(kind: str, arg: Any) -> dict[str, Any]:
+    if kind == "create_room":
+        body: dict[str, Any] = {"name": "r", "deck": make_deck()}
+        if arg is not None:
+            body["host"] = {"id": arg, "username": f"u{arg}"}
+        return body
+    return {"id": arg}
+
+
+def check_invariants(snapshot: LobbySnapshot, clients: list[MemoryClient], connected_at: list[int]) -> None:
+    rooms = {summary.id: summary for summary in snapshot.rooms.rooms}
+    seated: dict[Any, int] = {}
+    for summary in rooms.values():
+        for person in (summary.host, *summary.players):
+            assert person.id not in seated, f"user {person.id} sits in two rooms"
+            seated[person.id] = summary.id
+        assert len(summary.players) <= summary.max_players
+        # every room has its host, and the host is a connected user
+        assert snapshot.places.get(summary.host.id) == summary.id
+    for user_id, place in snapshot.places.items():
+        assert place == seated.get(user_id), f"user {user_id}: lobby says {place}, rooms say {seated.get(user_id)}"
+    assert set(seated) <= set(snapshot.places)
+    bound = [uid for uid in snapshot.connections.values() if uid is not None]
+    assert sorted(map(str, bound)) == sorted(map(str, snapshot.places)), "one connection per user"
+    expected = snapshot.rooms.to_json()
+    for client, since in zip(clients, connected_at):
+        if snapshot.rooms.version > since or client.room_list is not None:
+            assert client.room_list is not None and client.room_list.to_json() == expected, client
+
+
+async def run_steps(steps: list[tuple[str, int, Any]]) -> None:
+    async with open_lobby(LIMITS) as lobby:
+        generation = [0] * SLOTS
+        clients: list[MemoryClient] = []
+        connected_at: list[int] = []
+        for i in range(SLOTS):
+            clients.append(MemoryClient(f"c{i}.0"))
+            await lobby.connect(clients[i])
+            connected_at.append(0)
+        # Start from three users in the lobby (slot 3 watches), so short examples reach rooms.
+        steps = [("join_lobby", i, uid) for i, uid in enumerate(USERS)] + steps
+        for kind, index, arg in steps:
+            before = await lobby.snapshot()
+            if kind == "disconnect":
+                await lobby.disconnect(clients[index])
+                generation[index] += 1
+                clients[index] = MemoryClient(f"c{index}.{generation[index]}")
+                await lobby.connect(clients[index])
+                connected_at[index] = (await lobby.snapshot()).rooms.version
+            else:
+                client = clients[index]
+                ack = await lobby.command(client, kind, payload_for(kind, arg))
+                after = await lobby.snapshot()
+                if not ack["ok"]:
+                    assert ack["error"]["code"] in KNOWN_REFUSALS, ack
+                    assert after == before, f"failed {kind} changed something"
+                elif kind == "join_lobby":
+                    assert ack["room"] == after.places[arg]
+            # A replaced connection is detached and gone; reconnect that slot like a browser would.
+            for i, client in enumerate(clients):
+                if client.detached:
+                    assert client.events[-1][0] == "replaced"
+                    generation[i] += 1
+                    clients[i] = MemoryClient(f"c{i}.{generation[i]}")
+                    await lobby.connect(clients[i])
+                    connected_at[i] = (await lobby.snapshot()).rooms.version
+            check_invariants(await lobby.snapshot(), clients, connected_at)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=8, max_size=40))
+def test_random_command_sequences_keep_the_invariants(steps: list[tuple[str, int, Any]]) -> None:
+    trio.run(run_steps, steps)
