@@ -253,7 +253,7 @@ async function main() {
     report.pages.bob.notice = {
       text: (await notice.locator(".notice-text").textContent()).trim(),
       reason: await notice.getAttribute("data-reason"),
-      live: await notice.getAttribute("aria-live"),
+      live: await notice.evaluate((node) => node.closest("[aria-live]")?.getAttribute("aria-live")),
     };
     check(report.pages.bob.notice.reason === "host_left", `bob: notice reason ${report.pages.bob.notice.reason}`);
     check(report.pages.bob.notice.text.includes("The host closed the room."), `bob: notice "${report.pages.bob.notice.text}"`);
@@ -269,6 +269,30 @@ async function main() {
         document.querySelector("[data-testid=connection-state]").dataset.transport === "websocket");
       report.pages[p.name].transport = await transportOf(p.page);
     }
+
+    step("a dropped connection shows 'reconnecting', then the page signs in again by itself");
+    await ap.evaluate(() => {
+      const status = document.querySelector("[data-testid=connection-state]");
+      window.__connectionStates = [];
+      new MutationObserver(() => window.__connectionStates.push(status.dataset.state))
+        .observe(status, { attributes: true, attributeFilter: ["data-state"] });
+      window.roomactorsLobby.socket.io.engine.close(); // as if the network dropped
+    });
+    await waitIn(ap, "alice: reconnected", () =>
+      document.querySelector("[data-testid=connection-state]").dataset.state === "connected" &&
+      window.__connectionStates.includes("reconnecting"));
+    await waitVisible(byTest(ap, "lobby-view"), "alice: lobby after reconnecting");
+    // The room list only arrives after join_lobby, so an item proves the re-join.
+    await tp.getByLabel("Room name").fill("After the drop");
+    await tp.getByLabel("Deck name").fill("Tables");
+    await tp.getByRole("button", { name: "Create room" }).click();
+    await waitVisible(byTest(tp, "room-view"), "teacher: second room");
+    await waitVisible(ap.locator("[data-testid=room-item]", { hasText: "After the drop" }), "alice: sees the new room");
+    report.pages.alice.reconnect = {
+      states: await ap.evaluate(() => [...new Set(window.__connectionStates)]),
+      whoami: (await byTest(ap, "whoami").textContent()).trim(),
+      reloaded: (await ap.evaluate(() => window.__noReloadMarker)) !== "still-here",
+    };
 
     step("the same user in a new tab takes over; the old tab is told");
     const bobTab = await bob.context.newPage();

@@ -10,7 +10,7 @@ if [ ! -x /usr/bin/chromium ]; then
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 fi
 
 if [ ! -d tests/js/node_modules/playwright-core ] || [ ! -d tests/js/node_modules/socket.io-client ]; then

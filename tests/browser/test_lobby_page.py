@@ -12,7 +12,8 @@ creates a room, the students see it appear without reloading and join (one by
 keyboard, on a phone-sized window), the teacher sees them, one student leaves, the
 teacher closes the room and the remaining student is told and is back in the lobby;
 a second create_room hits max_rooms=1 and the error shows next to the form; every
-page ends up on WebSocket; a second tab of the same user takes over. Screenshots go
+page ends up on WebSocket; a dropped connection shows "reconnecting" and the page
+signs in again by itself; a second tab of the same user takes over. Screenshots go
 to ``test-artifacts/browser/<server>/``.
 """
 
@@ -111,6 +112,13 @@ def assert_what_the_pages_showed(report: dict[str, Any]) -> None:
     for page in (teacher, alice, bob):
         assert page["transport"] == {"attribute": "websocket", "engine": "websocket"}
         assert page["problems"] == []
+
+    # After a dropped connection: "reconnecting", then connected and signed in again.
+    assert alice["reconnect"] == {
+        "states": ["reconnecting", "connected"],
+        "whoami": "Signed in as Alice (student)",
+        "reloaded": False,
+    }
 
     assert bob["replaced"] == {
         "text": "You signed in from another tab or window, so this one stopped.",

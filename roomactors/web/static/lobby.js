@@ -195,6 +195,7 @@
   function showNotice(text, kind, action) {
     el.noticeText.textContent = text;
     el.notice.dataset.kind = kind || "info";
+    el.notice.dataset.reason = "";
     noticeAction = action || null;
     noticeActionButton.hidden = !action;
     noticeActionButton.textContent = action ? action.label : "";
@@ -204,6 +205,7 @@
   function hideNotice() {
     el.notice.hidden = true;
     el.notice.dataset.kind = "";
+    el.notice.dataset.reason = "";
     noticeAction = null;
     noticeActionButton.hidden = true;
   }
@@ -350,6 +352,8 @@
         const error = reply && reply.error;
         showError(errorNode, describeError(error), error && error.code);
       } else {
+        // A step forward makes an old notice ("you left …") stale; errors stay.
+        if (el.notice.dataset.kind !== "error") hideNotice();
         onOk(reply);
       }
       render();
