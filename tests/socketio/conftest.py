@@ -156,9 +156,81 @@ def build_server(record: ServerRecord, config: Any = None, engineio: Any = None)
 
 
 @pytest.fixture
-async def served(nursery: trio.Nursery) -> Served:
-    record = ServerRecord()
-    server = build_server(record)
-    addresses = await nursery.start(server.serve, "127.0.0.1", 0)
-    host, port = addresses[0][:2]
-    return Served(server, f"http://{host}:{port}", port, record)
+def start_served(nursery: trio.Nursery) -> Any:
+    """``await start_served(config=None, engineio=None)`` -> a Served on 127.0.0.1, port 0."""
+
+    async def start(config: Any = None, engineio: Any = None) -> Served:
+        record = ServerRecord()
+        server = build_server(record, config, engineio)
+        addresses = await nursery.start(server.serve, "127.0.0.1", 0)
+        host, port = addresses[0][:2]
+        return Served(server, f"http://{host}:{port}", port, record)
+
+    return start
+
+
+@pytest.fixture
+async def served(start_served: Any) -> Served:
+    return await start_served()
+
+
+# -- a raw Engine.IO WebSocket client, for packets no real client would send ---
+
+
+class RawClient:
+    """Speaks Engine.IO v4 over a WebSocket by hand, answering pings itself."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one Socket.IO packet as an Engine.IO message (``4`` prefix for text)."""
+        await self.ws.send_message(message if isinstance(message, bytes) else "4" + message)
+
+    async def receive(self) -> str | bytes:
+        """The next Socket.IO packet (text without the ``4``, or bytes)."""
+        while True:
+            frame = await self.ws.get_message()
+            if frame == "2":
+                await self.ws.send_message("3")
+                continue
+            if isinstance(frame, str):
+                assert frame.startswith("4"), f"unexpected Engine.IO packet {frame!r}"
+                return frame[1:]
+            return frame
+
+    async def join(self, namespace: str = "/") -> str:
+        await self.send("0" if namespace == "/" else f"0{namespace},")
+        answer = await self.receive()
+        assert isinstance(answer, str) and '{"sid":' in answer, answer
+        return answer
+
+    async def closed_by_server(self, timeout: float = 10.0) -> list[str | bytes]:
+        """Wait for the server to end the session; returns what came before the end."""
+        from trio_websocket import ConnectionClosed
+
+        frames: list[str | bytes] = []
+        with trio.fail_after(timeout):
+            while True:
+                try:
+                    frames.append(await self.ws.get_message())
+                except ConnectionClosed:
+                    return frames
+
+
+@pytest.fixture
+def open_raw() -> Any:
+    """``async with open_raw(port) as raw`` -> a RawClient past the Engine.IO handshake."""
+    from contextlib import asynccontextmanager
+
+    from trio_websocket import open_websocket_url
+
+    @asynccontextmanager
+    async def opener(port: int) -> Any:
+        url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        async with open_websocket_url(url) as ws:
+            handshake = await ws.get_message()
+            assert isinstance(handshake, str) and handshake.startswith('0{"sid":'), handshake
+            yield RawClient(ws)
+
+    return opener

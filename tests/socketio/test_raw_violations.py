@@ -1,0 +1,83 @@
+"""Malformed Socket.IO packets over a raw WebSocket: each closes only the
+connection that sent it, while another connected client keeps working; and the
+connect timeout, on the autojump clock with a raw client in the test's loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from roomactors.socketio import SocketIOConfig
+
+MALFORMED: list[list[str | bytes]] = [
+    ["9"],                                                   # unknown packet type
+    ['2{"a":1}'],                                            # EVENT payload not an array
+    ["2[]"],                                                 # EVENT payload empty
+    ["2[1]"],                                                # event name not a string
+    ['2["disconnect"]'],                                     # reserved event name
+    ['3["x"]'],                                              # ACK without an id
+    ['377["x"]'],                                            # ACK for a call never made
+    ['299999999999999999["x"]'],                             # ack id out of range
+    ['51-["ev",{"_placeholder":true,"num":0}]', '2["x"]'],   # text while attachments pending
+    ['52-["ev",{"_placeholder":true,"num":0}]'],             # attachment count mismatch
+    ['51-["ev",{"_placeholder":true,"num":3}]'],             # placeholder out of range
+    [b"\x01\x02"],                                           # binary with no packet
+    ["0"],                                                   # CONNECT twice
+    ['2/admin,["never joined"]'],                            # namespace never joined
+    ['0admin,{}'],                                           # namespace without "/"
+    ['0/admin,["auth"]'],                                    # CONNECT payload not an object
+    ['4{"message":"x"}'],                                    # CONNECT_ERROR from a client
+    ['2["echo"'],                                            # truncated JSON
+]
+
+
+@pytest.mark.parametrize("packets", MALFORMED, ids=[repr(p)[:40] for p in MALFORMED])
+async def test_malformed_packet_closes_only_that_connection(served: Any, open_raw: Any, packets: list[str | bytes]) -> None:
+    async with open_raw(served.port) as good, open_raw(served.port) as bad:
+        await good.join()
+        await bad.join()
+        for packet in packets:
+            await bad.send(packet)
+        frames = await bad.closed_by_server()
+        assert frames[-1:] == ["1"]  # the Engine.IO close packet, then the close
+        await good.send('21["echo","still here"]')
+        assert await good.receive() == '31["still here"]'
+
+
+async def test_malformed_packet_closes_a_polling_session_too(served: Any) -> None:
+    import socketio
+
+    def run() -> Any:
+        client = socketio.Client(reconnection=False, request_timeout=5)
+        closed = []
+        client.on("disconnect", lambda *reason: closed.append(reason))
+        client.connect(served.url, transports=["polling"], wait_timeout=5)
+        try:
+            client._send_packet(client.packet_class(socketio.packet.EVENT, data=[]))
+            client.sleep(0)  # let the write go out
+            for _ in range(50):
+                if closed:
+                    break
+                client.sleep(0.1)
+            return closed
+        finally:
+            client.disconnect()
+
+    closed = await trio.to_thread.run_sync(run)
+    assert closed, "the server did not close the session"
+
+
+async def test_connect_timeout_closes_at_exactly_the_deadline(
+    autojump_clock: trio.abc.Clock, start_served: Any, open_raw: Any
+) -> None:
+    served = await start_served(SocketIOConfig(connect_timeout=10.0))
+    async with open_raw(served.port) as idle, open_raw(served.port) as joined:
+        opened = trio.current_time()
+        await joined.join()
+        frames = await idle.closed_by_server(timeout=60)
+        assert trio.current_time() - opened == pytest.approx(10.0, abs=0.01)
+        assert frames == ["1"]
+        await joined.send('21["echo",1]')
+        assert await joined.receive() == "31[1]"
