@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
@@ -264,10 +264,18 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-async def _next_signal(signals: Any) -> int:
+SignalStream = trio.MemoryReceiveChannel[int]
+"""Signal numbers as they arrive. trio lets only one task iterate a signal receiver,
+so one task forwards them here, where whichever task waits now takes the next one."""
+
+
+async def _forward_signals(signals: AsyncIterator[int], send: trio.MemorySendChannel[int]) -> None:
     async for signum in signals:
-        return int(signum)
-    raise RuntimeError("the signal receiver closed")  # trio's never does
+        await send.send(signum)
+
+
+async def _next_signal(signals: SignalStream) -> int:
+    return await signals.receive()
 
 
 async def _serve_or_fail(
@@ -282,7 +290,14 @@ async def _serve_or_fail(
         raise _ServerStopped("the server stopped although no shutdown was asked for")
 
 
-async def _shut_down(server: RunningServer, signals: Any, timeout: float) -> int:
+async def _cancel_on_signal(signals: SignalStream, watch: trio.CancelScope, target: trio.CancelScope) -> None:
+    with watch:
+        signum = await _next_signal(signals)
+        logger.info("%s before the server was ready: stopping", _signal_name(signum))
+        target.cancel()
+
+
+async def _shut_down(server: RunningServer, signals: SignalStream, timeout: float) -> int:
     """Graceful shutdown, cut short by the next signal or by an overrun; the exit code."""
     exit_code = 0
     async with trio.open_nursery() as race:
@@ -329,9 +344,17 @@ async def run_until_signal(config: RoomServerConfig, *, serve: ServeFunction | N
             "server; name the allowed origins with --cors-origin unless that is intended"
         )
     stopping = trio.Event()
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    exit_code = 0  # also when a signal stopped the start: nothing needed shutting down
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as receiver:
         async with trio.open_nursery() as nursery:
+            send, signals = trio.open_memory_channel[int](16)
+            nursery.start_soon(_forward_signals, receiver, send)
+            # A signal while the server starts has nothing to shut down gracefully:
+            # it just cancels the start (a start that hangs must stay interruptible).
+            startup_watch = trio.CancelScope()
+            nursery.start_soon(_cancel_on_signal, signals, startup_watch, nursery.cancel_scope)
             server: RunningServer = await nursery.start(_serve_or_fail, serve, config, stopping)
+            startup_watch.cancel()
             logger.info("roomserver listening: clients connect to %s", server.url)
             signum = await _next_signal(signals)
             logger.info(

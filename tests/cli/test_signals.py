@@ -150,3 +150,28 @@ def test_main_reports_a_bind_failure_in_one_line_and_exits_1(
     assert cli.main(["--port", "8123"]) == 1
     critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
     assert [r.getMessage() for r in critical] == ["cannot serve on 127.0.0.1:8123: [Errno 98] Address already in use"]
+
+
+async def test_a_signal_during_start_up_stops_the_start_and_exits_0() -> None:
+    entered = trio.Event()
+    cancelled: list[bool] = []
+
+    async def slow_serve(config: RoomServerConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        entered.set()  # run_until_signal's signal receiver is open by now
+        try:
+            await trio.sleep_forever()  # never ready
+        except trio.Cancelled:
+            cancelled.append(True)
+            raise
+
+    codes: list[int] = []
+    async with trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            codes.append(await run_until_signal(RoomServerConfig(), serve=slow_serve))
+
+        nursery.start_soon(run)
+        await entered.wait()
+        signal.raise_signal(signal.SIGTERM)
+    assert codes == [0]
+    assert cancelled == [True]
