@@ -72,3 +72,62 @@ async def test_dropped_websocket_ends_the_session(start_server, open_ws) -> None
     with trio.fail_after(5):
         while started.server.statistics().sessions or started.server.statistics().http_connections:
             await trio.sleep(0.01)
+
+
+async def test_full_upgrade_sequence(start_server, open_ws) -> None:
+    started = await start_server(lambda sock: trio.sleep_forever())
+    sid, _ = await started.handshake()
+    sock = started.server.lookup(sid)
+    poll = await RawHttp.connect(started.port)
+    await poll.send_request("GET", started.poll_url(sid))
+    await trio.testing.wait_all_tasks_blocked()
+
+    ws = await open_ws(started.ws_url(sid))
+    await ws.send_message("2probe")
+    assert await ws.get_message() == "3probe"
+    with trio.fail_after(5):  # the pending GET is released promptly, with a noop only
+        assert (await poll.read_response()).text == "6"
+    sock.send("buffered 1")  # sent during the upgrade: must arrive over the WebSocket first
+    sock.send(b"\x01")
+    assert started.server.statistics().polling_sessions == 1
+    await ws.send_message("5")
+    assert await ws.get_message() == "4buffered 1"
+    assert await ws.get_message() == b"\x01"
+    assert sock.transport == "websocket"
+    assert started.server.statistics().websocket_sessions == 1
+
+    reply = await poll.request("GET", started.poll_url(sid))
+    assert (reply.status, reply.json()) == (400, {"code": 3, "message": "Bad request"})
+    reply = await http(started.port, "POST", started.poll_url(sid), b"4x")
+    assert (reply.status, reply.json()["code"]) == (400, 3)
+
+    second = await open_ws(started.ws_url(sid))  # accepted, then closed
+    with pytest.raises(trio_websocket.ConnectionClosed):
+        await second.get_message()
+    sock.send("still upgraded")
+    assert await ws.get_message() == "4still upgraded"
+    await ws.send_message("4from ws")
+    assert await sock.receive() == "from ws"
+
+
+async def test_upgrade_with_echo_and_no_pending_get(start_server, open_ws) -> None:
+    started = await start_server()
+    sid, _ = await started.handshake()
+    ws = await open_ws(started.ws_url(sid))
+    await ws.send_message("2probe")
+    assert await ws.get_message() == "3probe"
+    assert (await http(started.port, "GET", started.poll_url(sid))).text == "6"
+    await ws.send_message("5")
+    await ws.send_message("4echo")
+    assert await ws.get_message() == "4echo"
+
+
+async def test_probe_on_a_websocket_session_is_closed(start_server, open_ws) -> None:
+    started = await start_server()
+    ws = await open_ws(started.ws_url())
+    sid = json.loads((await ws.get_message())[1:])["sid"]
+    probe = await open_ws(started.ws_url(sid))
+    with pytest.raises(trio_websocket.ConnectionClosed):
+        await probe.get_message()
+    await ws.send_message("4alive")
+    assert await ws.get_message() == "4alive"
