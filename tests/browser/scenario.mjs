@@ -270,7 +270,14 @@ async function main() {
       report.pages[p.name].transport = await transportOf(p.page);
     }
 
-    step("a dropped connection shows 'reconnecting', then the page signs in again by itself");
+    step("a dropped connection shows 'reconnecting'; the page signs in again and says the seat was lost");
+    await tp.getByLabel("Room name").fill("After the drop");
+    await tp.getByLabel("Deck name").fill("Tables");
+    await tp.getByRole("button", { name: "Create room" }).click();
+    await waitVisible(byTest(tp, "room-view"), "teacher: second room");
+    await ap.getByRole("button", { name: "Join room After the drop" }).click();
+    await waitVisible(byTest(ap, "room-view"), "alice: in the second room");
+    await waitPlayers(tp, "teacher", ["Alice"]);
     await ap.evaluate(() => {
       const status = document.querySelector("[data-testid=connection-state]");
       window.__connectionStates = [];
@@ -282,17 +289,19 @@ async function main() {
       document.querySelector("[data-testid=connection-state]").dataset.state === "connected" &&
       window.__connectionStates.includes("reconnecting"));
     await waitVisible(byTest(ap, "lobby-view"), "alice: lobby after reconnecting");
-    // The room list only arrives after join_lobby, so an item proves the re-join.
-    await tp.getByLabel("Room name").fill("After the drop");
-    await tp.getByLabel("Deck name").fill("Tables");
-    await tp.getByRole("button", { name: "Create room" }).click();
-    await waitVisible(byTest(tp, "room-view"), "teacher: second room");
-    await waitVisible(ap.locator("[data-testid=room-item]", { hasText: "After the drop" }), "alice: sees the new room");
+    await waitIn(ap, "alice: told about the lost seat", () =>
+      document.querySelector("[data-testid=notice]").dataset.reason === "dropped");
+    await waitPlayers(tp, "teacher", []);
+    await waitIn(ap, "alice: list shows 0 players", () =>
+      document.querySelector("[data-testid=room-item]")?.dataset.players === "0");
     report.pages.alice.reconnect = {
       states: await ap.evaluate(() => [...new Set(window.__connectionStates)]),
+      notice: (await byTest(ap, "notice").locator(".notice-text").textContent()).trim(),
       whoami: (await byTest(ap, "whoami").textContent()).trim(),
       reloaded: (await ap.evaluate(() => window.__noReloadMarker)) !== "still-here",
     };
+    await tp.getByRole("button", { name: "Close room" }).click();
+    await waitVisible(byTest(ap, "rooms-empty"), "alice: second room gone");
 
     step("the same user in a new tab takes over; the old tab is told");
     const bobTab = await bob.context.newPage();

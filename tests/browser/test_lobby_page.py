@@ -12,8 +12,8 @@ creates a room, the students see it appear without reloading and join (one by
 keyboard, on a phone-sized window), the teacher sees them, one student leaves, the
 teacher closes the room and the remaining student is told and is back in the lobby;
 a second create_room hits max_rooms=1 and the error shows next to the form; every
-page ends up on WebSocket; a dropped connection shows "reconnecting" and the page
-signs in again by itself; a second tab of the same user takes over. Screenshots go
+page ends up on WebSocket; a dropped connection shows "reconnecting", the page
+signs in again by itself and says the seat was lost; a second tab of the same user takes over. Screenshots go
 to ``test-artifacts/browser/<server>/``.
 """
 
@@ -113,9 +113,11 @@ def assert_what_the_pages_showed(report: dict[str, Any]) -> None:
         assert page["transport"] == {"attribute": "websocket", "engine": "websocket"}
         assert page["problems"] == []
 
-    # After a dropped connection: "reconnecting", then connected and signed in again.
+    # After a dropped connection: "reconnecting", then connected and signed in again;
+    # the server counted the drop as leaving, and the page says so.
     assert alice["reconnect"] == {
         "states": ["reconnecting", "connected"],
+        "notice": "The connection dropped, so you left “After the drop”.",
         "whoami": "Signed in as Alice (student)",
         "reloaded": False,
     }

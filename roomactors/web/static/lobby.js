@@ -77,6 +77,7 @@
     pendingRoom: null, // a create/join ack's room, until an updaterooms arrives
     leftRoomId: null, // a room we left (ack or roomclosed), until an updaterooms arrives
     view: null,
+    droppedFrom: null, // name of the room we sat in when the connection dropped
     roomErrors: new Map(), // room id -> message shown next to that room's Join button
   };
 
@@ -267,6 +268,8 @@
   });
 
   socket.on("disconnect", (reason) => {
+    const room = state.me ? currentRoom() : null;
+    state.droppedFrom = room ? String(room.name) : null;
     if (socket.active) {
       setConnection("reconnecting");
       return;
@@ -360,15 +363,31 @@
     });
   }
 
+  // Binds this tab's user id to the connection. From the form while disconnected
+  // (not yet connected, or stopped after `replaced`), it remembers the profile and
+  // (re)connects; the "connect" handler then sends it.
   function joinLobby(profile, { fromForm }) {
+    if (fromForm && !socket.connected) {
+      state.profile = profile;
+      clearError(el.signinError);
+      if (!socket.active) socket.connect();
+      return;
+    }
     const payload = { id: state.userId, username: profile.username, auth_level: profile.auth_level };
+    const signedIn = Boolean(state.me);
     command("join_lobby", payload, {
-      errorNode: fromForm ? el.signinError : el.signoutError,
-      button: fromForm ? el.signinForm.querySelector("button[type=submit]") : null,
+      errorNode: signedIn ? el.signoutError : el.signinError,
+      button: signedIn ? null : el.signinForm.querySelector("button[type=submit]"),
       onOk: (reply) => {
         state.me = reply.user && typeof reply.user === "object" ? reply.user : payload;
         state.profile = profile;
         saveProfile(profile);
+        // The server counts a dropped connection as leaving: say so, once.
+        if (state.droppedFrom && (reply.room === null || reply.room === undefined)) {
+          showNotice(`The connection dropped, so you left “${state.droppedFrom}”.`, "warning");
+          el.notice.dataset.reason = "dropped";
+        }
+        state.droppedFrom = null;
       },
     });
   }
