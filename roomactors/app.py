@@ -1,0 +1,138 @@
+"""The room protocol on a SocketIOServer: namespaces ``/`` and ``/lobby``, one lobby.
+
+This module is the only place where the actors meet Socket.IO: each socket becomes
+a :class:`SocketClient` (the actors' ``Client``), each command event an ask to the
+lobby, and each reply an ack (or, when the client asked for none, a ``rejected``
+event on failure). The actors never see a socket; the Socket.IO layer never sees
+an actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from .actors import COMMANDS, Lobby, RoomLimits, RoomList, open_lobby
+from .socketio import EncodedEvent, Socket, SocketIOServer
+
+logger = logging.getLogger(__name__)
+
+NAMESPACES: Final = ("/", "/lobby")
+"""Both speak the room protocol and share one lobby (protocol.md)."""
+
+UPDATEROOMS_KEY: Final = "updaterooms"
+"""Outbox replace key: an undelivered room list is replaced by the newer one."""
+
+
+def _room_list_json(rooms: RoomList) -> list[dict[str, Any]]:
+    return rooms.encoded("json", RoomList.to_json)
+
+
+class SocketClient:
+    """One socket (one client in one namespace) as the lobby's ``Client``.
+
+    Every method hands over to the socket's outbox and returns at once.
+    """
+
+    def __init__(self, socket: Socket, sio: SocketIOServer) -> None:
+        self.socket = socket
+        self._sio = sio
+
+    @property
+    def client_id(self) -> Hashable:
+        return self.socket.sid
+
+    def __repr__(self) -> str:
+        return f"SocketClient({self.socket.sid!r}, {self.socket.namespace!r})"
+
+    def send_event(self, event: str, payload: object) -> None:
+        self.socket.emit(event, payload)
+
+    def send_room_list(self, rooms: RoomList) -> None:
+        namespace = self.socket.namespace
+
+        def encode(rooms: RoomList) -> EncodedEvent:
+            return self._sio.encode_event("updaterooms", _room_list_json(rooms), namespace=namespace)
+
+        # Encoded once per change per namespace, shared by every socket of it.
+        encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace), encode)
+        self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY)
+
+    def detach(self, reason: str) -> None:
+        logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
+        self.socket.disconnect()
+
+
+def _ack_requested(socket: Socket) -> bool | None:
+    """Whether the client asked for an ack for the event being handled, when the
+    Socket.IO layer tells (``socket.ack_requested``); None when it does not."""
+    value = getattr(socket, "ack_requested", None)
+    return value if isinstance(value, bool) else None
+
+
+class RoomApp:
+    """The handlers of both namespaces, bound to one running lobby."""
+
+    def __init__(self, sio: SocketIOServer, lobby: Lobby) -> None:
+        self.sio = sio
+        self.lobby = lobby
+        self._clients: dict[tuple[str, str], SocketClient] = {}
+        for namespace in NAMESPACES:
+            sio.on("connect", namespace)(self._on_connect)
+            sio.on("disconnect", namespace)(self._on_disconnect)
+            for command in COMMANDS:
+                sio.on(command, namespace)(self._handler_for(command))
+
+    async def _on_connect(self, socket: Socket, auth: Any) -> None:
+        client = SocketClient(socket, self.sio)
+        self._clients[(socket.namespace, socket.sid)] = client
+        await self.lobby.connect(client)
+
+    async def _on_disconnect(self, socket: Socket, reason: str) -> None:
+        client = self._clients.pop((socket.namespace, socket.sid), None)
+        if client is not None:
+            await self.lobby.disconnect(client)
+
+    def _handler_for(self, command: str) -> Any:
+        async def handle(socket: Socket, *args: Any) -> dict[str, Any] | None:
+            return await self.run_command(socket, command, args)
+
+        handle.__name__ = f"on_{command}"
+        return handle
+
+    async def run_command(self, socket: Socket, command: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
+        """One command event: the ack dict, plus ``rejected`` when the client
+        asked for no ack (or when the Socket.IO layer cannot tell: see report)."""
+        client = self._clients.get((socket.namespace, socket.sid))
+        if client is None:
+            return None  # the socket is gone; nobody to answer
+        if len(args) == 1 and isinstance(args[0], dict):
+            reply = await self.lobby.command(client, command, args[0])
+        else:
+            reply = {
+                "ok": False,
+                "error": {
+                    "code": "invalid_payload",
+                    "message": f"{command} takes exactly one JSON object, got {len(args)} arguments",
+                },
+            }
+        if not reply["ok"] and _ack_requested(socket) is not True:
+            socket.emit("rejected", {"event": command, **reply["error"]})
+        return reply
+
+    def statistics(self) -> Any:
+        return self.lobby.statistics()
+
+
+@asynccontextmanager
+async def open_room_app(sio: SocketIOServer, limits: RoomLimits = RoomLimits()) -> AsyncIterator[RoomApp]:
+    """Install the room protocol on ``sio`` and run its lobby for the block.
+
+    Serve ``sio`` inside the block. Leaving it shuts the lobby down: every room is
+    closed with reason ``shutdown`` (hosts and players told) before the caller
+    stops serving; disconnects that arrive afterwards are ignored.
+    """
+    async with open_lobby(limits) as lobby:
+        yield RoomApp(sio, lobby)
