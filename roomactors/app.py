@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from .actors import COMMANDS, Lobby, RoomLimits, RoomList, open_lobby
-from .socketio import EncodedEvent, Socket, SocketIOServer
+from .actors import COMMANDS, ActorStopped, Lobby, LobbyStatistics, RoomLimits, RoomList, open_lobby
+from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,11 @@ class RoomApp:
 
     async def _on_connect(self, socket: Socket, auth: Any) -> None:
         client = SocketClient(socket, self.sio)
+        try:
+            await self.lobby.connect(client)
+        except ActorStopped:
+            raise ConnectionRefused("the server is shutting down") from None
         self._clients[(socket.namespace, socket.sid)] = client
-        await self.lobby.connect(client)
 
     async def _on_disconnect(self, socket: Socket, reason: str) -> None:
         client = self._clients.pop((socket.namespace, socket.sid), None)
@@ -122,8 +125,13 @@ class RoomApp:
             socket.emit("rejected", {"event": command, **reply["error"]})
         return reply
 
-    def statistics(self) -> Any:
+    def statistics(self) -> LobbyStatistics:
         return self.lobby.statistics()
+
+    async def shutdown(self) -> None:
+        """Close every room with reason ``shutdown`` (hosts and players told) and
+        stop the lobby; call it while still serving, so the clients hear it."""
+        await self.lobby.shutdown()
 
 
 @asynccontextmanager

@@ -170,8 +170,9 @@ class LobbyActor:
 
     async def _command(self, client: Client, name: str, payload: object) -> dict[str, Any]:
         handler = self._commands.get(name)
-        if handler is None:
-            raise ValueError(f"unknown command {name!r}; the commands are {', '.join(COMMANDS)}")
+        if handler is None:  # the caller's bug (Lobby.command checks first): refuse, don't crash the lobby
+            logger.error("unknown command %r from %r", name, client.client_id)
+            return ProtocolError("internal", f"unknown command {name!r}").to_ack()
         conn = self._clients.get(client.client_id)
         try:
             if conn is None or conn.client is not client:

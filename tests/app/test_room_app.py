@@ -168,3 +168,23 @@ async def test_no_rejected_event_when_the_client_asked_for_an_ack(served: Served
         sock.emit("leave_room", {"id": 0})
         await sock.next_event("rejected", where=lambda args: args[0]["code"] == "invalid_payload")
         assert [args[0]["code"] for args in sock.received("rejected")] == ["invalid_payload"]
+
+
+async def test_shutdown_tells_hosts_and_players_then_refuses_connects(served: Served) -> None:
+    async with open_clients("python") as clients:
+        host = clients.connect(served.url, "/lobby")
+        player = clients.connect(served.url, "/lobby")
+        await host.wait_connected()
+        await player.wait_connected()
+        await host.call("join_lobby", {"id": "h"})
+        await player.call("join_lobby", {"id": "p"})
+        room_id = (await host.call("create_room", {"name": "R", "deck": DECK}))[0]["room"]["id"]
+        await player.call("join_room", {"id": room_id})
+        await served.app.shutdown()
+        for client in (host, player):
+            assert await client.next_event("roomclosed") == [{"id": room_id, "reason": "shutdown"}]
+        ack = await player.call("join_lobby", {"id": "p"})
+        assert ack[0]["error"]["code"] == "internal"
+        late = clients.connect(served.url, "/", reconnection=False)
+        with pytest.raises(Exception, match="shutting down"):
+            await late.wait_connected()
