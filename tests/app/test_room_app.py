@@ -46,9 +46,18 @@ def without_answers(value: Any) -> None:
 @pytest.mark.parametrize("namespace", ["/lobby", "/"])
 @pytest.mark.parametrize("client_kind", client_params())
 async def test_worked_example(served: Served, namespace: str, client_kind: str) -> None:
+    await run_worked_example(served, client_kind, namespace)
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["websocket"]])
+async def test_worked_example_on_one_transport(served: Served, transports: list[str]) -> None:
+    await run_worked_example(served, "python", "/lobby", transports=transports)
+
+
+async def run_worked_example(served: Served, client_kind: str, namespace: str, **options: Any) -> None:
     async with open_clients(client_kind) as clients:
-        a = clients.connect(served.url, namespace)
-        b = clients.connect(served.url, namespace)
+        a = clients.connect(served.url, namespace, **options)
+        b = clients.connect(served.url, namespace, **options)
         await a.wait_connected()
         await b.wait_connected()
         ack = await a.call("join_lobby", {"id": 1, "username": "mia", "auth_level": "teacher"})
