@@ -17,7 +17,7 @@ import trio
 
 from .errors import EngineClosed
 from .outbox import OutboxOverflow
-from .packets import Packet, PacketError, SharedMessage
+from .packets import Packet, PacketError, PacketType, SharedMessage
 from .session import EngineSession
 
 __all__ = ["EngineSocket"]
@@ -128,7 +128,7 @@ class EngineSocket:
         except PacketError as exc:
             self.fail(f"protocol error: {exc}")
             raise
-        if packet.type == 3:  # PONG moves the heartbeat deadline
+        if packet.type is PacketType.PONG:  # moves the heartbeat deadline
             self._deadline_changed.set()
             self._deadline_changed = trio.Event()
         self._sync()

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 RECEIVE_SIZE = 65536
 #: Seconds an idle keep-alive connection (or a slow request head) may stay open.
 IDLE_TIMEOUT = 120.0
+#: Seconds a client may take to send a request body.
+BODY_TIMEOUT = 60.0
 MAX_HEAD_SIZE = 16384
 
 Headers = list[tuple[str, str]]
@@ -131,7 +133,10 @@ class HttpConnection:
         chunks: list[bytes] = []
         size = 0
         while True:
-            event = await self._next_event()
+            with trio.move_on_after(BODY_TIMEOUT) as slow:
+                event = await self._next_event()
+            if slow.cancelled_caught:
+                raise _Abort
             if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
                 return b"".join(chunks)
             if isinstance(event, h11.Data):

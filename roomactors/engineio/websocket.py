@@ -141,31 +141,46 @@ async def run_upgrade_probe(sock: EngineSocket, ws: WebSocketConnection, upgrade
     """The probe exchange on a new WebSocket for a polling session:
     ``2probe`` -> ``3probe``, (polling released with ``6``), ``5``. True when
     the session now runs on ``ws``; False (session untouched, still polling)
-    when the probe failed or took longer than ``upgrade_timeout``."""
+    when the probe failed, took longer than ``upgrade_timeout``, or the
+    session ended meanwhile."""
+    result = False
+    async with trio.open_nursery() as nursery:
+        nursery.cancel_scope.deadline = trio.current_time() + upgrade_timeout
+
+        async def cancel_when_closed() -> None:
+            await sock.wait_closed()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(cancel_when_closed)
+        result = await _probe(sock, ws)
+        nursery.cancel_scope.cancel()
+    if nursery.cancel_scope.cancelled_caught and not result:
+        logger.info("session %s: upgrade did not finish (%s)", sock.sid, "closed" if sock.closed else "timeout")
+    return result
+
+
+async def _probe(sock: EngineSocket, ws: WebSocketConnection) -> bool:
     session = sock.session
     probing = False
-    with trio.move_on_after(upgrade_timeout):
-        try:
-            if await ws.get_message() != "2probe" or not session.can_probe:
-                return False
-            await ws.send_message(session.begin_upgrade())
-            probing = True
-            sock.notify()  # a pending GET is answered with a noop now
-            message = await ws.get_message()
-            if message != "5":
-                logger.info("session %s: unexpected %r during upgrade", sock.sid, message)
-                return False
-            session.complete_upgrade()
-            probing = False
-            sock.notify()
-            logger.debug("session %s upgraded to websocket", sock.sid)
-            return True
-        except (ConnectionClosed, PacketError) as exc:
-            logger.debug("session %s: probe failed: %r", sock.sid, exc)
+    try:
+        if await ws.get_message() != "2probe" or not session.can_probe:
             return False
-        finally:
-            if probing:
-                session.abort_upgrade()
-                sock.notify()
-    logger.info("session %s: upgrade timed out", sock.sid)
-    return False
+        await ws.send_message(session.begin_upgrade())
+        probing = True
+        sock.notify()  # a pending GET is answered with a noop now
+        message = await ws.get_message()
+        if message != "5":
+            logger.info("session %s: unexpected %r during upgrade", sock.sid, message)
+            return False
+        session.complete_upgrade()
+        probing = False
+        sock.notify()
+        logger.debug("session %s upgraded to websocket", sock.sid)
+        return True
+    except (ConnectionClosed, PacketError) as exc:
+        logger.debug("session %s: probe failed: %r", sock.sid, exc)
+        return False
+    finally:
+        if probing:
+            session.abort_upgrade()
+            sock.notify()

@@ -121,7 +121,8 @@ async def test_post_over_max_payload_is_413_and_closes(start_server) -> None:
     assert (await http(started.port, "POST", started.poll_url(sid), b"4" + b"x" * 99)).body == b"ok"
     reply = await http(started.port, "POST", started.poll_url(sid), b"4" + b"x" * 100)
     assert reply.status == 413
-    assert started.server.lookup(sid) is None or started.server.lookup(sid).closed
+    sock = started.server.lookup(sid)
+    assert sock is None or sock.close_reason == "payload too large"
 
 
 async def test_second_concurrent_get_closes_the_session(start_server) -> None:
@@ -201,3 +202,24 @@ async def test_http_fallback(start_server) -> None:
     assert seen[0].target == "/healthz?verbose=1"
     no_route = await start_server()
     assert (await http(no_route.port, "GET", "/healthz")).status == 404
+
+
+async def test_overlapping_post_closes_the_session(start_server) -> None:
+    release = trio.Event()
+
+    async def slow(sock: EngineSocket) -> None:
+        await release.wait()
+        async for _ in sock:
+            pass
+
+    started = await start_server(slow)
+    sid, _ = await started.handshake()
+    first = await RawHttp.connect(started.port)
+    # more messages than the inbound buffer: the POST waits for the handler
+    await first.send_request("POST", started.poll_url(sid), "\x1e".join(["4m"] * 40).encode())
+    await trio.testing.wait_all_tasks_blocked()
+    reply = await http(started.port, "POST", started.poll_url(sid), b"4x")
+    assert (reply.status, reply.json()["code"]) == (400, 3)
+    assert started.server.lookup(sid) is None or started.server.lookup(sid).close_reason == "transport error"
+    release.set()
+    assert (await first.read_response()).status == 200
