@@ -106,8 +106,10 @@ class RoomApp:
         return handle
 
     async def run_command(self, socket: Socket, command: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        """One command event: the ack dict, plus ``rejected`` when the client
-        asked for no ack (or when the Socket.IO layer cannot tell: see report)."""
+        """One command event: the ack dict, plus ``rejected`` on failure unless the
+        client asked for an ack. While the Socket.IO layer does not say whether it
+        did (no ``Socket.ack_requested``), a failure is sent both ways, so that no
+        client ever misses one; tests/app marks the stricter behaviour xfail."""
         client = self._clients.get((socket.namespace, socket.sid))
         if client is None:
             return None  # the socket is gone; nobody to answer
