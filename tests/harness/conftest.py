@@ -17,6 +17,7 @@ async def echo_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=client_params())
-async def clients(request: pytest.FixtureRequest) -> AsyncIterator[Clients]:
+async def clients(request: pytest.FixtureRequest, echo_url: str) -> AsyncIterator[Clients]:
+    # Depends on echo_url so that the clients close before the server stops.
     async with open_clients(request.param) as pool:
         yield pool

@@ -127,21 +127,27 @@ async def test_players_in_joining_order_and_answers_never_shown(peer_url: str) -
         assert "3/4" not in repr(host.events)
 
 
-async def test_room_full(peer_url: str) -> None:
-    async with open_clients("node") as clients:
-        host = await joined(clients, peer_url, MIA)
+@pytest.mark.parametrize("peer", ["node", "pysocketio"])
+async def test_limits_from_flags(peer: str) -> None:
+    opener = open_node_peer if peer == "node" else open_pysocketio_peer
+    async with opener("--max-rooms", "1", "--max-players", "1") as url, open_clients("node") as clients:
+        host = await joined(clients, url, MIA)
         (made,) = await host.call("create_room", {"name": "R", "deck": DECK})
-        room_id = made["room"]["id"]
-        seated = 0
-        for n in range(51):
-            p = await joined(clients, peer_url, {"id": 100 + n}, namespace="/")
-            (reply,) = await p.call("join_room", {"id": room_id})
-            if n < 50:
-                assert reply["ok"] is True, reply
-                seated += 1
-            else:
-                assert error_code([reply]) == "room_full"
-        assert seated == 50
+        assert made["room"]["max_players"] == 1
+        sam = await joined(clients, url, SAM)
+        assert error_code(await sam.call("create_room", {"name": "R2", "deck": DECK})) == "too_many_rooms"
+        assert (await sam.call("join_room", {"id": 1}))[0]["ok"] is True
+        third = await joined(clients, url, {"id": 3})
+        assert error_code(await third.call("join_room", {"id": 1})) == "room_full"
+
+
+@pytest.mark.parametrize("peer", ["node", "pysocketio"])
+async def test_rate_limit_comes_first(peer: str) -> None:
+    opener = open_node_peer if peer == "node" else open_pysocketio_peer
+    async with opener("--command-rate", "0.001", "--command-burst", "3") as url, open_clients("node") as clients:
+        sock = clients.connect(url)
+        codes = [error_code(await sock.call("join_room", "bad")) for _ in range(4)]
+        assert codes == ["invalid_payload"] * 3 + ["rate_limited"]
 
 
 async def test_unknown_namespace_is_refused(peer_url: str) -> None:
