@@ -160,8 +160,13 @@ def start_served(nursery: trio.Nursery) -> Any:
     """``await start_served(config=None, engineio=None)`` -> a Served on 127.0.0.1, port 0."""
 
     async def start(config: Any = None, engineio: Any = None) -> Served:
+        from roomactors.engineio import EngineIOConfig
+
+        # Short heartbeats: python-engineio's polling client can drop its last
+        # packets (close included) when disconnect() races its write loop, and
+        # then only the heartbeat ends the session; keep that to seconds.
         record = ServerRecord()
-        server = build_server(record, config, engineio)
+        server = build_server(record, config, engineio or EngineIOConfig(ping_interval=2.0, ping_timeout=5.0))
         addresses = await nursery.start(server.serve, "127.0.0.1", 0)
         host, port = addresses[0][:2]
         return Served(server, f"http://{host}:{port}", port, record)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 
+from roomactors.engineio import EngineIOConfig
 from roomactors.socketio import SocketIOConfig
 
 MALFORMED: list[list[str | bytes]] = [
@@ -72,7 +73,8 @@ async def test_malformed_packet_closes_a_polling_session_too(served: Any) -> Non
 async def test_connect_timeout_closes_at_exactly_the_deadline(
     autojump_clock: trio.abc.Clock, start_served: Any, open_raw: Any
 ) -> None:
-    served = await start_served(SocketIOConfig(connect_timeout=10.0))
+    # Default heartbeat: the first ping (25 s) comes after the timeout (10 s).
+    served = await start_served(SocketIOConfig(connect_timeout=10.0), EngineIOConfig())
     async with open_raw(served.port) as idle, open_raw(served.port) as joined:
         opened = trio.current_time()
         await joined.join()
