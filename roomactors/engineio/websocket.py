@@ -83,14 +83,24 @@ async def run_websocket_transport(sock: EngineSocket, ws: WebSocketConnection) -
     writer. A session that ends with messages still queued (server close)
     gets them flushed within :data:`CLOSE_TIMEOUT`; otherwise the writer is
     cancelled at once, even mid-send to a client that stopped reading."""
-    async with trio.open_nursery() as nursery:
-        writer_scope = trio.CancelScope()
-        nursery.start_soon(_reader, sock, ws)
-        nursery.start_soon(_watch_close, sock, writer_scope)
-        with writer_scope:
-            await _writer(sock, ws)
-        await close_websocket(ws)
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            writer_scope = trio.CancelScope()
+            nursery.start_soon(_reader, sock, ws)
+            nursery.start_soon(_watch_close, sock, writer_scope)
+            with writer_scope:
+                await _writer(sock, ws)
+            if writer_scope.cancelled_caught:  # the peer is not reading: no goodbye
+                await trio.aclose_forcefully(ws)
+            else:
+                await close_websocket(ws)
+            nursery.cancel_scope.cancel()
+    finally:
+        if not sock.closed:
+            sock.fail("transport close")
+        if sock.session.outbox:  # nobody else can deliver these now
+            sock.session.outbox.clear()
+            sock.notify()
 
 
 async def _watch_close(sock: EngineSocket, writer_scope: trio.CancelScope) -> None:

@@ -149,3 +149,27 @@ async def test_handler_nursery_hosts_the_sessions(nursery) -> None:
         await inside.wait()
         assert any("session" in task.name for task in handlers.child_tasks)
         handlers.cancel_scope.cancel()
+
+
+async def test_server_close_of_a_stuck_websocket_gives_up_after_the_close_timeout(start_server, autojump_clock) -> None:
+    from roomactors.engineio.websocket import CLOSE_TIMEOUT
+
+    config = EngineIOConfig(ping_interval=1000.0, outbox_max_messages=100_000, outbox_max_bytes=10**9)
+    started = await start_server(lambda sock: trio.sleep_forever(), config)
+    stuck = await trio.open_tcp_stream("127.0.0.1", started.port)
+    await stuck.send_all(WS_HANDSHAKE.format(port=started.port).encode())
+    await trio.testing.wait_all_tasks_blocked()
+    (sock,) = started.sockets
+    chunk = SharedMessage("y" * 65_536)
+    for _ in range(2_000):  # until the kernel buffers are full and the writer blocks
+        sock.send(chunk)
+        await trio.testing.wait_all_tasks_blocked()
+        if sock.session.outbox:
+            break
+    assert sock.session.outbox, "the writer never blocked"
+    closed_at = trio.current_time()
+    sock.close()
+    while started.server.statistics().sessions:
+        await trio.sleep(0.1)
+    assert trio.current_time() - closed_at <= CLOSE_TIMEOUT + 0.1
+    await stuck.aclose()
