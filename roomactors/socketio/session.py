@@ -92,6 +92,7 @@ class SocketIOSession:
         self._read_ahead = trio.Semaphore(config.max_queued_events)
         self._close_reason = "transport close"
         self._ended = False
+        self._reason_known = False
 
     async def run(self) -> None:
         try:
@@ -101,6 +102,8 @@ class SocketIOSession:
                 await self._dispatch()
                 nursery.cancel_scope.cancel()
         finally:
+            if not self._reason_known:  # cancelled from outside: the server is stopping
+                self._close_reason = "server shutting down"
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + _SHUTDOWN_GRACE
                 for socket in list(self.sockets.values()):
@@ -115,6 +118,7 @@ class SocketIOSession:
                     message = await self.eio.receive()
                 except EngineClosed as exc:
                     self._close_reason = _ENGINE_REASONS.get(exc.reason, exc.reason)
+                    self._reason_known = True
                     return
                 events = self.connection.receive_message(message, trio.current_time())
                 self._flush()
@@ -141,6 +145,7 @@ class SocketIOSession:
     def _close(self, event: ConnectionClosed) -> None:
         logger.debug("eio %s: closing, %s (%s)", self.eio.sid, event.reason, event.detail)
         self._close_reason = event.reason
+        self._reason_known = True
         self.eio.close()
 
     async def _time(self) -> None:

@@ -390,3 +390,39 @@ async def test_connect_timeout_closes_at_exactly_the_deadline(nursery: trio.Nurs
     assert idle.close_reason == "server close"
     assert not joined.closed
     assert trio.current_time() - start_time == pytest.approx(45.001)
+
+
+async def test_shutdown_runs_disconnect_handlers_with_its_reason() -> None:
+    server = SocketIOServer()
+    reasons: list[str] = []
+
+    @server.on("disconnect")
+    async def disconnect(socket: Socket, why: str) -> None:
+        await trio.sleep(0)  # a checkpoint: the handler may await under shutdown
+        reasons.append(why)
+
+    async with trio.open_nursery() as inner:
+        eio = await start(inner, server)
+        eio.feed("0")
+        await settle()
+        inner.cancel_scope.cancel()
+    assert reasons == ["server shutting down"]
+
+
+async def test_disconnect_during_the_connect_handler_refuses(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    reasons: list[str] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        socket.disconnect()
+
+    @server.on("disconnect")
+    async def disconnect(socket: Socket, why: str) -> None:
+        reasons.append(why)
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    assert eio.texts() == ['4{"message":"Disconnected by the server"}']
+    assert reasons == []
