@@ -159,6 +159,11 @@ class HttpConnection:
             await self._fallback(request, method, target, path, query, headers)
             return False
         is_upgrade = headers.get("upgrade", "").lower() == "websocket"
+        if is_upgrade and not _valid_websocket_handshake(method, headers):
+            # refuse here: trio-websocket would only notice after its handshake timeout
+            await self._read_body(self.config.max_payload)
+            await self._error(ErrorCode.BAD_REQUEST, close=True)
+            return False
         body = await self._read_body(self.config.max_payload)
 
         origin = headers.get("origin")
@@ -357,6 +362,16 @@ def _header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
         text = value.decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     return headers
+
+
+def _valid_websocket_handshake(method: str, headers: Mapping[str, str]) -> bool:
+    connection = {token.strip().lower() for token in headers.get("connection", "").split(",")}
+    return (
+        method == "GET"
+        and "upgrade" in connection
+        and bool(headers.get("sec-websocket-key"))
+        and headers.get("sec-websocket-version") == "13"
+    )
 
 
 def _request_bytes(request: h11.Request) -> bytes:

@@ -223,3 +223,26 @@ async def test_overlapping_post_closes_the_session(start_server) -> None:
     assert started.server.lookup(sid) is None or started.server.lookup(sid).close_reason == "transport error"
     release.set()
     assert (await first.read_response()).status == 200
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "Connection: Upgrade\r\n",  # no key, no version
+        "Connection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+    ],
+)
+async def test_broken_websocket_handshake_is_400_code_3_at_once(start_server, extra: str) -> None:
+    started = await start_server()
+    stream = await trio.open_tcp_stream("127.0.0.1", started.port)
+    request = f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n{extra}\r\n"
+    await stream.send_all(request.encode())
+    data = b""
+    with trio.fail_after(5):
+        while chunk := await stream.receive_some(4096):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert body == b'{"code":3,"message":"Bad request"}'
+    await stream.aclose()
