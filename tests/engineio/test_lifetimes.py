@@ -135,19 +135,23 @@ async def test_handler_nursery_hosts_the_sessions(nursery) -> None:
     from roomactors.engineio import EngineIOServer
 
     inside = trio.Event()
+    runner_nurseries: list[trio.Nursery] = []
 
     async def handler(sock: EngineSocket) -> None:
-        assert trio.lowlevel.current_task().parent_nursery.parent_task is not None
+        runner = trio.lowlevel.current_task().parent_nursery.parent_task  # the session's runner task
+        runner_nurseries.append(runner.parent_nursery)
         inside.set()
         await sock.receive()
 
     async with trio.open_nursery() as handlers:
         server = EngineIOServer(handler)
-        addresses = await nursery.start(lambda task_status: server.serve("127.0.0.1", 0, handler_nursery=handlers, task_status=task_status))
+        addresses = await nursery.start(
+            lambda task_status: server.serve("127.0.0.1", 0, handler_nursery=handlers, task_status=task_status)
+        )
         reply = await http(addresses[0][1], "GET", "/socket.io/?EIO=4&transport=polling")
         assert reply.status == 200
         await inside.wait()
-        assert any("session" in task.name for task in handlers.child_tasks)
+        assert runner_nurseries == [handlers]
         handlers.cancel_scope.cancel()
 
 
