@@ -29,7 +29,13 @@ INBOUND_BUFFER = 16
 
 
 class EngineSocket:
-    """One Engine.IO session as the application sees it."""
+    """One Engine.IO session as the application sees it.
+
+    The application uses ``send``/``send_many``/``close`` (never block) and
+    ``receive``/``async for`` (raise :class:`EngineClosed` / end once the
+    session is over and every message received before was taken). The methods
+    under "transport side" are for this package's transports only.
+    """
 
     def __init__(
         self,
