@@ -115,3 +115,47 @@ VIOLATIONS = [
 def test_violations_raise(text: str) -> None:
     with pytest.raises(ProtocolViolation):
         decode_text(text)
+
+
+# -- round trips over generated payloads --------------------------------------
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20) | st.binary(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_placeholder"), children, max_size=4),
+    max_leaves=12,
+)
+namespaces = st.sampled_from(["/", "/admin", "/lobby", "/a-b_c.d"])
+event_names = st.text(min_size=1, max_size=12).filter(lambda n: n not in {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
+ack_ids = st.none() | st.integers(0, 2**53 - 1)
+
+
+def roundtrip(packet: SocketIOPacket) -> SocketIOPacket:
+    first, *attachments = encode_packet(packet)
+    assert isinstance(first, str)
+    decoded = decode_text(first)
+    assert decoded.attachments == len(attachments)
+    return attach_binary(decoded.packet, attachments) if attachments else decoded.packet  # type: ignore[arg-type]
+
+
+@given(namespaces, event_names, st.lists(json_values, max_size=4), ack_ids)
+def test_events_round_trip(namespace: str, name: str, args: list, ack_id: int | None) -> None:
+    back = roundtrip(SocketIOPacket(P.EVENT, namespace, [name, *args], ack_id))
+    assert (back.namespace, back.data, back.id) == (namespace, [name, *args], ack_id)
+    assert back.type in (P.EVENT, P.BINARY_EVENT)
+
+
+@given(namespaces, st.lists(json_values, max_size=4), st.integers(0, 2**53 - 1))
+def test_acks_round_trip(namespace: str, args: list, ack_id: int) -> None:
+    back = roundtrip(SocketIOPacket(P.ACK, namespace, args, ack_id))
+    assert (back.namespace, back.data, back.id) == (namespace, args, ack_id)
+
+
+@given(st.text(max_size=40))
+def test_decoding_arbitrary_text_never_fails_otherwise(text: str) -> None:
+    try:
+        decode_text(text)
+    except ProtocolViolation:
+        pass

@@ -426,3 +426,25 @@ async def test_disconnect_during_the_connect_handler_refuses(nursery: trio.Nurse
     await settle()
     assert eio.texts() == ['4{"message":"Disconnected by the server"}']
     assert reasons == []
+
+
+async def test_a_busy_connection_is_read_only_a_little_ahead(nursery: trio.Nursery) -> None:
+    server = SocketIOServer(SocketIOConfig(max_queued_events=4))
+    release = trio.Event()
+    handled: list[int] = []
+
+    @server.on("work")
+    async def work(socket: Socket, n: int) -> None:
+        await release.wait()
+        handled.append(n)
+
+    eio = await start(nursery, server)
+    eio.feed("0", *(f'2["work",{n}]' for n in range(50)))
+    await settle()
+    # Four permits: one event in the handler, three queued, and a fifth read
+    # that waits for a permit; the rest stays unread in the Engine.IO layer,
+    # which then stops reading the client.
+    assert eio._recv.statistics().current_buffer_used == 50 - 5
+    release.set()
+    await settle()
+    assert handled == list(range(50))
