@@ -338,11 +338,6 @@ async def run_until_signal(config: RoomServerConfig, *, serve: ServeFunction | N
     """
     if serve is None:
         serve = _load_serve()
-    if config.cors_origins == ("*",):
-        logger.warning(
-            "CORS allows every origin ('*'): pages of any site may connect to this "
-            "server; name the allowed origins with --cors-origin unless that is intended"
-        )
     stopping = trio.Event()
     exit_code = 0  # also when a signal stopped the start: nothing needed shutting down
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as receiver:

@@ -111,20 +111,6 @@ async def test_a_shutdown_that_overruns_exits_1(autojump_clock: trio.abc.Clock, 
     assert any("shutdown overran" in record.getMessage() for record in caplog.records)
 
 
-async def test_star_origin_warns_at_start(caplog: pytest.LogCaptureFixture) -> None:
-    server = FakeServer()
-    assert await _run_and_signal(server, RoomServerConfig(cors_origins=("*",)), signal.SIGTERM) == 0
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("every origin" in r.getMessage() for r in warnings)
-
-
-async def test_named_origins_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
-    server = FakeServer()
-    config = RoomServerConfig(cors_origins=("https://a.example",))
-    assert await _run_and_signal(server, config, signal.SIGTERM) == 0
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-
-
 async def test_a_server_that_stops_by_itself_is_an_error() -> None:
     async def serve(config: RoomServerConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(FakeServer())
