@@ -14,6 +14,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -21,7 +23,6 @@ import pytest
 import trio
 
 from support.pyclient import open_python_clients
-
 
 
 def _server_stack_missing() -> str | None:
@@ -69,6 +70,16 @@ class StderrLog:
             await self._changed.wait()
 
 
+@contextmanager
+def server_log_on_failure(log: StderrLog) -> Iterator[None]:
+    """A failure's report carries the server's log: it says what the server did instead."""
+    try:
+        yield
+    except BaseException as exc:
+        exc.add_note("roomserver's stderr:\n" + "\n".join(log.lines[-60:]))
+        raise
+
+
 def _child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMSERVER_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -79,6 +90,12 @@ def _child_env() -> dict[str, str]:
 async def test_roomserver_serves_and_stops_gracefully_on_a_signal(signum: int) -> None:
     command = [sys.executable, "-m", "roomactors.cli", "--port", "0", "--shutdown-timeout", "5"]
     log = StderrLog()
+    with server_log_on_failure(log):
+        await _serve_two_clients_then_signal(command, log, signum)
+    assert any("shutting down" in line for line in log.lines)
+
+
+async def _serve_two_clients_then_signal(command: list[str], log: StderrLog, signum: int) -> None:
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(
             partial(trio.run_process, command, stderr=subprocess.PIPE, check=False, env=_child_env())
@@ -109,5 +126,4 @@ async def test_roomserver_serves_and_stops_gracefully_on_a_signal(signum: int) -
             assert await host.next_event("roomclosed", timeout=10) == [closed]
             with trio.fail_after(15):
                 await process.wait()
-        assert process.returncode == 0, "\n".join(log.lines)
-    assert any("shutting down" in line for line in log.lines)
+        assert process.returncode == 0
