@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 _SHUTDOWN_GRACE = 5.0
 
 # Engine.IO close reasons as Socket.IO disconnect reasons (Node's vocabulary).
-_ENGINE_REASONS = {"client close": "transport close"}
+_ENGINE_REASONS = {"client close": "transport close", "server close": "forced close"}
 
 
 @dataclass(eq=False)
@@ -117,8 +117,9 @@ class SocketIOSession:
                 try:
                     message = await self.eio.receive()
                 except EngineClosed as exc:
-                    self._close_reason = _ENGINE_REASONS.get(exc.reason, exc.reason)
-                    self._reason_known = True
+                    if not self._reason_known:  # our own close set a better one
+                        self._close_reason = _ENGINE_REASONS.get(exc.reason, exc.reason)
+                        self._reason_known = True
                     return
                 events = self.connection.receive_message(message, trio.current_time())
                 self._flush()

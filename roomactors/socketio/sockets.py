@@ -76,6 +76,8 @@ class Socket:
 
         With ``replace_key`` an undelivered earlier message with the same key
         is dropped in favour of this one (newest wins, Engine.IO outbox rules).
+        Events with binary arguments travel as a group (packet + attachments)
+        and ignore ``replace_key``: the Engine.IO layer replaces single messages.
         """
         self.send_encoded(encode_event(event, *args, namespace=self.namespace), replace_key=replace_key)
 

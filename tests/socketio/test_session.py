@@ -162,7 +162,8 @@ async def test_handler_exception_is_logged_and_the_connection_goes_on(nursery: t
 @pytest.mark.parametrize(
     ("ending", "reason"),
     [("client", "client namespace disconnect"), ("server", "server namespace disconnect"),
-     ("ping timeout", "ping timeout"), ("client close", "transport close")],
+     ("ping timeout", "ping timeout"), ("client close", "transport close"),
+     ("violation", "parse error"), ("eio close", "forced close")],
 )
 async def test_disconnect_handler_runs_exactly_once(nursery: trio.Nursery, ending: str, reason: str) -> None:
     server = SocketIOServer()
@@ -187,6 +188,10 @@ async def test_disconnect_handler_runs_exactly_once(nursery: trio.Nursery, endin
         socket.disconnect()
         socket.disconnect()
         assert eio.texts()[-1] == "1/x,"
+    elif ending == "violation":
+        eio.feed("2[]")
+    elif ending == "eio close":
+        socket.eio.close()
     else:
         eio.end(ending)
     await settle()
