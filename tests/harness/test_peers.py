@@ -46,9 +46,18 @@ def error_code(reply: list[Any]) -> str:
 
 @pytest.mark.parametrize("client_kind", client_params())
 async def test_worked_example(peer_url: str, client_kind: str) -> None:
+    await run_worked_example(peer_url, client_kind)
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+async def test_worked_example_on_one_transport(peer_url: str, transport: str) -> None:
+    await run_worked_example(peer_url, "python", transports=[transport])
+
+
+async def run_worked_example(peer_url: str, client_kind: str, **options: Any) -> None:
     async with open_clients(client_kind) as clients:
-        a = clients.connect(peer_url, "/lobby")
-        b = clients.connect(peer_url, "/lobby")
+        a = clients.connect(peer_url, "/lobby", **options)
+        b = clients.connect(peer_url, "/lobby", **options)
         a.emit("join_lobby", MIA)
         assert await a.next_event("updaterooms") == [[]]
         b.emit("join_lobby", SAM)

@@ -50,6 +50,19 @@ class _RecordingClient(socketio.Client):
         super()._handle_event(namespace, id, data)
 
 
+def _hang_up(client: socketio.Client) -> None:
+    """``client.disconnect()`` without waiting for the read loop's pending poll.
+
+    Why: ``Client.disconnect()`` joins the polling read loop, and some servers
+    (python-engineio's among them) leave that GET open until the next ping, which
+    would stall a test for up to pingInterval. The close packet goes out all the
+    same; the read thread ends when its GET returns or the server goes away.
+    """
+    for namespace in list(client.namespaces):
+        client._send_packet(client.packet_class(socketio.packet.DISCONNECT, namespace=namespace))
+    client.eio.disconnect(abort=True)
+
+
 class PySocket(EventLog):
     """One namespace of one python-socketio connection."""
 
@@ -132,7 +145,7 @@ class PySocket(EventLog):
             client.namespaces.pop(self.namespace, None)
             self.record(ReceivedEvent("disconnect", ["client disconnect"], detail="client disconnect"))
             return
-        await trio.to_thread.run_sync(client.disconnect, abandon_on_cancel=True)
+        await trio.to_thread.run_sync(_hang_up, client, abandon_on_cancel=True)
         await self.wait_record("disconnect", timeout=timeout)
 
     def __repr__(self) -> str:
@@ -264,7 +277,11 @@ class PythonClients:
         for connection in self._connections:
             with trio.move_on_after(10.0):
                 await connection.handshake_done.wait()
-                await trio.to_thread.run_sync(connection.client.shutdown, abandon_on_cancel=True)
+                client = connection.client
+                if client.connected:
+                    await trio.to_thread.run_sync(_hang_up, client, abandon_on_cancel=True)
+                else:  # shutdown() stops a reconnection in progress
+                    await trio.to_thread.run_sync(client.shutdown, abandon_on_cancel=True)
 
 
 @asynccontextmanager

@@ -72,12 +72,12 @@ def open_node_peer(*extra: str) -> AsyncIterator[str]:
         JS_DIR / "node_modules" / "socket.io"
     ).is_dir():
         pytest.skip("socket.io is not installed: run `npm install --no-package-lock` in bench/ or tests/js/")
-    return open_subprocess_server([node, str(NODE_PEER), "--port", "0", *extra], cwd=NODE_PEER.parent)
+    return open_subprocess_server([node, str(NODE_PEER), "--port", "0", "--exit-on-stdin-close", *extra], cwd=NODE_PEER.parent)
 
 
 def open_pysocketio_peer(*extra: str) -> AsyncIterator[str]:
     """The room protocol on python-socketio's AsyncServer (``bench/peers/pysocketio/server.py``)."""
     pytest.importorskip("aiohttp", reason="aiohttp is needed for the python-socketio peer: pip install -r bench/requirements.txt")
     return open_subprocess_server(
-        [sys.executable, str(PYSOCKETIO_PEER), "--port", "0", *extra], cwd=PYSOCKETIO_PEER.parent
+        [sys.executable, str(PYSOCKETIO_PEER), "--port", "0", "--exit-on-stdin-close", *extra], cwd=PYSOCKETIO_PEER.parent
     )

@@ -10,6 +10,7 @@
 //   node server.mjs --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
 //                   [--command-rate 20] [--command-burst 40]   (rate 0: no limit)
 //                   [--ping-interval 25] [--ping-timeout 20] [--max-payload 1000000]
+//                   [--exit-on-stdin-close]   (for a parent that may die without a signal)
 // Prints the bound port on stdout as one line once listening.
 
 import { createServer } from "node:http";
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     "ping-interval": { type: "string", default: "25" },
     "ping-timeout": { type: "string", default: "20" },
     "max-payload": { type: "string", default: "1000000" },
+    "exit-on-stdin-close": { type: "boolean", default: false },
   },
 });
 
@@ -428,3 +430,7 @@ function stop() {
 }
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
+if (flags["exit-on-stdin-close"]) {
+  process.stdin.on("end", stop);
+  process.stdin.resume();
+}

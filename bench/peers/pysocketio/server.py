@@ -15,6 +15,7 @@ tasks sending inline, an older room list could overtake a newer one.
     python server.py --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
                      [--command-rate 20] [--command-burst 40]    (rate 0: no limit)
                      [--ping-interval 25] [--ping-timeout 20] [--max-payload 1000000]
+                     [--exit-on-stdin-close]   (for a parent that may die without a signal)
 
 Prints the bound port on stdout as one line once listening.
 """
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -547,8 +549,18 @@ async def serve(args: argparse.Namespace) -> None:
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
     sender = asyncio.create_task(sio.sender())
+    stop = asyncio.Event()
+    if args.exit_on_stdin_close:
+        loop = asyncio.get_running_loop()
+
+        def on_stdin() -> None:
+            if not os.read(sys.stdin.fileno(), 65536):
+                loop.remove_reader(sys.stdin.fileno())
+                stop.set()
+
+        loop.add_reader(sys.stdin.fileno(), on_stdin)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         sender.cancel()
         await runner.cleanup()
@@ -565,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ping-interval", type=float, default=25.0)
     parser.add_argument("--ping-timeout", type=float, default=20.0)
     parser.add_argument("--max-payload", type=int, default=1_000_000)
+    parser.add_argument("--exit-on-stdin-close", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
