@@ -188,6 +188,9 @@ class HttpConnection:
             await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade)
             return False
         if sid is None:
+            if self.server.shutting_down:
+                await self._send_simple(503, b"the server is shutting down\n", close=True)
+                return True
             if method != "GET":
                 await self._error(ErrorCode.BAD_HANDSHAKE_METHOD, cors)
                 return False

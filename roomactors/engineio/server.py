@@ -66,6 +66,9 @@ class EngineIOServer:
         self._connections = 0
         self._sessions_opened = 0
         self._overflows = 0
+        self._accept_scope = trio.CancelScope()
+        self._shutting_down = False
+        self._session_gone = trio.Event()
 
     # -- serving ---------------------------------------------------------------
 
@@ -92,10 +95,45 @@ class EngineIOServer:
         async with trio.open_nursery() as nursery:
             self._session_nursery = handler_nursery or nursery
             addresses = [_listener_address(listener) for listener in listeners]
-            await nursery.start(trio.serve_listeners, self._serve_stream, list(listeners))
+            # Connections live in ``nursery``, not in serve_listeners' own one, so
+            # that shutdown() can stop accepting and still let them say goodbye.
+            await nursery.start(self._accept, list(listeners), nursery)
             task_status.started(addresses)
             await trio.sleep_forever()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _accept(
+        self,
+        listeners: list[trio.abc.Listener[trio.abc.Stream]],
+        connection_nursery: trio.Nursery,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with self._accept_scope:
+            await trio.serve_listeners(
+                self._serve_stream, listeners, handler_nursery=connection_nursery, task_status=task_status
+            )
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once :meth:`shutdown` was called: no new session is opened."""
+        return self._shutting_down
+
+    async def shutdown(self) -> None:
+        """Stop gracefully: stop accepting connections, refuse new sessions
+        (503), close every session with a close packet, and return once every
+        session is gone (its close packet flushed, or its flush timed out).
+
+        Bound it with a cancel scope (the room server uses its
+        ``shutdown_timeout``), then cancel ``serve`` to cut whatever remains:
+        idle keep-alive connections, clients that stopped reading.
+        """
+        self._shutting_down = True
+        self._accept_scope.cancel()
+        for sock in list(self._sessions.values()):
+            sock.close()
+        while self._sessions:
+            await self._session_gone.wait()
 
     async def _serve_stream(self, stream: trio.abc.Stream) -> None:
         self._connections += 1
@@ -188,6 +226,8 @@ class EngineIOServer:
         if self._sessions.get(sock.sid) is sock:
             del self._sessions[sock.sid]
             logger.debug("session %s gone: %s", sock.sid, sock.close_reason)
+            self._session_gone.set()
+            self._session_gone = trio.Event()
 
 
 async def serve_engineio(

@@ -1,0 +1,180 @@
+"""The room server: the room protocol, the lobby page and a health check on one port.
+
+This module only composes the layers: a :class:`~roomactors.socketio.SocketIOServer`
+configured from :class:`~roomactors.config.RoomServerConfig`, the room protocol
+installed on it (:func:`roomactors.app.open_room_app`), and the plain HTTP routes
+(``/healthz``, the lobby page) behind the Engine.IO server's ``http_fallback`` hook.
+``serve_roomserver`` follows trio's ``serve_*`` convention, so an embedder writes
+``server = await nursery.start(serve_roomserver, config)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+import trio
+
+from .actors import RoomLimits
+from .app import RoomApp, open_room_app
+from .config import RoomServerConfig
+from .engineio import EngineIOConfig, HttpRequest, HttpResponse
+from .socketio import SocketIOConfig, SocketIOServer
+from .web import LobbyPageRoutes
+
+__all__ = ("RoomServer", "RoomServerStatistics", "serve_roomserver")
+
+logger = logging.getLogger(__name__)
+
+HEALTHZ_PATH = "/healthz"
+
+
+@dataclass(frozen=True)
+class RoomServerStatistics:
+    """A snapshot of a running room server (also what ``GET /healthz`` reports)."""
+
+    connections: int
+    """Engine.IO sessions open: one per connected client, whatever its namespaces."""
+    clients: int
+    """Sockets connected to ``/`` or ``/lobby`` (a client on both counts twice)."""
+    users: int
+    """Users bound to a connection, in the lobby or in a room."""
+    rooms: int
+    uptime: float
+    """Seconds since the server started listening."""
+
+
+class RoomServer:
+    """A running room server, as ``serve_roomserver`` hands it to ``task_status``."""
+
+    def __init__(self, config: RoomServerConfig) -> None:
+        self.config = config
+        self._page = LobbyPageRoutes(client_js_url=config.client_js_url, client_js_path=config.client_js_path)
+        self.sio = SocketIOServer(SocketIOConfig(), engineio_config(config), http_fallback=self._route)
+        self._app: RoomApp | None = None
+        self.addresses: list[tuple[str, int]] = []
+        self._started_at = trio.current_time()
+        self._shutdown_requested = trio.Event()
+        self._stopped = trio.Event()
+        self._shutdown_reason = "shutdown"
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (useful with ``port=0``)."""
+        return self.addresses[0][1]
+
+    @property
+    def url(self) -> str:
+        """The URL a client connects to (``io(url)``; ``io(url + "/lobby")`` for the
+        lobby namespace); the lobby page is served at this URL too."""
+        host = self.addresses[0][0] if self.addresses else self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def app(self) -> RoomApp:
+        """The room protocol's handlers and lobby (set while serving)."""
+        if self._app is None:
+            raise RuntimeError("the room server is not serving yet")
+        return self._app
+
+    def statistics(self) -> RoomServerStatistics:
+        lobby = self.app.statistics()
+        return RoomServerStatistics(
+            connections=self.sio.engineio.statistics().sessions,
+            clients=lobby.clients,
+            users=lobby.users,
+            rooms=lobby.rooms,
+            uptime=trio.current_time() - self._started_at,
+        )
+
+    async def shutdown(self, reason: str = "shutdown") -> None:
+        """Stop gracefully and wait until the server has stopped.
+
+        New connections are refused at once; every host and player gets
+        ``roomclosed`` with reason ``shutdown``; then every connection is closed
+        cleanly, and whatever is still open after ``config.shutdown_timeout``
+        seconds is cut. Safe to call more than once.
+        """
+        self._shutdown_reason = reason
+        self._shutdown_requested.set()
+        await self._stopped.wait()
+
+    async def _route(self, request: HttpRequest) -> HttpResponse | None:
+        if request.path == HEALTHZ_PATH:
+            return self._healthz(request)
+        return await self._page.route(request)
+
+    def _healthz(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponse(405, (("allow", "GET, HEAD"), ("content-type", "text/plain")), b"use GET\n")
+        stats = self.statistics()
+        status = "shutting down" if self._shutdown_requested.is_set() else "ok"
+        body = {
+            "status": status,
+            "connections": stats.connections,
+            "rooms": stats.rooms,
+            "uptime": round(stats.uptime, 3),
+        }
+        return HttpResponse(
+            200 if status == "ok" else 503,
+            (("content-type", "application/json"), ("cache-control", "no-store")),
+            json.dumps(body).encode(),
+        )
+
+
+def engineio_config(config: RoomServerConfig) -> EngineIOConfig:
+    """The Engine.IO part of a room server configuration."""
+    return EngineIOConfig(
+        path=config.path,
+        ping_interval=config.ping_interval,
+        ping_timeout=config.ping_timeout,
+        max_payload=config.max_payload,
+        cors_origins=config.cors_origins,
+    )
+
+
+def room_limits(config: RoomServerConfig) -> RoomLimits:
+    """The lobby's part of a room server configuration."""
+    return RoomLimits(max_rooms=config.max_rooms, max_players=config.max_players)
+
+
+async def serve_roomserver(
+    config: RoomServerConfig = RoomServerConfig(),
+    *,
+    task_status: trio.TaskStatus[RoomServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the room server until :meth:`RoomServer.shutdown` is called.
+
+    ``task_status.started`` gets the :class:`RoomServer` once it listens. Cancel
+    the surrounding scope to stop at once; call ``shutdown()`` to stop gracefully.
+    """
+    server = RoomServer(config)
+    sio = server.sio
+    async with open_room_app(sio, room_limits(config)) as app:
+        server._app = app
+        try:
+            async with trio.open_nursery() as nursery:
+                server.addresses = await nursery.start(sio.serve, config.host, config.port)
+                server._started_at = trio.current_time()
+                if config.cors_origins == ("*",):
+                    logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")
+                logger.info("listening on %s (Socket.IO path %s)", server.url, config.path)
+                task_status.started(server)
+                await server._shutdown_requested.wait()
+                await _shut_down(server)
+                nursery.cancel_scope.cancel()
+        finally:
+            server._stopped.set()
+
+
+async def _shut_down(server: RoomServer) -> None:
+    """Tell everyone, close every connection, and give it ``shutdown_timeout``."""
+    timeout = server.config.shutdown_timeout
+    logger.info("shutting down (%s): telling every room, closing connections", server._shutdown_reason)
+    with trio.move_on_after(timeout) as scope:
+        await server.app.shutdown()
+        await server.sio.engineio.shutdown()
+    if scope.cancelled_caught:
+        logger.warning("shutdown took longer than %.1f s; cutting the remaining connections", timeout)
