@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Union
 
 import trio
@@ -53,7 +54,9 @@ logger = logging.getLogger(__name__)
 _SHUTDOWN_GRACE = 5.0
 
 # Engine.IO close reasons as Socket.IO disconnect reasons (Node's vocabulary).
-_ENGINE_REASONS = {"client close": "transport close", "server close": "forced close"}
+_ENGINE_REASONS: Mapping[str, str] = MappingProxyType(
+    {"client close": "transport close", "server close": "forced close"}
+)
 
 
 @dataclass(eq=False)
