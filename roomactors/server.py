@@ -160,7 +160,7 @@ async def serve_roomserver(
                 server._started_at = trio.current_time()
                 if config.cors_origins == ("*",):
                     logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")
-                logger.info("listening on %s (Socket.IO path %s)", server.url, config.path)
+                logger.debug("listening on %s (Socket.IO path %s)", server.url, config.path)
                 task_status.started(server)
                 await server._shutdown_requested.wait()
                 await _shut_down(server)
