@@ -166,3 +166,13 @@ async def test_assertion_in_the_block_surfaces_unwrapped(echo_url: str) -> None:
             async with opener() as clients:
                 clients.connect(echo_url)
                 raise AssertionError("plain")
+
+
+async def test_many_events_arrive_in_the_order_sent(clients: Clients, echo_url: str) -> None:
+    sock = clients.connect(echo_url)
+    for n in range(200):
+        sock.emit("echo", n, b"\x00" if n % 7 == 0 else "t")
+    with trio.fail_after(20):
+        await sock.next_event("echo", where=lambda args: args[0] == 199)
+    assert [args[0] for args in sock.received("echo")] == list(range(200))
+    assert all((args[1] == b"\x00") == (args[0] % 7 == 0) for args in sock.received("echo"))

@@ -14,7 +14,8 @@ Usage::
         reply, = await sock.call("create_room", {...})
 
 One process serves every socket of the block; it is stopped (and killed if it
-must be) when the block ends. The test is skipped when ``tests/js/node_modules``
+must be) when the block ends. Timeouts are trio time: don't combine with
+``autojump_clock``, which would jump while Node works. The test is skipped when ``tests/js/node_modules``
 or ``node`` is missing.
 """
 

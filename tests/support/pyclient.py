@@ -4,7 +4,13 @@ Why the sync ``socketio.Client``: it is what Python users of the game run, and i
 threads keep it out of our trio loop (its ``AsyncClient`` needs asyncio). Blocking
 calls (connect, disconnect, shutdown) run in ``trio.to_thread``; everything the
 client's threads see is handed to the trio side with ``TrioToken.run_sync_soon``,
-which never blocks those threads, so the order of arrival is kept.
+which never blocks those threads, so the order of arrival is kept (the client's
+read loop delivers messages itself, in order: see ``_InOrderEngineIOClient``).
+
+Works with a server running in the test's own trio loop (the client's sockets are
+blocking ones in threads). Don't combine with ``autojump_clock``: the harness's
+timeouts are trio time, and a clock that jumps while the client thread works
+would expire them at once.
 
 Usage (a test can be parametrized over this and :mod:`support.nodeclient`)::
 
@@ -24,6 +30,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
+import engineio
 import socketio
 import trio
 
@@ -39,11 +46,27 @@ from support.clientapi import (
 logger = logging.getLogger(__name__)
 
 
+class _InOrderEngineIOClient(engineio.Client):
+    """python-engineio's client runs each message's handler in a new thread, so
+    two events can reach the test in either order; the tests assert on the order
+    the server sent (``roomclosed`` before ``updaterooms``), as socket.io-client
+    keeps it. Here the read loop hands every message over itself, in order (our
+    handlers only queue, they never block)."""
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
 class _RecordingClient(socketio.Client):
-    """A Client that remembers whether the event being handled asked for an ack,
-    which the public handler signature does not tell."""
+    """A Client that delivers in order and remembers whether the event being
+    handled asked for an ack, which the public handler signature does not tell."""
 
     acked_event = False
+
+    def _engineio_client_class(self) -> type[engineio.Client]:
+        return _InOrderEngineIOClient
 
     def _handle_event(self, namespace: str, id: int | None, data: list[Any]) -> None:  # noqa: A002
         self.acked_event = id is not None
