@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import h11
 import pytest
+import trio
 
 from roomactors.config import DEFAULT_CLIENT_JS_URL
 from roomactors.engineio.httpmessages import HttpRequest, HttpResponse
@@ -181,3 +183,53 @@ async def test_route_adapter_answers_http_requests(client_js: Path) -> None:
     js = await routes.route(request("GET", CLIENT_JS_ROUTE))
     assert js is not None and js.body == client_js.read_bytes()
     assert await routes.route(request("GET", "/nothing")) is None
+
+
+# ---- through the real server: the routes as a browser reaches them over HTTP ----
+
+
+async def http_get(port: int, target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request to 127.0.0.1:port, parsed with h11 (status, headers, body)."""
+    client = h11.Connection(h11.CLIENT)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        request = h11.Request(
+            method=method, target=target, headers=[("Host", f"127.0.0.1:{port}"), ("Connection", "close")]
+        )
+        await stream.send_all(client.send(request) + client.send(h11.EndOfMessage()))
+        status, headers, body = 0, {}, b""
+        with trio.fail_after(10):
+            while True:
+                event = client.next_event()
+                if event is h11.NEED_DATA:
+                    client.receive_data(await stream.receive_some())
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+                elif isinstance(event, h11.Data):
+                    body += bytes(event.data)
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    return status, headers, body
+
+
+async def test_the_room_server_serves_the_page(nursery: trio.Nursery, client_js: Path) -> None:
+    server_module = pytest.importorskip("roomactors.server")
+    from roomactors.config import RoomServerConfig
+
+    server = await nursery.start(
+        server_module.serve_roomserver, RoomServerConfig(port=0, client_js_path=str(client_js))
+    )
+    status, headers, body = await http_get(server.port, "/")
+    assert status == 200
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert "content-security-policy" in headers
+    assert script_srcs(body) == [CLIENT_JS_ROUTE, "/static/lobby.js"]
+    status, headers, body = await http_get(server.port, "/static/lobby.js")
+    assert (status, headers["content-type"]) == (200, "text/javascript; charset=utf-8")
+    assert body == (STATIC / "lobby.js").read_bytes()
+    status, _, body = await http_get(server.port, CLIENT_JS_ROUTE)
+    assert (status, body) == (200, client_js.read_bytes())
+    for target in ("/static/../routes.py", "/static/%2e%2e/routes.py", "/static/index.html", "/nope"):
+        status, _, body = await http_get(server.port, target)
+        assert status == 404, target
+        assert b"client-JS" not in body and b"import" not in body
