@@ -65,13 +65,6 @@ class SocketClient:
         self.socket.disconnect()
 
 
-def _ack_requested(socket: Socket) -> bool | None:
-    """Whether the client asked for an ack for the event being handled, when the
-    Socket.IO layer tells (``socket.ack_requested``); None when it does not."""
-    value = getattr(socket, "ack_requested", None)
-    return value if isinstance(value, bool) else None
-
-
 class RoomApp:
     """The handlers of both namespaces, bound to one running lobby."""
 
@@ -106,10 +99,8 @@ class RoomApp:
         return handle
 
     async def run_command(self, socket: Socket, command: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        """One command event: the ack dict, plus ``rejected`` on failure unless the
-        client asked for an ack. While the Socket.IO layer does not say whether it
-        did (no ``Socket.ack_requested``), a failure is sent both ways, so that no
-        client ever misses one; tests/app marks the stricter behaviour xfail."""
+        """One command event: the ack dict, or ``rejected`` on failure when the
+        client asked for no ack (protocol.md: one reply, never both)."""
         client = self._clients.get((socket.namespace, socket.sid))
         if client is None:
             return None  # the socket is gone; nobody to answer
@@ -123,7 +114,7 @@ class RoomApp:
                     "message": f"{command} takes exactly one JSON object, got {len(args)} arguments",
                 },
             }
-        if not reply["ok"] and _ack_requested(socket) is not True:
+        if not reply["ok"] and not socket.ack_requested:
             socket.emit("rejected", {"event": command, **reply["error"]})
         return reply
 

@@ -225,11 +225,14 @@ class SocketIOSession:
         if handler is None:
             logger.debug("eio %s: no handler for %r on %s", self.eio.sid, event.event, event.namespace)
             return
+        socket.ack_requested = event.ack_id is not None
         try:
             result = await handler(socket, *event.args)
         except Exception:
             logger.exception("handler of %r on %s failed (eio %s)", event.event, event.namespace, self.eio.sid)
             return
+        finally:
+            socket.ack_requested = False
         if event.ack_id is not None:
             self.connection.send_ack(event.namespace, event.ack_id, _ack_args(result))
             self._flush()

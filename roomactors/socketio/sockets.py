@@ -65,6 +65,11 @@ class Socket:
         self._state: _State = "connecting"
         self._buffer: list[tuple[EncodedEvent, Hashable | None]] = []
         self._disconnect_handled = False
+        #: Whether the client asked for an ack of the event whose handler is
+        #: running now (events of one connection are handled one at a time, so
+        #: this is exact during a handler; False outside one). A handler that
+        #: reports failures differently with and without an ack needs it.
+        self.ack_requested = False
 
     @property
     def connected(self) -> bool:
@@ -82,13 +87,18 @@ class Socket:
         self.send_encoded(encode_event(event, *args, namespace=self.namespace), replace_key=replace_key)
 
     def send_encoded(self, event: EncodedEvent, *, replace_key: Hashable | None = None) -> None:
-        """Send an event made by ``encode_event``; never blocks."""
+        """Send an event made by ``encode_event``; never blocks.
+
+        ``replace_key`` is scoped to this socket's namespace: a client on two
+        namespaces of one connection keeps one newest message per namespace.
+        """
         if event.namespace != self.namespace:
             raise ValueError(f"event encoded for {event.namespace}, socket is in {self.namespace}")
         if self._state == "connecting":
             self._buffer.append((event, replace_key))
         elif self._state == "connected":
-            self._session.send_messages(event.messages, replace_key=replace_key)
+            key = None if replace_key is None else (self.namespace, replace_key)
+            self._session.send_messages(event.messages, replace_key=key)
         else:
             logger.debug("socket %s on %s: emit after disconnect dropped", self.sid, self.namespace)
 

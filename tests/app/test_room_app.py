@@ -165,11 +165,6 @@ async def test_host_disconnect_closes_the_room(served: Served) -> None:
         assert served.app.statistics().rooms == 0
 
 
-@pytest.mark.xfail(
-    not hasattr(__import__("roomactors.socketio", fromlist=["Socket"]).Socket, "ack_requested"),
-    reason="the Socket.IO layer does not yet tell a handler whether the client asked for an ack",
-    strict=True,
-)
 async def test_no_rejected_event_when_the_client_asked_for_an_ack(served: Served) -> None:
     async with open_clients("python") as clients:
         sock = clients.connect(served.url, "/lobby")

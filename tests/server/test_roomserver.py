@@ -105,7 +105,7 @@ async def test_graceful_shutdown_tells_everyone_and_stops(nursery: trio.Nursery)
 
         with trio.fail_after(10):
             await server.shutdown()
-        assert stopped.is_set()
+            await stopped.wait()  # serve_roomserver returned by itself
         closed = {"id": ack["room"]["id"], "reason": "shutdown"}
         assert await host.next_event("roomclosed") == [closed]
         assert await player.next_event("roomclosed") == [closed]

@@ -357,7 +357,7 @@ async def test_replace_key_reaches_the_engine_socket(nursery: trio.Nursery) -> N
     encoded = server.encode_event("updaterooms", [])
     sockets[0].send_encoded(encoded, replace_key="rooms")
     sockets[0].emit("x", replace_key="k")
-    assert [key for _, key in eio.outbox[-2:]] == ["rooms", "k"]
+    assert [key for _, key in eio.outbox[-2:]] == [("/", "rooms"), ("/", "k")]
     with pytest.raises(ValueError):
         server.emit("x", to=sockets, namespace="/other")
     with pytest.raises(ValueError):
@@ -453,3 +453,55 @@ async def test_a_busy_connection_is_read_only_a_little_ahead(nursery: trio.Nurse
     release.set()
     await settle()
     assert handled == list(range(50))
+
+
+async def test_replace_keys_are_scoped_to_the_namespace(nursery: trio.Nursery) -> None:
+    """One client on two namespaces keeps the newest keyed message of each."""
+    server = SocketIOServer()
+    server.namespace("/lobby")
+    sockets: dict[str, Socket] = {}
+
+    @server.on("connect")
+    async def connect_main(socket: Socket, auth: Any) -> None:
+        sockets["/"] = socket
+
+    @server.on("connect", "/lobby")
+    async def connect_lobby(socket: Socket, auth: Any) -> None:
+        sockets["/lobby"] = socket
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    eio.feed("0/lobby,")
+    await settle()
+    sockets["/"].emit("updaterooms", [1], replace_key="rooms")
+    sockets["/lobby"].emit("updaterooms", [2], replace_key="rooms")
+    assert [key for _, key in eio.outbox[-2:]] == [("/", "rooms"), ("/lobby", "rooms")]
+
+
+async def test_a_socket_accepted_by_its_handler_but_lost_before_the_ack_is_disconnected(
+    nursery: trio.Nursery,
+) -> None:
+    """What a connect handler registers, a disconnect handler unregisters, even
+    when the connection drops while the connect handler is still running."""
+    server = SocketIOServer()
+    release = trio.Event()
+    seen: list[tuple[str, str]] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        seen.append(("connect", socket.sid))
+        await release.wait()
+
+    @server.on("disconnect")
+    async def disconnect(socket: Socket, reason: str) -> None:
+        seen.append(("disconnect", reason))
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    eio.end("transport close")
+    await settle()
+    release.set()
+    await settle()
+    assert [kind for kind, _ in seen] == ["connect", "disconnect"]
+    assert not any(text.startswith("0{") for text in eio.texts() if isinstance(text, str))
