@@ -194,3 +194,23 @@ async def test_shutdown_tells_hosts_and_players_then_refuses_connects(served: Se
         late = clients.connect(served.url, "/", reconnection=False)
         with pytest.raises(Exception, match="shutting down"):
             await late.wait_connected()
+
+
+async def test_one_connection_on_both_namespaces_gets_the_newest_list_on_each(served: Served) -> None:
+    """Both namespaces share one Engine.IO session here, so their undelivered
+    lists must not replace each other (the newest-wins key is per namespace)."""
+    async with open_clients("python") as clients:
+        main = clients.connect(served.url, "/", namespaces=["/", "/lobby"])
+        lobby = main.sibling("/lobby")
+        await main.wait_connected()
+        await lobby.wait_connected()
+        host = clients.connect(served.url, "/lobby")
+        await host.wait_connected()
+        await host.call("join_lobby", {"id": "h"})
+        for name in ("A", "B", "C"):  # several changes, some lists may be skipped
+            (created,) = await host.call("create_room", {"name": name, "deck": DECK})
+            assert (await host.call("leave_room", {"id": created["room"]["id"]}))[0]["ok"] is True
+        assert (await host.call("create_room", {"name": "Last", "deck": DECK}))[0]["ok"] is True
+        for sock in (main, lobby):
+            (rooms,) = await sock.next_event("updaterooms", where=lambda args: [r["name"] for r in args[0]] == ["Last"])
+            assert rooms[0]["id"] == 4
