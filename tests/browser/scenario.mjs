@@ -45,14 +45,6 @@ async function waitVisible(locator, what) {
   }
 }
 
-async function waitHidden(locator, what) {
-  try {
-    await locator.waitFor({ state: "hidden", timeout: STEP_MS });
-  } catch (err) {
-    throw new Error(`${what}: still visible after ${STEP_MS} ms`);
-  }
-}
-
 // Waits until fn(page) (evaluated in the page with arg) is truthy; returns its value.
 async function waitIn(page, what, fn, arg) {
   try {

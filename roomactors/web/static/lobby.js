@@ -78,7 +78,6 @@
     leftRoomId: null, // a room we left (ack or roomclosed), until an updaterooms arrives
     view: null,
     droppedFrom: null, // name of the room we sat in when the connection dropped
-    roomErrors: new Map(), // room id -> message shown next to that room's Join button
   };
 
   /* ---------- identity ---------- */
@@ -421,7 +420,6 @@
   });
 
   function joinRoom(room, button, errorNode) {
-    state.roomErrors.delete(String(room.id));
     command("join_room", { id: room.id }, {
       errorNode,
       button,
@@ -662,10 +660,7 @@
       if (el.roomList.children[index] !== li) el.roomList.insertBefore(li, el.roomList.children[index] || null);
     });
     for (const [key, li] of existing) {
-      if (!keep.has(key)) {
-        li.remove();
-        state.roomErrors.delete(key);
-      }
+      if (!keep.has(key)) li.remove();
     }
   }
 
