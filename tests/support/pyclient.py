@@ -278,6 +278,11 @@ class PythonClients:
         Returns at once; ``await sock.wait_connected()`` to know the outcome. The
         options mean what socket.io-client's do; others go to ``socketio.Client``.
         """
+        # socket.io-client spellings, so one options dict serves both harnesses.
+        client_options.pop("forceNew", None)  # every connect() here is a new connection anyway
+        client_options.pop("multiplex", None)
+        if "extraHeaders" in client_options:
+            headers = {**client_options.pop("extraHeaders"), **(headers or {})}
         all_namespaces = [namespace, *(ns for ns in namespaces if ns != namespace)]
         client = _RecordingClient(reconnection=reconnection, logger=False, engineio_logger=False, **client_options)
         connection = _Connection(f"py{len(self._connections) + 1}", client, all_namespaces)
