@@ -68,9 +68,9 @@ class _RecordingClient(socketio.Client):
     def _engineio_client_class(self) -> type[engineio.Client]:
         return _InOrderEngineIOClient
 
-    def _handle_event(self, namespace: str, id: int | None, data: list[Any]) -> None:  # noqa: A002
-        self.acked_event = id is not None
-        super()._handle_event(namespace, id, data)
+    def _handle_event(self, namespace: str, ack_id: int | None, data: list[Any]) -> None:
+        self.acked_event = ack_id is not None
+        super()._handle_event(namespace, ack_id, data)
 
 
 def _hang_up(client: socketio.Client) -> None:

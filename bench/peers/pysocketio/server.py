@@ -491,14 +491,16 @@ class PeerServer(socketio.AsyncServer):
             return
         await super()._handle_connect(eio_sid, namespace, data)
 
-    async def _handle_event_internal(self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None) -> None:  # noqa: A002
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, ack_id: int | None
+    ) -> None:
         event = data[0]
         if event not in COMMANDS:
             return
         reply = self.lobby.command((namespace, sid), event, data[1] if len(data) > 1 else None)
         self._flush()
-        if id is not None:
-            await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[reply]))
+        if ack_id is not None:
+            await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=ack_id, data=[reply]))
         elif not reply["ok"]:
             self.sendq.put_nowait(("emit", "rejected", {"event": event, **reply["error"]}, (namespace, sid)))
 
