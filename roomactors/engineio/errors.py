@@ -2,16 +2,17 @@
 application sees when its session ends.
 
 Clients (socket.io-client, python-engineio) only look at the status and the
-JSON ``code``, but matching the reference JS server byte for byte keeps
-debugging tools and existing client error handling meaningful. The reference
-(engine.io ``server.ts``, ``abortRequest``) answers 403 for code 4 "Forbidden"
-and 400 for every other code; we do the same.
+JSON ``code``. Every code is answered with HTTP 400, as the room protocol's
+contract (shared/protocol.md) says. The two reference servers differ on code 4:
+Node's engine.io answers a refused origin with 403, python-engineio with 400;
+we follow the contract.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+from dataclasses import dataclass
 
 __all__ = ["EngineClosed", "ErrorCode", "error_response"]
 
@@ -39,7 +40,7 @@ class ErrorCode(enum.IntEnum):
 
     @property
     def status(self) -> int:
-        return 403 if self is ErrorCode.FORBIDDEN else 400
+        return 400
 
 
 _MESSAGES = {
@@ -57,3 +58,27 @@ def error_response(code: ErrorCode) -> tuple[int, list[tuple[str, str]], bytes]:
     ``{"code":N,"message":"..."}`` as compact JSON (like ``JSON.stringify``)."""
     body = json.dumps({"code": int(code), "message": code.message}, separators=(",", ":")).encode()
     return code.status, [("Content-Type", "application/json")], body
+
+
+#: Seconds a refused client is asked to wait (``Retry-After``); socket.io-client
+#: ignores the header and retries with its own backoff (1 s growing to 5 s).
+RETRY_AFTER_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class SessionRefused:
+    """Why a new session is not opened: a server limit, not a protocol error.
+
+    ``code`` is a word, not an Engine.IO error number, because the client did
+    nothing wrong and must not treat it like one: HTTP 503 says "come back
+    later", which every client does with its reconnection backoff.
+    """
+
+    code: str  #: "too_many_connections", "too_many_sessions_per_address", "shutting_down"
+    message: str
+
+
+def refusal_response(refusal: SessionRefused) -> tuple[int, list[tuple[str, str]], bytes]:
+    """HTTP 503 with ``{"code": ..., "message": ...}`` and a ``Retry-After``."""
+    body = json.dumps({"code": refusal.code, "message": refusal.message}, separators=(",", ":")).encode()
+    return 503, [("Content-Type", "application/json"), ("Retry-After", str(RETRY_AFTER_SECONDS))], body
