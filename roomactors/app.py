@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from .actors import COMMANDS, ActorStopped, Lobby, LobbyStatistics, RoomLimits, RoomList, open_lobby
+from .actors import COMMANDS, DETACH_FLOODING, ActorStopped, Lobby, LobbyStatistics, RoomLimits, RoomList, open_lobby
 from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,11 @@ class SocketClient:
     def detach(self, reason: str) -> None:
         logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
         self.socket.disconnect()
+        if reason == DETACH_FLOODING:
+            # The DISCONNECT packet stops socket.io-client from reconnecting; closing
+            # the Engine.IO session too makes a scripted flooder start from the
+            # handshake (where the connection limits apply) instead of rejoining.
+            self.socket.eio.close()
 
 
 class RoomApp:

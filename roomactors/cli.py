@@ -97,6 +97,13 @@ def _parse_float(raw: str) -> float:
         raise ValueError("must be a number of seconds, e.g. 10 or 2.5") from None
 
 
+def _parse_rate(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number of commands per second, e.g. 20 or 0.5") from None
+
+
 def _parse_origins(raw: str) -> tuple[str, ...]:
     """Origins never contain commas, so a comma always separates two of them."""
     origins = tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -156,6 +163,24 @@ OPTIONS: tuple[CliOption, ...] = (
               "rooms that may exist at once"),
     CliOption("max_players", "--max-players", "ROOMSERVER_MAX_PLAYERS", _parse_int, "N",
               "players per room besides the host"),
+    CliOption("max_connections", "--max-connections", "ROOMSERVER_MAX_CONNECTIONS", _parse_int, "N",
+              "connections open at once; more are refused with HTTP 503; 0: no limit"),
+    CliOption("max_sessions_per_address", "--max-sessions-per-address",
+              "ROOMSERVER_MAX_SESSIONS_PER_ADDRESS", _parse_int, "N",
+              "connections open at once from one IP address (behind a reverse proxy use 0: "
+              "no limit)"),
+    CliOption("connect_timeout", "--connect-timeout", "ROOMSERVER_CONNECT_TIMEOUT", _parse_float,
+              "SECONDS", "seconds a connection may stay without joining a namespace"),
+    CliOption("command_rate", "--command-rate", "ROOMSERVER_COMMAND_RATE", _parse_rate, "N",
+              "commands per second one client may send on average, else rate_limited; "
+              "0: no limit"),
+    CliOption("command_burst", "--command-burst", "ROOMSERVER_COMMAND_BURST", _parse_int, "N",
+              "commands one client may send at once before rate_limited"),
+    CliOption("flood_limit", "--flood-limit", "ROOMSERVER_FLOOD_LIMIT", _parse_int, "N",
+              "rate_limited answers per --flood-window after which the client is "
+              "disconnected; 0: never"),
+    CliOption("flood_window", "--flood-window", "ROOMSERVER_FLOOD_WINDOW", _parse_float, "SECONDS",
+              "seconds over which --flood-limit counts"),
     CliOption("shutdown_timeout", "--shutdown-timeout", "ROOMSERVER_SHUTDOWN_TIMEOUT",
               _parse_float, "SECONDS", "seconds a graceful shutdown may take"),
     CliOption("client_js_url", "--client-js-url", "ROOMSERVER_CLIENT_JS_URL", _parse_str, "URL",

@@ -69,6 +69,33 @@ class RoomServerConfig:
     max_players: int = 50
     """Players a room holds besides its host; one more gets ``room_full``."""
 
+    max_connections: int = 10_000
+    """Connections (Engine.IO sessions) open at once; one more handshake gets
+    HTTP 503 ``{"code": "too_many_connections", ...}``. 0: no limit."""
+
+    max_sessions_per_address: int = 500
+    """Connections open at once from one IP address; one more gets HTTP 503
+    ``too_many_sessions_per_address``. Behind a reverse proxy every client has the
+    proxy's address: use 0 (no limit) there and limit at the proxy."""
+
+    connect_timeout: float = 45.0
+    """Seconds a connection may stay open without joining a namespace (Socket.IO
+    ``connectTimeout``); then the server closes it."""
+
+    command_rate: float = 20.0
+    """Commands per second one client may send, on average (a token bucket);
+    beyond it a command gets ``rate_limited``. 0: no limit."""
+
+    command_burst: int = 40
+    """Commands one client may send at once before ``rate_limited`` (the bucket's size)."""
+
+    flood_limit: int = 50
+    """``rate_limited`` answers one client may collect within ``flood_window``
+    seconds; the next one disconnects it (reason ``flooding``). 0: never."""
+
+    flood_window: float = 10.0
+    """Seconds over which ``flood_limit`` counts."""
+
     shutdown_timeout: float = 10.0
     """Seconds a graceful shutdown may take before connections are cut."""
 
@@ -98,6 +125,15 @@ class RoomServerConfig:
         _check_cors_origins(self.cors_origins)
         _check_int("max_rooms", self.max_rooms, low=1, hint="e.g. 10000")
         _check_int("max_players", self.max_players, low=1, hint="players besides the host, e.g. 50")
+        _check_int("max_connections", self.max_connections, low=0, hint="0 for no limit, e.g. 10000")
+        _check_int(
+            "max_sessions_per_address", self.max_sessions_per_address, low=0, hint="0 for no limit, e.g. 500"
+        )
+        _check_seconds("connect_timeout", self.connect_timeout, allow_zero=False)
+        _check_seconds("command_rate", self.command_rate, allow_zero=True, unit="commands per second")
+        _check_int("command_burst", self.command_burst, low=1, hint="commands at once, e.g. 40")
+        _check_int("flood_limit", self.flood_limit, low=0, hint="0 to never disconnect, e.g. 50")
+        _check_seconds("flood_window", self.flood_window, allow_zero=False)
         _check_seconds("shutdown_timeout", self.shutdown_timeout, allow_zero=True)
         _check_client_js_url(self.client_js_url)
         if self.client_js_path is not None:
@@ -129,12 +165,12 @@ def _check_int(name: str, value: object, *, low: int, high: int | None = None, h
         raise ValueError(f"{name} must be {bounds} ({hint}); got {value}")
 
 
-def _check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
+def _check_seconds(name: str, value: object, *, allow_zero: bool, unit: str = "seconds") -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number of seconds, e.g. 10 or 2.5; got {value!r}")
+        raise TypeError(f"{name} must be a number of {unit}, e.g. 10 or 2.5; got {value!r}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         least = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be a finite number of seconds, {least}; got {value!r}")
+        raise ValueError(f"{name} must be a finite number of {unit}, {least}; got {value!r}")
     return float(value)
 
 

@@ -50,7 +50,7 @@ class RoomServer:
     def __init__(self, config: RoomServerConfig) -> None:
         self.config = config
         self._page = LobbyPageRoutes(client_js_url=config.client_js_url, client_js_path=config.client_js_path)
-        self.sio = SocketIOServer(SocketIOConfig(), engineio_config(config), http_fallback=self._route)
+        self.sio = SocketIOServer(socketio_config(config), engineio_config(config), http_fallback=self._route)
         self._app: RoomApp | None = None
         self.addresses: list[tuple[str, int]] = []
         self._started_at = trio.current_time()
@@ -132,12 +132,26 @@ def engineio_config(config: RoomServerConfig) -> EngineIOConfig:
         ping_timeout=config.ping_timeout,
         max_payload=config.max_payload,
         cors_origins=config.cors_origins,
+        max_sessions=config.max_connections or None,
+        max_sessions_per_address=config.max_sessions_per_address or None,
     )
+
+
+def socketio_config(config: RoomServerConfig) -> SocketIOConfig:
+    """The Socket.IO part of a room server configuration."""
+    return SocketIOConfig(connect_timeout=config.connect_timeout)
 
 
 def room_limits(config: RoomServerConfig) -> RoomLimits:
     """The lobby's part of a room server configuration."""
-    return RoomLimits(max_rooms=config.max_rooms, max_players=config.max_players)
+    return RoomLimits(
+        max_rooms=config.max_rooms,
+        max_players=config.max_players,
+        command_rate=config.command_rate or None,
+        command_burst=config.command_burst,
+        flood_limit=config.flood_limit or None,
+        flood_window=config.flood_window,
+    )
 
 
 async def serve_roomserver(

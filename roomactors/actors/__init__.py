@@ -5,6 +5,8 @@ Embed with :func:`open_lobby`; the Socket.IO binding lives in ``roomactors.app``
 
 from .api import Lobby as Lobby
 from .api import open_lobby as open_lobby
+from .client import DETACH_FLOODING as DETACH_FLOODING
+from .client import DETACH_REPLACED as DETACH_REPLACED
 from .client import Client as Client
 from .client import RoomList as RoomList
 from .limits import LobbySnapshot as LobbySnapshot
@@ -26,6 +28,8 @@ from .validation import ProtocolError as ProtocolError
 
 __all__ = (
     "COMMANDS",
+    "DETACH_FLOODING",
+    "DETACH_REPLACED",
     "SUPERVISION",
     "ActorRef",
     "ActorStopped",

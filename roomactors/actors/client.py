@@ -15,6 +15,11 @@ from .records import JsonDict, RoomSummary
 
 T = TypeVar("T")
 
+DETACH_REPLACED = "replaced"
+"""``Client.detach`` reason: the user joined from another connection."""
+DETACH_FLOODING = "flooding"
+"""``Client.detach`` reason: too many ``rate_limited`` commands (``RoomLimits.flood_limit``)."""
+
 
 @dataclass(frozen=True, eq=False)
 class RoomList:
@@ -63,4 +68,7 @@ class Client(Protocol):
         """Show ``rooms`` as ``updaterooms``; an undelivered older list may be dropped."""
 
     def detach(self, reason: str) -> None:
-        """Leave the namespace (the user was taken over by another connection)."""
+        """Leave the namespace: ``"replaced"`` (the user was taken over by another
+        connection) or ``"flooding"`` (:data:`DETACH_FLOODING`: the client kept
+        sending commands past its rate limit; a network binding should close
+        the whole connection, so that it cannot simply rejoin at once)."""

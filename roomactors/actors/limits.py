@@ -21,6 +21,12 @@ class RoomLimits:
     """Commands per second per connection, refilled continuously; None: no limit."""
     command_burst: int = 40
     """Commands a connection may send at once before ``rate_limited``."""
+    flood_limit: int | None = 50
+    """``rate_limited`` answers one connection may collect within ``flood_window``
+    seconds; the next one expels it (its user leaves as on a disconnect, and the
+    client is detached with reason ``flooding``). None: never expel."""
+    flood_window: float = 10.0
+    """Seconds over which ``flood_limit`` counts; the count restarts after each window."""
     lobby_mailbox_size: int = 1024
     """Messages queued for the lobby before senders wait (back-pressure)."""
     room_mailbox_size: int = 16
@@ -31,6 +37,10 @@ class RoomLimits:
             raise ValueError("max_rooms and max_players must not be negative")
         if self.command_rate is not None and self.command_rate <= 0:
             raise ValueError("command_rate must be positive, or None for no limit")
+        if self.flood_limit is not None and self.flood_limit < 1:
+            raise ValueError("flood_limit must be at least 1, or None to never expel a client")
+        if not self.flood_window > 0:
+            raise ValueError("flood_window must be a positive number of seconds")
         if self.command_burst < 1 or self.lobby_mailbox_size < 1 or self.room_mailbox_size < 1:
             raise ValueError("command_burst and mailbox sizes must be at least 1")
 

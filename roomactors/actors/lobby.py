@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import trio
 
-from .client import Client, RoomList
+from .client import DETACH_FLOODING, DETACH_REPLACED, Client, RoomList
 from .limits import LobbyStatistics, LobbySnapshot, RoomLimits
 from .mailbox import ActorRef, ActorStopped, Mailbox, open_mailbox
 from .messages import (
@@ -60,6 +60,9 @@ class _Connection:
     user_id: UserId | None = None
     tokens: float = 0.0
     refilled_at: float = 0.0
+    #: ``rate_limited`` answers in the flood window that began at ``strikes_since``.
+    strikes: int = 0
+    strikes_since: float = 0.0
 
 
 @dataclass
@@ -179,26 +182,59 @@ class LobbyActor:
                 raise ProtocolError(
                     "not_in_lobby", "this connection is not connected to the lobby (it was replaced or has left)"
                 )
-            self._take_token(conn)
+            if not self._take_token(conn):
+                await self._refuse_rate_limited(conn)
             reply: dict[str, Any] = await handler(conn, payload)
             return reply
         except ProtocolError as error:
             logger.debug("%s from %r refused: %s", name, client.client_id, error)
             return error.to_ack()
 
-    def _take_token(self, conn: _Connection) -> None:
+    def _take_token(self, conn: _Connection) -> bool:
+        """Take one command's token from the connection's bucket; False when empty."""
         rate = self._limits.command_rate
         if rate is None:
-            return
+            return True
         now = trio.current_time()
         burst = float(self._limits.command_burst)
         conn.tokens = min(burst, conn.tokens + (now - conn.refilled_at) * rate)
         conn.refilled_at = now
         if conn.tokens < 1.0:
-            raise ProtocolError(
-                "rate_limited", f"too many commands from this connection; send at most {rate:g} per second"
-            )
+            return False
         conn.tokens -= 1.0
+        return True
+
+    async def _refuse_rate_limited(self, conn: _Connection) -> None:
+        """Answer ``rate_limited``; a connection that keeps flooding is expelled.
+
+        A client in a loop (a bug, or a student's script) would otherwise keep
+        the lobby busy answering it forever: counting its refusals per window
+        and dropping it bounds what one connection can cost.
+        """
+        rate = self._limits.command_rate
+        limit = self._limits.flood_limit
+        now = trio.current_time()
+        if now - conn.strikes_since >= self._limits.flood_window:
+            conn.strikes, conn.strikes_since = 0, now
+        conn.strikes += 1
+        if limit is not None and conn.strikes > limit:
+            await self._expel(conn, DETACH_FLOODING)
+            raise ProtocolError(
+                "rate_limited",
+                f"this connection kept sending more than {rate:g} commands per second; it is being closed",
+            )
+        raise ProtocolError(
+            "rate_limited", f"too many commands from this connection; send at most {rate:g} per second"
+        )
+
+    async def _expel(self, conn: _Connection, reason: str) -> None:
+        """Drop a connection as if it had disconnected, and tell it to go."""
+        logger.info("client %r expelled: %s", conn.client.client_id, reason)
+        if conn.user_id is not None:
+            await self._remove_user(conn, host_reason="host_disconnected")
+        if self._clients.get(conn.client.client_id) is conn:
+            del self._clients[conn.client.client_id]
+        self._hand(conn.client, "detach", reason)
 
     async def _join_lobby(self, conn: _Connection, payload: object) -> dict[str, Any]:
         claim = parse_join_lobby(payload)
@@ -343,7 +379,7 @@ class LobbyActor:
             old.user_id = None
             reason = f"user {state.user.id!r} joined from another connection"
             self._hand(old.client, "send_event", "replaced", {"reason": reason})
-            self._hand(old.client, "detach", "replaced")
+            self._hand(old.client, "detach", DETACH_REPLACED)
             logger.info("user %r taken over by client %r", state.user.id, conn.client.client_id)
 
     async def _remove_user(self, conn: _Connection, host_reason: str) -> None:

@@ -29,3 +29,16 @@ class EngineIOConfig:
     #: Per-session outbox limits; exceeding them closes the session ("outbox overflow").
     outbox_max_messages: int = 1024
     outbox_max_bytes: int = 4_000_000
+    #: Sessions open at once; a handshake beyond it is refused with HTTP 503
+    #: (``{"code": "too_many_connections", ...}``). None: no limit.
+    max_sessions: int | None = None
+    #: Sessions open at once from one remote address (a school behind one NAT
+    #: address counts as one); beyond it HTTP 503 ``too_many_sessions_per_address``.
+    #: None: no limit.
+    max_sessions_per_address: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_sessions", "max_sessions_per_address"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, or None for no limit; got {value!r}")

@@ -19,7 +19,7 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from .engine_socket import EngineSocket
-from .errors import ErrorCode, error_response
+from .errors import ErrorCode, SessionRefused, error_response, refusal_response
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
 from .session import POLLING, WEBSOCKET
@@ -100,6 +100,12 @@ class HttpConnection:
                 await self._respond(status, [("Content-Type", "text/plain")], body, close=close)
             except _Abort:
                 pass
+
+    async def _refuse(self, refusal: SessionRefused, cors: Headers) -> None:
+        """A limit says no: 503 and close, so the client's backoff decides when
+        to come back and a flood of handshakes cannot hold connections open."""
+        status, headers, body = refusal_response(refusal)
+        await self._respond(status, [*headers, *cors], body, close=True)
 
     async def _error(self, code: ErrorCode, extra_headers: Headers | None = None, *, close: bool = False) -> None:
         status, headers, body = error_response(code)
@@ -188,12 +194,13 @@ class HttpConnection:
             await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade)
             return False
         if sid is None:
-            if self.server.shutting_down:
-                await self._send_simple(503, b"the server is shutting down\n", close=True)
-                return True
             if method != "GET":
                 await self._error(ErrorCode.BAD_HANDSHAKE_METHOD, cors)
                 return False
+            refusal = self.server.admit(self.remote_address)
+            if refusal is not None:
+                await self._refuse(refusal, cors)
+                return True
             if transport == WEBSOCKET:
                 return await self._websocket(request, query, headers, None)
             sock = self.server.open_session(POLLING, self.remote_address, query, headers)

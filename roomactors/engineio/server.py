@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
@@ -22,6 +23,7 @@ import trio
 
 from .config import EngineIOConfig
 from .engine_socket import EngineSocket
+from .errors import SessionRefused
 from .http import serve_http_connection
 from .httpmessages import HttpRoute
 from .session import POLLING, WEBSOCKET, EngineSession
@@ -46,6 +48,9 @@ class EngineIOStatistics:
     http_connections: int    #: TCP connections open (WebSocket ones included)
     sessions_opened: int     #: since the server was created
     outbox_overflows: int    #: sessions closed because their client could not keep up
+    sessions_refused: int = 0   #: handshakes refused by a limit or the shutdown (HTTP 503)
+    outbox_messages: int = 0    #: messages queued in all outboxes, not yet taken by a transport
+    outbox_bytes: int = 0       #: their size in bytes (what ``outbox_max_bytes`` counts)
 
 
 class EngineIOServer:
@@ -66,6 +71,8 @@ class EngineIOServer:
         self._connections = 0
         self._sessions_opened = 0
         self._overflows = 0
+        self._refused = 0
+        self._per_address: Counter[str] = Counter()
         self._accept_scope = trio.CancelScope()
         self._shutting_down = False
         self._session_gone = trio.Event()
@@ -151,6 +158,37 @@ class EngineIOServer:
     def lookup(self, sid: str) -> EngineSocket | None:
         return self._sessions.get(sid)
 
+    def admit(self, remote_address: str | None) -> SessionRefused | None:
+        """Whether a new session may open now; the refusal a client is told otherwise.
+
+        Checked before anything is set up for the session (for a WebSocket,
+        before the handshake is accepted), so a refused client costs one answer.
+        """
+        refusal: SessionRefused | None = None
+        limit = self.config.max_sessions
+        per_address = self.config.max_sessions_per_address
+        if self._shutting_down:
+            refusal = SessionRefused("shutting_down", "the server is shutting down; connect again in a moment")
+        elif limit is not None and len(self._sessions) >= limit:
+            refusal = SessionRefused(
+                "too_many_connections",
+                f"the server holds its limit of {limit} connections; try again later",
+            )
+        elif (
+            per_address is not None
+            and remote_address is not None
+            and self._per_address[remote_address] >= per_address
+        ):
+            refusal = SessionRefused(
+                "too_many_sessions_per_address",
+                f"{per_address} connections from your address are open already; close one (another tab?) "
+                "and try again",
+            )
+        if refusal is not None:
+            self._refused += 1
+            logger.info("session from %s refused: %s", remote_address, refusal.code)
+        return refusal
+
     def open_session(
         self, transport: str, remote_address: str | None, query: Mapping[str, str], headers: Mapping[str, str]
     ) -> EngineSocket:
@@ -165,6 +203,8 @@ class EngineIOServer:
         )
         self._sessions[sid] = sock
         self._sessions_opened += 1
+        if remote_address is not None:
+            self._per_address[remote_address] += 1
         self._session_nursery.start_soon(self._run_session, sock, name=f"engineio session {sid}")
         logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
         return sock
@@ -180,6 +220,7 @@ class EngineIOServer:
 
     def statistics(self) -> EngineIOStatistics:
         transports = [sock.transport for sock in self._sessions.values()]
+        outboxes = [sock.session.outbox for sock in self._sessions.values()]
         return EngineIOStatistics(
             sessions=len(transports),
             polling_sessions=transports.count(POLLING),
@@ -187,6 +228,9 @@ class EngineIOServer:
             http_connections=self._connections,
             sessions_opened=self._sessions_opened,
             outbox_overflows=self._overflows,
+            sessions_refused=self._refused,
+            outbox_messages=sum(outbox.messages for outbox in outboxes),
+            outbox_bytes=sum(outbox.bytes for outbox in outboxes),
         )
 
     # -- session lifetime ----------------------------------------------------
@@ -225,6 +269,11 @@ class EngineIOServer:
     def _forget(self, sock: EngineSocket) -> None:
         if self._sessions.get(sock.sid) is sock:
             del self._sessions[sock.sid]
+            address = sock.remote_address
+            if address is not None:
+                self._per_address[address] -= 1
+                if self._per_address[address] <= 0:
+                    del self._per_address[address]
             logger.debug("session %s gone: %s", sock.sid, sock.close_reason)
             self._session_gone.set()
             self._session_gone = trio.Event()

@@ -12,7 +12,9 @@ from roomactors.config import RoomServerConfig
 
 FLAGS = (
     "--host", "--port", "--path", "--ping-interval", "--ping-timeout", "--max-payload",
-    "--cors-origin", "--max-rooms", "--max-players", "--shutdown-timeout",
+    "--cors-origin", "--max-rooms", "--max-players", "--max-connections",
+    "--max-sessions-per-address", "--connect-timeout", "--command-rate", "--command-burst",
+    "--flood-limit", "--flood-window", "--shutdown-timeout",
     "--client-js-url", "--client-js-path", "--log-level",
 )
 
