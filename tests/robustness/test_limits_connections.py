@@ -1,0 +1,97 @@
+"""Transport-level limits: connections per server and per address.
+
+A handshake beyond a limit is answered HTTP 503 with a JSON body
+``{"code": ..., "message": ...}`` and ``Retry-After`` (docs/limits.md), on both
+transports, before any session exists; a refused client costs nothing, and a
+place freed by a leaving client is open again at once.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from robustness.rawclients import HandshakeRefused, RawHttp, RawPolling, RawWebSocket
+from robustness.serving import running_server, wait_until
+
+from roomactors.config import RoomServerConfig
+
+
+async def refused(open_client: object) -> HandshakeRefused:
+    with pytest.raises(HandshakeRefused) as caught:
+        await open_client  # type: ignore[misc]
+    return caught.value
+
+
+async def test_a_handshake_beyond_max_connections_gets_503_on_both_transports() -> None:
+    config = RoomServerConfig(port=0, max_connections=2, max_sessions_per_address=0, shutdown_timeout=1)
+    async with running_server(config) as running:
+        port = running.port
+        polling = await RawPolling.open(port)
+        websocket = await RawWebSocket.open(port)
+        assert running.statistics().connections == 2
+
+        for attempt in (RawPolling.open(port), RawWebSocket.open(port)):
+            refusal = await refused(attempt)
+            assert refusal.status == 503
+            assert refusal.headers["content-type"] == "application/json"
+            assert refusal.headers["retry-after"] == "5"
+            assert refusal.json() == {
+                "code": "too_many_connections",
+                "message": "the server holds its limit of 2 connections; try again later",
+            }
+        engine = running.server.sio.engineio.statistics()
+        assert engine.sessions == 2 and engine.sessions_refused == 2
+
+        # The clients that got in are untouched ...
+        await websocket.connect_namespace("/lobby")
+        assert (await websocket.call("join_lobby", {"id": 1}))["ok"] is True
+        # ... and a place freed is open again at once.
+        await polling.post("1")  # the Engine.IO close packet
+        with trio.fail_after(5):
+            await wait_until(lambda: running.statistics().connections == 1)
+        again = await RawPolling.open(port)
+        assert again.sid not in (polling.sid, websocket.sid)
+        for client in (polling, again):
+            await client.aclose()
+        await websocket.aclose()
+
+
+async def test_sessions_per_address_count_each_address_on_its_own() -> None:
+    config = RoomServerConfig(port=0, max_connections=10, max_sessions_per_address=2, shutdown_timeout=1)
+    async with running_server(config) as running:
+        port = running.port
+        first = await RawPolling.open(port)
+        second = await RawWebSocket.open(port)
+
+        for attempt in (RawPolling.open(port), RawWebSocket.open(port)):
+            refusal = await refused(attempt)
+            assert refusal.status == 503
+            assert refusal.json()["code"] == "too_many_sessions_per_address"
+            assert "2 connections from your address" in refusal.json()["message"]
+
+        # Another (loopback) address has its own count.
+        other = await RawPolling.open(port, local_address="127.0.0.2")
+        assert running.statistics().connections == 3
+
+        second.vanish()
+        with trio.fail_after(5):
+            await wait_until(lambda: running.statistics().connections == 2)
+        third = await RawWebSocket.open(port)
+        assert third.sid is not None
+        for client in (first, other):
+            await client.aclose()
+        await third.aclose()
+
+
+async def test_a_handshake_during_shutdown_is_refused_with_503_shutting_down() -> None:
+    config = RoomServerConfig(port=0, shutdown_timeout=1)
+    async with running_server(config) as running:
+        keep_alive = await RawHttp.connect(running.port)  # accepted before the shutdown
+        await running.server.sio.engineio.shutdown()  # stops accepting; no session to wait for
+        reply = await keep_alive.request("GET", "/socket.io/?EIO=4&transport=polling")
+        assert reply.status == 503
+        assert reply.json() == {
+            "code": "shutting_down",
+            "message": "the server is shutting down; connect again in a moment",
+        }
+        await keep_alive.aclose()
