@@ -107,6 +107,15 @@ def require_object(payload: object, command: str) -> Mapping[str, Any]:
     return payload
 
 
+def _shown(value: object) -> str:
+    """A wrong value as a refusal may quote it: small numbers as they are, anything
+    else by its type. Never ``repr`` a client's value: 10,000 nested arrays make
+    repr raise RecursionError (in the lobby's task) and a huge one is echoed back."""
+    if _is_number(value) and abs(value) < 10**15:  # type: ignore[arg-type]
+        return repr(value)
+    return _json_type(value)
+
+
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
@@ -179,7 +188,7 @@ def parse_room_id(payload: object, command: str) -> int:
         raise invalid(f"{command} needs the room id, e.g. {{\"id\": 1}}")
     value = raw["id"]
     if not _is_int(value) or value <= 0:
-        raise invalid(f"a room id is a positive integer, got {value!r}")
+        raise invalid(f"a room id is a positive integer, got {_shown(value)}")
     return int(value)
 
 
@@ -253,7 +262,7 @@ def parse_deck(raw: object) -> Deck:
     if num_problems is None:
         num_problems = len(cards)
     elif not _is_int(num_problems) or num_problems < 0:
-        raise invalid(f"deck.numProblems must be a non-negative integer, got {num_problems!r}")
+        raise invalid(f"deck.numProblems must be a non-negative integer, got {_shown(num_problems)}")
     return Deck(DeckInfo(name=name, num_problems=int(num_problems), **optional), cards)
 
 
