@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from engineio import packet as _eio_packet
 
+from .wsframes import binary_frame, text_frame
+
 __all__ = [
     "PacketType",
     "Packet",
@@ -141,6 +143,13 @@ class SharedMessage:
         if isinstance(self.data, bytes):
             return self.data
         return "4" + self.data
+
+    @functools.cached_property
+    def websocket_frame(self) -> bytes:
+        """The packet as a complete server WebSocket frame (text ``0x81`` or
+        binary ``0x82``), framed once and written as is to every client."""
+        packet = self.websocket
+        return binary_frame(packet) if isinstance(packet, bytes) else text_frame(packet)
 
     @functools.cached_property
     def size(self) -> int:

@@ -1,8 +1,12 @@
-"""The WebSocket transport (trio-websocket) and the polling -> WebSocket upgrade.
+"""The WebSocket transport and the polling -> WebSocket upgrade.
 
 The HTTP layer reads the upgrade request with h11 and hands the connection
 over here together with the bytes already consumed (:class:`ReplayStream`),
-so one port serves both transports.
+so one port serves both transports. After the opening handshake the
+connection is a lean :class:`~.wsconnection.ServerWebSocket`: two tasks per
+connection (this writer, one reader) plus a close watcher, and every message
+leaves as bytes framed once per message (:attr:`SharedMessage.websocket_frame`),
+several queued frames in one write.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import logging
 
 import trio
-import trio_websocket
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from trio_websocket import ConnectionClosed
 
 from .engine_socket import EngineSocket
-from .packets import PacketError, decode_packet
+from .packets import PacketError, SharedMessage, decode_packet
+from .wsconnection import ServerWebSocket, accept_server_websocket
+from .wsframes import text_frame
 
 __all__ = ["ReplayStream", "run_websocket_transport", "run_upgrade_probe", "accept_websocket", "close_websocket"]
 
@@ -55,34 +60,33 @@ class ReplayStream(trio.abc.Stream):
 
 
 async def accept_websocket(
-    nursery: trio.Nursery, prefix: bytes, stream: trio.abc.Stream, max_payload: int
-) -> WebSocketConnection | None:
-    """Complete the WebSocket opening handshake; None if the client fails it."""
+    nursery: trio.Nursery | None, prefix: bytes, stream: trio.abc.Stream, max_payload: int
+) -> ServerWebSocket | None:
+    """Complete the WebSocket opening handshake; None if the client fails it.
+
+    ``prefix`` is the request as the HTTP layer read it. ``nursery`` is no
+    longer used (the connection runs no task of its own); it stays for callers.
+    """
     with trio.move_on_after(HANDSHAKE_TIMEOUT):
-        try:
-            request = await trio_websocket.wrap_server_stream(
-                nursery, ReplayStream(prefix, stream), max_message_size=max_payload
-            )
-            return await request.accept()
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            logger.debug("websocket handshake failed: %r", exc)
+        return await accept_server_websocket(prefix, stream, max_payload)
+    logger.debug("websocket handshake timed out")
     return None
 
 
-async def close_websocket(ws: WebSocketConnection, code: int = 1000) -> None:
+async def close_websocket(ws: ServerWebSocket, code: int = 1000) -> None:
     """Close politely within :data:`CLOSE_TIMEOUT`, then forcefully."""
     with trio.move_on_after(CLOSE_TIMEOUT):
-        try:
-            await ws.aclose(code)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+        await ws.aclose(code)
+    await trio.aclose_forcefully(ws.stream)
 
 
-async def run_websocket_transport(sock: EngineSocket, ws: WebSocketConnection) -> None:
+async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> None:
     """Carry ``sock`` over ``ws`` until one of them ends: one reader, one
     writer. A session that ends with messages still queued (server close)
-    gets them flushed within :data:`CLOSE_TIMEOUT`; otherwise the writer is
-    cancelled at once, even mid-send to a client that stopped reading."""
+    gets them flushed within :data:`CLOSE_TIMEOUT`; otherwise a writer stuck
+    mid-send to a client that stopped reading is cancelled at once and the
+    connection dropped without a goodbye."""
+    ws.on_control = sock.notify
     try:
         async with trio.open_nursery() as nursery:
             writer_scope = trio.CancelScope()
@@ -90,12 +94,10 @@ async def run_websocket_transport(sock: EngineSocket, ws: WebSocketConnection) -
             nursery.start_soon(_watch_close, sock, writer_scope)
             with writer_scope:
                 await _writer(sock, ws)
-            if writer_scope.cancelled_caught:  # the peer is not reading: no goodbye
-                await trio.aclose_forcefully(ws)
-            else:
-                await close_websocket(ws)
-            nursery.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()  # the reader stops before the close handshake reads
+        await close_websocket(ws)  # forceful when the writer was cut mid-frame
     finally:
+        ws.on_control = None
         if not sock.closed:
             sock.fail("transport close")
         if sock.session.outbox:  # nobody else can deliver these now
@@ -109,24 +111,34 @@ async def _watch_close(sock: EngineSocket, writer_scope: trio.CancelScope) -> No
     writer_scope.deadline = min(writer_scope.deadline, trio.current_time() + grace)
 
 
-async def _writer(sock: EngineSocket, ws: WebSocketConnection) -> None:
+async def _writer(sock: EngineSocket, ws: ServerWebSocket) -> None:
+    """Write whatever is queued, all of it in one ``send_all``; return once
+    the session is closed and its outbox (close packet included) is out."""
     session = sock.session
+    outbox = session.outbox
     while True:
         changed = sock.wait_changed
-        frames = session.take_websocket_frames()
+        if outbox:
+            frames = b"".join([_frame(item) for item in outbox.take_all()])
+        elif ws.pending_control:
+            frames = b""
+        elif session.closed:
+            return
+        else:
+            await changed()
+            continue
         try:
-            for frame in frames:
-                await ws.send_message(frame)
+            await ws.send_frames(frames)
         except ConnectionClosed:
             sock.fail("transport close")
             return
-        if session.closed and not session.outbox:
-            return
-        if not session.outbox:
-            await changed()
 
 
-async def _reader(sock: EngineSocket, ws: WebSocketConnection) -> None:
+def _frame(item: SharedMessage | str) -> bytes:
+    return item.websocket_frame if isinstance(item, SharedMessage) else text_frame(item)
+
+
+async def _reader(sock: EngineSocket, ws: ServerWebSocket) -> None:
     """Read until the peer goes or the session ends; ending the session is
     all it does on the way out (the writer then closes the WebSocket)."""
     while not sock.closed:
@@ -145,9 +157,7 @@ async def _reader(sock: EngineSocket, ws: WebSocketConnection) -> None:
             return
         if data is not None and not await sock.deliver(data):
             return
-
-
-async def run_upgrade_probe(sock: EngineSocket, ws: WebSocketConnection, upgrade_timeout: float) -> bool:
+async def run_upgrade_probe(sock: EngineSocket, ws: ServerWebSocket, upgrade_timeout: float) -> bool:
     """The probe exchange on a new WebSocket for a polling session:
     ``2probe`` -> ``3probe``, (polling released with ``6``), ``5``. True when
     the session now runs on ``ws``; False (session untouched, still polling)
@@ -169,7 +179,7 @@ async def run_upgrade_probe(sock: EngineSocket, ws: WebSocketConnection, upgrade
     return result
 
 
-async def _probe(sock: EngineSocket, ws: WebSocketConnection) -> bool:
+async def _probe(sock: EngineSocket, ws: ServerWebSocket) -> bool:
     session = sock.session
     probing = False
     try:
