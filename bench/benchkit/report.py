@@ -1,0 +1,169 @@
+"""From raw results to what a reader compares: the metric table, the machine, the plot.
+
+Why the ratio is always roomactors / peer: one fixed direction per column keeps
+the table honest; each row says whether higher or lower is better, so the reader
+never has to guess which way a ratio was flipped.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+Results = Mapping[str, Mapping[str, Mapping[str, object]]]
+"""scenario name -> target -> the load client's JSON result."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    scenario: str
+    path: tuple[str, ...]
+
+    def value(self, results: Results, target: str) -> float | None:
+        node: object = results.get(self.scenario, {}).get(target)
+        if not isinstance(node, Mapping) or "failed" in node:
+            return None
+        for step in self.path:
+            if not isinstance(node, Mapping):
+                return None
+            node = node.get(step)
+        return float(node) if isinstance(node, (int, float)) else None
+
+
+def metrics(fanout_clients: Sequence[int]) -> list[Metric]:
+    """Every metric the table and the JSON carry, in table order."""
+    rows: list[Metric] = []
+    for n in fanout_clients:
+        s = f"fanout-{n}"
+        rows += [
+            Metric(f"{s}.latency_p50_ms", f"fan-out N={n}: latency p50", "ms", False, s, ("latency", "p50_ms")),
+            Metric(f"{s}.latency_p99_ms", f"fan-out N={n}: latency p99", "ms", False, s, ("latency", "p99_ms")),
+            Metric(f"{s}.deliveries_per_second", f"fan-out N={n}: lists delivered", "/s", True, s, ("deliveries_per_second",)),
+            Metric(f"{s}.server_cpu_us_per_delivery", f"fan-out N={n}: server CPU per list", "µs", False, s, ("server_cpu_us_per_delivery",)),
+        ]
+    rows += [
+        Metric("churn.commands_per_second", "churn: commands with ack", "/s", True, "churn", ("commands_per_second",)),
+        Metric("churn.ack_p50_ms", "churn: ack latency p50", "ms", False, "churn", ("ack_latency", "p50_ms")),
+        Metric("churn.ack_p99_ms", "churn: ack latency p99", "ms", False, "churn", ("ack_latency", "p99_ms")),
+        Metric("connections.connect_seconds", "connections: time to connect all", "s", False, "connections", ("connect_seconds",)),
+        Metric("connections.rss_kib_per_websocket", "connections: RSS per WebSocket", "KiB", False, "connections", ("rss_kib_per_websocket",)),
+        Metric("connections.rss_kib_per_polling", "connections: RSS per polling client", "KiB", False, "connections", ("rss_kib_per_polling",)),
+        Metric("ack.sequential_p50_ms", "ack, 1 client: round trip p50", "ms", False, "ack", ("sequential", "latency", "p50_ms")),
+        Metric("ack.sequential_p99_ms", "ack, 1 client: round trip p99", "ms", False, "ack", ("sequential", "latency", "p99_ms")),
+        Metric("ack.concurrent_per_second", "ack, many clients: acks", "/s", True, "ack", ("concurrent", "acks_per_second")),
+        Metric("ack.concurrent_p50_ms", "ack, many clients: round trip p50", "ms", False, "ack", ("concurrent", "latency", "p50_ms")),
+        Metric("ack.concurrent_p99_ms", "ack, many clients: round trip p99", "ms", False, "ack", ("concurrent", "latency", "p99_ms")),
+    ]
+    return rows
+
+
+def metric_table(results: Results, targets: Sequence[str], fanout_clients: Sequence[int]) -> dict[str, dict[str, float | None]]:
+    return {m.key: {t: m.value(results, t) for t in targets} for m in metrics(fanout_clients) if m.scenario in results}
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def render_table(results: Results, targets: Sequence[str], fanout_clients: Sequence[int]) -> str:
+    """A Markdown table: one row per metric, one column per server, then the ratios."""
+    peers = [t for t in targets if t != "roomactors"]
+    has_self = "roomactors" in targets
+    head = ["metric", "better", *targets, *(f"roomactors / {p}" for p in peers if has_self)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in metrics(fanout_clients):
+        if m.scenario not in results:
+            continue
+        values = {t: m.value(results, t) for t in targets}
+        cells = [f"{m.label} ({m.unit})", "higher" if m.higher_is_better else "lower"]
+        cells += [_fmt(values[t]) for t in targets]
+        if has_self:
+            for p in peers:
+                a, b = values["roomactors"], values[p]
+                cells.append("—" if a is None or not b else f"{a / b:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def failures(results: Results) -> list[str]:
+    out = []
+    for scenario, by_target in results.items():
+        for target, result in by_target.items():
+            if "failed" in result:
+                out.append(f"{scenario} on {target}: {result['failed']}")
+            errors = result.get("errors")
+            if isinstance(errors, Mapping) and errors:
+                out.append(f"{scenario} on {target}: errors {dict(errors)}")
+    return out
+
+
+def machine() -> dict[str, object]:
+    """What a reader needs to judge the numbers: cores, CPU model, RAM, software."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "ram_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def plot_fanout(results: Results, targets: Sequence[str], fanout_clients: Sequence[int], path: Path) -> None:
+    """Fan-out latency (p50 solid, p99 dashed) against N, one colour per server."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for i, target in enumerate(targets):
+        colour = f"C{i}"
+        for quantile, style in (("p50_ms", "-"), ("p99_ms", "--")):
+            points = [
+                (n, v)
+                for n in fanout_clients
+                if (v := Metric("", "", "", False, f"fanout-{n}", ("latency", quantile)).value(results, target)) is not None
+            ]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, style, marker="o", color=colour, label=f"{target} {quantile[:3]}")
+    ax.set_xlabel("clients in the lobby (N)")
+    ax.set_ylabel("command → last client has the list (ms)")
+    ax.set_yscale("log")
+    ax.set_title("Lobby fan-out latency")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+

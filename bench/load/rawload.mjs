@@ -1,0 +1,661 @@
+// The benchmark's lean load client: raw Engine.IO v4 / Socket.IO v5 over `ws` (and
+// over plain HTTP long-polling for the connection ramp), many connections in one
+// Node process, one scenario per run.
+//
+// Why raw and not socket.io-client: with thousands of receiving connections on one
+// core, a full client (reconnection logic, emitter chains, a JSON parse of every
+// frame) is what saturates first, and the benchmark would measure the load
+// generator. This client completes the WebSocket handshake directly
+// (`/socket.io/?EIO=4&transport=websocket`), answers pings, connects `/lobby` with
+// `40/lobby,` and recognises `updaterooms` frames by their text without parsing
+// them. It offers no permessage-deflate, so no server compresses.
+//
+// It measures what it can see from outside: latencies on its own clock, the
+// server's CPU time and RSS from /proc/<pid> (--server-pid), each core's
+// utilisation from /proc/stat, and its own CPU time. One JSON object on stdout;
+// progress on stderr.
+//
+//   node rawload.mjs --url http://127.0.0.1:PORT --scenario fanout|churn|connections|ack
+//        [--server-pid PID] [--clk-tck 100] [scenario flags, see FLAGS below]
+//
+// Every loop is bounded in count and in time; the process exits when the scenario ends.
+
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import { createRequire } from "node:module";
+import { parseArgs } from "node:util";
+
+let WebSocket;
+try {
+  ({ WebSocket } = await import("ws"));
+} catch {
+  WebSocket = createRequire(new URL("../../tests/js/package.json", import.meta.url))("ws");
+}
+
+const { values: FLAGS } = parseArgs({
+  options: {
+    url: { type: "string" },
+    scenario: { type: "string" },
+    namespace: { type: "string", default: "/lobby" },
+    "server-pid": { type: "string", default: "0" },
+    "clk-tck": { type: "string", default: "100" },
+    "connect-concurrency": { type: "string", default: "100" },
+    timeout: { type: "string", default: "20" }, // seconds for any one wait
+    // fanout
+    clients: { type: "string", default: "1000" },
+    commands: { type: "string", default: "400" }, // at most this many create/disband commands
+    duration: { type: "string", default: "15" }, // seconds of measurement at most
+    warmup: { type: "string", default: "6" }, // commands before measuring
+    // churn
+    watchers: { type: "string", default: "500" },
+    rooms: { type: "string", default: "10" },
+    players: { type: "string", default: "100" },
+    // every client: commands per second per connection it stays under (0: no pacing),
+    // for servers whose per-connection rate limit is on (burst: --client-burst)
+    "client-rate": { type: "string", default: "0" },
+    "client-burst": { type: "string", default: "30" },
+    creators: { type: "string", default: "1" }, // fanout: connections taking turns at creating
+    // connections
+    websockets: { type: "string", default: "10000" },
+    polling: { type: "string", default: "1000" },
+    settle: { type: "string", default: "1" }, // seconds before reading RSS
+    // ack
+    "ack-clients": { type: "string", default: "200" },
+  },
+});
+if (!FLAGS.url || !FLAGS.scenario) {
+  process.stderr.write("rawload: --url and --scenario are required\n");
+  process.exit(2);
+}
+
+const NS = FLAGS.namespace;
+const NS_PREFIX = NS === "/" ? "" : `${NS},`;
+const EVENT_PREFIX = `42${NS_PREFIX}`;
+const ACK_PREFIX = `43${NS_PREFIX}`;
+const LIST_PREFIX = `${EVENT_PREFIX}["updaterooms"`;
+const URL_BASE = new URL(FLAGS.url);
+const WS_URL = `ws://${URL_BASE.host}/socket.io/?EIO=4&transport=websocket`;
+const POLL_PATH = "/socket.io/?EIO=4&transport=polling";
+const SERVER_PID = Number(FLAGS["server-pid"]);
+const CLK_TCK = Number(FLAGS["clk-tck"]);
+const TIMEOUT_MS = Number(FLAGS.timeout) * 1000;
+const CONCURRENCY = Number(FLAGS["connect-concurrency"]);
+const DECK = {
+  name: "Bench deck",
+  flashcards: Array.from({ length: 20 }, (_, i) => ({ id: i + 1, problem: `${i}+${i}`, answer: `${2 * i}` })),
+};
+
+const now = () => performance.now();
+const log = (msg) => process.stderr.write(`rawload[${FLAGS.scenario}]: ${msg}\n`);
+const round = (x, digits = 3) => (x === null || Number.isNaN(x) ? null : Number(x.toFixed(digits)));
+
+// --- what /proc says --------------------------------------------------------------
+
+function serverCpuSeconds() {
+  if (!SERVER_PID) return null;
+  const stat = readFileSync(`/proc/${SERVER_PID}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+}
+
+function serverRssKiB() {
+  if (!SERVER_PID) return null;
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${SERVER_PID}/status`, "utf8"));
+  return match ? Number(match[1]) : null;
+}
+
+function coreTimes() {
+  const cores = {};
+  for (const line of readFileSync("/proc/stat", "utf8").split("\n")) {
+    const m = /^(cpu\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const v = m[2].trim().split(/\s+/).map(Number);
+    const idle = v[3] + (v[4] || 0);
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+    cores[m[1]] = { idle, total };
+  }
+  return cores;
+}
+
+/** A window over which CPU is accounted: the server's, this process's, each core's. */
+class CpuWindow {
+  constructor() {
+    this.t0 = now();
+    this.server0 = serverCpuSeconds();
+    this.self0 = process.cpuUsage();
+    this.cores0 = coreTimes();
+  }
+  close() {
+    const seconds = (now() - this.t0) / 1000;
+    const server1 = serverCpuSeconds();
+    const self = process.cpuUsage(this.self0);
+    const cores1 = coreTimes();
+    const cores = {};
+    for (const [name, c1] of Object.entries(cores1)) {
+      const c0 = this.cores0[name];
+      if (!c0 || c1.total === c0.total) continue;
+      cores[name] = round(1 - (c1.idle - c0.idle) / (c1.total - c0.total), 3);
+    }
+    return {
+      seconds: round(seconds),
+      server_cpu_seconds: server1 === null ? null : round(server1 - this.server0),
+      server_cpu_share: server1 === null ? null : round((server1 - this.server0) / seconds),
+      loadgen_cpu_share: round((self.user + self.system) / 1e6 / seconds),
+      core_utilisation: cores,
+    };
+  }
+}
+
+class Series {
+  constructor() {
+    this.values = [];
+  }
+  add(ms) {
+    this.values.push(ms);
+  }
+  summary() {
+    const v = Float64Array.from(this.values).sort();
+    const at = (q) => (v.length ? round(v[Math.min(v.length - 1, Math.floor(q * v.length))]) : null);
+    return { count: v.length, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: v.length ? round(v[v.length - 1]) : null };
+  }
+}
+
+const CLIENT_RATE = Number(FLAGS["client-rate"]);
+const CLIENT_BURST = Number(FLAGS["client-burst"]);
+let pacedMs = 0;
+
+/** Keeps one connection under the server's per-connection command rate, so that a run
+ * with the rate limit on measures the server, not `rate_limited` answers. */
+class Pacer {
+  constructor() {
+    this.tokens = CLIENT_BURST;
+    this.at = now();
+  }
+  async take() {
+    if (!CLIENT_RATE) return;
+    const t = now();
+    this.tokens = Math.min(CLIENT_BURST, this.tokens + ((t - this.at) / 1000) * CLIENT_RATE);
+    this.at = t;
+    if (this.tokens < 1) {
+      const wait = ((1 - this.tokens) / CLIENT_RATE) * 1000;
+      pacedMs += wait;
+      await new Promise((r) => setTimeout(r, wait));
+      this.tokens = 1;
+      this.at = now();
+    }
+    this.tokens -= 1;
+  }
+}
+
+const errors = { counts: {}, add(code) { this.counts[code] = (this.counts[code] || 0) + 1; } };
+
+// --- one WebSocket connection ------------------------------------------------------
+
+/** One Socket.IO client over a raw WebSocket: handshake, pings, one namespace, acks. */
+class WsClient {
+  constructor(index) {
+    this.index = index;
+    this.ackSeq = 0;
+    this.acks = new Map();
+    this.onList = null; // (text) => void, for `updaterooms` frames
+    this.lists = 0;
+    this.open = false;
+    this.gen = -1; // fan-out: the last command this client has seen
+    this.pacer = new Pacer();
+  }
+
+  /** Resolves once the namespace is connected. */
+  connect() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(WS_URL, { perMessageDeflate: false });
+      this.ws = ws;
+      let connected = false;
+      const timer = setTimeout(() => fail(new Error("connect timeout")), TIMEOUT_MS);
+      const fail = (err) => {
+        clearTimeout(timer);
+        if (!connected) reject(err);
+      };
+      ws.on("error", (err) => fail(err));
+      ws.on("close", () => {
+        if (connected && this.open) errors.add("disconnect");
+        this.open = false;
+        fail(new Error("closed during connect"));
+        for (const { reject: r } of this.acks.values()) r(new Error("closed"));
+        this.acks.clear();
+      });
+      ws.on("message", (data, isBinary) => {
+        if (isBinary) return;
+        const text = data.toString();
+        const kind = text.charCodeAt(0);
+        if (kind === 50 /* "2" ping */ && text.length === 1) {
+          ws.send("3");
+        } else if (kind === 52 /* "4" message */) {
+          if (text.startsWith(LIST_PREFIX)) {
+            this.lists++;
+            if (this.onList) this.onList(text);
+          } else if (text.startsWith(ACK_PREFIX)) {
+            this.#ack(text);
+          } else if (!connected && text.startsWith(`40${NS_PREFIX}`)) {
+            connected = true;
+            this.open = true;
+            clearTimeout(timer);
+            resolve(this);
+          } else if (text.startsWith(`44${NS_PREFIX}`)) {
+            errors.add("connect_error");
+            fail(new Error(`connect error ${text}`));
+          }
+        } else if (kind === 48 /* "0" open */) {
+          ws.send(`40${NS_PREFIX}`);
+        }
+      });
+    });
+  }
+
+  #ack(text) {
+    const start = ACK_PREFIX.length;
+    const bracket = text.indexOf("[", start);
+    const id = Number(text.slice(start, bracket));
+    const pending = this.acks.get(id);
+    if (!pending) return;
+    this.acks.delete(id);
+    pending.resolve(text.slice(bracket));
+  }
+
+  emit(event, payload) {
+    this.ws.send(`${EVENT_PREFIX}${JSON.stringify([event, payload])}`);
+  }
+
+  /** Sends a command with an ack; resolves to the first ack argument, parsed. */
+  call(event, payload) {
+    const id = this.ackSeq++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.acks.delete(id);
+        reject(new Error(`${event} ack timeout`));
+      }, TIMEOUT_MS);
+      this.acks.set(id, {
+        resolve: (raw) => {
+          clearTimeout(timer);
+          resolve(JSON.parse(raw)[0]);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+      this.ws.send(`${EVENT_PREFIX}${id}${JSON.stringify([event, payload])}`);
+    });
+  }
+
+  close() {
+    this.open = false;
+    this.ws?.terminate();
+  }
+}
+
+/** Calls a command (after pacing, see Pacer) and counts a failure by its error code;
+ * returns the ack or null. `client.sentAt` is when it went out. */
+async function command(client, event, payload, pace = true) {
+  if (pace) await client.pacer.take();
+  client.sentAt = now();
+  try {
+    const ack = await client.call(event, payload);
+    if (!ack || ack.ok !== true) errors.add(ack?.error?.code ?? "bad_ack");
+    return ack;
+  } catch (err) {
+    errors.add(err.message.includes("timeout") ? "ack_timeout" : "ack_lost");
+    return null;
+  }
+}
+
+/** Runs `make(i)` for i < count with at most CONCURRENCY in flight. */
+async function ramp(count, make) {
+  const results = new Array(count);
+  let next = 0;
+  async function worker() {
+    while (next < count) {
+      const i = next++;
+      results[i] = await make(i);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
+  return results;
+}
+
+async function connectMany(count, firstIndex = 0) {
+  const t0 = now();
+  const clients = await ramp(count, (i) => new WsClient(firstIndex + i).connect());
+  return { clients, seconds: (now() - t0) / 1000 };
+}
+
+async function joinLobbyAll(clients, prefix) {
+  await ramp(clients.length, (i) => command(clients[i], "join_lobby", { id: `${prefix}${i}`, username: `u${i}` }));
+}
+
+// --- scenarios ---------------------------------------------------------------------
+
+/** Lobby fan-out: N watchers; one client creates and disbands a room in a closed loop;
+ * each command's latency is until the last watcher has the list that shows it. */
+async function fanout() {
+  const N = Number(FLAGS.clients);
+  const maxCommands = Number(FLAGS.commands);
+  const warmup = Number(FLAGS.warmup);
+  const durationMs = Number(FLAGS.duration) * 1000;
+  const { clients: watchers, seconds: connectSeconds } = await connectMany(N);
+  await joinLobbyAll(watchers, "w");
+  // Several creators only so that each stays under a per-connection rate limit; they
+  // take turns, so there is still one command in flight at a time.
+  const { clients: creators } = await connectMany(Number(FLAGS.creators), N);
+  await joinLobbyAll(creators, "creator");
+  log(`${N} watchers in the lobby after ${connectSeconds.toFixed(1)} s`);
+
+  let gen = 0;
+  let remaining = 0;
+  let needles = null; // strings of which one must occur in the list, or null for "empty list"
+  let done = null;
+  let delivered = 0;
+  for (const w of watchers) {
+    w.onList = (text) => {
+      delivered++;
+      if (w.gen === gen) return;
+      const hit = needles === null ? text.endsWith("[]]") : text.includes(needles[0]) || text.includes(needles[1]);
+      if (!hit) return;
+      w.gen = gen;
+      if (--remaining === 0) done();
+    };
+  }
+
+  const latency = new Series();
+  let roomId = 0;
+  let timeouts = 0;
+  let measured = 0;
+  let deliveredAtStart = 0;
+  let window = null;
+  const deadline = () => window !== null && now() - window.t0 >= durationMs;
+
+  async function step(creator, event, payload, expect) {
+    gen++;
+    needles = expect;
+    remaining = watchers.length;
+    const seen = new Promise((resolve) => (done = resolve));
+    await creator.pacer.take();
+    const t0 = now();
+    const ack = command(creator, event, payload, false);
+    let timer;
+    const outcome = await Promise.race([
+      seen.then(() => "seen"),
+      new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    const ms = now() - t0;
+    const reply = await ack;
+    return { outcome, ms, reply };
+  }
+
+  for (let i = 0; i < warmup + maxCommands && !deadline(); i++) {
+    if (i === warmup) {
+      window = new CpuWindow();
+      deliveredAtStart = delivered;
+    }
+    const creating = i % 2 === 0;
+    const creator = creators[(i >> 1) % creators.length];
+    let result;
+    if (creating) {
+      roomId++; // ids are assigned in order from 1 and only these clients create rooms
+      result = await step(creator, "create_room", { name: `Room ${roomId}`, deck: DECK }, [`"id":${roomId},`, `"id": ${roomId},`]);
+      const got = result.reply?.room?.id;
+      if (got !== undefined && got !== roomId) {
+        errors.add("unexpected_room_id");
+        roomId = got;
+      }
+    } else {
+      result = await step(creator, "leave_room", { id: roomId }, null);
+    }
+    if (result.outcome === "timeout") {
+      timeouts++;
+      errors.add("fanout_timeout");
+    } else if (window !== null) {
+      latency.add(result.ms);
+    }
+    if (window !== null) measured++;
+  }
+  if (window === null) throw new Error("fan-out ended during warm-up");
+  const cpu = window.close();
+  const deliveries = delivered - deliveredAtStart;
+  for (const c of [...watchers, ...creators]) c.close();
+  return {
+    clients: N,
+    connect_seconds: round(connectSeconds),
+    commands: measured,
+    creators: creators.length,
+    timeouts,
+    latency: latency.summary(),
+    deliveries,
+    deliveries_per_second: round(deliveries / cpu.seconds, 1),
+    server_cpu_us_per_delivery: cpu.server_cpu_seconds === null ? null : round((cpu.server_cpu_seconds / deliveries) * 1e6, 2),
+    cpu,
+  };
+}
+
+/** Room churn: players join and leave rooms concurrently (closed loop, acks) while
+ * watchers sit in the lobby receiving every list. */
+async function churn() {
+  const W = Number(FLAGS.watchers);
+  const R = Number(FLAGS.rooms);
+  const P = Number(FLAGS.players);
+  const durationMs = Number(FLAGS.duration) * 1000;
+  const { clients: watchers } = await connectMany(W);
+  await joinLobbyAll(watchers, "w");
+  const { clients: hosts } = await connectMany(R, W);
+  const roomIds = [];
+  for (const [i, host] of hosts.entries()) {
+    const ack = await command(host, "create_room", { name: `Room ${i}`, host: { id: `h${i}`, username: `h${i}` }, deck: DECK });
+    if (ack?.room?.id === undefined) throw new Error(`create_room failed: ${JSON.stringify(ack)}`);
+    roomIds.push(ack.room.id);
+  }
+  const { clients: players } = await connectMany(P, W + R);
+  await joinLobbyAll(players, "p");
+  log(`${W} watchers, ${R} rooms, ${P} players`);
+
+  let watcherLists = 0;
+  for (const w of watchers) w.onList = () => watcherLists++;
+  const latency = new Series();
+  const window = new CpuWindow();
+  const listsAtStart = watcherLists;
+  const end = window.t0 + durationMs;
+  let ok = 0;
+  await Promise.all(
+    players.map(async (player, p) => {
+      for (let k = 0; k < 1_000_000 && now() < end; k++) {
+        const roomId = roomIds[(p + (k >> 1)) % R];
+        const ack = await command(player, k % 2 === 0 ? "join_room" : "leave_room", { id: roomId });
+        const ms = now() - player.sentAt;
+        if (ack?.ok === true) {
+          ok++;
+          latency.add(ms);
+        } else if (ack === null) {
+          return; // connection trouble: counted in errors, this player stops
+        }
+      }
+    }),
+  );
+  const cpu = window.close();
+  for (const c of [...watchers, ...hosts, ...players]) c.close();
+  return {
+    watchers: W,
+    rooms: R,
+    players: P,
+    commands_ok: ok,
+    commands_per_second: round(ok / cpu.seconds, 1),
+    ack_latency: latency.summary(),
+    watcher_lists_per_second: round((watcherLists - listsAtStart) / cpu.seconds, 1),
+    cpu,
+  };
+}
+
+/** Ack round trip: one client with sequential acks, then many with one outstanding each. */
+async function ack() {
+  const durationMs = Number(FLAGS.duration) * 1000;
+  const maxCommands = Number(FLAGS.commands);
+  const many = Number(FLAGS["ack-clients"]);
+
+  async function loop(clients, label) {
+    const latency = new Series();
+    const window = new CpuWindow();
+    const end = window.t0 + durationMs;
+    let perClient = Math.ceil(maxCommands / clients.length);
+    await Promise.all(
+      clients.map(async (client, i) => {
+        const payload = { id: `${label}${i}`, username: `${label}${i}` };
+        for (let k = 0; k < perClient && now() < end; k++) {
+          const reply = await command(client, "join_lobby", payload);
+          if (reply === null) return;
+          latency.add(now() - client.sentAt);
+        }
+      }),
+    );
+    const cpu = window.close();
+    const summary = latency.summary();
+    return { clients: clients.length, acks: summary.count, acks_per_second: round(summary.count / cpu.seconds, 1), latency: summary, cpu };
+  }
+
+  const [single] = (await connectMany(1)).clients;
+  await command(single, "join_lobby", { id: "s0", username: "s0" });
+  const sequential = await loop([single], "s");
+  single.close();
+  const { clients } = await connectMany(many, 1);
+  await joinLobbyAll(clients, "c");
+  const concurrent = await loop(clients, "c");
+  for (const c of clients) c.close();
+  return { sequential, concurrent };
+}
+
+// --- the connection ramp -------------------------------------------------------------
+
+const pollAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+function request(method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: URL_BASE.hostname,
+        port: URL_BASE.port,
+        method,
+        path,
+        agent: pollAgent,
+        headers: body === undefined ? {} : { "content-type": "text/plain;charset=UTF-8", "content-length": Buffer.byteLength(body) },
+        timeout: TIMEOUT_MS + 30_000,
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`HTTP ${res.statusCode}`))));
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("poll timeout")));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** One Socket.IO client over HTTP long-polling: connects the namespace, then keeps one
+ * GET pending and answers pings until stopped. */
+class PollClient {
+  constructor() {
+    this.stopped = false;
+  }
+  async connect() {
+    const open = await request("GET", POLL_PATH);
+    this.path = `${POLL_PATH}&sid=${JSON.parse(open.slice(1)).sid}`;
+    await request("POST", this.path, `40${NS_PREFIX}`);
+    for (let i = 0; i < 10; i++) {
+      const packets = (await request("GET", this.path)).split("\x1e");
+      if (packets.some((p) => p.startsWith(`40${NS_PREFIX}`))) {
+        this.loop = this.#poll();
+        return this;
+      }
+    }
+    throw new Error("no namespace connect over polling");
+  }
+  async #poll() {
+    while (!this.stopped) {
+      let payload;
+      try {
+        payload = await request("GET", this.path);
+      } catch (err) {
+        if (!this.stopped) errors.add("poll_lost");
+        return;
+      }
+      for (const packet of payload.split("\x1e")) {
+        if (packet === "2") request("POST", this.path, "3").catch(() => !this.stopped && errors.add("pong_lost"));
+        else if (packet === "1") {
+          if (!this.stopped) errors.add("disconnect");
+          return;
+        }
+      }
+    }
+  }
+}
+
+async function connections() {
+  const WSN = Number(FLAGS.websockets);
+  const PN = Number(FLAGS.polling);
+  const settle = () => new Promise((r) => setTimeout(r, Number(FLAGS.settle) * 1000));
+  await settle();
+  const rss0 = serverRssKiB();
+  const window = new CpuWindow();
+  const { clients: sockets, seconds: wsSeconds } = await connectMany(WSN);
+  await settle();
+  const rss1 = serverRssKiB();
+  log(`${WSN} websockets in ${wsSeconds.toFixed(1)} s`);
+  const t0 = now();
+  const pollers = await ramp(PN, () => new PollClient().connect());
+  const pollSeconds = (now() - t0) / 1000;
+  await settle();
+  const rss2 = serverRssKiB();
+  const cpu = window.close();
+  log(`${PN} polling clients in ${pollSeconds.toFixed(1)} s`);
+  const alive = sockets.filter((s) => s.open).length;
+  for (const p of pollers) p.stopped = true;
+  for (const s of sockets) s.close();
+  pollAgent.destroy();
+  const per = (a, b, n) => (a === null || b === null || n === 0 ? null : round((b - a) / n, 2));
+  return {
+    websockets: WSN,
+    polling: PN,
+    websockets_open_at_end: alive,
+    connect_seconds: round(wsSeconds + pollSeconds),
+    websocket_connect_seconds: round(wsSeconds),
+    polling_connect_seconds: round(pollSeconds),
+    rss_kib: { before: rss0, after_websockets: rss1, after_polling: rss2 },
+    rss_kib_per_websocket: per(rss0, rss1, WSN),
+    rss_kib_per_polling: per(rss1, rss2, PN),
+    cpu,
+  };
+}
+
+// --- main ----------------------------------------------------------------------------
+
+const SCENARIOS = { fanout, churn, connections, ack };
+const scenario = SCENARIOS[FLAGS.scenario];
+if (!scenario) {
+  process.stderr.write(`rawload: unknown scenario ${FLAGS.scenario}\n`);
+  process.exit(2);
+}
+const hardStop = setTimeout(() => {
+  process.stderr.write("rawload: scenario overran its time bound\n");
+  process.exit(3);
+}, (Number(FLAGS.duration) * 2 + 600) * 1000);
+hardStop.unref();
+try {
+  const result = await scenario();
+  result.errors = errors.counts;
+  result.paced_seconds = round(pacedMs / 1000);
+  process.stdout.write(JSON.stringify({ scenario: FLAGS.scenario, ...result }) + "\n");
+  process.exit(0);
+} catch (err) {
+  process.stderr.write(`rawload: ${err.stack || err}\n`);
+  process.stdout.write(JSON.stringify({ scenario: FLAGS.scenario, failed: String(err), errors: errors.counts }) + "\n");
+  process.exit(1);
+}
