@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import socket as stdlib_socket
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,7 @@ class RawWebSocket:
         self.stream = stream
         self.ws = WSConnection(ConnectionType.CLIENT)
         self._messages: list[str | bytes] = []
+        self._events: deque[Any] = deque()  # parsed, not yet looked at
         self._partial: list[str | bytes] = []
         self.closed = False
         self.sid: str | None = None
@@ -116,7 +118,9 @@ class RawWebSocket:
     async def _accepted(self) -> None:
         status, headers, body = 0, {}, b""
         while True:
-            for event in self._pump_events():
+            self._events.extend(self.ws.events())
+            while self._events:
+                event = self._events.popleft()
                 if isinstance(event, AcceptConnection):
                     return
                 if isinstance(event, RejectConnection):
@@ -131,7 +135,10 @@ class RawWebSocket:
             await self._read_more()
 
     def _pump_events(self) -> list[Any]:
-        return list(self.ws.events())
+        self._events.extend(self.ws.events())
+        events = list(self._events)
+        self._events.clear()
+        return events
 
     async def _read_more(self) -> None:
         try:
@@ -208,8 +215,8 @@ class RawWebSocket:
         reply = await self.next_matching(f"43{namespace},{ack}[")
         return json.loads(reply[len(f"43{namespace},{ack}"):])[0]
 
-    async def next_room_list(self, *, namespace: str = "/lobby") -> list[dict[str, Any]]:
-        reply = await self.next_matching(f'42{namespace},["updaterooms",')
+    async def next_room_list(self, *, namespace: str = "/lobby", answer_pings: bool = True) -> list[dict[str, Any]]:
+        reply = await self.next_matching(f'42{namespace},["updaterooms",', answer_pings=answer_pings)
         return json.loads(reply[len(f"42{namespace},"):])[1]  # type: ignore[no-any-return]
 
     def vanish(self) -> None:
@@ -308,6 +315,7 @@ class RawPolling:
     getter: RawHttp
     poster: RawHttp
     received: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
 
     @classmethod
     async def open(cls, port: int, *, local_address: str | None = None) -> RawPolling:
@@ -342,14 +350,22 @@ class RawPolling:
         await self.start_poll()
         return await self.finish_poll()
 
-    async def poll_until(self, prefix: str) -> str:
-        """Poll (answering pings) until a packet starting with ``prefix`` arrives."""
+    async def poll_until(self, prefix: str, *, answer_pings: bool = True) -> str:
+        """Poll (answering pings) until a packet starting with ``prefix`` arrives;
+        the packets after it in the same response are kept in ``pending``."""
         while True:
-            for packet in await self.poll():
-                if packet == "2":
+            if not self.pending:
+                self.pending = await self.poll()
+            while self.pending:
+                packet = self.pending.pop(0)
+                if packet == "2" and answer_pings:
                     await self.post("3")
                 elif packet.startswith(prefix):
                     return packet
+
+    async def next_room_list(self, *, namespace: str = "/lobby", answer_pings: bool = True) -> list[dict[str, Any]]:
+        packet = await self.poll_until(f'42{namespace},["updaterooms",', answer_pings=answer_pings)
+        return json.loads(packet[len(f"42{namespace},"):])[1]  # type: ignore[no-any-return]
 
     async def connect_namespace(self, namespace: str = "/lobby") -> None:
         await self.post(f"40{namespace},")

@@ -1,0 +1,157 @@
+"""A client that stops reading while room lists flow.
+
+One client joins the lobby and then never reads again: a raw WebSocket with a
+4 KiB receive buffer (so the server's writer stalls after a few kilobytes), or
+a polling session that never sends another GET. Meanwhile a driver creates and
+disbands rooms in a loop (bounded in count and time), each change a list of
+about 8 KB to every client. What must hold (docs/limits.md):
+
+* the stuck session's outbox never holds more than the newest list ("newest
+  wins"), and the Python heap does not grow with the number of lists;
+* a client that reads receives the final list, promptly, and so does the stuck
+  one when it reads again (before its heartbeat runs out);
+* the stuck client is closed by the heartbeat: it cannot answer the ping, so it
+  is gone ``ping_interval + ping_timeout`` after it opened (reason ``ping timeout``).
+
+Real time with short heartbeats: the point is the server's behaviour under real
+socket back-pressure, which the autojump clock would not model.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import pytest
+import trio
+from robustness.rawclients import RawPolling, RawWebSocket, ServerClosed
+from robustness.serving import running_server, wait_until
+
+from roomactors.config import RoomServerConfig
+
+PING_INTERVAL = 3.0
+PING_TIMEOUT = 2.0
+ITERATIONS = 1000  # create + disband: 2000 lists
+FLOOD_SECONDS = 3.0  # stop earlier than that, while the stuck client is still connected
+DESCRIPTION = "d" * 8000  # makes each list with the room about 8 KB
+
+
+class Watcher:
+    """A client that keeps reading (and answering pings), remembering the newest list."""
+
+    def __init__(self, client: RawWebSocket) -> None:
+        self.client = client
+        self.latest: list[dict[str, Any]] | None = None
+        self.lists = 0
+        self.changed = trio.Event()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self.latest = await self.client.next_room_list()
+                self.lists += 1
+                self.changed.set()
+                self.changed = trio.Event()
+        except ServerClosed:
+            pass
+
+    async def wait_for(self, rooms: list[str]) -> None:
+        while [room["name"] for room in self.latest or []] != rooms:
+            await self.changed.wait()
+
+
+async def open_stuck(transport: str, port: int) -> RawWebSocket | RawPolling:
+    """Join the lobby as user 99, then never read again (keep the client referenced:
+    a collected one closes its socket)."""
+    if transport == "websocket":
+        ws = await RawWebSocket.open(port, rcvbuf=4096)
+        await ws.connect_namespace("/lobby")
+        assert (await ws.call("join_lobby", {"id": 99}))["ok"] is True
+        return ws
+    polling = await RawPolling.open(port)
+    await polling.connect_namespace("/lobby")
+    await polling.join_lobby(99)
+    return polling
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_a_client_that_stops_reading_costs_one_list_and_is_dropped_by_the_heartbeat(transport: str) -> None:
+    config = RoomServerConfig(
+        port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, command_rate=0, shutdown_timeout=1
+    )
+    async with running_server(config) as running, trio.open_nursery() as clients:
+        engine = running.server.sio.engineio
+        driver = await RawWebSocket.open(running.port)
+        watcher = Watcher(await RawWebSocket.open(running.port))
+        for client in (driver, watcher.client):
+            await client.connect_namespace("/lobby")
+        assert (await driver.call("join_lobby", {"id": 1}))["ok"] is True
+        await watcher.client.emit("join_lobby", {"id": 2})
+        clients.start_soon(watcher.run)
+
+        opened_at = trio.current_time()
+        stuck_client = await open_stuck(transport, running.port)
+        stuck_sid = stuck_client.sid
+        assert stuck_sid is not None
+        stuck = engine.lookup(stuck_sid)
+        assert stuck is not None
+
+        deck = {"name": "big", "description": DESCRIPTION, "flashcards": [{"id": 1, "problem": "1", "answer": "1"}]}
+        most_messages = most_bytes = stalled_samples = iterations = 0
+
+        def sample() -> None:
+            nonlocal most_messages, most_bytes, stalled_samples
+            outbox = stuck.session.outbox
+            most_messages = max(most_messages, outbox.messages)
+            most_bytes = max(most_bytes, outbox.bytes)
+            stalled_samples += outbox.messages > 0
+
+        tracemalloc.start()
+        try:
+            heap_before: int | None = None
+            with trio.fail_after(30):
+                for iterations in range(1, ITERATIONS + 1):
+                    reply = await driver.call("create_room", {"name": f"room {iterations}", "deck": deck}, ack=1)
+                    assert reply["ok"] is True
+                    sample()
+                    assert (await driver.call("leave_room", {"id": reply["room"]["id"]}, ack=2))["ok"] is True
+                    sample()
+                    if iterations == 20:
+                        heap_before = tracemalloc.get_traced_memory()[0]
+                    if trio.current_time() - opened_at > FLOOD_SECONDS:
+                        break
+            heap_after = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+
+        assert iterations >= 40, f"only {iterations} iterations in {FLOOD_SECONDS} s: the test proves little"
+        assert not stuck.closed, f"the stuck client went away before the flood ended: {stuck.close_reason} after {iterations}"
+        # The client really was stuck (lists waited for it), and it never cost more than one list.
+        assert stalled_samples >= iterations  # of 2 * iterations samples
+        assert most_messages == 1
+        assert 8000 < most_bytes < 12_000
+        assert heap_before is not None and heap_after - heap_before < 1_000_000
+
+        # Everyone who reads gets the final list, promptly.
+        assert (await driver.call("create_room", {"name": "final", "deck": deck}, ack=3))["ok"] is True
+        with trio.fail_after(2):
+            await watcher.wait_for(["final"])
+        assert watcher.lists >= 2
+
+        # A slow client that catches up skips lists, never the newest one.
+        with trio.fail_after(1):
+            while [room["name"] for room in await stuck_client.next_room_list(answer_pings=False)] != ["final"]:
+                pass
+
+        # The stuck client cannot answer the ping: gone at ping_interval + ping_timeout.
+        with trio.fail_after(PING_INTERVAL + PING_TIMEOUT + 2):
+            await stuck.wait_closed()
+        assert stuck.close_reason == "ping timeout"
+        assert trio.current_time() - opened_at == pytest.approx(PING_INTERVAL + PING_TIMEOUT, abs=0.5)
+        with trio.fail_after(2):
+            await wait_until(lambda: engine.lookup(stuck_sid) is None and running.statistics().users == 2)
+        stats = running.statistics()
+        assert (stats.connections, stats.users, stats.rooms) == (2, 2, 1)
+        assert engine.statistics().outbox_overflows == 0
+        await stuck_client.aclose()
+        clients.cancel_scope.cancel()
