@@ -150,6 +150,7 @@ async def amain(argv: Sequence[str]) -> int:
         "metrics": report.metric_table(results, targets, fanout_clients),
         "results": results,
         "failures": report.failures(results),
+        "interference": report.interference(results, server_cpus),
     }
     json_path = args.out / f"bench-{stamp}.json"
     json_path.write_text(json.dumps(document, indent=2, default=list) + "\n")
@@ -164,6 +165,8 @@ async def amain(argv: Sequence[str]) -> int:
     print()
     for line in document["failures"]:
         print(f"! {line}")
+    for line in document["interference"]:
+        print(f"~ other work on the server's core: {line}")
     print(f"results: {relative(json_path)}" + (f", plot: {relative(png_path)}" if png_path.exists() else ""))
     print(f"took {document['seconds']} s")
     return 1 if any("failed" in r for by in results.values() for r in by.values()) else 0

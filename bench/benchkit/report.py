@@ -49,7 +49,8 @@ def metrics(fanout_clients: Sequence[int]) -> list[Metric]:
             Metric(f"{s}.server_cpu_us_per_delivery", f"fan-out N={n}: server CPU per list", "µs", False, s, ("server_cpu_us_per_delivery",)),
         ]
     rows += [
-        Metric("churn.commands_per_second", "churn: commands with ack", "/s", True, "churn", ("commands_per_second",)),
+        Metric("churn.commands_per_second", "churn: commands, until watchers caught up", "/s", True, "churn", ("commands_per_second",)),
+        Metric("churn.watcher_lists_per_second", "churn: lists delivered to watchers", "/s", True, "churn", ("watcher_lists_per_second",)),
         Metric("churn.ack_p50_ms", "churn: ack latency p50", "ms", False, "churn", ("ack_latency", "p50_ms")),
         Metric("churn.ack_p99_ms", "churn: ack latency p99", "ms", False, "churn", ("ack_latency", "p99_ms")),
         Metric("connections.connect_seconds", "connections: time to connect all", "s", False, "connections", ("connect_seconds",)),
@@ -109,6 +110,31 @@ def failures(results: Results) -> list[str]:
             errors = result.get("errors")
             if isinstance(errors, Mapping) and errors:
                 out.append(f"{scenario} on {target}: errors {dict(errors)}")
+    return out
+
+
+def _windows(result: Mapping[str, object]) -> list[Mapping[str, object]]:
+    """The CPU windows in one result (the ack scenario has two)."""
+    found = []
+    for value in [result, *result.values()]:
+        if isinstance(value, Mapping) and isinstance(value.get("cpu"), Mapping):
+            found.append(value["cpu"])
+    return found
+
+
+def interference(results: Results, server_cpus: str | None, threshold: float = 0.15) -> list[str]:
+    """Measurements during which something other than the server kept the server's
+    core busy (the machine is shared): those numbers understate the server."""
+    if not server_cpus or not server_cpus.isdigit():
+        return []
+    core = f"cpu{server_cpus}"
+    out = []
+    for scenario, by_target in results.items():
+        for target, result in by_target.items():
+            for cpu in _windows(result):
+                busy, share = cpu.get("core_utilisation", {}).get(core), cpu.get("server_cpu_share")
+                if isinstance(busy, (int, float)) and isinstance(share, (int, float)) and busy - share > threshold:
+                    out.append(f"{scenario} on {target}: {core} was {busy:.0%} busy, the server used {share:.0%} of it")
     return out
 
 

@@ -31,6 +31,8 @@ class Sizes:
     churn_rooms: int = 10
     churn_players: int = 100
     churn_seconds: float = 15.0
+    churn_drain_timeout: float = 60.0
+    """Seconds the watchers get to catch up with the last list after the churn."""
     websockets: int = 10_000
     polling: int = 1000
     ack_clients: int = 200
@@ -43,10 +45,11 @@ class Sizes:
             fanout_clients=(100, 400),
             fanout_seconds=2.0,
             fanout_commands=400,
-            churn_watchers=100,
+            churn_watchers=60,
             churn_rooms=5,
-            churn_players=30,
-            churn_seconds=2.0,
+            churn_players=20,
+            churn_seconds=1.5,
+            churn_drain_timeout=20.0,
             websockets=400,
             polling=40,
             ack_clients=50,
@@ -82,8 +85,9 @@ def plan(sizes: Sizes, *, client_rate: float, creators: int) -> list[Scenario]:
         Scenario(
             "churn",
             ("--scenario", "churn", "--watchers", str(sizes.churn_watchers), "--rooms", str(sizes.churn_rooms),
-             "--players", str(sizes.churn_players), "--duration", str(sizes.churn_seconds), *pacing),
-            connect_budget + sizes.churn_seconds * 3,
+             "--players", str(sizes.churn_players), "--duration", str(sizes.churn_seconds),
+             "--drain-timeout", str(sizes.churn_drain_timeout), *pacing),
+            connect_budget + sizes.churn_seconds * 3 + sizes.churn_drain_timeout,
         )
     )
     scenarios.append(

@@ -50,6 +50,7 @@ const { values: FLAGS } = parseArgs({
     watchers: { type: "string", default: "500" },
     rooms: { type: "string", default: "10" },
     players: { type: "string", default: "100" },
+    "drain-timeout": { type: "string", default: "60" }, // seconds for the watchers to catch up
     // every client: commands per second per connection it stays under (0: no pacing),
     // for servers whose per-connection rate limit is on (burst: --client-burst)
     "client-rate": { type: "string", default: "0" },
@@ -455,10 +456,27 @@ async function churn() {
   }
   const { clients: players } = await connectMany(P, W + R);
   await joinLobbyAll(players, "p");
+  const [sentinel] = (await connectMany(1, W + R + P)).clients;
+  await command(sentinel, "join_lobby", { id: "sentinel", username: "sentinel" });
   log(`${W} watchers, ${R} rooms, ${P} players`);
 
+  // A server may answer acks faster than it delivers the lists they cause (queueing
+  // them); the run ends only when every watcher has the list that follows the last
+  // command, so commands/s counts work done, not work deferred.
   let watcherLists = 0;
-  for (const w of watchers) w.onList = () => watcherLists++;
+  let needle = null;
+  let waiting = W;
+  let drained;
+  const caughtUp = new Promise((resolve) => (drained = resolve));
+  for (const w of watchers) {
+    w.onList = (text) => {
+      watcherLists++;
+      if (needle !== null && w.gen !== 1 && text.includes(needle)) {
+        w.gen = 1;
+        if (--waiting === 0) drained();
+      }
+    };
+  }
   const latency = new Series();
   const window = new CpuWindow();
   const listsAtStart = watcherLists;
@@ -479,15 +497,30 @@ async function churn() {
       }
     }),
   );
+  const loopSeconds = (now() - window.t0) / 1000;
+  needle = `drain-${process.pid}-${Date.now()}`;
+  const drainStart = now();
+  command(sentinel, "create_room", { name: needle, deck: DECK });
+  let timer;
+  const outcome = await Promise.race([
+    caughtUp.then(() => "caught_up"),
+    new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), Number(FLAGS["drain-timeout"]) * 1000))),
+  ]);
+  clearTimeout(timer);
+  if (outcome === "timeout") errors.add("drain_timeout");
+  const drainSeconds = (now() - drainStart) / 1000;
   const cpu = window.close();
-  for (const c of [...watchers, ...hosts, ...players]) c.close();
+  for (const c of [...watchers, ...hosts, ...players, sentinel]) c.close();
   return {
     watchers: W,
     rooms: R,
     players: P,
     commands_ok: ok,
     commands_per_second: round(ok / cpu.seconds, 1),
+    commands_per_second_acked: round(ok / loopSeconds, 1),
+    drain_seconds: round(drainSeconds),
     ack_latency: latency.summary(),
+    watcher_lists: watcherLists - listsAtStart,
     watcher_lists_per_second: round((watcherLists - listsAtStart) / cpu.seconds, 1),
     cpu,
   };

@@ -1,0 +1,62 @@
+"""`bench/run --quick` end to end: every scenario against all three servers.
+
+Why no speed assertions: CI machines are shared and noisy, and the targets are
+aims, not gates. What must hold is that the benchmark itself works from this
+checkout: it completes, every metric has a number for every server, and the plot
+exists, so a full run on a quiet machine is one command away.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = REPO / "bench" / "run"
+SERVERS = ("roomactors", "node", "pysocketio")
+QUICK_TIME_BOUND = 300  # seconds; it takes about a minute
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    if shutil.which("node") is None:
+        pytest.skip("node is not on PATH")
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [str(RUN), "--quick", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=QUICK_TIME_BOUND, check=False,
+    )
+    return done, out
+
+
+def test_quick_run_completes(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    done, _ = quick_run
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    header = next(line for line in done.stdout.splitlines() if line.startswith("| metric |"))
+    for server in SERVERS:
+        assert f" {server} |" in header
+    assert "roomactors / node" in header and "roomactors / pysocketio" in header
+
+
+def test_json_has_every_metric_for_every_server(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = quick_run
+    document = json.loads((out / "bench-latest.json").read_text())
+    metrics = document["metrics"]
+    scenarios = {key.split(".")[0] for key in metrics}
+    assert {"churn", "connections", "ack"} <= scenarios
+    assert len([s for s in scenarios if s.startswith("fanout-")]) >= 2
+    missing = [(key, server) for key, by_server in metrics.items() for server in SERVERS if by_server.get(server) is None]
+    assert not missing, f"metrics without a value: {missing}; failures: {document['failures']}"
+    assert not [r for by in document["results"].values() for r in by.values() if "failed" in r]
+    assert document["machine"]["nproc"] >= 1
+
+
+def test_plot_exists(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = quick_run
+    png = out / "fanout-latest.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
