@@ -25,6 +25,8 @@ class Metric:
     higher_is_better: bool
     scenario: str
     path: tuple[str, ...]
+    context_only: bool = False
+    """Neither better nor worse: there to judge the other rows (e.g. CPU use)."""
 
     def value(self, results: Results, target: str) -> float | None:
         node: object = results.get(self.scenario, {}).get(target)
@@ -47,12 +49,15 @@ def metrics(fanout_clients: Sequence[int]) -> list[Metric]:
             Metric(f"{s}.latency_p99_ms", f"fan-out N={n}: latency p99", "ms", False, s, ("latency", "p99_ms")),
             Metric(f"{s}.deliveries_per_second", f"fan-out N={n}: lists delivered", "/s", True, s, ("deliveries_per_second",)),
             Metric(f"{s}.server_cpu_us_per_delivery", f"fan-out N={n}: server CPU per list", "µs", False, s, ("server_cpu_us_per_delivery",)),
+            Metric(f"{s}.server_cpu_share", f"fan-out N={n}: server busy", "cores", False, s, ("cpu", "server_cpu_share"), True),
+            Metric(f"{s}.loadgen_cpu_share", f"fan-out N={n}: load client busy", "cores", False, s, ("cpu", "loadgen_cpu_share"), True),
         ]
     rows += [
         Metric("churn.commands_per_second", "churn: commands, until watchers caught up", "/s", True, "churn", ("commands_per_second",)),
         Metric("churn.watcher_lists_per_second", "churn: lists delivered to watchers", "/s", True, "churn", ("watcher_lists_per_second",)),
         Metric("churn.ack_p50_ms", "churn: ack latency p50", "ms", False, "churn", ("ack_latency", "p50_ms")),
         Metric("churn.ack_p99_ms", "churn: ack latency p99", "ms", False, "churn", ("ack_latency", "p99_ms")),
+        Metric("churn.drain_seconds", "churn: watchers caught up after", "s", False, "churn", ("drain_seconds",), True),
         Metric("connections.connect_seconds", "connections: time to connect all", "s", False, "connections", ("connect_seconds",)),
         Metric("connections.rss_kib_per_websocket", "connections: RSS per WebSocket", "KiB", False, "connections", ("rss_kib_per_websocket",)),
         Metric("connections.rss_kib_per_polling", "connections: RSS per polling client", "KiB", False, "connections", ("rss_kib_per_polling",)),
@@ -91,12 +96,13 @@ def render_table(results: Results, targets: Sequence[str], fanout_clients: Seque
         if m.scenario not in results:
             continue
         values = {t: m.value(results, t) for t in targets}
-        cells = [f"{m.label} ({m.unit})", "higher" if m.higher_is_better else "lower"]
+        better = "—" if m.context_only else "higher" if m.higher_is_better else "lower"
+        cells = [f"{m.label} ({m.unit})", better]
         cells += [_fmt(values[t]) for t in targets]
         if has_self:
             for p in peers:
                 a, b = values["roomactors"], values[p]
-                cells.append("—" if a is None or not b else f"{a / b:.2f}")
+                cells.append("—" if a is None or not b or m.context_only else f"{a / b:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -112,6 +112,12 @@ async def _drain(stream: trio.abc.ReceiveStream, output: deque[bytes]) -> None:
         output.append(chunk)
 
 
+async def _kill(process: trio.Process) -> None:
+    """A server's graceful shutdown is not what is measured (and with 10,000 sessions
+    it can take a while): stop it at once so the next scenario starts on a quiet core."""
+    process.kill()
+
+
 @asynccontextmanager
 async def running(target: str, options: Options, available: set[str]) -> AsyncIterator[RunningServer]:
     """Starts one server and stops it on exit, whatever happened inside (trio
@@ -128,6 +134,7 @@ async def running(target: str, options: Options, available: set[str]) -> AsyncIt
                 stderr=subprocess.PIPE,
                 check=False,
                 cwd=str(REPO),
+                deliver_cancel=_kill,
             )
         )
         assert process.stdout is not None and process.stderr is not None
