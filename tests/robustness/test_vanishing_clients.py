@@ -193,9 +193,10 @@ async def test_players_of_a_vanished_host_are_told_and_keep_their_connection(
         assert (await host.call("create_room", {"name": "r", "deck": DECK}, ack=2))["ok"] is True
         assert (await player.call("join_room", {"id": 1}, ack=2))["ok"] is True
         host.vanish()
-        closed = await player.next_matching('42/lobby,["roomclosed"')
+        with trio.fail_after(AT_ONCE):
+            closed = await player.next_matching('42/lobby,["roomclosed"')
+            assert await player.next_room_list() == []
         assert json.loads(closed[len("42/lobby,"):]) == ["roomclosed", {"id": 1, "reason": "host_disconnected"}]
-        assert await player.next_room_list() == []
         with trio.fail_after(AT_ONCE):
             await wait_until(lambda: running.statistics().connections == 1)
         stats = running.statistics()
