@@ -52,6 +52,10 @@ def test_json_has_every_metric_for_every_server(quick_run: tuple[subprocess.Comp
     missing = [(key, server) for key, by_server in metrics.items() for server in SERVERS if by_server.get(server) is None]
     assert not missing, f"metrics without a value: {missing}; failures: {document['failures']}"
     assert not [r for by in document["results"].values() for r in by.values() if "failed" in r]
+    # No ack or list timeouts, no unexpected disconnects, no error answers: else the
+    # numbers measure a failing workload.
+    errors = {(s, t): r["errors"] for s, by in document["results"].items() for t, r in by.items() if r["errors"]}
+    assert not errors
     assert document["machine"]["nproc"] >= 1
 
 
