@@ -129,7 +129,7 @@ async def http_request(port: int, method: str, target: str, body: bytes = b"") -
 # -- the client ----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class LeanClient:
     """One raw client in one namespace; see the module docstring.
 
@@ -140,7 +140,9 @@ class LeanClient:
     name: str
     transport: str
     namespace: str
-    last_list: list[Any] | None = None
+    last_list_text: str | None = None
+    """The newest ``updaterooms`` packet as received; parsed only on demand, since
+    hundreds of clients in one process cannot afford to parse every list."""
     lists: int = 0
     events: list[tuple[str, list[Any]]] = field(default_factory=list)
     acks: dict[int, list[Any]] = field(default_factory=dict)
@@ -154,9 +156,20 @@ class LeanClient:
     eio_frames: list[str | bytes] = field(default_factory=list)
     """Engine.IO packets other than pings, messages and noops, as received."""
     _changed: trio.Event = field(default_factory=trio.Event)
+    _parsed: tuple[str | None, list[Any] | None] = (None, None)
     _next_ack: int = 0
     _sender: Any = None
     _closer: Any = None
+
+    @property
+    def last_list(self) -> list[Any] | None:
+        """The newest room list (None before the first)."""
+        text = self.last_list_text
+        if text is None:
+            return None
+        if self._parsed[0] is not text:
+            self._parsed = (text, parse_server_packet(text).data[1])
+        return self._parsed[1]
 
     # -- sending ---------------------------------------------------------
 
@@ -170,6 +183,9 @@ class LeanClient:
 
     def _prefix(self) -> str:
         return "" if self.namespace == "/" else f"{self.namespace},"
+
+    def _list_prefix(self) -> str:
+        return f'2{self._prefix()}["updaterooms",'
 
     async def emit(self, event: str, *args: Any) -> None:
         """An event without an ack (failures come back as ``rejected``)."""
@@ -187,9 +203,10 @@ class LeanClient:
         return await self.wait_ack(ack_id, timeout=timeout)
 
     async def wait_ack(self, ack_id: int, *, timeout: float = 10.0) -> list[Any]:
-        await self.wait_for(lambda: ack_id in self.acks or self.ended, timeout=timeout)
+        # A namespace that is disconnected (say, by a takeover) drops its acks.
+        await self.wait_for(lambda: ack_id in self.acks or not self.joined, timeout=timeout)
         if ack_id not in self.acks:
-            raise EOFError(f"{self.name}: session ended before ack {ack_id}")
+            raise EOFError(f"{self.name}: left the namespace before ack {ack_id}")
         return self.acks.pop(ack_id)
 
     # -- waiting ------------------------------------------------------------
@@ -234,6 +251,10 @@ class LeanClient:
         self._changed_now()
 
     def _on_sio(self, text: str) -> None:
+        if text.startswith(self._list_prefix()):
+            self.last_list_text = text
+            self.lists += 1
+            return
         packet = parse_server_packet(text)
         if packet.namespace != self.namespace:
             self.events.append((f"?{packet.namespace}", [text]))
@@ -250,11 +271,7 @@ class LeanClient:
             self.acks[packet.id] = packet.data
         elif packet.type == 2:
             name, *args = packet.data
-            if name == "updaterooms":
-                self.last_list = args[0]
-                self.lists += 1
-            else:
-                self.events.append((name, args))
+            self.events.append((name, args))
         else:
             self.events.append(("?", [text]))
 
