@@ -137,6 +137,7 @@ async def test_a_client_that_stops_reading_costs_one_list_and_is_dropped_by_the_
             assert (await driver.call("create_room", {"name": "final", "deck": deck}, ack=3))["ok"] is True
             await watcher.wait_for(["final"])
         assert watcher.lists >= 2
+        clients.start_soon(driver.receive_until_closed)  # keep answering its pings from now on
 
         # A slow client that catches up skips lists, never the newest one.
         with trio.fail_after(1):
