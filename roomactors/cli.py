@@ -196,7 +196,7 @@ OPTIONS: tuple[CliOption, ...] = (
 _EPILOG = """\
 Every option can also be set through its environment variable; an option given on
 the command line wins over the environment. An empty environment variable counts
-as unset.
+as unset. docs/limits.md says what a client sees when it hits each limit.
 
 Exit status: 0 after a graceful shutdown (SIGINT or SIGTERM), 1 when the server
 failed or its shutdown overran --shutdown-timeout, 2 for a bad option, 128 + the

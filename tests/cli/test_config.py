@@ -25,6 +25,11 @@ def test_defaults_are_the_documented_ones() -> None:
     assert DEFAULT_CLIENT_JS_URL.startswith("https://cdn.socket.io/4.")
     assert config.client_js_path is None
     assert config.log_level == "info"
+    assert config.max_connections == 10_000
+    assert config.max_sessions_per_address == 500
+    assert config.connect_timeout == 45.0
+    assert (config.command_rate, config.command_burst) == (20.0, 40)
+    assert (config.flood_limit, config.flood_window) == (50, 10.0)
 
 
 def test_frozen_and_hashable() -> None:
@@ -53,6 +58,9 @@ def test_frozen_and_hashable() -> None:
         {"client_js_url": "http://127.0.0.1:9000/socket.io.js"},
         {"client_js_path": "vendor/socket.io.min.js"},
         {"log_level": "debug"},
+        {"max_connections": 0, "max_sessions_per_address": 0, "command_rate": 0, "flood_limit": 0},
+        {"max_connections": 1, "max_sessions_per_address": 1, "command_rate": 0.5, "command_burst": 1},
+        {"connect_timeout": 0.25, "flood_window": 0.5},
     ],
 )
 def test_accepts_sensible_values(changes: dict[str, object]) -> None:
@@ -95,6 +103,14 @@ def test_accepts_sensible_values(changes: dict[str, object]) -> None:
         ({"client_js_path": ""}, ValueError, "socket.io.min.js"),
         ({"log_level": "INFO"}, ValueError, "debug, info, warning, error, critical"),
         ({"log_level": "verbose"}, ValueError, "debug, info, warning, error, critical"),
+        ({"max_connections": -1}, ValueError, "0 for no limit"),
+        ({"max_sessions_per_address": 1.5}, TypeError, "whole number"),
+        ({"connect_timeout": 0}, ValueError, "more than 0"),
+        ({"command_rate": -1}, ValueError, "commands per second"),
+        ({"command_rate": "fast"}, TypeError, "commands per second"),
+        ({"command_burst": 0}, ValueError, "at least 1"),
+        ({"flood_limit": -1}, ValueError, "0 to never disconnect"),
+        ({"flood_window": float("inf")}, ValueError, "finite"),
     ],
 )
 def test_refuses_bad_values_saying_what_to_do(

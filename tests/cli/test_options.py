@@ -66,6 +66,8 @@ def test_every_option_from_the_command_line(tmp_path: Path) -> None:
             "--cors-origin", "http://localhost:3000", "--max-rooms", "7", "--max-players", "3",
             "--shutdown-timeout", "0", "--client-js-url", "/static/io.js",
             "--client-js-path", str(bundle), "--log-level", "WARNING",
+            "--max-connections", "100", "--max-sessions-per-address", "0", "--connect-timeout", "3",
+            "--command-rate", "2.5", "--command-burst", "5", "--flood-limit", "0", "--flood-window", "30",
         ],
         {},
     )
@@ -73,7 +75,9 @@ def test_every_option_from_the_command_line(tmp_path: Path) -> None:
         host="0.0.0.0", port=0, path="/game/", ping_interval=5.0, ping_timeout=2.5,
         max_payload=4096, cors_origins=("https://a.example", "http://localhost:3000"),
         max_rooms=7, max_players=3, shutdown_timeout=0.0, client_js_url="/static/io.js",
-        client_js_path=str(bundle), log_level="warning",
+        client_js_path=str(bundle), log_level="warning", max_connections=100,
+        max_sessions_per_address=0, connect_timeout=3.0, command_rate=2.5, command_burst=5,
+        flood_limit=0, flood_window=30.0,
     )
 
 
@@ -87,13 +91,17 @@ def test_every_option_from_the_environment(tmp_path: Path) -> None:
         "ROOMSERVER_MAX_ROOMS": "2", "ROOMSERVER_MAX_PLAYERS": "4",
         "ROOMSERVER_SHUTDOWN_TIMEOUT": "0.5", "ROOMSERVER_CLIENT_JS_URL": "https://cdn.example/io.js",
         "ROOMSERVER_CLIENT_JS_PATH": str(bundle), "ROOMSERVER_LOG_LEVEL": "debug",
+        "ROOMSERVER_MAX_CONNECTIONS": "0", "ROOMSERVER_MAX_SESSIONS_PER_ADDRESS": "8",
+        "ROOMSERVER_CONNECT_TIMEOUT": "0.5", "ROOMSERVER_COMMAND_RATE": "0",
+        "ROOMSERVER_COMMAND_BURST": "1", "ROOMSERVER_FLOOD_LIMIT": "3", "ROOMSERVER_FLOOD_WINDOW": "1.5",
     }
     config = load_config([], environ)
     assert config == RoomServerConfig(
         host="::1", port=9000, path="/io/", ping_interval=1.5, ping_timeout=3.0, max_payload=100,
         cors_origins=("https://a.example", "https://b.example"), max_rooms=2, max_players=4,
         shutdown_timeout=0.5, client_js_url="https://cdn.example/io.js",
-        client_js_path=str(bundle), log_level="debug",
+        client_js_path=str(bundle), log_level="debug", max_connections=0, max_sessions_per_address=8,
+        connect_timeout=0.5, command_rate=0.0, command_burst=1, flood_limit=3, flood_window=1.5,
     )
 
 
