@@ -22,6 +22,7 @@ calls ``on_control``.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Callable
 
 import trio
@@ -152,11 +153,29 @@ class ServerWebSocket:
             frames, self.pending_control = self.pending_control + frames, b""
         self.sending = True
         try:
-            await self._stream.send_all(frames)
+            sent = self._write_now(frames)
+            if sent < len(frames):
+                await self._stream.send_all(memoryview(frames)[sent:] if sent else frames)
             self.sending = False
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.closed = CloseReason(ABNORMAL_CLOSURE, "connection lost")
             raise ConnectionClosed(self.closed) from exc
+
+    def _write_now(self, frames: bytes) -> int:
+        """Write what the kernel takes right now, without a trip through
+        trio's scheduler (``send_all`` yields once per call, which costs more
+        than the write itself when a broadcast writes to every client): the
+        socket is non-blocking, so this never blocks. 0 when not a plain
+        socket (tests' memory streams) or the socket buffer is full."""
+        if not frames or type(self._stream) is not trio.SocketStream:
+            return 0
+        fd = self._stream.socket.fileno()
+        if fd < 0:
+            return 0
+        try:
+            return os.write(fd, frames)
+        except BlockingIOError:
+            return 0
 
     async def send_message(self, message: str | bytes) -> None:
         """Frame and write one message (handshake and probe answers)."""
@@ -174,8 +193,10 @@ class ServerWebSocket:
                 and self._proto.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
                 and not (self.closed is not None and self.closed.code == ABNORMAL_CLOSURE)
             ):
-                local = self._local_close or CloseReason(code, reason)
                 remote_closed = self._proto.state is ConnectionState.REMOTE_CLOSING
+                local = self._local_close or CloseReason(code, reason)
+                if remote_closed and self._local_close is None and self.closed is not None:
+                    local = _echo(self.closed)  # answer a client's close with its own code
                 self._proto.send(CloseConnection(local.code, local.reason))  # state only
                 await self._stream.send_all(self.pending_control + close_frame(local.code, local.reason or ""))
                 self.pending_control = b""
@@ -235,6 +256,14 @@ async def accept_server_websocket(prefix: bytes, stream: trio.abc.Stream, max_me
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return None
     return ServerWebSocket(stream, proto, max_message)
+
+
+def _echo(reason: CloseReason) -> CloseReason:
+    """The close that answers ``reason``: the same code, unless it is one
+    that must never be sent (1005 no status, 1006 abnormal, 1015 TLS)."""
+    if reason.code in (1005, ABNORMAL_CLOSURE, 1015):
+        return CloseReason(NORMAL_CLOSURE, None)
+    return CloseReason(reason.code, reason.reason)
 
 
 def _utf8_len(text: str) -> int:
