@@ -15,7 +15,9 @@ Rules:
 * An append that would take the outbox past ``max_messages`` messages or
   ``max_bytes`` bytes raises :class:`OutboxOverflow`; the session closes itself
   with the reason ``"outbox overflow"``. Control packets (ping, close, noop)
-  are tiny and bounded in number by the protocol, so they are not counted.
+  are tiny and bounded in number by the protocol, so they are not counted; the
+  one a client can provoke at will (the pong to its own ping) is queued with a
+  replace key, so it never holds more than one.
 * One entry may hold several packets that must travel together and in order
   (Socket.IO binary attachments); it is taken whole.
 """

@@ -35,6 +35,8 @@ WEBSOCKET = "websocket"
 CLOSE_PACKET = encode_control(PacketType.CLOSE)
 PING_PACKET = encode_control(PacketType.PING)
 NOOP_PACKET = encode_control(PacketType.NOOP)
+#: Outbox replace key of the answer to a client's ping.
+_PONG_KEY = ("engineio", "pong")
 
 
 class EngineSession:
@@ -107,8 +109,10 @@ class EngineSession:
         if kind is PacketType.NOOP:
             return None
         if kind is PacketType.PING and packet.data != "probe":
-            # v4 clients do not ping; answering is harmless and what v3 did.
-            self.outbox.append_control(encode_control(PacketType.PONG, str(packet.data)))
+            # v4 clients do not ping; answering is harmless and what v3 did. One
+            # queued pong at most: a client that pings without reading must not
+            # grow the outbox (control packets are not counted against its limits).
+            self.outbox.append((encode_control(PacketType.PONG, str(packet.data)),), replace_key=_PONG_KEY)
             return None
         raise PacketError(f"unexpected {kind.name} packet on {self.transport}")
 

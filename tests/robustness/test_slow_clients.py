@@ -97,13 +97,14 @@ async def test_a_client_that_stops_reading_costs_one_list_and_is_dropped_by_the_
         assert stuck is not None
 
         deck = {"name": "big", "description": DESCRIPTION, "flashcards": [{"id": 1, "problem": "1", "answer": "1"}]}
-        most_messages = most_bytes = stalled_samples = iterations = 0
+        most_messages = most_bytes = most_queued_bytes = stalled_samples = iterations = 0
 
         def sample() -> None:
-            nonlocal most_messages, most_bytes, stalled_samples
+            nonlocal most_messages, most_bytes, most_queued_bytes, stalled_samples
             outbox = stuck.session.outbox
             most_messages = max(most_messages, outbox.messages)
             most_bytes = max(most_bytes, outbox.bytes)
+            most_queued_bytes = max(most_queued_bytes, engine.statistics().outbox_bytes)
             stalled_samples += outbox.messages > 0
 
         tracemalloc.start()
@@ -130,6 +131,7 @@ async def test_a_client_that_stops_reading_costs_one_list_and_is_dropped_by_the_
         assert stalled_samples >= iterations  # of 2 * iterations samples
         assert most_messages == 1
         assert 8000 < most_bytes < 12_000
+        assert most_queued_bytes < 3 * 12_000  # every session's outbox together, as statistics() reports
         assert heap_before is not None and heap_after - heap_before < 1_000_000
 
         # Everyone who reads gets the final list, promptly.
@@ -156,3 +158,32 @@ async def test_a_client_that_stops_reading_costs_one_list_and_is_dropped_by_the_
         assert engine.statistics().outbox_overflows == 0
         await stuck_client.aclose()
         clients.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_pings_from_a_client_that_does_not_read_queue_one_pong(transport: str) -> None:
+    """Engine.IO v4 clients do not ping, but the server answers pings (as v3 did):
+    a client that pings in a loop without reading must not grow its outbox, whose
+    limits count messages, not control packets."""
+    async with running_server(RoomServerConfig(port=0, shutdown_timeout=1)) as running:
+        engine = running.server.sio.engineio
+        if transport == "polling":
+            polling = await RawPolling.open(running.port)
+            await polling.connect_namespace("/lobby")
+            assert (await polling.post(*["2"] * 50_000)).status == 200  # 100 KB of pings in one body
+            sock = engine.lookup(polling.sid)
+            assert sock is not None and len(sock.session.outbox) == 1
+            assert await polling.poll() == ["3"]
+            await polling.aclose()
+            return
+        ws = await RawWebSocket.open(running.port, rcvbuf=4096)
+        await ws.connect_namespace("/lobby")
+        with trio.fail_after(30):
+            for _ in range(20_000):
+                await ws.send("2")
+            await ws.send('42/lobby,["join_lobby",{"id":1}]')  # handled after every ping before it
+            await wait_until(lambda: running.statistics().users == 1)
+        sock = engine.lookup(ws.sid or "")
+        assert sock is not None and not sock.closed
+        assert len(sock.session.outbox) <= 2  # one pong, and the list join_lobby sends
+        await ws.aclose()
