@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 RECEIVE_SIZE = 65536
 #: Seconds an idle keep-alive connection (or a slow request head) may stay open.
 IDLE_TIMEOUT = 120.0
+#: Seconds a new connection has to send its first request head: a connection
+#: that never speaks must not hold a task (and a file descriptor) for long.
+FIRST_REQUEST_TIMEOUT = 10.0
 #: Seconds a client may take to send a request body.
 BODY_TIMEOUT = 60.0
 MAX_HEAD_SIZE = 16384
@@ -115,9 +118,11 @@ class HttpConnection:
 
     async def run(self) -> None:
         try:
+            timeout = FIRST_REQUEST_TIMEOUT
             while True:
-                with trio.move_on_after(IDLE_TIMEOUT) as idle:
+                with trio.move_on_after(timeout) as idle:
                     event = await self._next_event()
+                timeout = IDLE_TIMEOUT
                 if idle.cancelled_caught:
                     return
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:

@@ -37,6 +37,11 @@ EngineHandler = Callable[[EngineSocket], Awaitable[None]]
 #: Seconds a handler may keep running after its session ended.
 HANDLER_GRACE = 5.0
 
+#: TCP connections allowed per allowed session (``max_sessions`` and
+#: ``max_sessions_per_address``): a polling client holds two (its GET and its
+#: POST) and a third while it upgrades to WebSocket.
+TCP_CONNECTIONS_PER_SESSION = 3
+
 
 @dataclass(frozen=True)
 class EngineIOStatistics:
@@ -51,6 +56,7 @@ class EngineIOStatistics:
     sessions_refused: int = 0   #: handshakes refused by a limit or the shutdown (HTTP 503)
     outbox_messages: int = 0    #: messages queued in all outboxes, not yet taken by a transport
     outbox_bytes: int = 0       #: their size in bytes (what ``outbox_max_bytes`` counts)
+    connections_refused: int = 0  #: TCP connections closed at once, over the limits' TCP share
 
 
 class EngineIOServer:
@@ -73,6 +79,8 @@ class EngineIOServer:
         self._overflows = 0
         self._refused = 0
         self._per_address: Counter[str] = Counter()
+        self._tcp_per_address: Counter[str] = Counter()
+        self._tcp_refused = 0
         self._accept_scope = trio.CancelScope()
         self._shutting_down = False
         self._session_gone = trio.Event()
@@ -143,15 +151,42 @@ class EngineIOServer:
             await self._session_gone.wait()
 
     async def _serve_stream(self, stream: trio.abc.Stream) -> None:
-        self._connections += 1
         remote = _remote_address(stream)
+        if not self._tcp_allowed(remote):
+            self._tcp_refused += 1
+            logger.info("TCP connection from %s closed at once: too many connections", remote)
+            await trio.aclose_forcefully(stream)
+            return
+        self._connections += 1
+        if remote is not None:
+            self._tcp_per_address[remote] += 1
         try:
             await serve_http_connection(self, stream, remote)
         except Exception:
             logger.exception("connection from %s failed", remote)
         finally:
             self._connections -= 1
+            if remote is not None:
+                self._tcp_per_address[remote] -= 1
+                if self._tcp_per_address[remote] <= 0:
+                    del self._tcp_per_address[remote]
             await trio.aclose_forcefully(stream)
+
+    def _tcp_allowed(self, remote: str | None) -> bool:
+        """Whether one more TCP connection fits the session limits' TCP share.
+
+        Over it the connection is closed before a byte is read: a flood of
+        connections that never send a request costs an accept and a close.
+        """
+        limit = self.config.max_sessions
+        if limit is not None and self._connections >= limit * TCP_CONNECTIONS_PER_SESSION:
+            return False
+        per_address = self.config.max_sessions_per_address
+        return (
+            per_address is None
+            or remote is None
+            or self._tcp_per_address[remote] < per_address * TCP_CONNECTIONS_PER_SESSION
+        )
 
     # -- used by the transports ----------------------------------------------
 
@@ -229,6 +264,7 @@ class EngineIOServer:
             sessions_opened=self._sessions_opened,
             outbox_overflows=self._overflows,
             sessions_refused=self._refused,
+            connections_refused=self._tcp_refused,
             outbox_messages=sum(outbox.messages for outbox in outboxes),
             outbox_bytes=sum(outbox.bytes for outbox in outboxes),
         )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 import trio
-from robustness.rawclients import HandshakeRefused, RawHttp, RawPolling, RawWebSocket
+import trio.testing
+from robustness.rawclients import HandshakeRefused, RawHttp, RawPolling, RawWebSocket, open_stream
 from robustness.serving import running_server, wait_until
 
 from roomactors.config import RoomServerConfig
@@ -95,3 +96,36 @@ async def test_a_handshake_during_shutdown_is_refused_with_503_shutting_down() -
             "message": "the server is shutting down; connect again in a moment",
         }
         await keep_alive.aclose()
+
+
+async def eof(stream: trio.SocketStream) -> bool:
+    """True when the server closed the connection (FIN or RST)."""
+    try:
+        return await stream.receive_some(100) == b""
+    except trio.BrokenResourceError:
+        return True
+
+
+async def test_tcp_connections_that_never_speak_are_capped_and_closed_soon(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    config = RoomServerConfig(port=0, max_connections=10, max_sessions_per_address=2, shutdown_timeout=1)
+    async with running_server(config) as running:
+        engine = running.server.sio.engineio
+        opened_at = trio.current_time()
+        silent = [await open_stream(running.port) for _ in range(3 * 2)]  # the address's TCP share
+        with trio.fail_after(1):
+            await wait_until(lambda: engine.statistics().http_connections == 6)
+            extra = await open_stream(running.port)
+            assert await eof(extra)  # closed before a byte was read
+        assert engine.statistics().connections_refused == 1
+        other = await RawPolling.open(running.port, local_address="127.0.0.2")  # its own share
+
+        # Connections that never send a request are closed after 10 s, not 120 s.
+        for stream in silent:
+            assert await eof(stream)
+        assert trio.current_time() - opened_at == pytest.approx(10.0, abs=0.1)
+        again = await RawPolling.open(running.port)
+        assert running.statistics().connections == 2
+        for client in (other, again):
+            await client.aclose()
