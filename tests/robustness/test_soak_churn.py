@@ -6,7 +6,9 @@ leave more tasks or memory behind than the first.
 Size and length come from the environment (docs/soak.md has a large run):
 ``ROOMACTORS_SOAK_CLIENTS`` (lean raw clients, default 200),
 ``ROOMACTORS_SOAK_SECONDS`` (seconds of churn per round, default 3),
-``ROOMACTORS_SOAK_SEED`` (default 1), ``ROOMACTORS_SOAK_REAL`` (python-socketio
+``ROOMACTORS_SOAK_SEED`` (default 1), ``ROOMACTORS_SOAK_RATE`` (commands per
+second of all lean clients together, default 150), ``ROOMACTORS_SOAK_ROUNDS``
+(default 2), ``ROOMACTORS_SOAK_REAL`` (python-socketio
 and socket.io-client clients each, default 2; Node ones only when
 ``tests/js/node_modules`` is installed).
 
@@ -42,8 +44,11 @@ SECONDS = float(os.environ.get("ROOMACTORS_SOAK_SECONDS", "3"))
 SEED = int(os.environ.get("ROOMACTORS_SOAK_SEED", "1"))
 REAL = int(os.environ.get("ROOMACTORS_SOAK_REAL", "2"))
 ROUNDS = max(2, int(os.environ.get("ROOMACTORS_SOAK_ROUNDS", "2")))
-#: Seconds between two commands of one client: a class of students, not a benchmark.
-PAUSE = (0.3, 1.7)
+RATE = float(os.environ.get("ROOMACTORS_SOAK_RATE", "150"))
+#: Seconds between two commands of one client, so that all of them together send
+#: about RATE commands per second: every change goes to every client, so the
+#: work grows with clients x rate, and the server shares one core with its clients.
+PAUSE = (0.3 * CLIENTS / RATE, 1.7 * CLIENTS / RATE)
 
 DECK = {"name": "soak deck", "flashcards": [{"id": 1, "problem": "1+1", "answer": "2"}]}
 SEND_FAILURES = (ConnectionClosed, EOFError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -263,18 +268,21 @@ async def run_round(server: Any, seed: int, real_kinds: list[str]) -> Round:
                 snapshot = await server.app.lobby.snapshot()
                 audit(snapshot)
                 expected = snapshot.rooms.to_json()
-                with trio.fail_after(20):
-                    for client in list(run.live):
-                        # A client taken over at the last moment may not have heard yet.
+                for client in [*run.live, auditor]:
+                    try:  # a client taken over at the last moment may not have heard yet
                         await client.wait_for(
-                            lambda client=client: client.last_list == expected or not client.joined
+                            lambda client=client: client.last_list == expected or not client.joined, timeout=20
                         )
-                        if not client.joined:
-                            assert client.received("replaced") or client.ended, (client.name, client.events)
-                    for sock in real:
-                        await sock.next_event("updaterooms", where=lambda args: args[0] == expected, timeout=20)
-                        assert sock.received("updaterooms")[-1][0] == expected
-                    await auditor.wait_for(lambda: auditor.last_list == expected)
+                    except trio.TooSlowError:
+                        raise AssertionError(
+                            f"{client.name} ({client.transport}) holds a stale list after {client.lists} lists: "
+                            f"{client.last_list!r:.300} instead of {expected!r:.300}"
+                        ) from None
+                    if not client.joined:
+                        assert client.received("replaced") or client.ended, (client.name, client.events)
+                for sock in real:
+                    await sock.next_event("updaterooms", where=lambda args: args[0] == expected, timeout=20)
+                    assert sock.received("updaterooms")[-1][0] == expected, sock
                 assert (await auditor.call("leave_lobby", {"id": "auditor"}))[0]["ok"]
             run.times["audited"] = trio.current_time() - run.started
             run.audited.set()
