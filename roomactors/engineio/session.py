@@ -35,7 +35,8 @@ WEBSOCKET = "websocket"
 CLOSE_PACKET = encode_control(PacketType.CLOSE)
 PING_PACKET = encode_control(PacketType.PING)
 NOOP_PACKET = encode_control(PacketType.NOOP)
-#: Outbox replace key of the answer to a client's ping.
+#: Outbox replace keys of the heartbeat's packets: at most one of each is queued.
+_PING_KEY = ("engineio", "ping")
 _PONG_KEY = ("engineio", "pong")
 
 
@@ -84,7 +85,9 @@ class EngineSession:
             if now >= self._pong_deadline:
                 self.close("ping timeout", notify_peer=False)
         elif now >= self._next_ping_at:
-            self.outbox.append_control(PING_PACKET)
+            # Keyed like the pong: a client that answers pings without ever
+            # reading (it pongs blindly) must not collect one ping per interval.
+            self.outbox.append((PING_PACKET,), replace_key=_PING_KEY)
             self._pong_deadline = self._next_ping_at + self.config.ping_timeout
 
     # -- received packets ----------------------------------------------------

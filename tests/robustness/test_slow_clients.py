@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 import trio
-from robustness.rawclients import RawPolling, RawWebSocket, ServerClosed
+import trio.testing
+from robustness.rawclients import RawHttp, RawPolling, RawWebSocket, ServerClosed
 from robustness.serving import running_server, wait_until
 
 from roomactors.config import RoomServerConfig
@@ -187,3 +188,27 @@ async def test_pings_from_a_client_that_does_not_read_queue_one_pong(transport: 
         assert sock is not None and not sock.closed
         assert len(sock.session.outbox) <= 2  # one pong, and the list join_lobby sends
         await ws.aclose()
+
+
+async def test_a_client_that_pongs_blindly_without_reading_holds_one_ping(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A polling client that answers the heartbeat by POSTing pongs on a timer but
+    never GETs stays connected (the heartbeat cannot tell it from a live one), so
+    what it costs must stay bounded: one queued ping, one list, whatever the time."""
+    config = RoomServerConfig(port=0, ping_interval=1.0, ping_timeout=1.0, shutdown_timeout=1)
+    async with running_server(config) as running:
+        polling = await RawPolling.open(running.port)
+        await polling.connect_namespace("/lobby")
+        await polling.join_lobby(1)
+        sock = running.server.sio.engineio.lookup(polling.sid)
+        assert sock is not None
+        for _ in range(200):  # 200 heartbeats: a ping 1 s after each pong, answered 0.5 s later
+            await trio.sleep(1.5)
+            assert (await polling.post("3")).status == 200
+        assert not sock.closed
+        assert len(sock.session.outbox) == 1  # the newest ping only
+        await polling.getter.aclose()  # idle for 300 s: the server closed that keep-alive connection
+        polling.getter = await RawHttp.connect(running.port)
+        assert await polling.poll() == ["2"]
+        await polling.aclose()
