@@ -39,6 +39,9 @@ __all__ = (
     "ConnectionClosed",
     "ConnectionEvent",
     "OutgoingMessages",
+    "DEFAULT_CONNECT_BURST",
+    "DEFAULT_CONNECT_RATE",
+    "TOO_MANY_CONNECTS",
 )
 
 logger = logging.getLogger(__name__)
@@ -100,6 +103,13 @@ OutgoingMessages = tuple[Union[str, bytes], ...]
 
 _NamespaceState = Literal["connecting", "connected"]
 
+#: Namespace joins one connection may make: a bucket of this many, refilled at
+#: this rate per second. Generous for real clients (one join per namespace, and
+#: a rejoin now and then); a loop of leave-and-rejoin gets CONNECT_ERROR.
+DEFAULT_CONNECT_BURST = 10
+DEFAULT_CONNECT_RATE = 1.0
+TOO_MANY_CONNECTS = "Too many namespace connections; slow down"
+
 
 @dataclass(slots=True)
 class _PendingBinary:
@@ -124,10 +134,16 @@ class SocketIOConnection:
         connect_timeout: float,
         now: float,
         max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
+        connect_rate: float = DEFAULT_CONNECT_RATE,
+        connect_burst: int = DEFAULT_CONNECT_BURST,
     ) -> None:
         self._namespaces = namespaces
         self._connect_deadline: float | None = now + connect_timeout
         self._max_attachments = max_attachments
+        self._connect_rate = connect_rate
+        self._connect_burst = float(connect_burst)
+        self._connect_tokens = float(connect_burst)
+        self._connect_refilled_at = now
         self._states: dict[str, _NamespaceState] = {}
         self._pending_binary: _PendingBinary | None = None
         self._outgoing: list[OutgoingMessages] = []
@@ -142,11 +158,11 @@ class SocketIOConnection:
         if self.closed:
             return []
         try:
-            return self._receive(message)
+            return self._receive(message, now)
         except ProtocolViolation as exc:
             return [self._close("parse error", str(exc))]
 
-    def _receive(self, message: str | bytes) -> list[ConnectionEvent]:
+    def _receive(self, message: str | bytes, now: float) -> list[ConnectionEvent]:
         pending = self._pending_binary
         if isinstance(message, (bytes, bytearray, memoryview)):
             if pending is None:
@@ -155,7 +171,7 @@ class SocketIOConnection:
             if len(pending.received) < pending.expected:
                 return []
             self._pending_binary = None
-            return self._handle(attach_binary(pending.packet, pending.received))
+            return self._handle(attach_binary(pending.packet, pending.received), now)
         if pending is not None:
             raise ProtocolViolation("text packet while attachments are pending")
         decoded = decode_text(message, max_attachments=self._max_attachments)
@@ -164,9 +180,9 @@ class SocketIOConnection:
             self._check_joined(decoded.packet)
             self._pending_binary = _PendingBinary(decoded.packet, decoded.attachments)
             return []
-        return self._handle(decoded.packet)
+        return self._handle(decoded.packet, now)
 
-    def _handle(self, packet: SocketIOPacket) -> list[ConnectionEvent]:
+    def _handle(self, packet: SocketIOPacket, now: float) -> list[ConnectionEvent]:
         namespace = packet.namespace
         if packet.type is PacketType.CONNECT:
             if namespace in self._states:
@@ -174,6 +190,14 @@ class SocketIOConnection:
             if namespace not in self._namespaces:
                 self._queue(SocketIOPacket(
                     PacketType.CONNECT_ERROR, namespace, {"message": "Invalid namespace"}
+                ))
+                return []
+            if not self._take_connect_token(now):
+                # Joining a namespace costs the application a connect and a
+                # disconnect, and a fresh socket starts with fresh per-socket
+                # limits: leaving and rejoining in a loop must not bypass them.
+                self._queue(SocketIOPacket(
+                    PacketType.CONNECT_ERROR, namespace, {"message": TOO_MANY_CONNECTS}
                 ))
                 return []
             self._states[namespace] = "connecting"
@@ -187,6 +211,15 @@ class SocketIOConnection:
             return [EventReceived(namespace, packet.data[0], packet.data[1:], packet.id)]
         assert packet.id is not None  # decode_text guarantees ACKs carry one
         return self._ack_received(namespace, packet.id, packet.data)
+
+    def _take_connect_token(self, now: float) -> bool:
+        elapsed = max(0.0, now - self._connect_refilled_at)
+        self._connect_tokens = min(self._connect_burst, self._connect_tokens + elapsed * self._connect_rate)
+        self._connect_refilled_at = now
+        if self._connect_tokens < 1.0:
+            return False
+        self._connect_tokens -= 1.0
+        return True
 
     def _check_joined(self, packet: SocketIOPacket) -> None:
         if packet.type is PacketType.CONNECT_ERROR:

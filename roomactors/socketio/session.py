@@ -88,6 +88,8 @@ class SocketIOSession:
             connect_timeout=config.connect_timeout,
             now=trio.current_time(),
             max_attachments=config.max_attachments,
+            connect_rate=config.connect_rate,
+            connect_burst=config.connect_burst,
         )
         self.sockets: dict[str, Socket] = {}
         self._calls: dict[int, _PendingCall] = {}

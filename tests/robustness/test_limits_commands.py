@@ -121,3 +121,26 @@ async def test_room_limits_and_sizes_over_the_wire() -> None:
         assert code(await c.call("join_room", {"id": 1}, ack=2)) == "room_full"
         for client in clients:
             await client.aclose()
+
+
+async def test_leaving_and_rejoining_the_namespace_does_not_reset_the_rate_limit() -> None:
+    """Every socket has its own token bucket; namespace joins are limited per
+    connection, so a loop of join, 45 commands, leave cannot get a fresh bucket
+    each time: after 10 joins (the burst) the next one gets CONNECT_ERROR, and
+    the commands that follow it, for a namespace never joined, close the connection."""
+    async with running_server(RoomServerConfig(port=0, shutdown_timeout=1)) as running:
+        client = await RawWebSocket.open(running.port)
+        with trio.fail_after(10):
+            for _ in range(20):
+                await client.send("40/lobby,")
+                for _ in range(45):
+                    await client.emit("join_room", {"id": 99})
+                await client.send("41/lobby,")
+            received = await client.receive_until_closed()
+        answers = [m for m in received if isinstance(m, str) and m.startswith('42/lobby,["rejected"')]
+        not_limited = [m for m in answers if '"code":"rate_limited"' not in m]
+        assert '44/lobby,{"message":"Too many namespace connections; slow down"}' in received
+        assert len([m for m in received if str(m).startswith("40/lobby,{")]) == 10
+        # Ten buckets of 40, not twenty (the last cycle's tail may be cut by the close).
+        assert 9 * 40 < len(not_limited) <= 10 * 40
+        assert received[-1] == "1"

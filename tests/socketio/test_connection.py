@@ -220,3 +220,16 @@ def test_connect_twice_while_connecting_closes() -> None:
     conn.receive_message("0/admin,", 1.0)
     assert closed(conn.receive_message("0/admin,", 1.0))
     assert not conn.accept_namespace("/admin", "s")
+
+
+def test_namespace_joins_are_rate_limited_per_connection() -> None:
+    conn = SocketIOConnection(namespaces=NAMESPACES, connect_timeout=45.0, now=0.0, connect_rate=0.5, connect_burst=3)
+    for _ in range(3):  # join, leave, join again: within the burst
+        assert conn.receive_message("0/admin,", 1.0) == [ConnectRequested("/admin", None)]
+        assert conn.accept_namespace("/admin", "s")
+        assert conn.receive_message("1/admin,", 1.0) == [DisconnectRequested("/admin")]
+    conn.data_to_send()
+    assert conn.receive_message("0/admin,", 1.0) == []  # the application never hears of it
+    assert conn.data_to_send() == [('4/admin,{"message":"Too many namespace connections; slow down"}',)]
+    assert conn.receive_message("0/admin,", 2.9) == []  # 0.95 of a token back
+    assert conn.receive_message("0/admin,", 3.1) == [ConnectRequested("/admin", None)]  # one whole token
