@@ -51,9 +51,6 @@ def task_names(nursery: trio.Nursery) -> list[str]:
     return sorted(names)
 
 
-IDLE = RoomServerStatistics(connections=0, clients=0, users=0, rooms=0, uptime=0.0)
-
-
 def idle(stats: RoomServerStatistics) -> bool:
     """No connection, client, user or room left (uptime aside)."""
     return (stats.connections, stats.clients, stats.users, stats.rooms) == (0, 0, 0, 0)
