@@ -163,6 +163,9 @@ async def amain(argv: Sequence[str]) -> int:
 
     print(table)
     print()
+    print("cores busy (" + "/".join(sorted(report.machine_cores())) + ") during each measurement:")
+    for line in report.core_lines(results, targets):
+        print(f"  {line}")
     for line in document["failures"]:
         print(f"! {line}")
     for line in document["interference"]:

@@ -128,6 +128,23 @@ def _windows(result: Mapping[str, object]) -> list[Mapping[str, object]]:
     return found
 
 
+def core_lines(results: Results, targets: Sequence[str]) -> list[str]:
+    """Each core's utilisation over each measured window, per scenario and server: if
+    the load client's core is full, the load client may be what was measured."""
+    out = []
+    for scenario, by_target in results.items():
+        cells = []
+        for target in targets:
+            windows = _windows(by_target.get(target, {}))
+            if windows:
+                cores = windows[-1].get("core_utilisation", {})
+                if isinstance(cores, Mapping):
+                    cells.append(f"{target} " + "/".join(f"{v:.0%}" for _, v in sorted(cores.items())))
+        if cells:
+            out.append(f"{scenario}: " + ", ".join(cells))
+    return out
+
+
 def interference(results: Results, server_cpus: str | None, threshold: float = 0.15) -> list[str]:
     """Measurements during which something other than the server kept the server's
     core busy (the machine is shared): those numbers understate the server."""
@@ -142,6 +159,14 @@ def interference(results: Results, server_cpus: str | None, threshold: float = 0
                 if isinstance(busy, (int, float)) and isinstance(share, (int, float)) and busy - share > threshold:
                     out.append(f"{scenario} on {target}: {core} was {busy:.0%} busy, the server used {share:.0%} of it")
     return out
+
+
+def machine_cores() -> list[str]:
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return []
+    return [line.split()[0] for line in lines if line.startswith("cpu") and line[3:4].isdigit()]
 
 
 def machine() -> dict[str, object]:
