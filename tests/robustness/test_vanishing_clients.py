@@ -113,6 +113,19 @@ async def mid_upgrade(running: Running) -> list[Any]:
     return [polling, probe]
 
 
+async def mid_upgrade_before_the_probe_answer(running: Running) -> list[Any]:
+    polling = await joined_polling(running, 1)
+    await polling.start_poll()  # pending: the probe will release it
+    probe = await RawWebSocket.open(running.port, sid=polling.sid)
+    await probe.send("2probe")
+    sock = running.server.sio.engineio.lookup(polling.sid)
+    assert sock is not None
+    await wait_until(lambda: sock.session.upgrading and not sock.get_pending)  # "3probe" sent, GET released
+    probe.vanish()
+    polling.vanish()
+    return [polling, probe]
+
+
 async def mid_attachment(running: Running) -> list[Any]:
     ws = await joined_websocket(running, 1)
     await ws.send('451-/lobby,["create_room",{"_placeholder":true,"num":0}]')
@@ -124,6 +137,13 @@ async def right_after_create_room(running: Running) -> list[Any]:
     ws = await joined_websocket(running, 1)
     await ws.send(encode_event("create_room", {"name": "r", "deck": DECK}, ack=2))
     await ws.aclose()  # FIN: the server reads the command, then the end
+    return [ws]
+
+
+async def during_create_room_reset(running: Running) -> list[Any]:
+    ws = await joined_websocket(running, 1)
+    await ws.send(encode_event("create_room", {"name": "r", "deck": DECK}, ack=2))
+    ws.vanish()  # RST: the command may or may not be read first
     return [ws]
 
 
@@ -148,8 +168,10 @@ SCENARIOS: list[tuple[Scenario, float]] = [
     (mid_poll, AT_ONCE),
     (between_polls, BY_HEARTBEAT),
     (mid_upgrade, BY_HEARTBEAT),
+    (mid_upgrade_before_the_probe_answer, BY_HEARTBEAT),  # the GET was released: nothing pending
     (mid_attachment, AT_ONCE),
     (right_after_create_room, AT_ONCE),
+    (during_create_room_reset, AT_ONCE),
     (seated_in_a_room, AT_ONCE),
 ]
 
