@@ -196,31 +196,42 @@ def machine() -> dict[str, object]:
 
 
 def plot_fanout(results: Results, targets: Sequence[str], fanout_clients: Sequence[int], path: Path) -> None:
-    """Fan-out latency (p50 solid, p99 dashed) against N, one colour per server."""
+    """Fan-out latency (p50 solid, p99 dashed) against N, one colour per server; and
+    beside it the lists delivered per second."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, (latency_ax, rate_ax) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+
+    def series(target: str, *path: str) -> tuple[list[int], list[float]]:
+        points = [
+            (n, v)
+            for n in fanout_clients
+            if (v := Metric("", "", "", False, f"fanout-{n}", path).value(results, target)) is not None
+        ]
+        return [p[0] for p in points], [p[1] for p in points]
+
     for i, target in enumerate(targets):
         colour = f"C{i}"
         for quantile, style in (("p50_ms", "-"), ("p99_ms", "--")):
-            points = [
-                (n, v)
-                for n in fanout_clients
-                if (v := Metric("", "", "", False, f"fanout-{n}", ("latency", quantile)).value(results, target)) is not None
-            ]
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, style, marker="o", color=colour, label=f"{target} {quantile[:3]}")
-    ax.set_xlabel("clients in the lobby (N)")
-    ax.set_ylabel("command → last client has the list (ms)")
-    ax.set_yscale("log")
-    ax.set_title("Lobby fan-out latency")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+            xs, ys = series(target, "latency", quantile)
+            if xs:
+                latency_ax.plot(xs, ys, style, marker="o", color=colour, label=f"{target} {quantile[:3]}")
+        xs, ys = series(target, "deliveries_per_second")
+        if xs:
+            rate_ax.plot(xs, ys, "-", marker="o", color=colour, label=target)
+    latency_ax.set_ylabel("command → last client has the list (ms)")
+    latency_ax.set_yscale("log")
+    latency_ax.set_title("Lobby fan-out latency")
+    rate_ax.set_ylabel("lists delivered per second")
+    rate_ax.set_ylim(bottom=0)
+    rate_ax.set_title("Lobby fan-out throughput")
+    for ax in (latency_ax, rate_ax):
+        ax.set_xlabel("clients in the lobby (N)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-

@@ -445,6 +445,7 @@ async function fanout() {
     timeouts,
     latency: latency.summary(),
     deliveries,
+    deliveries_expected: (measured - timeouts) * N, // one list per watcher per command
     deliveries_per_second: round(deliveries / cpu.seconds, 1),
     server_cpu_us_per_delivery: cpu.server_cpu_seconds === null ? null : round((cpu.server_cpu_seconds / deliveries) * 1e6, 2),
     cpu,

@@ -59,6 +59,20 @@ def test_json_has_every_metric_for_every_server(quick_run: tuple[subprocess.Comp
     assert document["machine"]["nproc"] >= 1
 
 
+def test_fanout_counts_one_list_per_watcher_per_command(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The closed loop waits for every watcher, so deliveries are exactly N per command:
+    anything else means the load client counted wrong and lists/s means nothing."""
+    _, out = quick_run
+    results = json.loads((out / "bench-latest.json").read_text())["results"]
+    fanouts = {name: by for name, by in results.items() if name.startswith("fanout-")}
+    assert fanouts
+    for name, by_server in fanouts.items():
+        for server in SERVERS:
+            result = by_server[server]
+            assert result["commands"] > 0, (name, server)
+            assert result["deliveries"] == result["deliveries_expected"] == result["commands"] * result["clients"], (name, server)
+
+
 def test_plot_exists(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _, out = quick_run
     png = out / "fanout-latest.png"
