@@ -18,6 +18,10 @@ MAX_ID_CHARS: Final = 64
 MAX_USER_TEXT_CHARS: Final = 64
 MAX_NAME_CHARS: Final = 100
 MAX_CARDS: Final = 1000
+MAX_DECK_TEXT_CHARS: Final = 1000
+"""The deck's optional text fields (``description``, ``user_name``, ...) travel in
+every ``updaterooms`` to every client, so they are bounded (protocol.md:
+``invalid_payload`` for a field of the wrong size); a deck's cards stay in its room."""
 
 ERROR_CODES: Final = frozenset(
     {
@@ -209,6 +213,8 @@ _OPTIONAL_DECK_FIELDS: Final = ("id", "description", "user_id", "user_name", "cr
 
 
 def _scalar(value: object, where: str) -> Scalar:
+    if isinstance(value, str) and len(value) > MAX_DECK_TEXT_CHARS:
+        raise invalid(f"{where} has {len(value)} characters; at most {MAX_DECK_TEXT_CHARS} are allowed")
     if value is None or isinstance(value, (str, bool)) or _is_number(value):
         return value  # type: ignore[return-value]
     raise invalid(f"{where} must be a string, number, boolean or null, got {_json_type(value)}")

@@ -14,10 +14,14 @@ Rules:
   "room list" update wants: a client that lags gets the newest list, once.
 * An append that would take the outbox past ``max_messages`` messages or
   ``max_bytes`` bytes raises :class:`OutboxOverflow`; the session closes itself
-  with the reason ``"outbox overflow"``. Control packets (ping, close, noop)
-  are tiny and bounded in number by the protocol, so they are not counted; the
-  one a client can provoke at will (the pong to its own ping) is queued with a
-  replace key, so it never holds more than one.
+  with the reason ``"outbox overflow"``. Only entries without a replace key
+  count: a keyed entry is bounded by its key (one per key), and what it holds
+  is typically a broadcast's SharedMessage, one object for every session, so
+  charging its size to each client would disconnect everyone for a large but
+  legitimate room list. Control packets (ping, close, noop) are tiny and
+  bounded in number by the protocol, so they are not counted; the one a client
+  can provoke at will (the pong to its own ping) is queued with a replace key,
+  so it never holds more than one.
 * One entry may hold several packets that must travel together and in order
   (Socket.IO binary attachments); it is taken whole.
 """
@@ -68,8 +72,9 @@ class Outbox:
 
     def append(self, items: tuple[OutItem, ...], *, replace_key: Hashable | None = None) -> None:
         """Queue ``items`` as one entry; see the module docstring for the rules."""
-        messages = sum(1 for item in items if isinstance(item, SharedMessage))
-        size = sum(item.size for item in items if isinstance(item, SharedMessage))
+        counted = [item for item in items if isinstance(item, SharedMessage)] if replace_key is None else []
+        messages = len(counted)
+        size = sum(item.size for item in counted)
         replaced = self._entries.get(self._by_key[replace_key]) if replace_key in self._by_key else None
         new_messages = self.messages + messages - (replaced.messages if replaced else 0)
         new_bytes = self.bytes + size - (replaced.size if replaced else 0)

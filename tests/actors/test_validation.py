@@ -190,6 +190,12 @@ def test_optional_deck_field_types(field: str, value: object) -> None:
     invalid(parse_deck, {"name": "d", field: value, "flashcards": [CARD]}, f"deck.{field}")
 
 
+@pytest.mark.parametrize("field", ["description", "user_name", "created"])
+def test_optional_deck_texts_are_bounded_because_every_list_carries_them(field: str) -> None:
+    assert parse_deck({"name": "d", field: "x" * 1000, "flashcards": [CARD]}).info is not None
+    invalid(parse_deck, {"name": "d", field: "x" * 1001, "flashcards": [CARD]}, f"deck.{field} has 1001 characters")
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, "3", True])
 def test_num_problems_is_a_non_negative_integer(value: object) -> None:
     invalid(parse_deck, {"name": "d", "numProblems": value, "flashcards": [CARD]}, "numProblems")

@@ -58,12 +58,25 @@ def test_overflow_by_bytes() -> None:
         outbox.append((m("x"),))
 
 
-def test_replacement_frees_its_slot() -> None:
+def test_replacement_keeps_one_entry_per_key() -> None:
     outbox = Outbox(2, 1000)
     outbox.append((m("a"),))
     outbox.append((m("l1"),), replace_key="k")
-    outbox.append((m("l2"),), replace_key="k")  # replaces: still 2 messages
+    outbox.append((m("l2"),), replace_key="k")
     assert texts(outbox) == ["a", "l2"]
+
+
+def test_keyed_entries_do_not_count_against_the_limits() -> None:
+    """A room list bigger than the byte limit is shared by every session and
+    bounded by its key: it must not disconnect the clients it is sent to."""
+    outbox = Outbox(2, 10)
+    outbox.append((m("x" * 1000),), replace_key="rooms")
+    outbox.append((m("y" * 2000),), replace_key="rooms")
+    outbox.append((m("a"),))
+    outbox.append((m("b"),))
+    with pytest.raises(OutboxOverflow):
+        outbox.append((m("c"),))
+    assert texts(outbox) == ["y" * 2000, "a", "b"]
 
 
 def test_groups_stay_together_and_count_each_message() -> None:
