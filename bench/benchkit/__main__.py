@@ -143,6 +143,7 @@ async def amain(argv: Sequence[str]) -> int:
         "seconds": round(time.time() - started, 1),
         "quick": args.quick,
         "machine": report.machine(),
+        "versions": report.versions(node),
         "pinning": {"server_cpus": server_cpus, "load_cpus": load_cpus},
         "rate_limit_off": rate_limit_off,
         "sizes": sizes.__dict__,
@@ -161,6 +162,13 @@ async def amain(argv: Sequence[str]) -> int:
         if path.exists():
             shutil.copyfile(path, args.out / name)
 
+    m, v = document["machine"], document["versions"]
+    print(
+        f"{document['started']}, {m['nproc']} × {m['cpu_model']}, {m['ram_gib']} GiB RAM, Linux {m['kernel']}; "
+        f"Python {m['python']} (trio {v.get('trio')}, python-socketio {v.get('python-socketio')} on aiohttp {v.get('aiohttp')}); "
+        f"Node {v.get('node')} (socket.io {v.get('socket.io')}, ws {v.get('ws')})"
+    )
+    print()
     print(table)
     print()
     print("cores busy (" + "/".join(sorted(report.machine_cores())) + ") during each measurement:")

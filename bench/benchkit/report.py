@@ -7,6 +7,7 @@ never has to guess which way a ratio was flipped.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -167,6 +168,32 @@ def machine_cores() -> list[str]:
     except OSError:
         return []
     return [line.split()[0] for line in lines if line.startswith("cpu") and line[3:4].isdigit()]
+
+
+def versions(node: str) -> dict[str, str]:
+    """The stacks under test, as installed: a skeptic's first question."""
+    import subprocess
+    from importlib import metadata
+
+    from .targets import BENCH
+
+    out: dict[str, str] = {}
+    for dist in ("python-socketio", "python-engineio", "aiohttp", "trio", "wsproto", "trio-websocket", "h11"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    probe = (
+        "const r = (m) => { try { return require(m + '/package.json').version } catch { "
+        f"return require('module').createRequire({str(BENCH.parent / 'tests' / 'js' / 'package.json')!r})(m + '/package.json').version }} }};"
+        "console.log(JSON.stringify({node: process.version, 'socket.io': r('socket.io'), ws: r('ws')}))"
+    )
+    try:
+        done = subprocess.run([node, "-e", probe], cwd=BENCH, capture_output=True, text=True, timeout=60, check=True)
+        out.update(json.loads(done.stdout))
+    except (subprocess.SubprocessError, ValueError):
+        pass
+    return out
 
 
 def machine() -> dict[str, object]:

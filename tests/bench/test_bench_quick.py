@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.node
+
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "bench" / "run"
 SERVERS = ("roomactors", "node", "pysocketio")
