@@ -2,7 +2,7 @@
 
 The server (this process, pinned to ``--server-cpu``) runs an
 :class:`EngineIOServer` whose sessions just wait; once the clients
-(``ws_clients.py``, another process pinned to ``--client-cpu``) are all open,
+(``ws_clients.mjs``, Node, or ``ws_clients.py``, another process pinned to ``--client-cpu``) are all open,
 it sends ``--messages`` broadcasts, each one :class:`SharedMessage` handed to
 every session, yielding to the writers after each broadcast and pausing when
 outboxes run more than ``--window`` messages deep (so no client overflows).
@@ -11,7 +11,11 @@ Prints deliveries per second (clients x messages over the clients' wall time
 from first to last byte) and the server's CPU microseconds per delivery
 (process CPU time over the broadcast, divided by the deliveries)::
 
-    .venv/bin/python bench/micro/ws_fanout.py --clients 1000 --messages 200
+    .venv/bin/python bench/micro/ws_fanout.py --clients 1000 --messages 300
+
+``--src DIR`` measures another checkout's ``roomactors`` (e.g. one made with
+``git archive <commit> roomactors | tar -x -C DIR``): before/after numbers
+from the same machine in the same minute.
 """
 
 from __future__ import annotations
@@ -26,16 +30,16 @@ from pathlib import Path
 
 import trio
 
-from roomactors.engineio import EngineIOConfig, EngineIOServer, EngineSocket
-from roomactors.engineio.packets import SharedMessage
-
 HERE = Path(__file__).resolve().parent
 
 
 async def bench(args: argparse.Namespace) -> dict[str, float]:
-    sockets: set[EngineSocket] = set()
+    from roomactors.engineio import EngineIOConfig, EngineIOServer, EngineSocket
+    from roomactors.engineio.packets import SharedMessage
 
-    async def handler(sock: EngineSocket) -> None:
+    sockets: set[EngineSocket] = set()  # noqa: F821
+
+    async def handler(sock: EngineSocket) -> None:  # noqa: F821
         sockets.add(sock)
         try:
             async for _ in sock:
@@ -47,8 +51,11 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     server = EngineIOServer(handler, config)
     async with trio.open_nursery() as nursery:
         (host, port), *_ = await nursery.start(server.serve, "127.0.0.1", 0)
+        client_program = [sys.executable, str(HERE / "ws_clients.py")] if args.python_client else [
+            "node", str(HERE / "ws_clients.mjs")
+        ]
         command = [
-            "taskset", "-c", str(args.client_cpu), sys.executable, str(HERE / "ws_clients.py"),
+            "taskset", "-c", str(args.client_cpu), *client_program,
             "--port", str(port), "--clients", str(args.clients),
             "--messages", str(args.messages), "--size", str(args.size),
         ]
@@ -107,15 +114,28 @@ async def _lines(stream: trio.abc.ReceiveStream | None):  # type: ignore[no-unty
         yield line.decode().strip()
 
 
+def _import_from(src: str) -> None:
+    """Bypass the editable install's import hook so ``src`` wins."""
+    sys.meta_path[:] = [finder for finder in sys.meta_path if "__editable__" not in repr(finder)]
+    sys.path.insert(0, src)
+    import roomactors
+
+    assert Path(roomactors.__file__).is_relative_to(src), roomactors.__file__
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--window", type=int, default=32, help="outbox depth that pauses the broadcaster")
+    parser.add_argument("--python-client", action="store_true", help="asyncio clients instead of Node's")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--src", help="import roomactors from this directory instead")
     args = parser.parse_args()
+    if args.src:
+        _import_from(args.src)
     os.sched_setaffinity(0, {args.server_cpu})
     print(json.dumps(trio.run(bench, args)))
 
