@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -183,8 +184,30 @@ async def amain(argv: Sequence[str]) -> int:
     return 1 if any("failed" in r for by in results.values() for r in by.values()) else 0
 
 
+async def _until_signalled(argv: Sequence[str]) -> int:
+    """SIGTERM or SIGHUP (a CI timeout, a closed terminal) cancels the run the way
+    Ctrl-C does, so that every server started so far is killed on the way out."""
+    status = 1
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for signum in signals:
+                    print(f"bench/run: {signal.Signals(signum).name}: stopping", file=sys.stderr)
+                    nursery.cancel_scope.cancel()
+
+        async def run() -> None:
+            nonlocal status
+            status = await amain(argv)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        nursery.start_soon(run)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return trio.run(amain, list(sys.argv[1:] if argv is None else argv))
+    return trio.run(_until_signalled, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
