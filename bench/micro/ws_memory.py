@@ -82,11 +82,13 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
         ]
         client = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         try:
-            with trio.fail_after(300):
+            with trio.move_on_after(args.timeout) as waiting:
                 line = await client.stdout.receive_some()  # type: ignore[union-attr]
                 assert line.startswith(b"READY"), line
                 while stats().websocket_sessions < args.clients:
                     await trio.sleep(0.05)
+            if waiting.cancelled_caught:
+                raise SystemExit(f"clients not all open after {args.timeout} s: {stats()}")
             await trio.sleep(0.5)
             gc.collect()
             rss_after = rss_bytes()
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--layer", choices=["engineio", "socketio"], default="socketio")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--lines", type=int, default=0, help="with --tracemalloc: top source lines to stderr")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)

@@ -59,6 +59,9 @@ class EngineSocket:
         self._deadline_changed = trio.Event()
         self._closed_event = trio.Event()
         self._inbound_send, self._inbound_recv = trio.open_memory_channel[str | bytes](INBOUND_BUFFER)
+        #: Called by :meth:`notify`, synchronously: the WebSocket transport
+        #: writes from here instead of waking a writer task (see .websocket).
+        self.on_notify: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<EngineSocket {self.sid} {self.transport}{' closed' if self.closed else ''}>"
@@ -158,6 +161,8 @@ class EngineSocket:
         """Something the writers wait on changed (outbox, transport, upgrade)."""
         self._changed.set()
         self._changed = trio.Event()
+        if self.on_notify is not None:
+            self.on_notify()
 
     def _sync(self) -> None:
         if self._session.closed and not self._closed_event.is_set():

@@ -1,12 +1,13 @@
 """The WebSocket transport and the polling -> WebSocket upgrade.
 
 The HTTP layer reads the upgrade request with h11 and hands the connection
-over here together with the bytes already consumed (:class:`ReplayStream`),
-so one port serves both transports. After the opening handshake the
-connection is a lean :class:`~.wsconnection.ServerWebSocket`: two tasks per
-connection (this writer, one reader) plus a close watcher, and every message
-leaves as bytes framed once per message (:attr:`SharedMessage.websocket_frame`),
-several queued frames in one write.
+over here together with the bytes already consumed, so one port serves both
+transports. After the opening handshake the connection is a lean
+:class:`~.wsconnection.ServerWebSocket`, and one task per connection reads
+it. Messages leave as bytes framed once per message
+(:attr:`SharedMessage.websocket_frame`), written straight to the socket by
+whoever queued them; a writer task exists only while a client's socket buffer
+is full, and it writes everything queued meanwhile in one go.
 """
 
 from __future__ import annotations
@@ -81,23 +82,34 @@ async def close_websocket(ws: ServerWebSocket, code: int = 1000) -> None:
 
 
 async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> None:
-    """Carry ``sock`` over ``ws`` until one of them ends: one reader, one
-    writer. A session that ends with messages still queued (server close)
-    gets them flushed within :data:`CLOSE_TIMEOUT`; otherwise a writer stuck
-    mid-send to a client that stopped reading is cancelled at once and the
-    connection dropped without a goodbye."""
-    ws.on_control = sock.notify
+    """Carry ``sock`` over ``ws`` until one of them ends.
+
+    This task reads. Writing needs no task while the client keeps up: a
+    :class:`_Pump` on ``sock.on_notify`` writes whatever was queued straight
+    to the non-blocking socket, in the task that queued it (one write per
+    client per broadcast, no context switch). Only when the kernel's buffer
+    is full does a writer task take the rest, batching what queues meanwhile.
+
+    A session that ends with messages still queued (server close) gets them
+    flushed within :data:`CLOSE_TIMEOUT`; otherwise a writer stuck mid-send
+    to a client that stopped reading is cancelled at once and the connection
+    dropped without a goodbye.
+    """
+    pump = _Pump(sock, ws)
     try:
         async with trio.open_nursery() as nursery:
-            writer_scope = trio.CancelScope()
-            nursery.start_soon(_reader, sock, ws)
-            nursery.start_soon(_watch_close, sock, writer_scope)
-            with writer_scope:
-                await _writer(sock, ws)
-            nursery.cancel_scope.cancel()  # the reader stops before the close handshake reads
-        await close_websocket(ws)  # forceful when the writer was cut mid-frame
+            pump.nursery = nursery
+            sock.on_notify = ws.on_control = pump
+            pump()  # what was queued before (upgrade) goes now
+            with pump.reader_scope:
+                await _reader(sock, ws)
+            pump.reading = False
+        # the session is over and the writer task, if any, is done: flushed,
+        # failed or cut off; nothing may start one in the closed nursery
+        sock.on_notify = ws.on_control = None
+        await close_websocket(ws)  # forceful when a write was cut mid-frame
     finally:
-        ws.on_control = None
+        sock.on_notify = ws.on_control = None
         if not sock.closed:
             sock.fail("transport close")
         if sock.session.outbox:  # nobody else can deliver these now
@@ -105,33 +117,83 @@ async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> No
             sock.notify()
 
 
-async def _watch_close(sock: EngineSocket, writer_scope: trio.CancelScope) -> None:
-    await sock.wait_closed()
-    grace = CLOSE_TIMEOUT if sock.session.flush_on_close else 0.0
-    writer_scope.deadline = min(writer_scope.deadline, trio.current_time() + grace)
+class _Pump:
+    """Moves a session's outbox onto its WebSocket; called on every
+    ``EngineSocket.notify()`` (a message queued, a ping due, the session
+    closed, a pong owed). Never blocks and never raises."""
 
+    __slots__ = ("sock", "ws", "nursery", "reader_scope", "writer_scope", "busy", "reading")
 
-async def _writer(sock: EngineSocket, ws: ServerWebSocket) -> None:
-    """Write whatever is queued, all of it in one ``send_all``; return once
-    the session is closed and its outbox (close packet included) is out."""
-    session = sock.session
-    outbox = session.outbox
-    while True:
-        changed = sock.wait_changed
-        if outbox:
-            frames = b"".join([_frame(item) for item in outbox.take_all()])
-        elif ws.pending_control:
-            frames = b""
-        elif session.closed:
+    def __init__(self, sock: EngineSocket, ws: ServerWebSocket) -> None:
+        self.sock = sock
+        self.ws = ws
+        self.nursery: trio.Nursery | None = None
+        self.reader_scope = trio.CancelScope()
+        #: The writer task's scope while one runs (the socket buffer was full).
+        self.writer_scope: trio.CancelScope | None = None
+        #: True while a writer task (or this very call) owns the socket's sending side.
+        self.busy = False
+        self.reading = True
+
+    def __call__(self) -> None:
+        session = self.sock.session
+        if self.busy:
+            if session.closed and self.writer_scope is not None:
+                grace = CLOSE_TIMEOUT if session.flush_on_close else 0.0
+                self.writer_scope.deadline = min(self.writer_scope.deadline, trio.current_time() + grace)
             return
-        else:
-            await changed()
-            continue
-        try:
-            await ws.send_frames(frames)
-        except ConnectionClosed:
-            sock.fail("transport close")
-            return
+        frames = self._take()
+        if frames:
+            self.busy = True
+            try:
+                sent = self.ws.write_now(frames)
+            except ConnectionClosed:
+                self.sock.fail("transport close")  # re-enters here: busy, returns at once
+                sent = len(frames)
+            if sent < len(frames):
+                self.ws.sending = sent > 0  # mid-frame: only a forceful close is left
+                self._start_writer(memoryview(frames)[sent:] if sent else frames)
+                return
+            self.busy = False
+        if session.closed and not session.outbox and self.reading:
+            self.reader_scope.cancel()  # done: the connection task closes the WebSocket
+
+    def _take(self) -> bytes:
+        ws = self.ws
+        outbox = self.sock.session.outbox
+        if not outbox:
+            control, ws.pending_control = ws.pending_control, b""
+            return control
+        frames = b"".join([_frame(item) for item in outbox.take_all()])
+        if ws.pending_control:
+            frames, ws.pending_control = ws.pending_control + frames, b""
+        return frames
+
+    def _start_writer(self, rest: bytes | memoryview) -> None:
+        session = self.sock.session
+        self.writer_scope = scope = trio.CancelScope()
+        if session.closed:
+            scope.deadline = trio.current_time() + (CLOSE_TIMEOUT if session.flush_on_close else 0.0)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._write, rest, scope)
+
+    async def _write(self, rest: bytes | memoryview, scope: trio.CancelScope) -> None:
+        """The socket buffer is full: wait it out, then write whatever queued
+        meanwhile in one go, until nothing is left."""
+        with scope:
+            try:
+                while rest:
+                    self.ws.sending = True
+                    await self.ws.send_rest(rest)
+                    rest = self._take()
+            except ConnectionClosed:
+                self.sock.fail("transport close")
+        self.writer_scope = None
+        self.busy = False
+        if scope.cancelled_caught or self.sock.closed:
+            self.sock.fail("transport close")
+            if self.reading:
+                self.reader_scope.cancel()
 
 
 def _frame(item: SharedMessage | str) -> bytes:

@@ -147,26 +147,22 @@ class ServerWebSocket:
 
     async def send_frames(self, frames: bytes) -> None:
         """Write already-framed bytes (and any queued pong before them)."""
-        if self.closed is not None:
-            raise ConnectionClosed(self.closed)
         if self.pending_control:
             frames, self.pending_control = self.pending_control + frames, b""
-        self.sending = True
-        try:
-            sent = self._write_now(frames)
-            if sent < len(frames):
-                await self._stream.send_all(memoryview(frames)[sent:] if sent else frames)
-            self.sending = False
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self.closed = CloseReason(ABNORMAL_CLOSURE, "connection lost")
-            raise ConnectionClosed(self.closed) from exc
+        sent = self.write_now(frames)
+        if sent < len(frames):
+            self.sending = True
+            await self.send_rest(memoryview(frames)[sent:] if sent else frames)
 
-    def _write_now(self, frames: bytes) -> int:
+    def write_now(self, frames: bytes) -> int:
         """Write what the kernel takes right now, without a trip through
-        trio's scheduler (``send_all`` yields once per call, which costs more
-        than the write itself when a broadcast writes to every client): the
-        socket is non-blocking, so this never blocks. 0 when not a plain
-        socket (tests' memory streams) or the socket buffer is full."""
+        trio's scheduler: the socket is non-blocking, so this never blocks.
+        Returns the bytes written: 0 when the socket buffer is full or the
+        stream is no plain socket (tests' memory streams); the caller hands
+        the rest to :meth:`send_rest` (and sets :attr:`sending` if it wrote
+        part of a frame). Raises ``ConnectionClosed`` if the peer is gone."""
+        if self.closed is not None and self.closed.code == ABNORMAL_CLOSURE:
+            raise ConnectionClosed(self.closed)
         if not frames or type(self._stream) is not trio.SocketStream:
             return 0
         fd = self._stream.socket.fileno()
@@ -176,6 +172,19 @@ class ServerWebSocket:
             return os.write(fd, frames)
         except BlockingIOError:
             return 0
+        except OSError as exc:
+            self.closed = CloseReason(ABNORMAL_CLOSURE, "connection lost")
+            raise ConnectionClosed(self.closed) from exc
+
+    async def send_rest(self, data: bytes | memoryview) -> None:
+        """Write ``data`` whatever it takes (the socket buffer was full);
+        :attr:`sending` stays true until it is all out."""
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.closed = CloseReason(ABNORMAL_CLOSURE, "connection lost")
+            raise ConnectionClosed(self.closed) from exc
+        self.sending = False
 
     async def send_message(self, message: str | bytes) -> None:
         """Frame and write one message (handshake and probe answers)."""
