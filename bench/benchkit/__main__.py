@@ -8,12 +8,16 @@ servers instead of landing on one of them.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
 import shutil
 import signal
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +26,7 @@ import trio
 
 from . import report
 from .scenarios import Sizes, check_node_modules, plan, relative, run_load
-from .targets import BENCH, TARGETS, Options, roomserver_flags, running, server_argv
+from .targets import BENCH, REPO, TARGETS, Options, roomserver_flags, running, server_argv
 
 # Under a per-connection rate limit that cannot be turned off, every load connection
 # stays under this many commands per second (roomactors' default limit is 20/s).
@@ -68,6 +72,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--ack-clients", type=int)
     p.add_argument("--ack-seconds", type=float)
     p.add_argument("--cpus", help="SERVER:LOAD cpu lists for taskset, e.g. 0:1; 'none' to not pin (default: first core for the server, the rest for the load)")
+    p.add_argument("--roomactors-ref", metavar="REF", help="run roomactors as committed at this git ref (e.g. HEAD) instead of the working tree")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="directory for the JSON and the PNG")
     return p.parse_args(argv)
 
@@ -97,9 +102,40 @@ async def amain(argv: Sequence[str]) -> int:
     sizes = sizes_from(args)
     fd_limit = _raise_fd_limit()
     server_cpus, load_cpus = _cpus(args.cpus)
-    available = roomserver_flags()
+    with tempfile.TemporaryDirectory(prefix="bench-roomactors-") as tmp:
+        src, source = _roomactors_source(args.roomactors_ref, Path(tmp))
+        return await _run(args, node, targets, wanted, sizes, fd_limit, server_cpus, load_cpus, src, source)
+
+
+def _git(*argv: str) -> str:
+    return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def _roomactors_source(ref: str | None, tmp: Path) -> tuple[Path | None, str]:
+    """Where roomactors runs from, and how the JSON names it (commit, and whether the
+    working tree had uncommitted changes to it)."""
+    try:
+        if ref is None:
+            dirty = bool(_git("status", "--porcelain", "--", "roomactors", "bin"))
+            return None, f"working tree at {_git('rev-parse', '--short', 'HEAD')}" + (" + uncommitted changes" if dirty else "")
+        commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    except (OSError, subprocess.SubprocessError) as exc:
+        if ref is not None:
+            raise SystemExit(f"bench/run: cannot resolve --roomactors-ref {ref!r}: {exc}") from exc
+        return None, "working tree (not a git checkout)"
+    archive = subprocess.run(["git", "archive", commit, "roomactors", "bin"], cwd=REPO, capture_output=True, check=True, timeout=60)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp, filter="data")
+    return tmp, f"{ref} = {commit[:12]}"
+
+
+async def _run(
+    args: argparse.Namespace, node: str, targets: list[str], wanted: set[str], sizes: Sizes, fd_limit: int,
+    server_cpus: str | None, load_cpus: str | None, src: Path | None, source: str,
+) -> int:
+    available = roomserver_flags(src)
     rate_limit_off = "--command-rate" in available or "roomactors" not in targets
-    options = Options(node=node, server_cpus=server_cpus, rate_limit_off=rate_limit_off)
+    options = Options(node=node, server_cpus=server_cpus, rate_limit_off=rate_limit_off, roomactors_src=src)
     scenarios = [
         s
         for s in plan(
@@ -114,7 +150,8 @@ async def amain(argv: Sequence[str]) -> int:
     started = time.time()
     print(
         f"bench/run: {len(scenarios)} scenarios × {len(targets)} servers; servers on cpu {server_cpus or 'any'}, "
-        f"load on cpu {load_cpus or 'any'}; fd limit {fd_limit}; rate limit {'off' if rate_limit_off else 'on (paced)'}",
+        f"load on cpu {load_cpus or 'any'}; fd limit {fd_limit}; rate limit {'off' if rate_limit_off else 'on (paced)'}; "
+        f"roomactors from {source}",
         file=sys.stderr,
     )
     results: dict[str, dict[str, dict[str, object]]] = {}
@@ -148,6 +185,7 @@ async def amain(argv: Sequence[str]) -> int:
         "pinning": {"server_cpus": server_cpus, "load_cpus": load_cpus},
         "rate_limit_off": rate_limit_off,
         "sizes": sizes.__dict__,
+        "roomactors_source": source,
         "servers": {t: " ".join(server_argv(t, options, available)[0]) for t in targets},
         "metrics": report.metric_table(results, targets, fanout_clients),
         "results": results,
@@ -207,7 +245,17 @@ async def _until_signalled(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return trio.run(_until_signalled, list(sys.argv[1:] if argv is None else argv))
+    try:
+        return trio.run(_until_signalled, list(sys.argv[1:] if argv is None else argv))
+    except BaseExceptionGroup as group:
+        # A usage error (SystemExit) from inside the nursery: say it plainly.
+        exits = group.subgroup(SystemExit)
+        if exits is None:
+            raise
+        first: BaseException = exits
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ limit; keeping the three command lines side by side makes a difference visible.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -48,14 +49,26 @@ class Options:
     """``taskset -c`` list for the servers, or None to leave them unpinned."""
     rate_limit_off: bool
     """True when every server can run without its per-connection command rate."""
+    roomactors_src: Path | None = None
+    """A tree with ``roomactors/`` and ``bin/`` to run instead of this checkout's
+    (``--roomactors-ref``): numbers from a commit, not from files being edited."""
 
 
-def roomserver_flags() -> set[str]:
-    """The options this checkout's ``roomserver --help`` lists (they change as the
-    server grows; the benchmark uses what is there)."""
+def _roomserver(src: Path | None) -> tuple[list[str], dict[str, str] | None]:
+    """roomserver's argv head and environment: this checkout's, or the one in `src`
+    (first on PYTHONPATH, ahead of the editable install's finder)."""
+    if src is None:
+        return [sys.executable, str(REPO / "bin" / "roomserver")], None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))}
+    return [sys.executable, str(src / "bin" / "roomserver")], env
+
+
+def roomserver_flags(src: Path | None) -> set[str]:
+    """The options this roomserver's ``--help`` lists (they change as the server
+    grows; the benchmark uses what is there)."""
+    head, env = _roomserver(src)
     out = subprocess.run(
-        [sys.executable, str(REPO / "bin" / "roomserver"), "--help"],
-        capture_output=True, text=True, check=True, cwd=REPO, timeout=60,
+        [*head, "--help"], capture_output=True, text=True, check=True, cwd=REPO, timeout=60, env=env
     ).stdout
     return set(re.findall(r"(--[a-z][a-z-]+)", out))
 
@@ -73,7 +86,7 @@ def server_argv(target: str, options: Options, available: set[str]) -> tuple[lis
             if flag in available and (options.rate_limit_off or flag not in rate_flags)
             for arg in (flag, value)
         ]
-        argv = [sys.executable, str(REPO / "bin" / "roomserver"), "--port", "0", "--log-level", "info"]
+        argv = [*_roomserver(options.roomactors_src)[0], "--port", "0", "--log-level", "info"]
         return pin + argv + extra, "log"
     if target == "node":
         script = BENCH / "peers" / "node" / "server.mjs"
@@ -134,6 +147,7 @@ async def running(target: str, options: Options, available: set[str]) -> AsyncIt
                 stderr=subprocess.PIPE,
                 check=False,
                 cwd=str(REPO),
+                env=_roomserver(options.roomactors_src)[1] if target == "roomactors" else None,
                 deliver_cancel=_kill,
             )
         )
