@@ -33,6 +33,45 @@ function masked(text) {
 }
 
 let ready = 0, done = 0, lost = 0, first = null;
+// --acks N (with --socketio 1): each client then sends N events with an ack,
+// one at a time ('42<id>["ping"]' -> '43<id>[...]'), and the run prints the
+// round-trip percentiles in microseconds.
+const acks = Number(args.acks ?? 0);
+const ackStarters = [];
+const rtts = [];
+
+function pingLoop(socket, getBuffer, setBuffer) {
+  let sent = 0, t0 = 0n;
+  const next = () => {
+    if (sent === acks) {
+      if (++done === clients) report();
+      return;
+    }
+    sent++;
+    t0 = process.hrtime.bigint();
+    socket.write(masked(`42${sent}["ping"]`));
+  };
+  socket.on("ackdata", () => {
+    const buffer = getBuffer();
+    if (buffer.length < 2) return;
+    const length = buffer[1] & 0x7f;
+    if (buffer.length < 2 + length) return;
+    const packet = buffer.subarray(2, 2 + length).toString();
+    setBuffer(buffer.subarray(2 + length));
+    if (packet.startsWith(`43${sent}`)) {
+      rtts.push(Number(process.hrtime.bigint() - t0) / 1000);
+      next();
+    }
+    if (getBuffer().length) socket.emit("ackdata");
+  });
+  next();
+}
+
+function report() {
+  rtts.sort((a, b) => a - b);
+  const at = (q) => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))].toFixed(0);
+  console.log(`ACKS n=${rtts.length} p50=${at(0.5)} p90=${at(0.9)} p99=${at(0.99)}`);
+}
 
 function open() {
   const socket = net.connect(port, "127.0.0.1");
@@ -46,6 +85,11 @@ function open() {
     );
   });
   socket.on("data", (data) => {
+    if (state === "acking") {
+      buffer = Buffer.concat([buffer, data]);
+      socket.emit("ackdata");
+      return;
+    }
     if (state === "counting") {
       if (first === null) first = process.hrtime.bigint();
       received += data.length;
@@ -77,6 +121,16 @@ function open() {
         socket.write(masked("40"));
         buffer = rest;
         if (rest.length) socket.emit("data", Buffer.alloc(0));
+        return;
+      }
+      if (acks > 0) {
+        state = "acking";
+        buffer = rest;
+        ackStarters.push(() => pingLoop(socket, () => buffer, (b) => { buffer = b; }));
+        if (++ready === clients) {
+          console.log("READY");
+          for (const start of ackStarters.splice(0)) start();
+        }
         return;
       }
       state = "counting";

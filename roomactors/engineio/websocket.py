@@ -101,9 +101,7 @@ async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> No
             pump.nursery = nursery
             sock.on_notify = ws.on_control = pump
             pump()  # what was queued before (upgrade) goes now
-            with pump.reader_scope:
-                await _reader(sock, ws)
-            pump.reading = False
+            await _reader(sock, ws)  # cancelled by the pump once all is written
         # the session is over and the writer task, if any, is done: flushed,
         # failed or cut off; nothing may start one in the closed nursery
         sock.on_notify = ws.on_control = None
@@ -122,18 +120,18 @@ class _Pump:
     ``EngineSocket.notify()`` (a message queued, a ping due, the session
     closed, a pong owed). Never blocks and never raises."""
 
-    __slots__ = ("sock", "ws", "nursery", "reader_scope", "writer_scope", "busy", "reading")
+    __slots__ = ("sock", "ws", "nursery", "writer_scope", "busy")
 
     def __init__(self, sock: EngineSocket, ws: ServerWebSocket) -> None:
         self.sock = sock
         self.ws = ws
+        #: The transport's nursery: the reader is its body; cancelling it
+        #: ends the transport once everything is written.
         self.nursery: trio.Nursery | None = None
-        self.reader_scope = trio.CancelScope()
         #: The writer task's scope while one runs (the socket buffer was full).
         self.writer_scope: trio.CancelScope | None = None
         #: True while a writer task (or this very call) owns the socket's sending side.
         self.busy = False
-        self.reading = True
 
     def __call__(self) -> None:
         session = self.sock.session
@@ -155,8 +153,8 @@ class _Pump:
                 self._start_writer(memoryview(frames)[sent:] if sent else frames)
                 return
             self.busy = False
-        if session.closed and not session.outbox and self.reading:
-            self.reader_scope.cancel()  # done: the connection task closes the WebSocket
+        if session.closed and not session.outbox:
+            self._done()
 
     def _take(self) -> bytes:
         ws = self.ws
@@ -192,8 +190,12 @@ class _Pump:
         self.busy = False
         if scope.cancelled_caught or self.sock.closed:
             self.sock.fail("transport close")
-            if self.reading:
-                self.reader_scope.cancel()
+            self._done()
+
+    def _done(self) -> None:
+        """All written (or given up on): the connection task closes the WebSocket."""
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
 
 
 def _frame(item: SharedMessage | str) -> bytes:
