@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .packets import SharedMessage
 
@@ -44,8 +44,10 @@ class OutboxOverflow(Exception):
     """The append would exceed the outbox's limits; the session must close."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):
+    """A tuple, not a frozen dataclass: one is made per message sent, and a
+    frozen dataclass's ``__init__`` costs several times a tuple's."""
+
     items: tuple[OutItem, ...]
     messages: int
     size: int
@@ -72,6 +74,20 @@ class Outbox:
 
     def append(self, items: tuple[OutItem, ...], *, replace_key: Hashable | None = None) -> None:
         """Queue ``items`` as one entry; see the module docstring for the rules."""
+        if replace_key is None and len(items) == 1:  # the common case, kept short: once per client per broadcast
+            item = items[0]
+            if isinstance(item, SharedMessage):
+                new_messages, new_bytes = self.messages + 1, self.bytes + item.size
+                if new_messages > self.max_messages or new_bytes > self.max_bytes:
+                    raise OutboxOverflow(
+                        f"outbox would hold {new_messages} messages / {new_bytes} bytes"
+                        f" (limits {self.max_messages} / {self.max_bytes})"
+                    )
+                self._entries[next(self._seq)] = _Entry(items, 1, item.size, None)
+                self.messages, self.bytes = new_messages, new_bytes
+            else:
+                self._entries[next(self._seq)] = _Entry(items, 0, 0, None)
+            return
         counted = [item for item in items if isinstance(item, SharedMessage)] if replace_key is None else []
         messages = len(counted)
         size = sum(item.size for item in counted)
@@ -104,6 +120,7 @@ class Outbox:
 
     def clear(self) -> None:
         self._entries.clear()
-        self._by_key.clear()
+        if self._by_key:
+            self._by_key.clear()
         self.messages = 0
         self.bytes = 0

@@ -78,7 +78,7 @@ async def close_websocket(ws: ServerWebSocket, code: int = 1000) -> None:
     """Close politely within :data:`CLOSE_TIMEOUT`, then forcefully."""
     with trio.move_on_after(CLOSE_TIMEOUT):
         await ws.aclose(code)
-    await trio.aclose_forcefully(ws.stream)
+    await ws.abort()
 
 
 async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> None:
@@ -162,7 +162,12 @@ class _Pump:
         if not outbox:
             control, ws.pending_control = ws.pending_control, b""
             return control
-        frames = b"".join([_frame(item) for item in outbox.take_all()])
+        items = outbox.take_all()
+        if len(items) == 1:  # no join (a copy) for the common case
+            item = items[0]
+            frames = item.websocket_frame if isinstance(item, SharedMessage) else text_frame(item)
+        else:
+            frames = b"".join([_frame(item) for item in items])
         if ws.pending_control:
             frames, ws.pending_control = ws.pending_control + frames, b""
         return frames

@@ -68,6 +68,7 @@ class ServerWebSocket:
         "on_control",
         "closed",
         "sending",
+        "_fd",
     )
 
     def __init__(self, stream: trio.abc.Stream, proto: Connection, max_message: int) -> None:
@@ -87,6 +88,9 @@ class ServerWebSocket:
         #: True while a write is under way: cancelled then, the stream is
         #: mid-frame and only a forceful close is left.
         self.sending = False
+        #: The socket's descriptor for :meth:`write_now`; -1 when the stream
+        #: is no plain socket, or once this connection closed it.
+        self._fd = stream.socket.fileno() if type(stream) is trio.SocketStream else -1
 
     @property
     def stream(self) -> trio.abc.Stream:
@@ -163,13 +167,10 @@ class ServerWebSocket:
         part of a frame). Raises ``ConnectionClosed`` if the peer is gone."""
         if self.closed is not None and self.closed.code == ABNORMAL_CLOSURE:
             raise ConnectionClosed(self.closed)
-        if not frames or type(self._stream) is not trio.SocketStream:
-            return 0
-        fd = self._stream.socket.fileno()
-        if fd < 0:
+        if self._fd < 0 or not frames:
             return 0
         try:
-            return os.write(fd, frames)
+            return os.write(self._fd, frames)
         except BlockingIOError:
             return 0
         except OSError as exc:
@@ -218,7 +219,13 @@ class ServerWebSocket:
         finally:
             if self.closed is None:
                 self.closed = CloseReason(code, reason)
+            self._fd = -1  # the number may soon belong to another connection
             await trio.aclose_forcefully(self._stream)
+
+    async def abort(self) -> None:
+        """Close the stream at once, no goodbye."""
+        self._fd = -1
+        await trio.aclose_forcefully(self._stream)
 
     async def _drain_until_close(self) -> None:
         while self._proto.state is not ConnectionState.CLOSED:
