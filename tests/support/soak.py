@@ -14,7 +14,6 @@ so a server bug in encoding cannot hide behind the same bug in the client.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -285,15 +284,19 @@ async def open_lean_client(
     name: str = "client",
     join: bool = True,
     path: str = "/socket.io/",
+    timeout: float = 10.0,
 ) -> AsyncIterator[LeanClient]:
     """A LeanClient past the Engine.IO handshake (and, with ``join``, the
-    namespace's CONNECT ack). Leaving the block hangs up."""
+    namespace's CONNECT ack, waited for up to ``timeout`` seconds). Leaving the
+    block hangs up."""
     client = LeanClient(name, transport, namespace)
     opener = _open_websocket if transport == "websocket" else _open_polling
     async with opener(client, port, path):
         if join:
             await client.send("0" + client._prefix())
-            await client.wait_for(lambda: client.joined or client.connect_error is not None or client.ended)
+            await client.wait_for(
+                lambda: client.joined or client.connect_error is not None or client.ended, timeout=timeout
+            )
             if not client.joined:
                 raise EOFError(f"{name}: could not join {namespace}: {client.connect_error!r}")
         yield client
@@ -401,6 +404,3 @@ def _b64(data: bytes) -> str:
 
     return base64.b64encode(data).decode("ascii")
 
-
-#: An infinite timeout, for readability at call sites that wait for an end.
-FOREVER = math.inf
