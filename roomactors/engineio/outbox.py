@@ -88,23 +88,24 @@ class Outbox:
             else:
                 self._entries[next(self._seq)] = _Entry(items, 0, 0, None)
             return
-        counted = [item for item in items if isinstance(item, SharedMessage)] if replace_key is None else []
+        if replace_key is not None:  # keyed entries are not counted (see the rules): no limit to check
+            by_key = self._by_key
+            replaced_seq = by_key.get(replace_key)
+            if replaced_seq is not None:
+                del self._entries[replaced_seq]
+            by_key[replace_key] = seq = next(self._seq)
+            self._entries[seq] = _Entry(items, 0, 0, replace_key)
+            return
+        counted = [item for item in items if isinstance(item, SharedMessage)]  # several, together, unkeyed
         messages = len(counted)
-        size = sum(item.size for item in counted)
-        replaced = self._entries.get(self._by_key[replace_key]) if replace_key in self._by_key else None
-        new_messages = self.messages + messages - (replaced.messages if replaced else 0)
-        new_bytes = self.bytes + size - (replaced.size if replaced else 0)
+        new_messages = self.messages + messages
+        new_bytes = self.bytes + sum(item.size for item in counted)
         if messages and (new_messages > self.max_messages or new_bytes > self.max_bytes):
             raise OutboxOverflow(
                 f"outbox would hold {new_messages} messages / {new_bytes} bytes"
                 f" (limits {self.max_messages} / {self.max_bytes})"
             )
-        if replaced is not None:
-            del self._entries[self._by_key.pop(replace_key)]
-        seq = next(self._seq)
-        self._entries[seq] = _Entry(items, messages, size, replace_key)
-        if replace_key is not None:
-            self._by_key[replace_key] = seq
+        self._entries[next(self._seq)] = _Entry(items, messages, new_bytes - self.bytes, None)
         self.messages = new_messages
         self.bytes = new_bytes
 
