@@ -1,0 +1,206 @@
+"""Hostile WebSocket frames, written byte by byte on a raw TCP connection.
+
+A client library never sends invalid UTF-8 in a text frame, reserved bits,
+unknown opcodes, unmasked frames, a ping with 200 bytes, a continuation with
+nothing to continue or a length field that lies, so this file does: hypothesis
+draws frames (and mutates well-formed ones) and sends them after a correct
+opening handshake. Whatever arrives, the server may close that connection (with
+a close frame or not) or carry on; it must log no ERROR or traceback, and the
+bystanders of test_fuzz_wire keep their seats and their lists.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import example, given
+from hypothesis import strategies as st
+from robustness.test_fuzz_wire import assert_no_errors_logged, bystanders, check_bystanders, open_roomserver
+
+MAX_PAYLOAD = 4096
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One WebSocket frame as a client could put it on the wire (RFC 6455 §5.2)."""
+
+    opcode: int
+    payload: bytes
+    fin: bool = True
+    rsv: int = 0
+    masked: bool = True
+    length: int | None = None
+    """A length field that lies (None: the payload's length)."""
+
+    def encode(self) -> bytes:
+        length = len(self.payload) if self.length is None else self.length
+        head = bytes([(0x80 if self.fin else 0) | (self.rsv << 4) | self.opcode])
+        mask_bit = 0x80 if self.masked else 0
+        if length < 126:
+            head += bytes([mask_bit | length])
+        elif length < 2**16:
+            head += bytes([mask_bit | 126]) + struct.pack("!H", length)
+        else:
+            head += bytes([mask_bit | 127]) + struct.pack("!Q", length)
+        if not self.masked:
+            return head + self.payload
+        key = os.urandom(4)
+        return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(self.payload))
+
+
+GOOD = [
+    Frame(0x1, b"40/lobby,"),
+    Frame(0x1, b'42/lobby,0["join_lobby",{"id":"frames"}]'),
+    Frame(0x1, b"3"),
+    Frame(0x9, b"hi"),
+    Frame(0x1, b"42/lobby,", fin=False),
+    Frame(0x0, b'["join_room",{"id":1}]'),
+    Frame(0x2, b"\x00\x01"),
+    Frame(0x8, struct.pack("!H", 1000)),
+]
+
+frames = st.one_of(
+    st.sampled_from(GOOD),
+    st.builds(
+        Frame,
+        opcode=st.integers(0, 15),
+        payload=st.binary(max_size=300),
+        fin=st.booleans(),
+        rsv=st.sampled_from([0, 0, 0, 1, 2, 4, 7]),
+        masked=st.sampled_from([True, True, True, False]),
+        length=st.none() | st.sampled_from([0, 1, 125, 126, 65535, MAX_PAYLOAD + 1, 2**63 - 1]),
+    ),
+    st.builds(Frame, opcode=st.just(0x1), payload=st.sampled_from([b"4\xff\xfe", b"4\xc3", b"4\xed\xa0\x80", b"4\xf4\x90\x80\x80"])),
+)
+
+
+@asynccontextmanager
+async def raw_websocket(port: int) -> AsyncIterator[trio.SocketStream]:
+    """A TCP connection past the WebSocket opening handshake (and Engine.IO's open)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    await stream.send_all(
+        (
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    received = b""
+    with trio.fail_after(10):
+        while b"\r\n\r\n" not in received:
+            received += await stream.receive_some(4096)
+    assert received.startswith(b"HTTP/1.1 101"), received[:200]
+    try:
+        yield stream
+    finally:
+        await stream.aclose()
+
+
+async def drain_until_closed(stream: trio.SocketStream, timeout: float) -> bool:
+    """Read what the server sends; True when it closed the connection in time."""
+    with trio.move_on_after(timeout):
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        return True
+    return False
+
+
+@given(st.lists(frames, min_size=1, max_size=6))
+@example([Frame(0x1, b"4\xff\xfe")])  # invalid UTF-8 in a text frame: 1007
+@example([Frame(0x1, b"40/lobby,", rsv=4)])  # a reserved bit with no extension: 1002
+@example([Frame(0x1, b"40/lobby,", masked=False)])  # client frames must be masked
+@example([Frame(0x9, b"p" * 200)])  # a control frame over 125 bytes
+@example([Frame(0x0, b"nothing to continue")])
+@example([Frame(0x1, b"4", length=2**63 - 1)])  # a length that lies, far over max_payload
+@example([Frame(0x1, b"4" + b"x" * MAX_PAYLOAD)])  # one byte over max_payload: 1009
+@example([Frame(0x1, b"4", fin=False)] + [Frame(0x0, b"x" * 1000, fin=False)] * 5)  # fragments over max_payload
+async def test_hostile_websocket_frames_hurt_only_their_sender(caplog: pytest.LogCaptureFixture, sent: list[Frame]) -> None:
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    async with open_roomserver(max_payload=MAX_PAYLOAD) as server, bystanders(server) as by:
+        lists_before = by.quiet_lists()
+        async with raw_websocket(server.port) as stream:
+            try:
+                for frame in [*sent, Frame(0x8, struct.pack("!H", 1000))]:
+                    await stream.send_all(frame.encode())
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            # The closing handshake (or the server's own close) ends most cases at
+            # once; a frame whose length field lies swallows it, and then only
+            # the heartbeat would end the connection: we hang up ourselves.
+            await drain_until_closed(stream, timeout=2)
+        await check_bystanders(server, by, lists_before)
+    assert_no_errors_logged(caplog)
+
+
+async def close_code_after(port: int, sent: list[Frame]) -> int | None:
+    """Send ``sent`` and return the status code of the server's close frame
+    (None when the connection ended without one)."""
+    async with raw_websocket(port) as stream:
+        for frame in sent:
+            await stream.send_all(frame.encode())
+        received = b""
+        with trio.fail_after(10):
+            try:
+                while chunk := await stream.receive_some(65536):
+                    received += chunk
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+    return _close_code(received)
+
+
+def _close_code(data: bytes) -> int | None:
+    """Walk the server's (unmasked) frames and find the close frame's code."""
+    pos = 0
+    while pos + 2 <= len(data):
+        opcode, length = data[pos] & 0x0F, data[pos + 1] & 0x7F
+        pos += 2
+        if length == 126:
+            (length,) = struct.unpack("!H", data[pos : pos + 2])
+            pos += 2
+        elif length == 127:
+            (length,) = struct.unpack("!Q", data[pos : pos + 8])
+            pos += 8
+        payload = data[pos : pos + length]
+        pos += length
+        if opcode == 0x8:
+            return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+    return None
+
+
+@pytest.mark.parametrize(
+    "sent,code",
+    [
+        ([Frame(0x1, b"4\xff\xfe")], 1007),
+        ([Frame(0x1, b"40/lobby,", rsv=4)], 1002),
+        ([Frame(0x1, b"40/lobby,", masked=False)], 1002),
+        ([Frame(0x9, b"p" * 200)], 1002),
+        ([Frame(0x0, b"nothing to continue")], 1002),
+        ([Frame(0x3, b"opcode 3 is reserved")], 1002),
+        ([Frame(0x1, b"4" + b"x" * MAX_PAYLOAD)], 1009),
+        ([Frame(0x1, b"4", fin=False)] + [Frame(0x0, b"x" * 1000, fin=False)] * 5, 1009),
+        ([Frame(0x8, struct.pack("!H", 1000))], 1000),
+    ],
+    ids=["bad-utf8", "rsv", "unmasked", "long-ping", "orphan-continuation", "reserved-opcode", "over-max", "fragments-over-max", "close"],
+)
+async def test_broken_frames_are_closed_with_the_rfc_code(
+    start_roomserver: Any, caplog: pytest.LogCaptureFixture, sent: list[Frame], code: int
+) -> None:
+    server = await start_roomserver(max_payload=MAX_PAYLOAD)
+    async with bystanders(server) as by:
+        assert await close_code_after(server.port, sent) == code
+        await check_bystanders(server, by)
+    assert_no_errors_logged(caplog)
