@@ -23,6 +23,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from robustness.test_fuzz_codecs import ALL_FIELDS, VALID, Nested, mutate
 from support.soak import LeanClient, http_request, open_lean_client
+import trio_websocket
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from roomactors import RoomServerConfig, serve_roomserver
@@ -361,5 +362,41 @@ async def test_wrong_types_in_every_field_are_refused_and_the_connection_stays(
                             assert reply["error"]["code"] in ERROR_CODES - {"internal", "rate_limited"}, reply
                             if reply["error"]["code"] == "invalid_payload":  # quotes no huge value
                                 assert len(reply["error"]["message"]) < 300, reply
+        await check_bystanders(server, by, lists_before)
+    assert_no_errors_logged(caplog)
+
+
+# -- the polling -> WebSocket upgrade, abused ------------------------------------------
+
+UPGRADE_PACKETS = ["2probe", "2probe", "5", "5", "6", "3", "3probe", "2", "1", "4x", '42/lobby,["nope"]', "", "9", "b!!"]
+
+
+@pytest.mark.parametrize("then", ["poll", "hang up"])
+@given(probe=st.lists(st.sampled_from(UPGRADE_PACKETS) | st.text(max_size=8), max_size=6))
+@example(probe=["5"])  # upgrade without a probe
+@example(probe=["2probe", "2probe"])
+@example(probe=["2probe", "5", "2probe"])
+async def test_abused_upgrade_hurts_only_its_session(caplog: pytest.LogCaptureFixture, probe: list[str], then: str) -> None:
+    """Random packets on the probe WebSocket of a polling session. Then the
+    probe goes away (a probe left open but silent holds the session's
+    messages until the upgrade timeout, 10 s, as the reference server does),
+    and the session either polls on or hangs up."""
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    async with open_roomserver() as server, bystanders(server) as by, open_lean_client(
+        server.port, transport="polling", name="upgrader"
+    ) as client:
+        lists_before = by.quiet_lists()
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&sid={client.sid}"
+        try:
+            async with open_websocket_url(url) as ws:
+                for packet in probe:
+                    await ws.send_message(packet)
+        except (ConnectionClosed, trio_websocket.HandshakeError):
+            pass
+        if then == "poll":
+            await settle(client, PROBE)
+            if probe[:2] != ["2probe", "5"]:  # no upgrade happened: the session polls on, untouched
+                assert client.acks.get(424242), (client.eio_frames, client.events)
         await check_bystanders(server, by, lists_before)
     assert_no_errors_logged(caplog)
