@@ -1,22 +1,18 @@
-"""bench/run: every scenario against roomactors and the peers, in one run, side by side.
+"""bench/run's command line: sizes and choices from flags, then one run (runner.py).
 
-Why scenario-major order (each scenario on every server, then the next scenario):
-a slow drift of the machine (another job, thermal limits) then spreads over all
-servers instead of landing on one of them.
+Why a Python entry point behind a shell script: the script installs what is
+missing; everything that measures lives here, on trio, so that a cancelled run
+(Ctrl-C, SIGTERM) kills every server it started on the way out.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
 import resource
 import shutil
 import signal
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,9 +20,10 @@ from pathlib import Path
 
 import trio
 
-from . import report
-from .scenarios import Sizes, check_node_modules, plan, relative, run_load
-from .targets import BENCH, REPO, TARGETS, Options, roomserver_flags, running, server_argv
+from .runner import Setup, document, measure, summary, write
+from .scenarios import Sizes, check_node_modules, plan, relative
+from .source import roomactors_source
+from .targets import BENCH, TARGETS, Options, roomserver_flags
 
 # Under a per-connection rate limit that cannot be turned off, every load connection
 # stays under this many commands per second (roomactors' default limit is 20/s).
@@ -94,7 +91,7 @@ async def amain(argv: Sequence[str]) -> int:
     if node is None:
         raise SystemExit("bench/run: node is not on PATH")
     check_node_modules(node)
-    targets = [t for t in args.targets.split(",") if t]
+    targets = tuple(t for t in args.targets.split(",") if t)
     for t in targets:
         if t not in TARGETS:
             raise SystemExit(f"bench/run: unknown target {t!r}; use {', '.join(TARGETS)}")
@@ -103,122 +100,41 @@ async def amain(argv: Sequence[str]) -> int:
     fd_limit = _raise_fd_limit()
     server_cpus, load_cpus = _cpus(args.cpus)
     with tempfile.TemporaryDirectory(prefix="bench-roomactors-") as tmp:
-        src, source = _roomactors_source(args.roomactors_ref, Path(tmp))
-        return await _run(args, node, targets, wanted, sizes, fd_limit, server_cpus, load_cpus, src, source)
-
-
-def _git(*argv: str) -> str:
-    return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-
-
-def _roomactors_source(ref: str | None, tmp: Path) -> tuple[Path | None, str]:
-    """Where roomactors runs from, and how the JSON names it (commit, and whether the
-    working tree had uncommitted changes to it)."""
-    try:
-        if ref is None:
-            dirty = bool(_git("status", "--porcelain", "--", "roomactors", "bin"))
-            return None, f"working tree at {_git('rev-parse', '--short', 'HEAD')}" + (" + uncommitted changes" if dirty else "")
-        commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
-    except (OSError, subprocess.SubprocessError) as exc:
-        if ref is not None:
-            raise SystemExit(f"bench/run: cannot resolve --roomactors-ref {ref!r}: {exc}") from exc
-        return None, "working tree (not a git checkout)"
-    archive = subprocess.run(["git", "archive", commit, "roomactors", "bin"], cwd=REPO, capture_output=True, check=True, timeout=60)
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tmp, filter="data")
-    return tmp, f"{ref} = {commit[:12]}"
-
-
-async def _run(
-    args: argparse.Namespace, node: str, targets: list[str], wanted: set[str], sizes: Sizes, fd_limit: int,
-    server_cpus: str | None, load_cpus: str | None, src: Path | None, source: str,
-) -> int:
-    available = roomserver_flags(src)
-    rate_limit_off = "--command-rate" in available or "roomactors" not in targets
-    options = Options(node=node, server_cpus=server_cpus, rate_limit_off=rate_limit_off, roomactors_src=src)
-    scenarios = [
-        s
-        for s in plan(
+        src, source = roomactors_source(args.roomactors_ref, Path(tmp))
+        available = frozenset(roomserver_flags(src))
+        # Without --command-rate in roomserver, every server keeps its default limit
+        # and the load client paces each connection under it instead.
+        rate_limit_off = "--command-rate" in available or "roomactors" not in targets
+        scenarios = plan(
             sizes,
             client_rate=0.0 if rate_limit_off else _PACED_RATE,
             creators=1 if rate_limit_off else _PACED_CREATORS,
         )
-        if s.name.split("-")[0] in wanted
-    ]
-    fanout_clients = sizes.fanout_clients if "fanout" in wanted else ()
-
-    started = time.time()
-    print(
-        f"bench/run: {len(scenarios)} scenarios × {len(targets)} servers; servers on cpu {server_cpus or 'any'}, "
-        f"load on cpu {load_cpus or 'any'}; fd limit {fd_limit}; rate limit {'off' if rate_limit_off else 'on (paced)'}; "
-        f"roomactors from {source}",
-        file=sys.stderr,
-    )
-    results: dict[str, dict[str, dict[str, object]]] = {}
-    for scenario in scenarios:
-        for target in targets:
-            t0 = time.monotonic()
-            try:
-                async with running(target, options, available) as server:
-                    outcome = await run_load(scenario, node=node, url=server.url, server_pid=server.pid, load_cpus=load_cpus)
-                    if "failed" in outcome.result:
-                        tail = b"".join(server.output).decode(errors="replace")[-1500:]
-                        outcome.result["server_output"] = tail
-                        outcome.result["load_stderr"] = outcome.stderr[-1500:]
-            except Exception as exc:  # one server failing must not hide the others' numbers
-                outcome_result: dict[str, object] = {"failed": f"{type(exc).__name__}: {exc}"}
-            else:
-                outcome_result = outcome.result
-            results.setdefault(scenario.name, {})[target] = outcome_result
-            status = "FAILED " + str(outcome_result["failed"]) if "failed" in outcome_result else "ok"
-            print(f"  {scenario.name:<14} {target:<11} {time.monotonic() - t0:6.1f} s  {status}", file=sys.stderr)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    table = report.render_table(results, targets, fanout_clients)
-    document = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started, 1),
-        "quick": args.quick,
-        "machine": report.machine(),
-        "versions": report.versions(node),
-        "pinning": {"server_cpus": server_cpus, "load_cpus": load_cpus},
-        "rate_limit_off": rate_limit_off,
-        "sizes": sizes.__dict__,
-        "roomactors_source": source,
-        "servers": {t: " ".join(server_argv(t, options, available)[0]) for t in targets},
-        "metrics": report.metric_table(results, targets, fanout_clients),
-        "results": results,
-        "failures": report.failures(results),
-        "interference": report.interference(results, server_cpus),
-    }
-    json_path = args.out / f"bench-{stamp}.json"
-    json_path.write_text(json.dumps(document, indent=2, default=list) + "\n")
-    png_path = args.out / f"fanout-{stamp}.png"
-    if fanout_clients:
-        report.plot_fanout(results, targets, fanout_clients, png_path)
-    for name, path in (("bench-latest.json", json_path), ("fanout-latest.png", png_path)):
-        if path.exists():
-            shutil.copyfile(path, args.out / name)
-
-    m, v = document["machine"], document["versions"]
-    print(
-        f"{document['started']}, {m['nproc']} × {m['cpu_model']}, {m['ram_gib']} GiB RAM, Linux {m['kernel']}; "
-        f"Python {m['python']} (trio {v.get('trio')}, python-socketio {v.get('python-socketio')} on aiohttp {v.get('aiohttp')}); "
-        f"Node {v.get('node')} (socket.io {v.get('socket.io')}, ws {v.get('ws')})"
-    )
-    print()
-    print(table)
-    print()
-    print("cores busy (" + "/".join(sorted(report.machine_cores())) + ") during each measurement:")
-    for line in report.core_lines(results, targets):
-        print(f"  {line}")
-    for line in document["failures"]:
-        print(f"! {line}")
-    for line in document["interference"]:
-        print(f"~ other work on the server's core: {line}")
-    print(f"results: {relative(json_path)}" + (f", plot: {relative(png_path)}" if png_path.exists() else ""))
-    print(f"took {document['seconds']} s")
+        setup = Setup(
+            options=Options(node=node, server_cpus=server_cpus, rate_limit_off=rate_limit_off, roomactors_src=src),
+            available=available,
+            targets=targets,
+            scenarios=tuple(s for s in scenarios if s.name.split("-")[0] in wanted),
+            sizes=sizes,
+            load_cpus=load_cpus,
+            fd_limit=fd_limit,
+            source=source,
+            quick=args.quick,
+        )
+        print(
+            f"bench/run: {len(setup.scenarios)} scenarios × {len(targets)} servers; servers on cpu "
+            f"{server_cpus or 'any'}, load on cpu {load_cpus or 'any'}; fd limit {fd_limit}; "
+            f"rate limit {'off' if rate_limit_off else 'on (paced)'}; roomactors from {source}",
+            file=sys.stderr,
+        )
+        started = time.time()
+        results = await measure(setup)
+        doc = document(setup, results, started)
+    json_path, png_path = write(doc, setup, results, args.out, started)
+    for line in summary(doc, setup, results):
+        print(line)
+    print(f"results: {relative(json_path)}" + (f", plot: {relative(png_path)}" if png_path else ""))
+    print(f"took {doc['seconds']} s")
     return 1 if any("failed" in r for by in results.values() for r in by.values()) else 0
 
 
