@@ -65,7 +65,7 @@ def make_session(max_payload: int = 1_000_000) -> EngineSocket:
 def make_pair(max_payload: int = 1_000_000) -> tuple[RecordingStream, ServerWebSocket, Peer]:
     client_end, server_end = trio.testing.memory_stream_pair()
     recording = RecordingStream(server_end)
-    ws = ServerWebSocket(recording, Connection(ConnectionType.SERVER), max_payload)
+    ws = ServerWebSocket(recording, max_payload)
     return recording, ws, Peer(client_end)
 
 
