@@ -239,6 +239,7 @@ def test_decode_packet_gives_a_packet_or_packet_error(raw: str | bytes) -> None:
     lambda packets: "\x1e".join(packets).encode()
 ))
 @example(b"\xff\xfe")
+@example(b"4x\x1e\x1e6")  # an empty packet between two
 @example("\x1e".join(["4x"] * 10_000).encode())
 def test_decode_payload_gives_packets_or_packet_error(body: bytes) -> None:
     try:
