@@ -108,6 +108,45 @@ def render_table(results: Results, targets: Sequence[str], fanout_clients: Seque
     return "\n".join(lines)
 
 
+def targets_met(results: Results, fanout_clients: Sequence[int]) -> list[str]:
+    """The issue's aims, each with the measured ratio and whether this run met it
+    (an aim, not a test: CI never fails on these)."""
+
+    def v(scenario: str, target: str, *path: str) -> float | None:
+        return Metric("", "", "", False, scenario, path).value(results, target)
+
+    def line(aim: str, measured: float | None, ok: bool | None, unit: str = "×") -> str:
+        shown = "—" if measured is None else f"{measured:.2f}{unit}"
+        mark = "?" if ok is None else "met" if ok else "NOT met"
+        return f"{aim}: {shown} ({mark})"
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else a / b
+
+    out = []
+    for n in fanout_clients:
+        s = f"fanout-{n}"
+        r = ratio(v(s, "roomactors", "deliveries_per_second"), v(s, "pysocketio", "deliveries_per_second"))
+        out.append(line(f"fan-out N={n}, lists/s ≥ 8× python-socketio", r, None if r is None else r >= 8))
+        r = ratio(v(s, "roomactors", "deliveries_per_second"), v(s, "node", "deliveries_per_second"))
+        out.append(line(f"fan-out N={n}, lists/s ≥ 1× Node", r, None if r is None else r >= 1))
+        r = ratio(v(s, "pysocketio", "latency", "p50_ms"), v(s, "roomactors", "latency", "p50_ms"))
+        out.append(line(f"fan-out N={n}, command latency p50 ≥ 2× better than python-socketio", r, None if r is None else r >= 2))
+    kib = v("connections", "roomactors", "rss_kib_per_websocket")
+    count = v("connections", "roomactors", "websockets")
+    out.append(
+        line(f"RSS per idle WebSocket ≤ 20 KiB (at {count or 0:,.0f})", kib, None if kib is None else kib <= 20, " KiB")
+    )
+    for label, path in (("ack round trip p50, 1 client", ("sequential", "latency", "p50_ms")),
+                        ("ack round trip p50, many clients", ("concurrent", "latency", "p50_ms"))):
+        r = ratio(v("ack", "pysocketio", *path), v("ack", "roomactors", *path))
+        out.append(line(f"{label} ≥ 2× better than python-socketio", r, None if r is None else r >= 2))
+    r = ratio(v("churn", "pysocketio", "ack_latency", "p50_ms"), v("churn", "roomactors", "ack_latency", "p50_ms"))
+    out.append(line("churn ack latency p50 ≥ 2× better than python-socketio (which acks before its lists go out)",
+                    r, None if r is None else r >= 2))
+    return [x for x in out if not x.split(": ")[-1].startswith("— (?)")]
+
+
 def failures(results: Results) -> list[str]:
     out = []
     for scenario, by_target in results.items():

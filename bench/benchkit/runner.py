@@ -87,6 +87,7 @@ def document(setup: Setup, results: Results, started: float) -> dict[str, object
         "results": results,
         "failures": report.failures(results),
         "interference": report.interference(results, setup.options.server_cpus),
+        "targets": report.targets_met(results, setup.fanout_clients),
     }
 
 
@@ -120,6 +121,9 @@ def summary(doc: dict[str, object], setup: Setup, results: Results) -> list[str]
         "cores busy (" + "/".join(sorted(report.machine_cores())) + ") during each measurement:",
     ]
     lines += [f"  {line}" for line in report.core_lines(results, setup.targets)]
+    aims = report.targets_met(results, setup.fanout_clients) if {"roomactors", "node", "pysocketio"} <= set(setup.targets) else []
+    if aims:
+        lines += ["targets (ratios in the better direction; aims, not tests):", *(f"  {a}" for a in aims)]
     lines += [f"! {line}" for line in _strings(doc["failures"])]
     lines += [f"~ other work on the server's core: {line}" for line in _strings(doc["interference"])]
     return lines
