@@ -1,4 +1,5 @@
-"""Hostile WebSocket frames, written byte by byte on a raw TCP connection.
+"""Hostile WebSocket frames: written byte by byte on a raw TCP connection, and
+fed to the sans-IO frame parser directly (checked against wsproto's).
 
 A client library never sends invalid UTF-8 in a text frame, reserved bits,
 unknown opcodes, unmasked frames, a ping with 200 bytes, a continuation with
@@ -25,6 +26,8 @@ import trio
 from hypothesis import example, given
 from hypothesis import strategies as st
 from robustness.test_fuzz_wire import assert_no_errors_logged, bystanders, check_bystanders, open_roomserver
+
+from roomactors.engineio.wsframes import FrameError, FrameParser
 
 MAX_PAYLOAD = 4096
 
@@ -204,3 +207,98 @@ async def test_broken_frames_are_closed_with_the_rfc_code(
         assert await close_code_after(server.port, sent) == code
         await check_bystanders(server, by)
     assert_no_errors_logged(caplog)
+
+
+# -- the frame parser alone, against wsproto as a second opinion ------------------------
+
+
+def parse_ours(data: bytes, chunks: list[int], max_message: int = 2**40) -> tuple[list[tuple[int, object]], int | None]:
+    """Feed ``data`` in pieces; the messages parsed and the close code of the
+    first error (None: no error, and ``parse_ours.pending`` says whether a
+    message or frame was left unfinished)."""
+    parser = FrameParser(max_message)
+    messages: list[tuple[int, object]] = []
+    pos = 0
+    for size in [*chunks, len(data)]:
+        parser.feed(data[pos : pos + size])
+        pos += size
+        try:
+            while (message := parser.next_message()) is not None:
+                messages.append(message)
+                if message[0] == 0x8:  # nothing after a close frame counts
+                    return messages, None
+        except FrameError as error:
+            assert error.code in (1002, 1007, 1009), error
+            return messages, error.code
+        if pos >= len(data):
+            break
+    parse_ours.pending = bool(parser._opcode or parser._buffer)  # type: ignore[attr-defined]
+    return messages, None
+
+
+def parse_wsproto(data: bytes) -> tuple[list[tuple[int, object]], int | None]:
+    """The same bytes through wsproto's frame layer: messages and error code."""
+    from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
+
+    protocol = FrameProtocol(client=False, extensions=[])
+    protocol.receive_bytes(data)
+    messages: list[tuple[int, object]] = []
+    parts: list[Any] = []
+    opcode = 0
+    try:
+        for frame in protocol.received_frames():
+            if frame.opcode is Opcode.CLOSE:
+                code, reason = frame.payload
+                messages.append((0x8, (int(code), reason or "")))
+            elif frame.opcode in (Opcode.PING, Opcode.PONG):
+                messages.append((int(frame.opcode), bytes(frame.payload)))
+            else:
+                if frame.opcode is not Opcode.CONTINUATION:
+                    opcode = int(frame.opcode)
+                parts.append(frame.payload)
+                if frame.message_finished:
+                    joined: object = "".join(parts) if opcode == 1 else b"".join(bytes(p) for p in parts)
+                    messages.append((opcode, joined))
+                    parts = []
+    except ParseFailed as failure:
+        return messages, int(failure.code)
+    return messages, None
+
+
+frame_lists = st.lists(frames, min_size=1, max_size=5).map(lambda fs: b"".join(f.encode() for f in fs))
+
+
+@given(frame_lists, st.lists(st.integers(1, 40), max_size=6))
+@example(Frame(0x8, b"").encode(), [])  # close without a code: 1005
+@example(Frame(0x8, b"\x03").encode(), [])  # a 1-byte close payload
+@example(Frame(0x8, struct.pack("!H", 1005)).encode(), [])  # a code never sent on the wire
+@example(Frame(0x8, struct.pack("!H", 3000) + b"\xff").encode(), [])  # close reason not UTF-8
+@example(Frame(0x1, b"\xe2\x82", fin=False).encode() + Frame(0x0, b"\xac").encode(), [1, 1, 1])  # split code point
+def test_frame_parser_agrees_with_wsproto(data: bytes, chunks: list[int]) -> None:
+    ours, our_error = parse_ours(data, chunks, max_message=2**64)
+    theirs, their_error = parse_wsproto(data)
+    if their_error is not None and our_error is None and parse_ours.pending:  # type: ignore[attr-defined]
+        # wsproto refuses some things as soon as it sees them (a fragment's bad
+        # UTF-8, a continuation frame's header); the parser under test once the
+        # frame or message is whole, which these bytes never reach.
+        assert ours == theirs
+        return
+    if their_error == 1007 and our_error is not None:
+        # Bad UTF-8 in a first fragment and another fault later (say, a new
+        # message inside the fragmented one): wsproto names the first fault,
+        # the parser under test the one it checks first. Both refuse.
+        assert ours == theirs
+        return
+    assert (ours, our_error) == (theirs, their_error)
+
+
+@given(frame_lists, st.lists(st.integers(1, 40), max_size=6), st.integers(0, 400))
+@example(Frame(0x1, b"4" * 100).encode(), [10, 10], 150)  # a frame that arrives in pieces
+def test_frame_parser_limits_messages_whatever_the_chunks(data: bytes, chunks: list[int], max_message: int) -> None:
+    ours, error = parse_ours(data, chunks, max_message)
+    for opcode, payload in ours:
+        if opcode in (1, 2):
+            size = len(payload.encode("utf-8")) if isinstance(payload, str) else len(payload)  # type: ignore[union-attr]
+            assert size <= max_message
+    whole, whole_error = parse_ours(data, [], max_message)
+    assert (ours, error) == (whole, whole_error), "the result depends on how the bytes were cut"
