@@ -5,6 +5,7 @@ whole and in order."""
 from __future__ import annotations
 
 import trio
+import trio.testing
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import TextMessage
 
@@ -64,3 +65,34 @@ async def test_late_reader_gets_every_frame_whole_and_in_order(start_server) -> 
     assert all(m == "4" + m[1:7] + "x" * SIZE for m in messages[1:])
     assert not sock.closed and not sock.session.outbox
     await stream.aclose()
+
+
+def _task_names() -> list[str]:
+    names, stack = [], [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        names.append(task.name)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return names
+
+
+async def test_idle_websocket_sessions_run_no_transport_task_of_their_own(start_server, open_ws) -> None:
+    """The connection's own task reads; writes need no task while clients
+    keep up (the memory of 10,000 idle connections depends on it)."""
+    started = await start_server()
+    before = _task_names()
+    clients = [await open_ws(started.ws_url()) for _ in range(3)]
+    for ws in clients:
+        assert (await ws.get_message()).startswith("0{")
+        await ws.send_message("4hi")
+        assert await ws.get_message() == "4hi"  # written straight from the handler's send()
+    await trio.testing.wait_all_tasks_blocked()
+    new = _task_names()
+    for name in before:
+        new.remove(name)
+    server_side = [name for name in new if name.startswith("roomactors.")]
+    assert not [name for name in server_side if "websocket" in name], server_side
+    assert len(server_side) <= 3 * 4, server_side  # connection, session runner, heartbeat, handler
+    for ws in clients:
+        await ws.aclose()
