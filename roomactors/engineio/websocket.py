@@ -178,7 +178,10 @@ class _Pump:
         if session.closed:
             scope.deadline = trio.current_time() + (CLOSE_TIMEOUT if session.flush_on_close else 0.0)
         assert self.nursery is not None
-        self.nursery.start_soon(self._write, rest, scope)
+        try:
+            self.nursery.start_soon(self._write, rest, scope)
+        except RuntimeError:  # the transport is ending (cancelled from outside): nobody will write
+            self.sock.fail("transport close")  # busy stays set: later calls return at once
 
     async def _write(self, rest: bytes | memoryview, scope: trio.CancelScope) -> None:
         """The socket buffer is full: wait it out, then write whatever queued
