@@ -109,6 +109,18 @@ class Outbox:
         self.messages = new_messages
         self.bytes = new_bytes
 
+    def held(self) -> tuple[int, int]:
+        """Messages and bytes queued now, keyed entries included (``messages``
+        and ``bytes`` count only what the limits count). O(entries): for
+        statistics and tests, not for the send path."""
+        messages = size = 0
+        for entry in self._entries.values():
+            for item in entry.items:
+                if isinstance(item, SharedMessage):
+                    messages += 1
+                    size += item.size
+        return messages, size
+
     def append_control(self, packet: str) -> None:
         """Queue an encoded control packet; never overflows."""
         self.append((packet,))
