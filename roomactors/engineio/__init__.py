@@ -1,5 +1,12 @@
-"""Engine.IO v4 server on trio: long-polling (h11) and WebSocket
-(trio-websocket) on one port, with the upgrade between them.
+"""Engine.IO v4 server on trio: long-polling (h11) and WebSocket on one port,
+with the upgrade between them.
+
+The WebSocket side is our own lean connection (:mod:`.wsframes`,
+:mod:`.wsconnection`) rather than trio-websocket's: a broadcast frames its
+message once and writes the same bytes to every client, and an idle
+connection holds no reader task or buffers (measurements in bench/micro/).
+trio-websocket and wsproto remain the tests' independent WebSocket client and
+the reference the frame parser is fuzzed against.
 
 python-engineio has no trio server; its packet class serves as a codec only.
 See docs/architecture.md for the contract this package implements.

@@ -16,13 +16,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import h11
 import trio
-from trio_websocket import ConnectionClosed
 
 from .engine_socket import EngineSocket
 from .errors import ErrorCode, SessionRefused, error_response, refusal_response
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
 from .session import POLLING, WEBSOCKET
+from .wsconnection import WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run_websocket_transport
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ class HttpConnection:
             return False
         is_upgrade = headers.get("upgrade", "").lower() == "websocket"
         if is_upgrade and not _valid_websocket_handshake(method, headers):
-            # refuse here: trio-websocket would only notice after its handshake timeout
+            # refuse here rather than leave the client waiting for a handshake that cannot succeed
             await self._read_body(self.config.max_payload)
             await self._error(ErrorCode.BAD_REQUEST, close=True)
             return False
@@ -332,7 +332,7 @@ class HttpConnection:
                     await close_websocket(ws)
                     return True
                 await run_websocket_transport(sock, ws)
-            except ConnectionClosed:
+            except WebSocketClosed:
                 if sock is not None and sock.transport == WEBSOCKET:
                     sock.fail("transport close")
             finally:
@@ -390,7 +390,7 @@ def _valid_websocket_handshake(method: str, headers: Mapping[str, str]) -> bool:
 
 
 def _request_bytes(request: h11.Request) -> bytes:
-    """The request head again, for wsproto (h11 consumed the original)."""
+    """The request head again, for the WebSocket handshake (h11 consumed the original)."""
     lines = [b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)]
     lines += [name + b": " + value for name, value in request.headers.raw_items()]
     return b"\r\n".join(lines) + b"\r\n\r\n"

@@ -15,11 +15,10 @@ from __future__ import annotations
 import logging
 
 import trio
-from trio_websocket import ConnectionClosed
 
 from .engine_socket import EngineSocket
 from .packets import PacketError, SharedMessage, decode_packet
-from .wsconnection import ServerWebSocket, accept_server_websocket
+from .wsconnection import ServerWebSocket, WebSocketClosed, accept_server_websocket
 from .wsframes import text_frame
 
 __all__ = ["ReplayStream", "run_websocket_transport", "run_upgrade_probe", "accept_websocket", "close_websocket"]
@@ -34,7 +33,7 @@ HANDSHAKE_TIMEOUT = 10.0
 
 class ReplayStream(trio.abc.Stream):
     """A stream that first returns ``prefix`` and then reads ``stream``:
-    the request bytes h11 already consumed, given back to wsproto."""
+    the request bytes h11 already consumed, given back to the handshake."""
 
     def __init__(self, prefix: bytes, stream: trio.abc.Stream) -> None:
         self._prefix = prefix
@@ -145,7 +144,7 @@ class _Pump:
             self.busy = True
             try:
                 sent = self.ws.write_now(frames)
-            except ConnectionClosed:
+            except WebSocketClosed:
                 self.sock.fail("transport close")  # re-enters here: busy, returns at once
                 sent = len(frames)
             if sent < len(frames):
@@ -192,7 +191,7 @@ class _Pump:
                     self.ws.sending = True
                     await self.ws.send_rest(rest)
                     rest = self._take()
-            except ConnectionClosed:
+            except WebSocketClosed:
                 self.sock.fail("transport close")
         self.writer_scope = None
         self.busy = False
@@ -216,7 +215,7 @@ async def _reader(sock: EngineSocket, ws: ServerWebSocket) -> None:
     while not sock.closed:
         try:
             message = await ws.get_message()
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             reason = exc.reason
             logger.debug("session %s: websocket closed (%s)", sock.sid, reason)
             sock.fail("message too big" if reason is not None and reason.code == 1009 else "transport close")
@@ -269,7 +268,7 @@ async def _probe(sock: EngineSocket, ws: ServerWebSocket) -> bool:
         sock.notify()
         logger.debug("session %s upgraded to websocket", sock.sid)
         return True
-    except (ConnectionClosed, PacketError) as exc:
+    except (WebSocketClosed, PacketError) as exc:
         logger.debug("session %s: probe failed: %r", sock.sid, exc)
         return False
     finally:

@@ -9,8 +9,8 @@ that are already framed (:mod:`.wsframes`), so a broadcast frames once, and
 :class:`~.wsframes.FrameParser` reads the client's frames holding nothing
 while idle (wsproto took 9 µs per small message; the parser takes 1).
 
-Errors are ``trio_websocket.ConnectionClosed`` with a ``CloseReason``, the
-same the HTTP layer already handles.
+Errors are :class:`WebSocketClosed` with a :class:`CloseReason` (code and
+reason as the close frame carried them).
 
 Discipline (no locks): one task reads (:meth:`get_message`) and one writes
 at a time; a ping from the client is answered by the writer: the reader
@@ -27,7 +27,7 @@ from typing import Callable
 
 import h11
 import trio
-from trio_websocket import CloseReason, ConnectionClosed
+from dataclasses import dataclass
 
 from .wsframes import (
     OPCODE_BINARY,
@@ -54,6 +54,23 @@ ABNORMAL_CLOSURE = 1006
 _NEVER_SENT = (1005, ABNORMAL_CLOSURE, 1015)
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _REFUSAL = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReason:
+    """Why a WebSocket closed: the close code (RFC 6455 section 7.4) and reason."""
+
+    code: int
+    reason: str | None
+
+
+class WebSocketClosed(Exception):
+    """The WebSocket is closed (by either side, or the connection was lost)."""
+
+    def __init__(self, reason: CloseReason | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ServerWebSocket:
@@ -101,17 +118,17 @@ class ServerWebSocket:
     # -- reading -------------------------------------------------------------
 
     async def get_message(self) -> str | bytes:
-        """The next whole message; raises ``ConnectionClosed`` when the peer
+        """The next whole message; raises ``WebSocketClosed`` when the peer
         closed, broke the protocol or sent a message over the size limit."""
         parser = self._parser
         while True:
             if self.closed is not None:
-                raise ConnectionClosed(self.closed)
+                raise WebSocketClosed(self.closed)
             try:
                 message = parser.next_message()
             except FrameError as exc:
                 self._local_close = self.closed = CloseReason(exc.code, exc.reason)
-                raise ConnectionClosed(self.closed) from None
+                raise WebSocketClosed(self.closed) from None
             if message is None:
                 try:
                     data = await self._stream.receive_some(RECEIVE_SIZE)
@@ -119,7 +136,7 @@ class ServerWebSocket:
                     data = b""
                 if not data:
                     self.closed = CloseReason(ABNORMAL_CLOSURE, None)
-                    raise ConnectionClosed(self.closed)
+                    raise WebSocketClosed(self.closed)
                 parser.feed(data)
                 continue
             opcode, payload = message
@@ -133,7 +150,7 @@ class ServerWebSocket:
                 code, reason = payload  # type: ignore[misc]
                 self._close_received = True
                 self.closed = CloseReason(code, reason or None)
-                raise ConnectionClosed(self.closed)
+                raise WebSocketClosed(self.closed)
 
     # -- writing -------------------------------------------------------------
 
@@ -152,9 +169,9 @@ class ServerWebSocket:
         Returns the bytes written: 0 when the socket buffer is full or the
         stream is no plain socket (tests' memory streams); the caller hands
         the rest to :meth:`send_rest` (and sets :attr:`sending` if it wrote
-        part of a frame). Raises ``ConnectionClosed`` if the peer is gone."""
+        part of a frame). Raises ``WebSocketClosed`` if the peer is gone."""
         if self.closed is not None and self.closed.code == ABNORMAL_CLOSURE:
-            raise ConnectionClosed(self.closed)
+            raise WebSocketClosed(self.closed)
         if self._fd < 0 or not frames:
             return 0
         try:
@@ -163,7 +180,7 @@ class ServerWebSocket:
             return 0
         except OSError as exc:
             self.closed = CloseReason(ABNORMAL_CLOSURE, "connection lost")
-            raise ConnectionClosed(self.closed) from exc
+            raise WebSocketClosed(self.closed) from exc
 
     async def send_rest(self, data: bytes | memoryview) -> None:
         """Write ``data`` whatever it takes (the socket buffer was full);
@@ -172,7 +189,7 @@ class ServerWebSocket:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.closed = CloseReason(ABNORMAL_CLOSURE, "connection lost")
-            raise ConnectionClosed(self.closed) from exc
+            raise WebSocketClosed(self.closed) from exc
         self.sending = False
 
     async def send_message(self, message: str | bytes) -> None:
