@@ -1,7 +1,7 @@
 """EngineIOServer: the session registry, the session lifetimes, and serving.
 
 Every session runs in one task (started in ``handler_nursery``, or the
-server's own nursery) that owns the application's handler and the heartbeat;
+server's own nursery) that runs the heartbeat and owns the application's handler;
 the transports run in the TCP connections' tasks and only touch the session
 through its :class:`EngineSocket`. When the session ends, its runner waits for
 the close packet to be flushed (server-initiated close), forgets the session,
@@ -280,8 +280,10 @@ class EngineIOServer:
         try:
             async with trio.open_nursery() as nursery:
                 handler_scope = trio.CancelScope()
-                nursery.start_soon(sock.run_heartbeat)
                 nursery.start_soon(self._run_handler, sock, handler_scope)
+                # The runner is the heartbeat: one task fewer per session than a
+                # heartbeat task of its own (a task and its frames are KBs each).
+                await sock.run_heartbeat()
                 await sock.wait_closed()
                 if sock.session.outbox:  # the close packet is still queued: let a transport take it
                     with trio.move_on_after(self.config.ping_timeout):

@@ -1,14 +1,14 @@
 """SocketIOSession: the trio side of one Engine.IO session's Socket.IO traffic.
 
-Three tasks in one nursery that the Engine.IO handler owns:
+Two tasks in one nursery that the Engine.IO handler owns:
 
 * the reader takes Engine.IO messages, feeds the sans-IO
   :class:`SocketIOConnection` and resolves acks at once (so a handler awaiting
-  ``Socket.call`` cannot deadlock behind itself);
+  ``Socket.call`` cannot deadlock behind itself); it also enforces the connect
+  timeout (it waits for the next message only until the deadline);
 * the dispatcher runs the application's handlers one at a time, in arrival
   order, from a queue the reader fills; the reader may run at most
-  ``max_queued_events`` packets ahead, then stops reading that client;
-* the timer enforces the connect timeout.
+  ``max_queued_events`` packets ahead, then stops reading that client.
 
 When the Engine.IO session ends, the dispatcher finishes what was already
 queued, then runs the disconnect handler of every socket still connected.
@@ -103,7 +103,6 @@ class SocketIOSession:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read)
-                nursery.start_soon(self._time)
                 await self._dispatch()
                 nursery.cancel_scope.cancel()
         finally:
@@ -119,13 +118,20 @@ class SocketIOSession:
     async def _read(self) -> None:
         try:
             while True:
+                deadline = self.connection.next_deadline()
                 try:
-                    message = await self.eio.receive()
+                    # The connect timeout is the reader's too: a timer task of
+                    # its own would cost a task per connection for its lifetime.
+                    with trio.move_on_at(math.inf if deadline is None else deadline) as timer:
+                        message = await self.eio.receive()
                 except EngineClosed as exc:
                     if not self._reason_known:  # our own close set a better one
                         self._close_reason = _ENGINE_REASONS.get(exc.reason, exc.reason)
                         self._reason_known = True
                     return
+                if timer.cancelled_caught:
+                    self._on_timer()
+                    continue
                 events = self.connection.receive_message(message, trio.current_time())
                 self._flush()
                 for event in events:
@@ -154,13 +160,10 @@ class SocketIOSession:
         self._reason_known = True
         self.eio.close()
 
-    async def _time(self) -> None:
-        while (deadline := self.connection.next_deadline()) is not None:
-            await trio.sleep_until(deadline)
-            for event in self.connection.on_timer(trio.current_time()):
-                if isinstance(event, ConnectionClosed):
-                    self._close(event)
-                    return
+    def _on_timer(self) -> None:
+        for event in self.connection.on_timer(trio.current_time()):
+            if isinstance(event, ConnectionClosed):
+                self._close(event)
 
     # -- the dispatcher -------------------------------------------------------
 
