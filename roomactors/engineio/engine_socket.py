@@ -3,8 +3,9 @@ trio glue (wake-ups, inbound channel) its transports use.
 
 The sans-IO :class:`~.session.EngineSession` holds the protocol state; this
 class adds what needs trio: an event the transport writer waits on, a bounded
-channel of received messages (a full channel stops the transport reading that
-client: back-pressure on that client only), and the session's lifetime.
+:class:`~.inbox.Inbox` of received messages (a full inbox stops the transport
+reading that client: back-pressure on that client only), and the session's
+lifetime.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Callable
 import trio
 
 from .errors import EngineClosed
+from .inbox import Inbox
 from .outbox import OutboxOverflow
 from .packets import Packet, PacketError, PacketType, SharedMessage
 from .session import EngineSession
@@ -58,7 +60,7 @@ class EngineSocket:
         self._changed = trio.Event()
         self._deadline_changed = trio.Event()
         self._closed_event = trio.Event()
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[str | bytes](INBOUND_BUFFER)
+        self._inbound: Inbox[str | bytes] = Inbox(INBOUND_BUFFER)
         #: Called by :meth:`notify`, synchronously: the WebSocket transport
         #: writes from here instead of waking a writer task (see .websocket).
         self.on_notify: Callable[[], None] | None = None
@@ -100,8 +102,8 @@ class EngineSocket:
         """The next message from the client; raises :class:`EngineClosed`
         once the session ended and every earlier message was taken."""
         try:
-            return await self._inbound_recv.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return await self._inbound.get()
+        except trio.EndOfChannel:
             raise EngineClosed(self.close_reason or "closed") from None
 
     def __aiter__(self) -> EngineSocket:
@@ -147,8 +149,8 @@ class EngineSocket:
         """Hand a message to the application, waiting while its buffer is full.
         False when the session ended meanwhile."""
         try:
-            await self._inbound_send.send(data)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            await self._inbound.put(data)
+        except trio.ClosedResourceError:
             return False
         return True
 
@@ -166,7 +168,7 @@ class EngineSocket:
 
     def _sync(self) -> None:
         if self._session.closed and not self._closed_event.is_set():
-            self._inbound_send.close()
+            self._inbound.close()
             self._closed_event.set()
             self._deadline_changed.set()
             if self._on_close is not None:

@@ -275,6 +275,8 @@ class EngineIOServer:
         if sock.close_reason == "outbox overflow":
             self._overflows += 1
         logger.debug("session %s closing: %s", sock.sid, sock.close_reason)
+        if not sock.session.outbox:  # nothing left to flush: gone now, not when the runner next runs
+            self._forget(sock)
 
     async def _run_session(self, sock: EngineSocket) -> None:
         try:
@@ -283,8 +285,7 @@ class EngineIOServer:
                 nursery.start_soon(self._run_handler, sock, handler_scope)
                 # The runner is the heartbeat: one task fewer per session than a
                 # heartbeat task of its own (a task and its frames are KBs each).
-                await sock.run_heartbeat()
-                await sock.wait_closed()
+                await sock.run_heartbeat()  # returns once the session is closed
                 if sock.session.outbox:  # the close packet is still queued: let a transport take it
                     with trio.move_on_after(self.config.ping_timeout):
                         while sock.session.outbox:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Union
 import trio
 
 from ..engineio.errors import EngineClosed
+from ..engineio.inbox import Inbox
 from ..engineio.packets import SharedMessage
 from .connection import (
     AckReceived,
@@ -93,7 +94,7 @@ class SocketIOSession:
         )
         self.sockets: dict[str, Socket] = {}
         self._calls: dict[int, _PendingCall] = {}
-        self._work_send, self._work_receive = trio.open_memory_channel[tuple[_Work, bool]](math.inf)
+        self._work: Inbox[tuple[_Work, bool]] = Inbox()
         self._read_ahead = trio.Semaphore(config.max_queued_events)
         self._close_reason = "transport close"
         self._ended = False
@@ -142,11 +143,11 @@ class SocketIOSession:
                         return
                     else:
                         await self._read_ahead.acquire()
-                        self._work_send.send_nowait((event, True))
+                        self._work.put_nowait((event, True))
         finally:
             self._ended = True
             self._fail_calls(None)
-            self._work_send.close()
+            self._work.close()
 
     def _resolve(self, event: AckReceived) -> None:
         call = self._calls.pop(event.ack_id, None)
@@ -168,7 +169,11 @@ class SocketIOSession:
     # -- the dispatcher -------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        async for work, from_client in self._work_receive:
+        while True:
+            try:
+                work, from_client = await self._work.get()
+            except trio.EndOfChannel:
+                return
             try:
                 await self._handle(work)
             finally:
@@ -311,7 +316,7 @@ class SocketIOSession:
             self._flush()
         self._fail_calls(socket)
         try:
-            self._work_send.send_nowait((_ServerDisconnect(socket), False))
+            self._work.put_nowait((_ServerDisconnect(socket), False))
         except trio.ClosedResourceError:
             pass  # the session is ending: run() ends every socket left
 
