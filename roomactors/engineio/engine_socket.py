@@ -37,7 +37,15 @@ class EngineSocket:
     ``receive``/``async for`` (raise :class:`EngineClosed` / end once the
     session is over and every message received before was taken). The methods
     under "transport side" are for this package's transports only.
+
+    Slotted, and its wake-up events exist only while someone waits on them:
+    one is held per connection for the connection's life (issue 4).
     """
+
+    __slots__ = (
+        "_session", "sid", "remote_address", "query", "headers", "_on_close", "get_pending", "post_pending",
+        "_changed", "_deadline_changed", "_closed_event", "_close_handled", "_inbound", "on_notify",
+    )
 
     def __init__(
         self,
@@ -57,9 +65,10 @@ class EngineSocket:
         #: Long-polling bookkeeping: one GET and one POST at a time.
         self.get_pending = False
         self.post_pending = False
-        self._changed = trio.Event()
-        self._deadline_changed = trio.Event()
-        self._closed_event = trio.Event()
+        self._changed: trio.Event | None = None
+        self._deadline_changed: trio.Event | None = None
+        self._closed_event: trio.Event | None = None
+        self._close_handled = False
         self._inbound: Inbox[str | bytes] = Inbox(INBOUND_BUFFER)
         #: Called by :meth:`notify`, synchronously: the WebSocket transport
         #: writes from here instead of waking a writer task (see .websocket).
@@ -140,8 +149,7 @@ class EngineSocket:
             self.fail(f"protocol error: {exc}")
             raise
         if packet.type is PacketType.PONG:  # moves the heartbeat deadline
-            self._deadline_changed.set()
-            self._deadline_changed = trio.Event()
+            self._wake_heartbeat()
         self._sync()
         return data
 
@@ -161,29 +169,49 @@ class EngineSocket:
 
     def notify(self) -> None:
         """Something the writers wait on changed (outbox, transport, upgrade)."""
-        self._changed.set()
-        self._changed = trio.Event()
+        changed = self._changed
+        if changed is not None:
+            self._changed = None
+            changed.set()
         if self.on_notify is not None:
             self.on_notify()
 
     def _sync(self) -> None:
-        if self._session.closed and not self._closed_event.is_set():
+        if self._session.closed and not self._close_handled:
+            self._close_handled = True
             self._inbound.close()
-            self._closed_event.set()
-            self._deadline_changed.set()
+            if self._closed_event is not None:
+                self._closed_event.set()
+            self._wake_heartbeat()
             if self._on_close is not None:
                 self._on_close(self)
         self.notify()
 
+    def _wake_heartbeat(self) -> None:
+        event = self._deadline_changed
+        if event is not None:
+            self._deadline_changed = None
+            event.set()
+
     async def wait_changed(self) -> None:
+        """Until the next :meth:`notify`."""
+        if self._changed is None:
+            self._changed = trio.Event()
         await self._changed.wait()
 
     async def wait_closed(self) -> None:
+        if self._close_handled:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._closed_event is None:
+            self._closed_event = trio.Event()
         await self._closed_event.wait()
 
     async def run_heartbeat(self) -> None:
         """Sleep until each heartbeat deadline and apply it; ends with the session."""
         while not self._session.closed:
+            if self._deadline_changed is None:
+                self._deadline_changed = trio.Event()
             deadline_changed = self._deadline_changed
             with trio.move_on_at(self._session.next_deadline()):
                 await deadline_changed.wait()

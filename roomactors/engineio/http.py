@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import h11
@@ -22,7 +22,7 @@ from .errors import ErrorCode, SessionRefused, error_response, refusal_response
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
 from .session import POLLING, WEBSOCKET
-from .wsconnection import WebSocketClosed
+from .wsconnection import ServerWebSocket, WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run_websocket_transport
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class HttpConnection:
         self.stream = stream
         self.remote_address = remote_address
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        #: Set by a WebSocket request: what the connection becomes once ``run`` returns.
+        self.upgrade: _Upgrade | None = None
 
     # -- h11 plumbing --------------------------------------------------------
 
@@ -116,7 +118,9 @@ class HttpConnection:
 
     # -- main loop -----------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self) -> _Upgrade | None:
+        """Answer requests until the connection ends or a WebSocket takes it
+        over (returned, to be served without this object and its h11 state)."""
         try:
             timeout = FIRST_REQUEST_TIMEOUT
             while True:
@@ -129,7 +133,7 @@ class HttpConnection:
                     return
                 assert isinstance(event, h11.Request), event
                 if await self._handle(event):
-                    return  # connection taken over by a WebSocket
+                    return self.upgrade  # None: closed after a refusal
                 if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
                     return
                 if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
@@ -207,7 +211,7 @@ class HttpConnection:
                 await self._refuse(refusal, cors)
                 return True
             if transport == WEBSOCKET:
-                return await self._websocket(request, query, headers, None)
+                return self._take_over(request, query, headers, None)
             sock = self.server.open_session(POLLING, self.remote_address, query, headers)
             await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
             return False
@@ -216,7 +220,7 @@ class HttpConnection:
             await self._error(ErrorCode.UNKNOWN_SID, cors, close=is_upgrade)
             return False
         if transport == WEBSOCKET:
-            return await self._websocket(request, query, headers, sock)
+            return self._take_over(request, query, headers, sock)
         if sock.transport != POLLING:
             await self._error(ErrorCode.BAD_REQUEST, cors)
             return False
@@ -307,36 +311,12 @@ class HttpConnection:
 
     # -- WebSocket -----------------------------------------------------------
 
-    async def _websocket(
+    def _take_over(
         self, request: h11.Request, query: Mapping[str, str], headers: Mapping[str, str], sock: EngineSocket | None
     ) -> bool:
+        """Hand the connection to a WebSocket: ``run`` returns what it needs."""
         prefix = _request_bytes(request) + self.conn.trailing_data[0]
-        async with trio.open_nursery() as ws_nursery:
-            ws = await accept_websocket(ws_nursery, prefix, self.stream, self.config.max_payload)
-            if ws is None:
-                ws_nursery.cancel_scope.cancel()
-                return True
-            try:
-                if sock is None:
-                    sock = self.server.open_session(WEBSOCKET, self.remote_address, query, headers)
-                    try:
-                        await ws.send_message(sock.session.handshake_packet())
-                    except Exception:
-                        sock.fail("transport close")
-                        raise
-                elif not sock.session.can_probe:
-                    logger.info("session %s: second websocket refused", sock.sid)
-                    await close_websocket(ws)
-                    return True
-                elif not await run_upgrade_probe(sock, ws, self.config.upgrade_timeout):
-                    await close_websocket(ws)
-                    return True
-                await run_websocket_transport(sock, ws)
-            except WebSocketClosed:
-                if sock is not None and sock.transport == WEBSOCKET:
-                    sock.fail("transport close")
-            finally:
-                ws_nursery.cancel_scope.cancel()
+        self.upgrade = _Upgrade(prefix, query, headers, sock)
         return True
 
     # -- other paths -----------------------------------------------------------
@@ -410,6 +390,68 @@ def _preflight_headers(headers: Mapping[str, str]) -> Headers:
     return out
 
 
+class _Upgrade(NamedTuple):
+    """A WebSocket request, as the HTTP layer read it."""
+
+    prefix: bytes  #: the request's bytes, given back to the opening handshake
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    sock: EngineSocket | None  #: the polling session to upgrade; None opens one
+
+
 async def serve_http_connection(server: EngineIOServer, stream: trio.abc.Stream, remote_address: str | None) -> None:
-    """Serve one TCP connection until it closes; never raises for the peer's faults."""
-    await HttpConnection(server, stream, remote_address).run()
+    """Serve one TCP connection until it closes; never raises for the peer's faults.
+
+    A WebSocket is served after the HTTP connection object is dropped, and
+    after the request that opened it: an idle WebSocket holds neither the h11
+    state nor the request head, only its session and its connection.
+    """
+    upgrade = await HttpConnection(server, stream, remote_address).run()
+    if upgrade is None:
+        return
+    opened = await _open_websocket(server, stream, remote_address, upgrade)
+    del upgrade
+    if opened is not None:
+        await _carry_websocket(*opened)
+
+
+async def _open_websocket(
+    server: EngineIOServer, stream: trio.abc.Stream, remote_address: str | None, upgrade: _Upgrade
+) -> tuple[EngineSocket, ServerWebSocket] | None:
+    """The opening handshake, then the Engine.IO open (new session) or the
+    probe (upgrade); the session and its WebSocket, or None when it failed."""
+    ws = await accept_websocket(None, upgrade.prefix, stream, server.config.max_payload)
+    if ws is None:
+        return None
+    sock = upgrade.sock
+    try:
+        if sock is None:
+            sock = server.open_session(WEBSOCKET, remote_address, upgrade.query, upgrade.headers)
+            try:
+                await ws.send_message(sock.session.handshake_packet())
+            except Exception:
+                sock.fail("transport close")
+                raise
+        elif not sock.session.can_probe:
+            logger.info("session %s: second websocket refused", sock.sid)
+            await close_websocket(ws)
+            return None
+        elif not await run_upgrade_probe(sock, ws, server.config.upgrade_timeout):
+            await close_websocket(ws)
+            return None
+    except WebSocketClosed:
+        _websocket_closed(sock)
+        return None
+    return sock, ws
+
+
+async def _carry_websocket(sock: EngineSocket, ws: ServerWebSocket) -> None:
+    try:
+        await run_websocket_transport(sock, ws)
+    except WebSocketClosed:
+        _websocket_closed(sock)
+
+
+def _websocket_closed(sock: EngineSocket | None) -> None:
+    if sock is not None and sock.transport == WEBSOCKET:
+        sock.fail("transport close")
