@@ -13,6 +13,7 @@ See docs/architecture.md for the contract this package implements.
 """
 
 from .config import EngineIOConfig as EngineIOConfig
+from .engine_socket import EngineReceiver as EngineReceiver
 from .engine_socket import EngineSocket as EngineSocket
 from .errors import EngineClosed as EngineClosed
 from .httpmessages import HttpRequest as HttpRequest
@@ -30,6 +31,7 @@ __all__ = (
     "EngineIOConfig",
     "EngineIOServer",
     "EngineIOStatistics",
+    "EngineReceiver",
     "EngineSocket",
     "HttpRequest",
     "HttpResponse",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Callable
+from typing import Callable, Protocol
 
 import trio
 
@@ -22,12 +22,34 @@ from .outbox import OutboxOverflow
 from .packets import Packet, PacketError, PacketType, SharedMessage
 from .session import EngineSession
 
-__all__ = ["EngineSocket"]
+__all__ = ["EngineReceiver", "EngineSocket"]
 
 logger = logging.getLogger(__name__)
 
 #: Received messages buffered for the handler before the transport stops reading.
 INBOUND_BUFFER = 16
+
+
+class EngineReceiver(Protocol):
+    """What an application layer gives :meth:`EngineSocket.set_receiver` so that
+    the transports drive it directly instead of a reader task of its own
+    (a task, its frames and a queue per connection: KBs, issue 4)."""
+
+    async def on_message(self, data: str | bytes) -> None:
+        """One received message, awaited in the transport's task, in arrival
+        order; the transport reads nothing more from that client meanwhile
+        (back-pressure). Must not raise."""
+
+    def on_close(self, reason: str) -> None:
+        """The session ended (``reason`` as in :attr:`EngineSocket.close_reason`);
+        called once, synchronously, by whatever closed it."""
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` has something to do (None: never); asked by
+        the session's heartbeat, which sleeps until the earlier of both."""
+
+    def on_timer(self, now: float) -> None:
+        """A deadline given by :meth:`next_deadline` may have passed."""
 
 
 class EngineSocket:
@@ -44,7 +66,7 @@ class EngineSocket:
 
     __slots__ = (
         "_session", "sid", "remote_address", "query", "headers", "_on_close", "get_pending", "post_pending",
-        "_changed", "_deadline_changed", "_closed_event", "_close_handled", "_inbound", "on_notify",
+        "_changed", "_deadline_changed", "_closed_event", "_close_handled", "_inbound", "on_notify", "_receiver",
     )
 
     def __init__(
@@ -73,6 +95,7 @@ class EngineSocket:
         #: Called by :meth:`notify`, synchronously: the WebSocket transport
         #: writes from here instead of waking a writer task (see .websocket).
         self.on_notify: Callable[[], None] | None = None
+        self._receiver: EngineReceiver | None = None
 
     def __repr__(self) -> str:
         return f"<EngineSocket {self.sid} {self.transport}{' closed' if self.closed else ''}>"
@@ -124,6 +147,18 @@ class EngineSocket:
         except EngineClosed:
             raise StopAsyncIteration from None
 
+    def set_receiver(self, receiver: EngineReceiver) -> None:
+        """Have the transports hand every message to ``receiver`` instead of
+        :meth:`receive`. Call it before any message can arrive: from
+        ``EngineIOServer``'s ``on_open``, as the session opens."""
+        if self._receiver is not None or len(self._inbound) or self._close_handled:
+            raise RuntimeError("set_receiver() after messages were received")
+        self._receiver = receiver
+
+    @property
+    def receiver(self) -> EngineReceiver | None:
+        return self._receiver
+
     # -- transport side ------------------------------------------------------
 
     @property
@@ -156,6 +191,12 @@ class EngineSocket:
     async def deliver(self, data: str | bytes) -> bool:
         """Hand a message to the application, waiting while its buffer is full.
         False when the session ended meanwhile."""
+        receiver = self._receiver
+        if receiver is not None:
+            if self._session.closed:
+                return False
+            await receiver.on_message(data)
+            return True
         try:
             await self._inbound.put(data)
         except trio.ClosedResourceError:
@@ -185,6 +226,8 @@ class EngineSocket:
             self._wake_heartbeat()
             if self._on_close is not None:
                 self._on_close(self)
+            if self._receiver is not None:
+                self._receiver.on_close(self.close_reason or "closed")
         self.notify()
 
     def _wake_heartbeat(self) -> None:
@@ -213,10 +256,19 @@ class EngineSocket:
             if self._deadline_changed is None:
                 self._deadline_changed = trio.Event()
             deadline_changed = self._deadline_changed
-            with trio.move_on_at(self._session.next_deadline()):
+            deadline = self._session.next_deadline()
+            receiver = self._receiver
+            if receiver is not None:
+                theirs = receiver.next_deadline()
+                if theirs is not None and theirs < deadline:
+                    deadline = theirs
+            with trio.move_on_at(deadline):
                 await deadline_changed.wait()
                 continue
-            self._session.on_timer(trio.current_time())
+            now = trio.current_time()
+            if receiver is not None:
+                receiver.on_timer(now)
+            self._session.on_timer(now)
             self._sync()
 
 

@@ -68,8 +68,12 @@ class EngineIOServer:
         config: EngineIOConfig = EngineIOConfig(),
         *,
         http_fallback: HttpRoute | None = None,
+        on_open: Callable[[EngineSocket], None] | None = None,
     ) -> None:
         self.handler = handler
+        #: Called as each session opens, before its transport can deliver a
+        #: message: where an application layer calls ``set_receiver``.
+        self.on_open = on_open
         self.config = config
         self.http_fallback = http_fallback
         self._sessions: dict[str, EngineSocket] = {}
@@ -237,6 +241,8 @@ class EngineIOServer:
             session, remote_address=remote_address, query=dict(query), headers=dict(headers), on_close=self._on_close
         )
         self._sessions[sid] = sock
+        if self.on_open is not None:
+            self.on_open(sock)
         self._sessions_opened += 1
         if remote_address is not None:
             self._per_address[remote_address] += 1

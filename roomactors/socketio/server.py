@@ -45,7 +45,9 @@ class SocketIOServer:
     ) -> None:
         self.config = config
         self._handlers: dict[str, dict[str, Handler]] = {"/": {}}
-        self.engineio = EngineIOServer(self._run_session, engineio, http_fallback=http_fallback)
+        self.engineio = EngineIOServer(
+            self._run_session, engineio, http_fallback=http_fallback, on_open=self._open_session
+        )
 
     def namespace(self, name: str) -> None:
         """Declare a namespace clients may join, with or without handlers."""
@@ -107,5 +109,10 @@ class SocketIOServer:
         await self.engineio.serve_listeners(listeners, handler_nursery=handler_nursery, task_status=task_status)
         raise AssertionError("EngineIOServer.serve_listeners returned")  # pragma: no cover
 
+    def _open_session(self, eio: EngineSocket) -> None:
+        eio.set_receiver(SocketIOSession(self, eio))
+
     async def _run_session(self, eio: EngineSocket) -> None:
-        await SocketIOSession(self, eio).run()
+        session = eio.receiver
+        assert isinstance(session, SocketIOSession), session
+        await session.run()

@@ -1,14 +1,18 @@
 """SocketIOSession: the trio side of one Engine.IO session's Socket.IO traffic.
 
-Two tasks in one nursery that the Engine.IO handler owns:
+No task of its own besides the Engine.IO handler's (tasks, their frames and
+queues are most of an idle connection's memory, issue 4). It is the session's
+:class:`~roomactors.engineio.EngineReceiver`, set as the session opens:
 
-* the reader takes Engine.IO messages, feeds the sans-IO
-  :class:`SocketIOConnection` and resolves acks at once (so a handler awaiting
-  ``Socket.call`` cannot deadlock behind itself); it also enforces the connect
-  timeout (it waits for the next message only until the deadline);
-* the dispatcher runs the application's handlers one at a time, in arrival
-  order, from a queue the reader fills; the reader may run at most
-  ``max_queued_events`` packets ahead, then stops reading that client.
+* the transports hand it every message (``on_message``, in their task): it
+  feeds the sans-IO :class:`SocketIOConnection`, resolves acks at once (so a
+  handler awaiting ``Socket.call`` cannot deadlock behind itself) and queues
+  the rest; at most ``max_queued_events`` may wait, then the transport stops
+  reading that client;
+* the Engine.IO heartbeat also enforces the connect timeout
+  (``next_deadline``/``on_timer``);
+* the dispatcher (the handler's task, ``run``) runs the application's handlers
+  one at a time, in arrival order, from that queue.
 
 When the Engine.IO session ends, the dispatcher finishes what was already
 queued, then runs the disconnect handler of every socket still connected.
@@ -17,7 +21,6 @@ queued, then runs the disconnect handler of every socket still connected.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Union
 
 import trio
 
-from ..engineio.errors import EngineClosed
 from ..engineio.inbox import Inbox
 from ..engineio.packets import SharedMessage
 from .connection import (
@@ -102,10 +104,7 @@ class SocketIOSession:
 
     async def run(self) -> None:
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read)
-                await self._dispatch()
-                nursery.cancel_scope.cancel()
+            await self._dispatch()
         finally:
             if not self._reason_known:  # cancelled from outside: the server is stopping
                 self._close_reason = "server shutting down"
@@ -114,40 +113,49 @@ class SocketIOSession:
                 for socket in list(self.sockets.values()):
                     await self._end_socket(socket, self._close_reason)
 
-    # -- the reader ---------------------------------------------------------
+    # -- driven by the Engine.IO session (EngineReceiver) --------------------
 
-    async def _read(self) -> None:
-        try:
-            while True:
-                deadline = self.connection.next_deadline()
+    async def on_message(self, message: str | bytes) -> None:
+        """One Engine.IO message, in the transport's task: acks resolve at once,
+        the rest queues for the dispatcher; at most ``max_queued_events`` may
+        wait, then this waits (and the transport stops reading the client)."""
+        events = self.connection.receive_message(message, trio.current_time())
+        self._flush()
+        read_ahead = self._read_ahead
+        for event in events:
+            if isinstance(event, AckReceived):
+                self._resolve(event)
+            elif isinstance(event, ConnectionClosed):
+                self._close(event)
+                return
+            else:
+                # acquire_nowait first: queued in the order the messages came,
+                # even when two transports deliver (a POST during the upgrade)
                 try:
-                    # The connect timeout is the reader's too: a timer task of
-                    # its own would cost a task per connection for its lifetime.
-                    with trio.move_on_at(math.inf if deadline is None else deadline) as timer:
-                        message = await self.eio.receive()
-                except EngineClosed as exc:
-                    if not self._reason_known:  # our own close set a better one
-                        self._close_reason = _ENGINE_REASONS.get(exc.reason, exc.reason)
-                        self._reason_known = True
+                    read_ahead.acquire_nowait()
+                except trio.WouldBlock:
+                    await read_ahead.acquire()
+                try:
+                    self._work.put_nowait((event, True))
+                except trio.ClosedResourceError:  # the session ended meanwhile
+                    read_ahead.release()
                     return
-                if timer.cancelled_caught:
-                    self._on_timer()
-                    continue
-                events = self.connection.receive_message(message, trio.current_time())
-                self._flush()
-                for event in events:
-                    if isinstance(event, AckReceived):
-                        self._resolve(event)
-                    elif isinstance(event, ConnectionClosed):
-                        self._close(event)
-                        return
-                    else:
-                        await self._read_ahead.acquire()
-                        self._work.put_nowait((event, True))
-        finally:
-            self._ended = True
-            self._fail_calls(None)
-            self._work.close()
+
+    def on_close(self, reason: str) -> None:
+        if not self._reason_known:  # our own close set a better one
+            self._close_reason = _ENGINE_REASONS.get(reason, reason)
+            self._reason_known = True
+        self._ended = True
+        self._fail_calls(None)
+        self._work.close()  # the dispatcher finishes what is queued, then run() ends
+
+    def next_deadline(self) -> float | None:
+        return self.connection.next_deadline()
+
+    def on_timer(self, now: float) -> None:
+        for event in self.connection.on_timer(now):
+            if isinstance(event, ConnectionClosed):
+                self._close(event)
 
     def _resolve(self, event: AckReceived) -> None:
         call = self._calls.pop(event.ack_id, None)
@@ -160,11 +168,6 @@ class SocketIOSession:
         self._close_reason = event.reason
         self._reason_known = True
         self.eio.close()
-
-    def _on_timer(self) -> None:
-        for event in self.connection.on_timer(trio.current_time()):
-            if isinstance(event, ConnectionClosed):
-                self._close(event)
 
     # -- the dispatcher -------------------------------------------------------
 

@@ -27,6 +27,7 @@ class FakeEngineSocket:
         #: Everything sent, one entry per send()/send_many(): (items, replace_key).
         self.outbox: list[tuple[tuple[Any, ...], Hashable | None]] = []
         self._send, self._recv = trio.open_memory_channel[str | bytes](math.inf)
+        self.receiver: Any = None
 
     @property
     def closed(self) -> bool:
@@ -45,11 +46,32 @@ class FakeEngineSocket:
     def close(self) -> None:
         self.end("server close")
 
+    def set_receiver(self, receiver: Any) -> None:
+        self.receiver = receiver
+
     async def receive(self) -> str | bytes:
         try:
             return await self._recv.receive()
         except trio.EndOfChannel:
             raise EngineClosed(self.close_reason or "closed") from None
+
+    async def run_transport(self) -> None:
+        """What the transports and the heartbeat do for a real EngineSocket:
+        hand each fed message to the receiver in order, awaited (back-pressure),
+        apply its deadline, and tell it once the session ended."""
+        receiver = self.receiver
+        while True:
+            deadline = receiver.next_deadline()
+            with trio.move_on_at(math.inf if deadline is None else deadline) as timer:
+                try:
+                    message = await self.receive()
+                except EngineClosed:
+                    receiver.on_close(self.close_reason or "closed")
+                    return
+            if timer.cancelled_caught:
+                receiver.on_timer(trio.current_time())
+                continue
+            await receiver.on_message(message)
 
     # -- test side ------------------------------------------------------------
 

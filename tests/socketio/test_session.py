@@ -23,6 +23,8 @@ def _engine_class(fake_engine: type) -> None:
 
 async def start(nursery: trio.Nursery, server: SocketIOServer, sid: str = "eio") -> Any:
     eio = FakeEngineSocket(sid)
+    server._open_session(eio)  # as EngineIOServer's on_open does
+    nursery.start_soon(eio.run_transport)
     nursery.start_soon(server._run_session, eio)
     return eio
 
