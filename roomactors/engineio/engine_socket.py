@@ -91,7 +91,8 @@ class EngineSocket:
         self._deadline_changed: trio.Event | None = None
         self._closed_event: trio.Event | None = None
         self._close_handled = False
-        self._inbound: Inbox[str | bytes] = Inbox(INBOUND_BUFFER)
+        #: Made by the first message for :meth:`receive` (none with a receiver).
+        self._inbound: Inbox[str | bytes] | None = None
         #: Called by :meth:`notify`, synchronously: the WebSocket transport
         #: writes from here instead of waking a writer task (see .websocket).
         self.on_notify: Callable[[], None] | None = None
@@ -134,7 +135,7 @@ class EngineSocket:
         """The next message from the client; raises :class:`EngineClosed`
         once the session ended and every earlier message was taken."""
         try:
-            return await self._inbound.get()
+            return await self._inbox().get()
         except trio.EndOfChannel:
             raise EngineClosed(self.close_reason or "closed") from None
 
@@ -151,9 +152,16 @@ class EngineSocket:
         """Have the transports hand every message to ``receiver`` instead of
         :meth:`receive`. Call it before any message can arrive: from
         ``EngineIOServer``'s ``on_open``, as the session opens."""
-        if self._receiver is not None or len(self._inbound) or self._close_handled:
+        if self._receiver is not None or self._inbound is not None or self._close_handled:
             raise RuntimeError("set_receiver() after messages were received")
         self._receiver = receiver
+
+    def _inbox(self) -> Inbox[str | bytes]:
+        if self._inbound is None:
+            self._inbound = Inbox(INBOUND_BUFFER)
+            if self._close_handled:
+                self._inbound.close()
+        return self._inbound
 
     @property
     def receiver(self) -> EngineReceiver | None:
@@ -198,7 +206,7 @@ class EngineSocket:
             await receiver.on_message(data)
             return True
         try:
-            await self._inbound.put(data)
+            await self._inbox().put(data)
         except trio.ClosedResourceError:
             return False
         return True
@@ -220,7 +228,8 @@ class EngineSocket:
     def _sync(self) -> None:
         if self._session.closed and not self._close_handled:
             self._close_handled = True
-            self._inbound.close()
+            if self._inbound is not None:
+                self._inbound.close()
             if self._closed_event is not None:
                 self._closed_event.set()
             self._wake_heartbeat()

@@ -62,16 +62,14 @@ class Inbox(Generic[T]):
     async def put(self, item: T) -> None:
         """Append ``item``, waiting while the inbox is full."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                self.put_nowait(item)
-            except trio.WouldBlock:
-                if self._not_full is None:
-                    self._not_full = trio.Event()
-                await self._not_full.wait()
-            else:
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return
+        # Conditions, not WouldBlock: waiting inside an ``except`` would keep
+        # the exception and its traceback alive for as long as it waits.
+        while not self._closed and self._items is not None and len(self._items) >= self._limit:
+            if self._not_full is None:
+                self._not_full = trio.Event()
+            await self._not_full.wait()
+        self.put_nowait(item)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def get_nowait(self) -> T:
         """The oldest item; :class:`trio.WouldBlock` when empty (and open)."""
@@ -91,16 +89,13 @@ class Inbox(Generic[T]):
     async def get(self) -> T:
         """The oldest item, waiting while the inbox is empty."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                item = self.get_nowait()
-            except trio.WouldBlock:
-                if self._not_empty is None:
-                    self._not_empty = trio.Event()
-                await self._not_empty.wait()
-            else:
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return item
+        while not self._items and not self._closed:
+            if self._not_empty is None:
+                self._not_empty = trio.Event()
+            await self._not_empty.wait()
+        item = self.get_nowait()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return item
 
     def close(self) -> None:
         """No more puts; waiting getters and putters wake up."""

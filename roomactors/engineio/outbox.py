@@ -57,6 +57,8 @@ class _Entry(NamedTuple):
 class Outbox:
     """FIFO of entries with keyed replacement and message/byte limits."""
 
+    __slots__ = ("_by_key", "_entries", "_seq", "bytes", "max_bytes", "max_messages", "messages")
+
     def __init__(self, max_messages: int, max_bytes: int) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes

@@ -287,8 +287,7 @@ class EngineIOServer:
     async def _run_session(self, sock: EngineSocket) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                handler_scope = trio.CancelScope()
-                nursery.start_soon(self._run_handler, sock, handler_scope)
+                nursery.start_soon(self._run_handler, sock)
                 # The runner is the heartbeat: one task fewer per session than a
                 # heartbeat task of its own (a task and its frames are KBs each).
                 await sock.run_heartbeat()  # returns once the session is closed
@@ -297,18 +296,22 @@ class EngineIOServer:
                         while sock.session.outbox:
                             await sock.wait_changed()
                 self._forget(sock)
-                handler_scope.deadline = min(handler_scope.deadline, trio.current_time() + HANDLER_GRACE)
+                # Only the handler is left: the nursery's own scope gives it its
+                # grace (a scope of its own would be held all the session long).
+                scope = nursery.cancel_scope
+                scope.deadline = min(scope.deadline, trio.current_time() + HANDLER_GRACE)
+            if nursery.cancel_scope.cancelled_caught:
+                logger.warning(
+                    "handler of session %s cancelled %.1f s after its session ended", sock.sid, HANDLER_GRACE
+                )
         finally:
             self._forget(sock)
 
-    async def _run_handler(self, sock: EngineSocket, scope: trio.CancelScope) -> None:
-        with scope:
-            try:
-                await self.handler(sock)
-            except Exception:
-                logger.exception("handler of session %s failed", sock.sid)
-        if scope.cancelled_caught:
-            logger.warning("handler of session %s cancelled %.1f s after its session ended", sock.sid, HANDLER_GRACE)
+    async def _run_handler(self, sock: EngineSocket) -> None:
+        try:
+            await self.handler(sock)
+        except Exception:
+            logger.exception("handler of session %s failed", sock.sid)
         sock.close()
 
     def _forget(self, sock: EngineSocket) -> None:

@@ -43,6 +43,11 @@ _PONG_KEY = ("engineio", "pong")
 class EngineSession:
     """The state of one session, driven by packets and ``now``; no I/O."""
 
+    __slots__ = (
+        "_next_ping_at", "_pong_deadline", "close_reason", "closed", "config", "flush_on_close", "opened_at",
+        "outbox", "sid", "transport", "upgrading",
+    )
+
     def __init__(self, sid: str, config: EngineIOConfig, now: float, transport: str) -> None:
         self.sid = sid
         self.config = config

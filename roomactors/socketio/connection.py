@@ -127,6 +127,12 @@ class SocketIOConnection:
     application hearing of it.
     """
 
+    __slots__ = (
+        "_connect_burst", "_connect_deadline", "_connect_rate", "_connect_refilled_at", "_connect_tokens",
+        "_max_attachments", "_namespaces", "_next_ack_id", "_outgoing", "_pending_acks", "_pending_binary",
+        "_states", "closed",
+    )
+
     def __init__(
         self,
         *,

@@ -82,6 +82,11 @@ _Work = Union[ConnectionEvent, _ServerDisconnect]
 class SocketIOSession:
     """Socket.IO over one Engine.IO session; ``run()`` is the Engine.IO handler's body."""
 
+    __slots__ = (
+        "_calls", "_close_reason", "_ended", "_read_ahead", "_reason_known", "_server", "_work", "connection",
+        "eio", "sockets", "__weakref__",
+    )
+
     def __init__(self, server: SocketIOServer, eio: EngineSocket) -> None:
         self._server = server
         self.eio = eio

@@ -57,6 +57,11 @@ class Socket:
     first, as the protocol requires.
     """
 
+    __slots__ = (
+        "_buffer", "_disconnect_handled", "_session", "_state", "ack_requested", "eio", "namespace", "sid",
+        "__weakref__",
+    )
+
     def __init__(self, sid: str, namespace: str, eio: EngineSocket, session: SocketIOSession) -> None:
         self.sid = sid
         self.namespace = namespace
