@@ -412,7 +412,12 @@ async def serve_http_connection(server: EngineIOServer, stream: trio.abc.Stream,
     opened = await _open_websocket(server, stream, remote_address, upgrade)
     del upgrade
     if opened is not None:
-        await _carry_websocket(*opened)
+        sock, ws = opened
+        del opened
+        try:  # here, not in a function of its own: one frame less held per connection
+            await run_websocket_transport(sock, ws)
+        except WebSocketClosed:
+            _websocket_closed(sock)
 
 
 async def _open_websocket(
@@ -443,13 +448,6 @@ async def _open_websocket(
         _websocket_closed(sock)
         return None
     return sock, ws
-
-
-async def _carry_websocket(sock: EngineSocket, ws: ServerWebSocket) -> None:
-    try:
-        await run_websocket_transport(sock, ws)
-    except WebSocketClosed:
-        _websocket_closed(sock)
 
 
 def _websocket_closed(sock: EngineSocket | None) -> None:

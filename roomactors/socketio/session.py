@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import deque
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -79,6 +80,49 @@ class _ServerDisconnect:
 _Work = Union[ConnectionEvent, _ServerDisconnect]
 
 
+class _ReadAhead:
+    """How many more client packets may be queued or handled (a semaphore,
+    first come first served). Not ``trio.Semaphore``: that holds a parking lot
+    and an ordered dict per connection for its whole life; this holds an int,
+    and a queue of events only while a client is being made to wait."""
+
+    __slots__ = ("free", "_waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._waiters: deque[trio.Event] | None = None
+
+    async def acquire(self) -> None:
+        """Take a slot; no checkpoint when one is free (the caller queues at
+        once, in arrival order), else wait behind the earlier waiters."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        if self._waiters is None:
+            self._waiters = deque()
+        event = trio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()  # set by release(): the slot is handed over
+        except BaseException:
+            if event.is_set():
+                self.release()  # handed a slot that will not be used
+            elif self._waiters is not None:
+                self._waiters.remove(event)
+                if not self._waiters:
+                    self._waiters = None
+            raise
+
+    def release(self) -> None:
+        waiters = self._waiters
+        if waiters:
+            waiters.popleft().set()
+            if not waiters:
+                self._waiters = None
+        else:
+            self.free += 1
+
+
 class SocketIOSession:
     """Socket.IO over one Engine.IO session; ``run()`` is the Engine.IO handler's body."""
 
@@ -102,7 +146,7 @@ class SocketIOSession:
         self.sockets: dict[str, Socket] = {}
         self._calls: dict[int, _PendingCall] = {}
         self._work: Inbox[tuple[_Work, bool]] = Inbox()
-        self._read_ahead = trio.Semaphore(config.max_queued_events)
+        self._read_ahead = _ReadAhead(config.max_queued_events)
         self._close_reason = "transport close"
         self._ended = False
         self._reason_known = False
@@ -134,12 +178,9 @@ class SocketIOSession:
                 self._close(event)
                 return
             else:
-                # acquire_nowait first: queued in the order the messages came,
-                # even when two transports deliver (a POST during the upgrade)
-                try:
-                    read_ahead.acquire_nowait()
-                except trio.WouldBlock:
-                    await read_ahead.acquire()
+                # queued in the order the messages came, even when two
+                # transports deliver (a POST during the upgrade)
+                await read_ahead.acquire()
                 try:
                     self._work.put_nowait((event, True))
                 except trio.ClosedResourceError:  # the session ended meanwhile
