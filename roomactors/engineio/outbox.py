@@ -63,7 +63,7 @@ class Outbox:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._entries: dict[int, _Entry] = {}  # insertion-ordered by sequence number
-        self._by_key: dict[Hashable, int] = {}
+        self._by_key: dict[Hashable, int] | None = None  # made by the first keyed entry
         self._seq = itertools.count()
         self.messages = 0
         self.bytes = 0
@@ -92,6 +92,8 @@ class Outbox:
             return
         if replace_key is not None:  # keyed entries are not counted (see the rules): no limit to check
             by_key = self._by_key
+            if by_key is None:
+                by_key = self._by_key = {}
             replaced_seq = by_key.get(replace_key)
             if replaced_seq is not None:
                 del self._entries[replaced_seq]
@@ -135,7 +137,6 @@ class Outbox:
 
     def clear(self) -> None:
         self._entries.clear()
-        if self._by_key:
-            self._by_key.clear()
+        self._by_key = None
         self.messages = 0
         self.bytes = 0

@@ -152,7 +152,7 @@ class SocketIOConnection:
         self._connect_refilled_at = now
         self._states: dict[str, _NamespaceState] = {}
         self._pending_binary: _PendingBinary | None = None
-        self._outgoing: list[OutgoingMessages] = []
+        self._outgoing: list[OutgoingMessages] | None = None  # none held while idle
         self._next_ack_id = 0
         self._pending_acks: dict[int, str] = {}
         self.closed = False
@@ -325,10 +325,14 @@ class SocketIOConnection:
 
     def data_to_send(self) -> list[OutgoingMessages]:
         """Take the queued outgoing messages, in order."""
-        out, self._outgoing = self._outgoing, []
+        out, self._outgoing = self._outgoing, None
+        if out is None:
+            return []
         return out
 
     def _queue(self, packet: SocketIOPacket) -> None:
+        if self._outgoing is None:
+            self._outgoing = []
         self._outgoing.append(tuple(encode_packet(packet)))
 
     def _close(self, reason: str, detail: str) -> ConnectionClosed:
