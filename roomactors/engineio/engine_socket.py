@@ -1,11 +1,12 @@
 """EngineSocket: one Engine.IO session as the application sees it, and the
-trio glue (wake-ups, inbound channel) its transports use.
+trio glue (wake-ups, received messages) its transports use.
 
 The sans-IO :class:`~.session.EngineSession` holds the protocol state; this
-class adds what needs trio: an event the transport writer waits on, a bounded
-:class:`~.inbox.Inbox` of received messages (a full inbox stops the transport
-reading that client: back-pressure on that client only), and the session's
-lifetime.
+class adds what needs trio: an event the transport writer waits on, the
+received messages (handed to an :class:`EngineReceiver` in the transport's
+task, or queued in a bounded :class:`~.inbox.Inbox` for :meth:`receive`;
+either way a receiver that waits or a full inbox stops the transport reading
+that client: back-pressure on that client only), and the session's lifetime.
 """
 
 from __future__ import annotations

@@ -246,7 +246,8 @@ class EngineIOServer:
         self._sessions_opened += 1
         if remote_address is not None:
             self._per_address[remote_address] += 1
-        self._session_nursery.start_soon(self._run_session, sock, name=f"engineio session {sid}")
+        # One shared name, not one with the sid: a string per session held for its life.
+        self._session_nursery.start_soon(self._run_session, sock, name="engineio session")
         logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
         return sock
 
