@@ -90,12 +90,15 @@ class HttpConnection:
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _Abort from exc
 
-    async def _respond(self, status: int, headers: Headers, body: bytes, *, close: bool = False) -> None:
+    async def _respond(
+        self, status: int, headers: Headers, body: bytes, *, close: bool = False, head: bool = False
+    ) -> None:
+        """Send a whole response; with ``head``, its headers and length but not its body."""
         headers = [*headers, ("Content-Length", str(len(body)))]
         if close:
             headers.append(("Connection", "close"))
         await self._send(h11.Response(status_code=status, headers=headers))
-        if body:
+        if body and not head:
             await self._send(h11.Data(data=body))
         await self._send(h11.EndOfMessage())
 
@@ -331,9 +334,12 @@ class HttpConnection:
         response: HttpResponse | None = None
         route = self.server.http_fallback
         if route is not None:
+            # A HEAD is answered as its GET would be, without the body (RFC 9110 9.3.2),
+            # so every route gets HEAD right, Content-Length included.
+            routed_method = "GET" if method == "HEAD" else method
             try:
                 response = await route(
-                    HttpRequest(method, target, path, query, headers, body, self.remote_address)
+                    HttpRequest(routed_method, target, path, query, headers, body, self.remote_address)
                 )
             except Exception:
                 logger.exception("http_fallback failed for %s %s", method, target)
@@ -344,7 +350,7 @@ class HttpConnection:
             return
         payload = response.body.encode("utf-8") if isinstance(response.body, str) else response.body
         out_headers = [(k, v) for k, v in response.headers if k.lower() not in ("content-length", "transfer-encoding")]
-        await self._respond(response.status, out_headers, payload)
+        await self._respond(response.status, out_headers, payload, head=method == "HEAD")
 
 
 _TEXT: Headers = [("Content-Type", "text/plain; charset=UTF-8")]

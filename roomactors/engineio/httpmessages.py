@@ -28,5 +28,7 @@ class HttpResponse:
     body: bytes | str = b""
 
 
-#: A route for paths outside the Engine.IO path; None means 404.
+#: A route for paths outside the Engine.IO path; None means 404. A HEAD request
+#: reaches the route as a GET; the server sends that response's headers and
+#: Content-Length without its body.
 HttpRoute = Callable[[HttpRequest], Awaitable[HttpResponse | None]]

@@ -25,16 +25,41 @@ async def server(nursery: trio.Nursery) -> AsyncIterator[RoomServer]:
     nursery.cancel_scope.cancel()
 
 
-async def http_get(port: int, target: str) -> tuple[int, bytes]:
-    """A plain HTTP/1.1 GET over a real socket (the response is read to EOF)."""
+async def http_request(port: int, method: str, target: str) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP/1.1 request over a real socket (the response is read to EOF)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
-        await stream.send_all(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        request = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        await stream.send_all(request.encode())
         data = b""
         while chunk := await stream.receive_some():
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+async def http_get(port: int, target: str) -> tuple[int, bytes]:
+    status, _, body = await http_request(port, "GET", target)
+    return status, body
+
+
+@pytest.mark.parametrize("target", ["/", "/static/lobby.css"])
+async def test_head_answers_with_the_length_of_get_and_no_body(server: RoomServer, target: str) -> None:
+    status, headers, body = await http_request(server.port, "GET", target)
+    head_status, head_headers, head_body = await http_request(server.port, "HEAD", target)
+    assert status == head_status == 200
+    assert head_body == b""
+    assert int(head_headers["content-length"]) == len(body) > 0
+    assert head_headers["content-type"] == headers["content-type"]
+
+
+async def test_head_of_healthz_has_a_length_and_no_body(server: RoomServer) -> None:
+    """(Its uptime changes from one request to the next, so only the shape is compared.)"""
+    status, headers, body = await http_request(server.port, "HEAD", "/healthz")
+    assert (status, body) == (200, b"")
+    assert headers["content-type"] == "application/json" and int(headers["content-length"]) > 30
 
 
 async def test_url_and_healthz(server: RoomServer) -> None:
