@@ -9,93 +9,15 @@ module under ``tests/engineio`` cannot be imported by package name, because
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import h11
-import trio
+from support.rawhttp import HttpReply, http
+from support.rawhttp import RawHttp as RawHttp  # re-exported for the tests here
 
 from roomactors.engineio import EngineIOServer, EngineSocket
 
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class RawHttp:
-    """One keep-alive HTTP/1.1 client connection."""
-
-    def __init__(self, stream: trio.SocketStream, port: int) -> None:
-        self.stream = stream
-        self.port = port
-        self.conn = h11.Connection(h11.CLIENT)
-
-    @classmethod
-    async def connect(cls, port: int) -> RawHttp:
-        return cls(await trio.open_tcp_stream("127.0.0.1", port), port)
-
-    async def send_request(
-        self, method: str, target: str, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()
-    ) -> None:
-        hdrs = [("Host", f"127.0.0.1:{self.port}"), *headers]
-        if method in ("POST", "PUT") or body:
-            hdrs.append(("Content-Length", str(len(body))))
-        data = self.conn.send(h11.Request(method=method, target=target, headers=hdrs))
-        if body:
-            data += self.conn.send(h11.Data(data=body))
-        data += self.conn.send(h11.EndOfMessage())
-        await self.stream.send_all(data)
-
-    async def read_response(self) -> Reply:
-        response: h11.Response | None = None
-        chunks: list[bytes] = []
-        while True:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                self.conn.receive_data(await self.stream.receive_some(65536))
-                continue
-            if isinstance(event, h11.Response):
-                response = event
-            elif isinstance(event, h11.Data):
-                chunks.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise EOFError("server closed the connection")
-        assert response is not None
-        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
-            self.conn.start_next_cycle()
-        headers = {k.decode().lower(): v.decode() for k, v in response.headers}
-        return Reply(response.status_code, headers, b"".join(chunks))
-
-    async def request(
-        self, method: str, target: str, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()
-    ) -> Reply:
-        await self.send_request(method, target, body, headers)
-        return await self.read_response()
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
-async def http(port: int, method: str, target: str, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()) -> Reply:
-    """One request on a fresh connection."""
-    client = await RawHttp.connect(port)
-    try:
-        return await client.request(method, target, body, headers)
-    finally:
-        await client.aclose()
+Reply = HttpReply  # the name these tests use
 
 
 @dataclass

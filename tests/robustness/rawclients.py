@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 import socket as stdlib_socket
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import h11
 import trio
+from support.rawhttp import HttpReply, RawHttp, ServerClosed, abort
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -60,15 +59,6 @@ async def open_stream(port: int, *, rcvbuf: int | None = None, local_address: st
     return trio.SocketStream(sock)
 
 
-def abort(stream: trio.SocketStream) -> None:
-    """Vanish: RST instead of FIN (SO_LINGER 0), like a laptop lid closing mid-send."""
-    try:
-        stream.socket.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    except OSError:
-        pass
-    stream.socket.close()
-
-
 class HandshakeRefused(Exception):
     """The server answered the WebSocket request with an HTTP response."""
 
@@ -80,10 +70,6 @@ class HandshakeRefused(Exception):
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-class ServerClosed(Exception):
-    """The WebSocket (or the TCP connection) was closed by the server."""
 
 
 class RawWebSocket:
@@ -234,75 +220,6 @@ def encode_event(event: str, payload: Any, *, namespace: str = "/lobby", ack: in
     """A Socket.IO EVENT packet inside an Engine.IO message: ``42/ns,<ack>[...]``."""
     ns = f"{namespace}," if namespace != "/" else ""
     return f"42{ns}{'' if ack is None else ack}" + json.dumps([event, payload], separators=(",", ":"))
-
-
-@dataclass
-class HttpReply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class RawHttp:
-    """One keep-alive HTTP/1.1 connection (h11)."""
-
-    def __init__(self, stream: trio.SocketStream, port: int) -> None:
-        self.stream = stream
-        self.port = port
-        self.conn = h11.Connection(h11.CLIENT)
-
-    @classmethod
-    async def connect(cls, port: int, *, local_address: str | None = None) -> RawHttp:
-        return cls(await open_stream(port, local_address=local_address), port)
-
-    async def send_request(self, method: str, target: str, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()) -> None:
-        hdrs = [("Host", f"127.0.0.1:{self.port}"), *headers]
-        if method == "POST":
-            hdrs.append(("Content-Length", str(len(body))))
-        data = self.conn.send(h11.Request(method=method, target=target, headers=hdrs))
-        if body:
-            data += self.conn.send(h11.Data(data=body))
-        data += self.conn.send(h11.EndOfMessage())
-        await self.stream.send_all(data)
-
-    async def read_response(self) -> HttpReply:
-        response: h11.Response | None = None
-        chunks: list[bytes] = []
-        while True:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                self.conn.receive_data(await self.stream.receive_some(65536))
-                continue
-            if isinstance(event, h11.Response):
-                response = event
-            elif isinstance(event, h11.Data):
-                chunks.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ServerClosed("server closed the HTTP connection")
-        assert response is not None
-        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
-            self.conn.start_next_cycle()
-        headers = {k.decode().lower(): v.decode() for k, v in response.headers}
-        return HttpReply(response.status_code, headers, b"".join(chunks))
-
-    async def request(self, method: str, target: str, body: bytes = b"") -> HttpReply:
-        await self.send_request(method, target, body)
-        return await self.read_response()
-
-    def vanish(self) -> None:
-        abort(self.stream)
-
-    async def aclose(self) -> None:
-        await trio.aclose_forcefully(self.stream)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 from support.clients import client_params, open_clients
+from support.rawhttp import http
 
 from roomactors.config import RoomServerConfig
 from roomactors.server import RoomServer, serve_roomserver
@@ -26,18 +27,8 @@ async def server(nursery: trio.Nursery) -> AsyncIterator[RoomServer]:
 
 
 async def http_request(port: int, method: str, target: str) -> tuple[int, dict[str, str], bytes]:
-    """A plain HTTP/1.1 request over a real socket (the response is read to EOF)."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        request = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-        await stream.send_all(request.encode())
-        data = b""
-        while chunk := await stream.receive_some():
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
-    return int(status_line.split()[1]), headers, body
+    reply = await http(port, method, target)
+    return reply.status, reply.headers, reply.body
 
 
 async def http_get(port: int, target: str) -> tuple[int, bytes]:

@@ -23,6 +23,9 @@ import h11
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from support.rawhttp import HttpReply, RawHttp
+from support.rawhttp import http as http_request
+
 __all__ = ("LeanClient", "ServerPacket", "open_lean_client", "parse_server_packet", "HttpReply", "http_request")
 
 RECORD_SEPARATOR = "\x1e"
@@ -57,72 +60,6 @@ def parse_server_packet(text: str) -> ServerPacket:
 
 
 # -- a minimal HTTP/1.1 client (h11), for long-polling and raw POSTs ------------
-
-
-@dataclass
-class HttpReply:
-    status: int
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8")
-
-
-class _Http:
-    """One keep-alive connection, one request at a time."""
-
-    def __init__(self, stream: trio.SocketStream, port: int) -> None:
-        self.stream = stream
-        self.port = port
-        self.conn = h11.Connection(h11.CLIENT)
-
-    @classmethod
-    async def connect(cls, port: int) -> _Http:
-        return cls(await trio.open_tcp_stream("127.0.0.1", port), port)
-
-    async def request(self, method: str, target: str, body: bytes = b"") -> HttpReply:
-        headers = [("Host", f"127.0.0.1:{self.port}")]
-        if method == "POST":
-            headers.append(("Content-Length", str(len(body))))
-        data = self.conn.send(h11.Request(method=method, target=target, headers=headers))
-        if body:
-            data += self.conn.send(h11.Data(data=body))
-        data += self.conn.send(h11.EndOfMessage())
-        await self.stream.send_all(data)
-        status = 0
-        chunks: list[bytes] = []
-        while True:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                received = await self.stream.receive_some(65536)
-                self.conn.receive_data(received)
-                continue
-            if isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.Data):
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise EOFError("server closed the connection")
-        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
-            self.conn.start_next_cycle()
-        else:
-            await self.aclose()
-        return HttpReply(status, b"".join(chunks))
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
-async def http_request(port: int, method: str, target: str, body: bytes = b"") -> HttpReply:
-    """One request on a fresh connection."""
-    client = await _Http.connect(port)
-    try:
-        return await client.request(method, target, body)
-    finally:
-        await client.aclose()
 
 
 # -- the client ----------------------------------------------------------------
@@ -349,8 +286,8 @@ async def _open_polling(client: LeanClient, port: int, path: str) -> AsyncIterat
     assert reply.status == 200 and reply.text.startswith('0{"sid":'), reply
     sid = client.sid = json.loads(reply.text[1:])["sid"]
     target = f"{base}&sid={sid}"
-    getter = await _Http.connect(port)
-    poster = await _Http.connect(port)
+    getter = await RawHttp.connect(port)
+    poster = await RawHttp.connect(port)
     post_lock = trio.Lock()
 
     async def send(frames: list[str | bytes]) -> None:
