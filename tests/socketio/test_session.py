@@ -4,7 +4,6 @@ reasons, calls, broadcast encoding and the connect timeout (autojump_clock)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
@@ -31,6 +30,22 @@ async def start(nursery: trio.Nursery, server: SocketIOServer, sid: str = "eio")
 
 async def settle() -> None:
     await trio.testing.wait_all_tasks_blocked()
+
+
+async def connected(nursery: trio.Nursery) -> tuple[SocketIOServer, Any, list[Socket]]:
+    """A server with one client connected to ``/``: (server, its fake engine
+    socket, the list the connect handler appends each new Socket to)."""
+    server = SocketIOServer()
+    sockets: list[Socket] = []
+
+    @server.on("connect")
+    async def connect(socket: Socket, auth: Any) -> None:
+        sockets.append(socket)
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    return server, eio, sockets
 
 
 def sid_of(ack: str | bytes) -> str:
@@ -223,16 +238,7 @@ async def test_client_disconnect_keeps_the_engine_session(nursery: trio.Nursery)
 
 
 async def test_call_gets_the_clients_answer(nursery: trio.Nursery) -> None:
-    server = SocketIOServer()
-    sockets: list[Socket] = []
-
-    @server.on("connect")
-    async def connect(socket: Socket, auth: Any) -> None:
-        sockets.append(socket)
-
-    eio = await start(nursery, server)
-    eio.feed("0")
-    await settle()
+    server, eio, sockets = await connected(nursery)
     answers: list[Any] = []
 
     async def ask() -> None:
@@ -264,16 +270,7 @@ async def test_call_inside_a_handler_does_not_deadlock(nursery: trio.Nursery) ->
 
 
 async def test_call_timeout_and_late_answer(nursery: trio.Nursery, autojump_clock: trio.abc.Clock) -> None:
-    server = SocketIOServer()
-    sockets: list[Socket] = []
-
-    @server.on("connect")
-    async def connect(socket: Socket, auth: Any) -> None:
-        sockets.append(socket)
-
-    eio = await start(nursery, server)
-    eio.feed("0")
-    await settle()
+    server, eio, sockets = await connected(nursery)
     start_time = trio.current_time()
     with pytest.raises(trio.TooSlowError):
         await sockets[0].call("q", timeout=3)
@@ -284,16 +281,7 @@ async def test_call_timeout_and_late_answer(nursery: trio.Nursery, autojump_cloc
 
 
 async def test_call_fails_when_the_socket_goes_away(nursery: trio.Nursery) -> None:
-    server = SocketIOServer()
-    sockets: list[Socket] = []
-
-    @server.on("connect")
-    async def connect(socket: Socket, auth: Any) -> None:
-        sockets.append(socket)
-
-    eio = await start(nursery, server)
-    eio.feed("0")
-    await settle()
+    server, eio, sockets = await connected(nursery)
     errors: list[BaseException] = []
 
     async def ask() -> None:
@@ -346,16 +334,7 @@ async def test_broadcast_encodes_once(nursery: trio.Nursery, monkeypatch: pytest
 
 
 async def test_replace_key_reaches_the_engine_socket(nursery: trio.Nursery) -> None:
-    server = SocketIOServer()
-    sockets: list[Socket] = []
-
-    @server.on("connect")
-    async def connect(socket: Socket, auth: Any) -> None:
-        sockets.append(socket)
-
-    eio = await start(nursery, server)
-    eio.feed("0")
-    await settle()
+    server, eio, sockets = await connected(nursery)
     encoded = server.encode_event("updaterooms", [])
     sockets[0].send_encoded(encoded, replace_key="rooms")
     sockets[0].emit("x", replace_key="k")
