@@ -269,7 +269,15 @@ class HttpConnection:
         finally:
             sock.get_pending = False
         sock.notify()  # the outbox drained: a closing session may finish
-        await self._respond(200, [*cors, *_TEXT], payload.encode())
+        try:
+            await self._respond(200, [*cors, *_TEXT], payload.encode())
+        except _Abort:
+            # The packets just taken from the outbox are lost with this
+            # response: end the session now, so the client learns it on its
+            # next request instead of missing them silently until the heartbeat.
+            logger.debug("session %s: client left before its poll was answered", sock.sid)
+            sock.fail("transport close")
+            raise
 
     async def _watch_peer(self, lost: trio.Event, cancel_scope: trio.CancelScope) -> None:
         """While a GET is pending, notice a client that went away (or buffer

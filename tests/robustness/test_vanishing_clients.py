@@ -159,6 +159,19 @@ async def seated_in_a_room(running: Running) -> list[Any]:
     return [host, polling]
 
 
+async def polling_for_waiting_packets(running: Running) -> list[Any]:
+    polling = await joined_polling(running, 2)
+    host = await joined_websocket(running, 1)
+    assert (await host.call("create_room", {"name": "r", "deck": DECK}, ack=2))["ok"] is True
+    sock = running.server.sio.engineio.lookup(polling.sid)
+    assert sock is not None
+    await wait_until(lambda: bool(sock.session.outbox))  # the new list waits for the next GET
+    await polling.start_poll()
+    polling.vanish()  # RST: the server reads the GET, then its answer cannot be delivered
+    await host.aclose()
+    return [host, polling]
+
+
 SCENARIOS: list[tuple[Scenario, float]] = [
     (mid_http_head, AT_ONCE),
     (mid_websocket_handshake, AT_ONCE),
@@ -173,6 +186,7 @@ SCENARIOS: list[tuple[Scenario, float]] = [
     (right_after_create_room, AT_ONCE),
     (during_create_room_reset, AT_ONCE),
     (seated_in_a_room, AT_ONCE),
+    (polling_for_waiting_packets, AT_ONCE),  # the lost answer ends the session
 ]
 
 
