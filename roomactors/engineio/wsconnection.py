@@ -130,10 +130,44 @@ class ServerWebSocket:
                 self._local_close = self.closed = CloseReason(exc.code, exc.reason)
                 raise WebSocketClosed(self.closed) from None
             if message is None:
-                try:
-                    data = await self._stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
+                # Straight from the descriptor (as write_now writes): an idle
+                # connection waits in wait_readable() alone, without the five
+                # coroutine frames and the context manager that
+                # SocketStream.receive_some -> socket.recv keep on its stack
+                # (about 1.5 KB per idle connection, issue 4).
+                fd = self._fd
+                if fd >= 0:
+                    # A checkpoint either way, as receive_some: wait_readable
+                    # is one; data read at once gets one after the read.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    waited = False
+                    data: bytes | None
+                    while True:
+                        try:
+                            data = os.read(fd, RECEIVE_SIZE)
+                        except BlockingIOError:
+                            data = None  # wait below, not in here: a waiting except holds its exception
+                        except OSError:  # reset by the peer
+                            data = b""
+                        if data is not None:
+                            if not waited:
+                                await trio.lowlevel.cancel_shielded_checkpoint()
+                            break
+                        try:
+                            await trio.lowlevel.wait_readable(fd)
+                        except trio.ClosedResourceError:  # the stream was closed under us
+                            data = b""
+                            break
+                        waited = True
+                        fd = self._fd
+                        if fd < 0:
+                            data = b""
+                            break
+                else:
+                    try:
+                        data = await self._stream.receive_some(RECEIVE_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
                 if not data:
                     self.closed = CloseReason(ABNORMAL_CLOSURE, None)
                     raise WebSocketClosed(self.closed)
