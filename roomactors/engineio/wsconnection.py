@@ -143,12 +143,7 @@ class ServerWebSocket:
                     waited = False
                     data: bytes | None
                     while True:
-                        try:
-                            data = os.read(fd, RECEIVE_SIZE)
-                        except BlockingIOError:
-                            data = None  # wait below, not in here: a waiting except holds its exception
-                        except OSError:  # reset by the peer
-                            data = b""
+                        data = _read_now(fd)
                         if data is not None:
                             if not waited:
                                 await trio.lowlevel.cancel_shielded_checkpoint()
@@ -280,6 +275,21 @@ class ServerWebSocket:
                 parser.feed(data)
             elif message[0] == OPCODE_CLOSE:
                 return
+
+
+def _read_now(fd: int) -> bytes | None:
+    """What the socket holds now (b"" at its end or reset), None when nothing.
+
+    A function of its own so that the ``BlockingIOError`` of every wait is
+    raised and caught here: an exception passing through a coroutine makes
+    CPython give its frame a frame object for good (272 bytes per idle
+    connection, issue 4); this frame's dies with the call."""
+    try:
+        return os.read(fd, RECEIVE_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError:  # reset by the peer
+        return b""
 
 
 async def accept_server_websocket(prefix: bytes, stream: trio.abc.Stream, max_message: int) -> ServerWebSocket | None:
