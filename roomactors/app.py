@@ -14,7 +14,10 @@ from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+import trio
+
 from .actors import COMMANDS, DETACH_FLOODING, ActorStopped, Lobby, LobbyStatistics, RoomLimits, RoomList, open_lobby
+from .engineio import coalesced_writes
 from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
 
 logger = logging.getLogger(__name__)
@@ -36,9 +39,30 @@ class SocketClient:
     Every method hands over to the socket's outbox and returns at once.
     """
 
+    __slots__ = ("socket", "_sio", "_in_lobby", "_lobby_done")
+
     def __init__(self, socket: Socket, sio: SocketIOServer) -> None:
         self.socket = socket
         self._sio = sio
+        #: A command of this socket is queued in, or being handled by, the lobby.
+        self._in_lobby = False
+        self._lobby_done: trio.Event | None = None
+
+    async def wait_lobby_done(self) -> None:
+        """Until the lobby has answered this socket's previous command: each
+        socket has at most one command with the lobby, so one client cannot
+        fill the lobby's mailbox. Clients that wait for their acks never wait here."""
+        while self._in_lobby:
+            if self._lobby_done is None:
+                self._lobby_done = trio.Event()
+            await self._lobby_done.wait()
+
+    def _set_in_lobby(self, value: bool) -> None:
+        self._in_lobby = value
+        done = self._lobby_done
+        if not value and done is not None:
+            self._lobby_done = None
+            done.set()
 
     @property
     def client_id(self) -> Hashable:
@@ -97,31 +121,49 @@ class RoomApp:
             await self.lobby.disconnect(client)
 
     def _handler_for(self, command: str) -> Any:
-        async def handle(socket: Socket, *args: Any) -> dict[str, Any] | None:
-            return await self.run_command(socket, command, args)
+        async def handle(socket: Socket, *args: Any) -> None:
+            await self.run_command(socket, command, args)
 
         handle.__name__ = f"on_{command}"
         return handle
 
-    async def run_command(self, socket: Socket, command: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        """One command event: the ack dict, or ``rejected`` on failure when the
-        client asked for no ack (protocol.md: one reply, never both)."""
+    async def run_command(self, socket: Socket, command: str, args: tuple[Any, ...]) -> None:
+        """One command event, handed to the lobby without waiting for its answer.
+
+        The lobby answers from its own task (``Lobby.submit``): the ack, or, when
+        the client asked for none, a ``rejected`` event on failure (protocol.md:
+        one reply, never both). The ack then leaves in the same write as the
+        room list the command caused, and this connection's task is not woken
+        to send it.
+        """
         client = self._clients.get((socket.namespace, socket.sid))
         if client is None:
-            return None  # the socket is gone; nobody to answer
-        if len(args) == 1 and isinstance(args[0], dict):
-            reply = await self.lobby.command(client, command, args[0])
-        else:
-            reply = {
+            return  # the socket is gone; nobody to answer
+        await client.wait_lobby_done()  # in order, one at a time per socket
+        ack = socket.take_ack()
+
+        def on_reply(reply: dict[str, Any]) -> None:
+            client._set_in_lobby(False)
+            if ack is not None:
+                ack(reply)
+            elif not reply["ok"]:
+                socket.emit("rejected", {"event": command, **reply["error"]})
+
+        if len(args) != 1 or not isinstance(args[0], dict):
+            on_reply({
                 "ok": False,
                 "error": {
                     "code": "invalid_payload",
                     "message": f"{command} takes exactly one JSON object, got {len(args)} arguments",
                 },
-            }
-        if not reply["ok"] and not socket.ack_requested:
-            socket.emit("rejected", {"event": command, **reply["error"]})
-        return reply
+            })
+            return
+        client._set_in_lobby(True)
+        try:
+            await self.lobby.submit(client, command, args[0], on_reply)
+        except BaseException:
+            client._set_in_lobby(False)  # not queued (cancelled while the mailbox was full)
+            raise
 
     def statistics(self) -> LobbyStatistics:
         return self.lobby.statistics()
@@ -140,5 +182,5 @@ async def open_room_app(sio: SocketIOServer, limits: RoomLimits = RoomLimits()) 
     closed with reason ``shutdown`` (hosts and players told) before the caller
     stops serving; disconnects that arrive afterwards are ignored.
     """
-    async with open_lobby(limits) as lobby:
+    async with open_lobby(limits, batch_scope=coalesced_writes) as lobby:
         yield RoomApp(sio, lobby)

@@ -6,8 +6,10 @@ test) drives the same code path as a Socket.IO client does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import trio
@@ -18,6 +20,8 @@ from .lobby import COMMANDS, LobbyActor, run_lobby
 from .mailbox import ActorRef, ActorStopped
 from .messages import Command, Connect, Disconnect, Inspect, LobbyMessage, Shutdown
 from .records import UserId
+
+logger = logging.getLogger(__name__)
 
 
 class Lobby:
@@ -55,8 +59,25 @@ class Lobby:
         try:
             reply: dict[str, Any] = await self._ref.ask(Command(client, name, payload))
         except ActorStopped:
-            return {"ok": False, "error": {"code": "internal", "message": "the lobby has shut down"}}
+            return _lobby_stopped()
         return reply
+
+    async def submit(
+        self, client: Client, name: str, payload: object, on_reply: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Queue one command and return; ``on_reply`` gets its ack dict later.
+
+        The same command as :meth:`command`, for a caller that must not wait for
+        the lobby: ``on_reply`` is called exactly once, in the lobby's task,
+        after the changes of the lobby's current batch went out (``internal``
+        error once the lobby has stopped). It must not block or raise; the
+        server's connection layer uses it to send the ack from there, with
+        the lobby's other writes to that client. This waits only while the
+        lobby's mailbox is full.
+        """
+        if name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}; the commands are {', '.join(COMMANDS)}")
+        await self._ref.post(Command(client, name, payload), _AckReply(on_reply))
 
     # Typed conveniences: the same commands with keyword arguments.
 
@@ -104,12 +125,45 @@ class Lobby:
             pass
 
 
+def _lobby_stopped() -> dict[str, Any]:
+    return {"ok": False, "error": {"code": "internal", "message": "the lobby has shut down"}}
+
+
+class _AckReply:
+    """A command's reply slot that hands the ack dict to a callback (see ``submit``)."""
+
+    __slots__ = ("_on_reply",)
+
+    def __init__(self, on_reply: Callable[[dict[str, Any]], None]) -> None:
+        self._on_reply = on_reply
+
+    def set(self, value: Any) -> None:
+        self._call(value)
+
+    def fail(self, error: ActorStopped) -> None:
+        self._call(_lobby_stopped())
+
+    def _call(self, reply: dict[str, Any]) -> None:
+        try:
+            self._on_reply(reply)
+        except Exception:  # the caller's bug must not stop the lobby, whose task this is
+            logger.exception("on_reply callback %r raised; ignored", self._on_reply)
+
+
 @asynccontextmanager
-async def open_lobby(limits: RoomLimits = RoomLimits()) -> AsyncIterator[Lobby]:
+async def open_lobby(
+    limits: RoomLimits = RoomLimits(), *, batch_scope: Callable[[], AbstractContextManager[object]] | None = None
+) -> AsyncIterator[Lobby]:
     """Run a lobby for the duration of the block; on a normal exit it shuts down
-    gracefully (rooms closed with ``shutdown``), on an error it is cancelled."""
+    gracefully (rooms closed with ``shutdown``), on an error it is cancelled.
+
+    ``batch_scope`` is entered around each batch of messages the lobby handles
+    (see ``Mailbox.serve``); the server passes
+    :func:`roomactors.engineio.coalesced_writes` so that what one batch sends
+    a client (room list, acks) leaves in one write.
+    """
     async with trio.open_nursery() as nursery:
-        ref, actor = await nursery.start(run_lobby, limits)
+        ref, actor = await nursery.start(partial(run_lobby, limits, batch_scope=batch_scope))
         lobby = Lobby(ref, actor)
         try:
             yield lobby

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -112,6 +113,7 @@ class LobbyActor:
         return LobbyStatistics(clients=len(self._clients), users=len(self._users), rooms=len(self._rooms))
 
     def _snapshot(self) -> LobbySnapshot:
+        self.after_batch()  # mid-batch, the list must first catch up with the state
         return LobbySnapshot(
             places={uid: state.room_id for uid, state in self._users.items()},
             connections={cid: conn.user_id for cid, conn in self._clients.items()},
@@ -121,28 +123,29 @@ class LobbyActor:
     # --- the message loop ---------------------------------------------------
 
     async def handle(self, message: LobbyMessage) -> Any:
-        try:
-            match message:
-                case Command(client, name, payload):
-                    return await self._command(client, name, payload)
-                case Connect(client):
-                    self._connect(client)
-                case Disconnect(client):
-                    await self._disconnect(client)
-                case RoomCrashed(room_id):
-                    self._close_room(room_id, "crashed")
-                case Inspect():
-                    return self._snapshot()
-                case Shutdown():
-                    for room_id in list(self._rooms):
-                        self._close_room(room_id, "shutdown")
-                    self._mailbox.stop()
-                case _:
-                    raise TypeError(f"the lobby got an unknown message {type(message).__name__}")
-            return None
-        finally:
-            if self._dirty:
-                self._publish()
+        match message:
+            case Command(client, name, payload):
+                return await self._command(client, name, payload)
+            case Connect(client):
+                self._connect(client)
+            case Disconnect(client):
+                await self._disconnect(client)
+            case RoomCrashed(room_id):
+                self._close_room(room_id, "crashed")
+            case Inspect():
+                return self._snapshot()
+            case Shutdown():
+                for room_id in list(self._rooms):
+                    self._close_room(room_id, "shutdown")
+                self._mailbox.stop()
+            case _:
+                raise TypeError(f"the lobby got an unknown message {type(message).__name__}")
+        return None
+
+    def after_batch(self) -> None:
+        """What a batch of messages changed goes out as one list (see ``Mailbox.serve``)."""
+        if self._dirty:
+            self._publish()
 
     def close(self) -> None:
         """When the lobby stops: end every room (their mailboxes see EndOfChannel)."""
@@ -455,6 +458,7 @@ class LobbyActor:
 async def run_lobby(
     limits: RoomLimits,
     *,
+    batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
     task_status: trio.TaskStatus[tuple[ActorRef[LobbyMessage], LobbyActor]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the lobby until ``Shutdown`` (or every ref is closed).
@@ -468,6 +472,6 @@ async def run_lobby(
         actor = LobbyActor(limits, ref.clone(), room_nursery, mailbox)
         task_status.started((ref, actor))
         try:
-            await mailbox.serve(actor.handle)
+            await mailbox.serve(actor.handle, after_batch=actor.after_batch, batch_scope=batch_scope)
         finally:
             actor.close()

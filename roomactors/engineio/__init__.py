@@ -12,6 +12,7 @@ python-engineio has no trio server; its packet class serves as a codec only.
 See docs/architecture.md for the contract this package implements.
 """
 
+from .coalesce import coalesced_writes as coalesced_writes
 from .config import EngineIOConfig as EngineIOConfig
 from .engine_socket import EngineReceiver as EngineReceiver
 from .engine_socket import EngineSocket as EngineSocket
@@ -37,5 +38,6 @@ __all__ = (
     "HttpResponse",
     "HttpRoute",
     "SharedMessage",
+    "coalesced_writes",
     "serve_engineio",
 )

@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 
 import trio
 
+from .coalesce import defer_write
 from .errors import EngineClosed
 from .inbox import Inbox
 from .outbox import OutboxOverflow
@@ -223,6 +224,12 @@ class EngineSocket:
         if changed is not None:
             self._changed = None
             changed.set()
+        if self.on_notify is not None and not defer_write(self._write_now):
+            self.on_notify()
+
+    def _write_now(self) -> None:
+        """A write deferred by :func:`.coalesce.coalesced_writes`, to whichever
+        transport carries the session by then."""
         if self.on_notify is not None:
             self.on_notify()
 

@@ -13,11 +13,13 @@ from .errors import ConnectionRefused as ConnectionRefused
 from .errors import ProtocolViolation as ProtocolViolation
 from .errors import SocketDisconnected as SocketDisconnected
 from .server import SocketIOServer as SocketIOServer
+from .sockets import Ack as Ack
 from .sockets import EncodedEvent as EncodedEvent
 from .sockets import Socket as Socket
 from .sockets import encode_event as encode_event
 
 __all__ = (
+    "Ack",
     "SocketIOServer",
     "SocketIOConfig",
     "Socket",

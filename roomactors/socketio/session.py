@@ -285,6 +285,7 @@ class SocketIOSession:
             logger.debug("eio %s: no handler for %r on %s", self.eio.sid, event.event, event.namespace)
             return
         socket.ack_requested = event.ack_id is not None
+        socket._ack_id = event.ack_id
         try:
             result = await handler(socket, *event.args)
         except Exception:
@@ -292,8 +293,9 @@ class SocketIOSession:
             return
         finally:
             socket.ack_requested = False
-        if event.ack_id is not None:
-            self.connection.send_ack(event.namespace, event.ack_id, _ack_args(result))
+            ack_id, socket._ack_id = socket._ack_id, None  # None: taken by the handler (Socket.take_ack)
+        if ack_id is not None:
+            self.connection.send_ack(event.namespace, ack_id, _ack_args(result))
             self._flush()
 
     async def _end_socket(self, socket: Socket, reason: str) -> None:
@@ -321,6 +323,12 @@ class SocketIOSession:
         else:
             # Attachments must stay with their packet; they are never replaced.
             self.eio.send_many(messages)
+
+    def send_ack(self, socket: Socket, ack_id: int, args: list[Any]) -> None:
+        """A taken ack (:class:`~.sockets.Ack`) being sent; dropped once the socket is gone."""
+        if socket.connected and self.sockets.get(socket.namespace) is socket:
+            self.connection.send_ack(socket.namespace, ack_id, args)
+            self._flush()
 
     def _flush(self) -> None:
         for group in self.connection.data_to_send():

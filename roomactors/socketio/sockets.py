@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..engineio import EngineSocket
     from .session import SocketIOSession
 
-__all__ = ("Socket", "EncodedEvent", "encode_event")
+__all__ = ("Ack", "Socket", "EncodedEvent", "encode_event")
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ class Socket:
     """
 
     __slots__ = (
-        "_buffer", "_disconnect_handled", "_session", "_state", "ack_requested", "eio", "namespace", "sid",
-        "__weakref__",
+        "_ack_id", "_buffer", "_disconnect_handled", "_session", "_state", "ack_requested", "eio", "namespace",
+        "sid", "__weakref__",
     )
 
     def __init__(self, sid: str, namespace: str, eio: EngineSocket, session: SocketIOSession) -> None:
@@ -75,6 +75,8 @@ class Socket:
         #: this is exact during a handler; False outside one). A handler that
         #: reports failures differently with and without an ack needs it.
         self.ack_requested = False
+        #: The ack id of the event being handled, until a handler takes it.
+        self._ack_id: int | None = None
 
     @property
     def connected(self) -> bool:
@@ -107,6 +109,18 @@ class Socket:
         else:
             logger.debug("socket %s on %s: emit after disconnect dropped", self.sid, self.namespace)
 
+    def take_ack(self) -> Ack | None:
+        """Take over the ack of the event being handled; call it from a handler.
+
+        The handler's return value is then not sent: the returned :class:`Ack`
+        is, when called (once, from any task, never blocking), the way Node's
+        socket.io hands a handler its ack callback. This lets an actor answer a
+        client from its own task, in the same write as whatever else it sends
+        that client. None when the client asked for no ack, or it was taken.
+        """
+        ack_id, self._ack_id = self._ack_id, None
+        return None if ack_id is None else Ack(self, ack_id)
+
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> list[Any]:
         """Emit an event with an ack and wait for the client's answer (its args).
 
@@ -126,3 +140,29 @@ class Socket:
 
     def __repr__(self) -> str:
         return f"<Socket {self.sid} {self.namespace} eio={self.eio.sid} {self._state}>"
+
+
+class Ack:
+    """The ack of one received event, taken by :meth:`Socket.take_ack`.
+
+    Calling it sends the ACK with ``args`` (at most once: later calls are
+    ignored; dropped when the socket has disconnected meanwhile). Never blocks.
+    """
+
+    __slots__ = ("_socket", "ack_id")
+
+    def __init__(self, socket: Socket, ack_id: int) -> None:
+        self._socket: Socket | None = socket
+        self.ack_id = ack_id
+
+    @property
+    def sent(self) -> bool:
+        return self._socket is None
+
+    def __call__(self, *args: Any) -> None:
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            socket._session.send_ack(socket, self.ack_id, list(args))
+
+    def __repr__(self) -> str:
+        return f"<Ack {self.ack_id}{' sent' if self._socket is None else ''}>"

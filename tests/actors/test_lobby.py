@@ -11,7 +11,7 @@ import trio.testing
 from actors.helpers import NO_RATE_LIMIT, make_deck
 
 from roomactors.actors import Lobby, MemoryClient, RoomLimits, open_lobby
-from roomactors.actors.messages import JoinRoom
+from roomactors.actors.messages import Command, JoinRoom
 from roomactors.actors.room import RoomActor
 
 Ack = dict[str, Any]
@@ -439,3 +439,35 @@ async def test_roomclosed_comes_before_the_list_without_the_room(lobby: Lobby) -
     assert names[-2:] == ["roomclosed", "updaterooms"]
     assert player.events[-3][1].to_json()[0]["id"] == room_id  # still listed before roomclosed
     assert player.events[-1][1].to_json() == []
+
+
+async def test_commands_queued_together_go_out_as_one_list(lobby: Lobby) -> None:
+    """A burst handled in one batch costs every client one list, not one per change."""
+    clients = [await joined(lobby, f"u{i}") for i in range(5)]
+    watcher = MemoryClient("w")
+    await lobby.connect(watcher)
+    await trio.testing.wait_all_tasks_blocked()
+    received = watcher.room_lists_received
+    for client in clients:  # queued while the lobby is not running: one batch
+        payload = {"name": f"room of {client.name}", "deck": make_deck()}
+        lobby.ref.tell_nowait(Command(client, "create_room", payload))
+    await trio.testing.wait_all_tasks_blocked()
+    assert watcher.room_lists_received == received + 1
+    assert [room["host"]["id"] for room in watcher.rooms or []] == [c.name for c in clients]
+
+
+async def test_submit_answers_from_the_lobby_after_the_list_it_caused() -> None:
+    async with open_lobby(NO_RATE_LIMIT) as lobby:
+        host = await joined(lobby, "h")
+        replies: list[tuple[Ack, Any]] = []
+        await lobby.submit(
+            host, "create_room", {"name": "R", "deck": make_deck()}, lambda r: replies.append((r, host.rooms))
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        [(reply, rooms_then)] = replies
+        assert reply["ok"] is True and reply["room"]["id"] == 1
+        assert [room["id"] for room in rooms_then] == [1]  # the list was there before the ack
+        with pytest.raises(ValueError):
+            await lobby.submit(host, "explode", {}, replies.append)
+    await lobby.submit(host, "leave_room", {"id": 1}, lambda r: replies.append((r, None)))
+    assert error_code(replies[-1][0]) == "internal"

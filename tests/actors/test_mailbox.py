@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -136,3 +139,86 @@ async def test_stop_replies_then_ends_and_closing_all_refs_ends_too(nursery: tri
     assert not ended2.is_set()  # a clone is still open
     clone.close()
     await ended2.wait()
+
+
+class _Recorder:
+    """A ReplyTo that records what the actor answered, and in which order."""
+
+    def __init__(self, log: list[Any], label: str) -> None:
+        self.log = log
+        self.label = label
+
+    def set(self, value: Any) -> None:
+        self.log.append(("reply", self.label, value))
+
+    def fail(self, error: ActorStopped) -> None:
+        self.log.append(("failed", self.label, str(error)))
+
+
+async def test_queued_messages_are_one_batch_whose_replies_follow_after_batch(nursery: trio.Nursery) -> None:
+    """Messages waiting in the mailbox are handled without a scheduler trip each,
+    ``after_batch`` runs once for them, and only then go their replies."""
+    ref, mailbox = open_mailbox("batcher", 16)
+    log: list[Any] = []
+
+    async def handle(message: Any) -> Any:
+        log.append(("handled", message))
+        return message * 10
+
+    await ref.post(1, _Recorder(log, "m1"))
+    ref.tell_nowait(2)
+    await ref.post(3, _Recorder(log, "m3"))
+    nursery.start_soon(partial(mailbox.serve, handle, after_batch=lambda: log.append(("after_batch",))))
+    await trio.testing.wait_all_tasks_blocked()
+    assert log == [
+        ("handled", 1), ("handled", 2), ("handled", 3), ("after_batch",), ("reply", "m1", 10), ("reply", "m3", 30),
+    ]
+    log.clear()
+    await ref.post(4, _Recorder(log, "m4"))  # alone: a batch of one
+    await trio.testing.wait_all_tasks_blocked()
+    assert log == [("handled", 4), ("after_batch",), ("reply", "m4", 40)]
+
+
+async def test_a_batch_is_bounded_and_its_scope_surrounds_it(nursery: trio.Nursery) -> None:
+    ref, mailbox = open_mailbox("bounded", 16)
+    log: list[str] = []
+
+    @contextmanager
+    def scope() -> Iterator[None]:
+        log.append("enter")
+        yield
+        log.append("exit")
+
+    async def handle(message: Any) -> None:
+        log.append(str(message))
+
+    for n in range(5):
+        ref.tell_nowait(n)
+    nursery.start_soon(partial(mailbox.serve, handle, batch_scope=scope, batch_size=3))
+    await trio.testing.wait_all_tasks_blocked()
+    assert log == ["enter", "0", "1", "2", "exit", "enter", "3", "4", "exit"]
+
+
+async def test_post_fails_its_reply_to_when_the_actor_is_gone_or_stops_first(nursery: trio.Nursery) -> None:
+    log: list[Any] = []
+    ref, mailbox = open_mailbox("short-lived", 4)
+    stopped = trio.Event()
+
+    async def handle(message: Any) -> Any:
+        mailbox.stop()
+        return "last"
+
+    async def run_actor() -> None:
+        await mailbox.serve(handle)
+        stopped.set()
+
+    await ref.post("first", _Recorder(log, "first"))
+    await ref.post("queued", _Recorder(log, "queued"))
+    nursery.start_soon(run_actor)
+    await stopped.wait()
+    await ref.post("late", _Recorder(log, "late"))
+    assert log == [
+        ("reply", "first", "last"),
+        ("failed", "queued", "actor short-lived has stopped"),
+        ("failed", "late", "actor short-lived has stopped"),
+    ]

@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from roomactors.engineio.packets import SharedMessage
-from roomactors.socketio import ConnectionRefused, Socket, SocketDisconnected, SocketIOConfig, SocketIOServer
+from roomactors.socketio import Ack, ConnectionRefused, Socket, SocketDisconnected, SocketIOConfig, SocketIOServer
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +154,58 @@ async def test_ack_values(nursery: trio.Nursery) -> None:
     ]
     # The binary ack went out as one group: packet and attachment together.
     assert len(eio.outbox[-1][0]) == 2
+
+
+async def test_a_taken_ack_is_sent_when_called_once_from_any_task(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    taken: list[Ack | None] = []
+
+    @server.on("later")
+    async def later(socket: Socket, *args: Any) -> str:
+        taken.append(socket.take_ack())
+        assert socket.take_ack() is None  # taken once
+        return "not sent: the handler gave the ack away"
+
+    @server.on("now")
+    async def now(socket: Socket) -> str:
+        return "sent"
+
+    eio = await start(nursery, server)
+    eio.feed("0", '27["later"]', '2["later"]', '28["now"]')
+    await settle()
+    assert eio.texts()[1:] == ['38["sent"]']
+    first, without_ack = taken
+    assert without_ack is None  # the client asked for none
+    assert first is not None and not first.sent
+
+    async def answer() -> None:
+        first("done", {"n": 1})
+        first("again")  # ignored: an ack is sent once
+
+    nursery.start_soon(answer)
+    await settle()
+    assert eio.texts()[1:] == ['38["sent"]', '37["done",{"n":1}]']
+    assert first.sent
+
+
+async def test_a_taken_ack_of_a_socket_gone_meanwhile_is_dropped(nursery: trio.Nursery) -> None:
+    server = SocketIOServer()
+    taken: list[Ack | None] = []
+
+    @server.on("later")
+    async def later(socket: Socket) -> None:
+        taken.append(socket.take_ack())
+
+    eio = await start(nursery, server)
+    eio.feed("0", '23["later"]')
+    await settle()
+    eio.feed("1")  # the client leaves the namespace
+    await settle()
+    [ack] = taken
+    assert ack is not None
+    ack("too late")
+    await settle()
+    assert eio.texts()[1:] == []
 
 
 async def test_handler_exception_is_logged_and_the_connection_goes_on(nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> None:
