@@ -41,7 +41,8 @@ def count_tasks() -> Counter[str]:
     stack = [trio.lowlevel.current_root_task()]
     while stack:
         task = stack.pop()
-        names[task.name.rsplit(".", 1)[-1].split(" ")[0]] += 1
+        name = task.name  # "module.function", or a name given to start_soon (kept whole)
+        names[name if " " in name else name.rsplit(".", 1)[-1]] += 1
         for nursery in task.child_nurseries:
             stack.extend(nursery.child_tasks)
     return names

@@ -28,7 +28,7 @@ from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run
 if TYPE_CHECKING:
     from .server import EngineIOServer
 
-__all__ = ["serve_http_connection"]
+__all__ = ["serve_http_connection", "serve_http_requests"]
 
 logger = logging.getLogger(__name__)
 
@@ -416,22 +416,34 @@ class _Upgrade(NamedTuple):
 async def serve_http_connection(server: EngineIOServer, stream: trio.abc.Stream, remote_address: str | None) -> None:
     """Serve one TCP connection until it closes; never raises for the peer's faults.
 
-    A WebSocket is served after the HTTP connection object is dropped, and
-    after the request that opened it: an idle WebSocket holds neither the h11
-    state nor the request head, only its session and its connection.
+    The server's connection task does the same without this frame:
+    :func:`serve_http_requests`, then :func:`run_websocket_transport`.
     """
-    upgrade = await HttpConnection(server, stream, remote_address).run()
-    if upgrade is None:
-        return
-    opened = await _open_websocket(server, stream, remote_address, upgrade)
-    del upgrade
+    opened = await serve_http_requests(server, stream, remote_address)
     if opened is not None:
         sock, ws = opened
         del opened
-        try:  # here, not in a function of its own: one frame less held per connection
+        try:
             await run_websocket_transport(sock, ws)
         except WebSocketClosed:
             _websocket_closed(sock)
+
+
+async def serve_http_requests(
+    server: EngineIOServer, stream: trio.abc.Stream, remote_address: str | None
+) -> tuple[EngineSocket, ServerWebSocket] | None:
+    """Answer HTTP requests until the connection closes (None) or becomes an
+    open WebSocket session: its session and WebSocket, for the caller to run
+    with :func:`run_websocket_transport` in its own frame.
+
+    Returned, not run here: an idle WebSocket then holds neither the HTTP
+    connection object, its h11 state, the request that opened it, nor this
+    coroutine's frame, only its session and its connection (issue 4).
+    """
+    upgrade = await HttpConnection(server, stream, remote_address).run()
+    if upgrade is None:
+        return None
+    return await _open_websocket(server, stream, remote_address, upgrade)
 
 
 async def _open_websocket(

@@ -11,7 +11,9 @@ and gives the handler :data:`HANDLER_GRACE` seconds to return after its
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,9 +26,11 @@ import trio
 from .config import EngineIOConfig
 from .engine_socket import EngineSocket
 from .errors import SessionRefused
-from .http import serve_http_connection
+from .http import serve_http_requests
 from .httpmessages import HttpRoute
 from .session import POLLING, WEBSOCKET, EngineSession
+from .websocket import run_websocket_transport
+from .wsconnection import WebSocketClosed
 
 __all__ = ["EngineHandler", "EngineIOServer", "EngineIOStatistics", "serve_engineio", "HANDLER_GRACE"]
 
@@ -36,6 +40,18 @@ EngineHandler = Callable[[EngineSocket], Awaitable[None]]
 
 #: Seconds a handler may keep running after its session ended.
 HANDLER_GRACE = 5.0
+
+#: Errors of accept(2) that say the system is short of something for now
+#: (descriptors, memory): logged and retried after ACCEPT_RETRY seconds, as
+#: trio.serve_listeners does.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ACCEPT_RETRY = 0.1
+
+#: Shared task names: a name made per task (trio's default, from the
+#: function) is a string held per connection for its whole life.
+CONNECTION_TASK_NAME = "roomactors.engineio connection"
+SESSION_TASK_NAME = "engineio session"
+HANDLER_TASK_NAME = "roomactors.engineio handler"
 
 #: TCP connections allowed per allowed session (``max_sessions`` and
 #: ``max_sessions_per_address``): a polling client holds two (its GET and its
@@ -128,10 +144,31 @@ class EngineIOServer:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        # Not trio.serve_listeners: its connection tasks run a wrapper frame
+        # (_run_handler) and each gets a name string of its own; ours run
+        # _serve_stream directly under one shared name (issue 4).
         with self._accept_scope:
-            await trio.serve_listeners(
-                self._serve_stream, listeners, handler_nursery=connection_nursery, task_status=task_status
-            )
+            async with trio.open_nursery() as nursery:
+                for listener in listeners:
+                    nursery.start_soon(self._accept_from, listener, connection_nursery)
+                task_status.started()
+
+    async def _accept_from(self, listener: trio.abc.Listener[trio.abc.Stream], connection_nursery: trio.Nursery) -> None:
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    logger.error(
+                        "accept failed: %s (%s); retrying in %s s",
+                        errno.errorcode.get(exc.errno or 0, exc.errno), os.strerror(exc.errno or 0), ACCEPT_RETRY,
+                    )
+                else:
+                    connection_nursery.start_soon(self._serve_stream, stream, name=CONNECTION_TASK_NAME)
+                    continue
+                await trio.sleep(ACCEPT_RETRY)  # out of the except: a waiting except holds its exception
 
     @property
     def shutting_down(self) -> bool:
@@ -165,7 +202,15 @@ class EngineIOServer:
         if remote is not None:
             self._tcp_per_address[remote] += 1
         try:
-            await serve_http_connection(self, stream, remote)
+            opened = await serve_http_requests(self, stream, remote)
+            if opened is not None:
+                sock, ws = opened
+                del opened
+                # Run here, in the connection task's first frame: every frame
+                # on an idle connection's stack is held for its whole life.
+                await run_websocket_transport(sock, ws)
+        except WebSocketClosed:
+            pass  # run_websocket_transport ended the session on its way out
         except Exception:
             logger.exception("connection from %s failed", remote)
         finally:
@@ -247,7 +292,7 @@ class EngineIOServer:
         if remote_address is not None:
             self._per_address[remote_address] += 1
         # One shared name, not one with the sid: a string per session held for its life.
-        self._session_nursery.start_soon(self._run_session, sock, name="engineio session")
+        self._session_nursery.start_soon(self._run_session, sock, name=SESSION_TASK_NAME)
         logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
         return sock
 
@@ -288,7 +333,7 @@ class EngineIOServer:
     async def _run_session(self, sock: EngineSocket) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._run_handler, sock)
+                nursery.start_soon(self._run_handler, sock, name=HANDLER_TASK_NAME)
                 # The runner is the heartbeat: one task fewer per session than a
                 # heartbeat task of its own (a task and its frames are KBs each).
                 await sock.run_heartbeat()  # returns once the session is closed

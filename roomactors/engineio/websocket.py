@@ -100,7 +100,31 @@ async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> No
             pump.nursery = nursery
             sock.on_notify = ws.on_control = pump
             pump()  # what was queued before (upgrade) goes now
-            await _reader(sock, ws)  # cancelled by the pump once all is written
+            # The reader, inline (a coroutine of its own would be one more
+            # frame held per idle connection): read until the peer goes or
+            # the session ends; ending the session is all it does on the way
+            # out (the pump then cancels this once everything is written).
+            while not sock.closed:
+                try:
+                    message = await ws.get_message()
+                except WebSocketClosed as exc:
+                    reason = exc.reason
+                    logger.debug("session %s: websocket closed (%s)", sock.sid, reason)
+                    sock.fail("message too big" if reason is not None and reason.code == 1009 else "transport close")
+                    break
+                try:
+                    data = sock.handle_packet(decode_packet(message))
+                except PacketError as exc:
+                    logger.info("session %s: bad packet over websocket: %s", sock.sid, exc)
+                    sock.fail("parse error")
+                    break
+                # nothing of this message is held while the next is awaited
+                message = None  # type: ignore[assignment]
+                if data is not None:
+                    delivered = await sock.deliver(data)
+                    data = None
+                    if not delivered:
+                        break
         # the session is over and the writer task, if any, is done: flushed,
         # failed or cut off; nothing may start one in the closed nursery
         sock.on_notify = ws.on_control = None
@@ -209,25 +233,6 @@ def _frame(item: SharedMessage | str) -> bytes:
     return item.websocket_frame if isinstance(item, SharedMessage) else text_frame(item)
 
 
-async def _reader(sock: EngineSocket, ws: ServerWebSocket) -> None:
-    """Read until the peer goes or the session ends; ending the session is
-    all it does on the way out (the writer then closes the WebSocket)."""
-    while not sock.closed:
-        try:
-            message = await ws.get_message()
-        except WebSocketClosed as exc:
-            reason = exc.reason
-            logger.debug("session %s: websocket closed (%s)", sock.sid, reason)
-            sock.fail("message too big" if reason is not None and reason.code == 1009 else "transport close")
-            return
-        try:
-            data = sock.handle_packet(decode_packet(message))
-        except PacketError as exc:
-            logger.info("session %s: bad packet over websocket: %s", sock.sid, exc)
-            sock.fail("parse error")
-            return
-        if data is not None and not await sock.deliver(data):
-            return
 async def run_upgrade_probe(sock: EngineSocket, ws: ServerWebSocket, upgrade_timeout: float) -> bool:
     """The probe exchange on a new WebSocket for a polling session:
     ``2probe`` -> ``3probe``, (polling released with ``6``), ``5``. True when
