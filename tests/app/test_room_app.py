@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+from robustness.rawclients import RawWebSocket, encode_event
 from support.clients import client_params, open_clients
 
 from roomactors.actors import RoomLimits
@@ -214,3 +215,32 @@ async def test_one_connection_on_both_namespaces_gets_the_newest_list_on_each(se
         for sock in (main, lobby):
             (rooms,) = await sock.next_event("updaterooms", where=lambda args: [r["name"] for r in args[0]] == ["Last"])
             assert rooms[0]["id"] == 4
+
+
+async def test_commands_sent_without_waiting_are_answered_in_order(served: Served) -> None:
+    """A client that does not wait for its acks: the lobby answers each command of a
+    socket in the order sent (one at a time per socket), acks and ``rejected`` alike."""
+    port = int(served.url.rsplit(":", 1)[1])
+    ws = await RawWebSocket.open(port)
+    try:
+        await ws.connect_namespace("/lobby")
+        frames = [encode_event("join_lobby", {"id": 1}, ack=0)]
+        for n in range(1, 21):
+            if n == 10:
+                frames.append(encode_event("join_room", "99"))  # no ack, not an object: `rejected` by the app itself
+            command = "create_room" if n % 2 else "leave_room"  # create room k, then leave it
+            frames.append(encode_event(command, {"name": f"r{n}", "deck": DECK, "id": n // 2}, ack=n))
+        for frame in frames:
+            await ws.send(frame)
+        answers: list[str] = []
+        with trio.fail_after(10):
+            while len(answers) < 22:
+                message = await ws.next_matching("4")
+                if message.startswith("43/lobby,"):
+                    answers.append(message[len("43/lobby,"):].split("[", 1)[0])
+                elif message.startswith('42/lobby,["rejected"'):
+                    answers.append("rejected")
+    finally:
+        await ws.aclose()
+    expected = ["0", *[str(n) for n in range(1, 10)], "rejected", *[str(n) for n in range(10, 21)]]
+    assert answers == expected, answers
