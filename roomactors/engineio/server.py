@@ -27,7 +27,7 @@ from .config import EngineIOConfig
 from .engine_socket import EngineSocket
 from .errors import SessionRefused
 from .http import serve_http_requests
-from .httpmessages import HttpRoute
+from .httpmessages import HttpRoute, PackedMapping
 from .session import POLLING, WEBSOCKET, EngineSession
 from .websocket import run_websocket_transport
 from .wsconnection import WebSocketClosed
@@ -283,7 +283,12 @@ class EngineIOServer:
             sid = secrets.token_urlsafe(15)
         session = EngineSession(sid, self.config, trio.current_time(), transport)
         sock = EngineSocket(
-            session, remote_address=remote_address, query=dict(query), headers=dict(headers), on_close=self._on_close
+            session,
+            remote_address=remote_address,
+            # one string each, not a dict and two strings an entry: held for the session's life
+            query=PackedMapping(query),
+            headers=PackedMapping(headers),
+            on_close=self._on_close,
         )
         self._sessions[sid] = sock
         if self.on_open is not None:
