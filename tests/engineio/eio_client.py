@@ -14,6 +14,7 @@ from typing import Any
 
 from support.rawhttp import HttpReply, http
 from support.rawhttp import RawHttp as RawHttp  # re-exported for the tests here
+from support.waiting import wait_until
 
 from roomactors.engineio import EngineIOServer, EngineSocket
 
@@ -43,6 +44,17 @@ class Started:
     def ws_url(self, sid: str | None = None) -> str:
         query = "transport=websocket" + (f"&sid={sid}" if sid else "")
         return f"ws://127.0.0.1:{self.port}" + self.url(query)
+
+    async def settled(self, *, sessions: int = 0, connections: int | None = None, timeout: float = 5.0) -> None:
+        """Wait until the server's statistics count these sessions (and HTTP
+        connections, if given): the end of a cleanup the server does by itself,
+        which no event announces. Fails naming the statistics after ``timeout``."""
+
+        def reached() -> bool:
+            stats = self.server.statistics()
+            return stats.sessions == sessions and connections in (None, stats.http_connections)
+
+        await wait_until(reached, timeout=timeout, state=self.server.statistics)
 
 
 async def echo(sock: EngineSocket) -> None:

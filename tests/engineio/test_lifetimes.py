@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import trio
+import trio.testing
+from support.waiting import wait_until
 
-from eio_client import RawHttp, Started, http
+from eio_client import RawHttp, http
 from roomactors.engineio import EngineIOConfig, EngineSocket, SharedMessage
 
 WS_HANDSHAKE = (
@@ -14,17 +16,9 @@ WS_HANDSHAKE = (
 )
 
 
-async def settled(started: Started, *, sessions: int, connections: int) -> None:
-    """Wait (bounded) until the server's statistics show these counts."""
-    with trio.fail_after(5):
-        while True:
-            stats = started.server.statistics()
-            if (stats.sessions, stats.http_connections) == (sessions, connections):
-                return
-            await trio.sleep(0.01)
-
-
-async def test_client_that_stops_reading_is_disconnected_by_overflow(start_server, open_ws) -> None:
+async def test_client_that_stops_reading_is_disconnected_by_overflow(
+    start_server, open_ws, autojump_clock: trio.testing.MockClock
+) -> None:
     flooded = trio.Event()
     sent = 0
 
@@ -39,7 +33,7 @@ async def test_client_that_stops_reading_is_disconnected_by_overflow(start_serve
             while not sock.closed and sent < 5_000:
                 sock.send(chunk)
                 sent += 1
-                await trio.sleep(0.001)
+                await trio.sleep(0.001)  # the flood's pace (trio time: autojump_clock)
         flooded.set()
 
     config = EngineIOConfig(outbox_max_messages=64, outbox_max_bytes=1_000_000)
@@ -49,19 +43,23 @@ async def test_client_that_stops_reading_is_disconnected_by_overflow(start_serve
 
     healthy = await open_ws(started.ws_url())
     await healthy.get_message()
+    answered = 0
     while not flooded.is_set():  # the server answers another client while it floods the stuck one
         text = f"4ping {sent}"
         await healthy.send_message(text)
         with trio.fail_after(2):
             assert await healthy.get_message() == text
-        await trio.sleep(0.01)
+        answered += 1
+        mark = sent + 8  # ping again once the flood went on by 8 chunks (or ended)
+        await wait_until(lambda: flooded.is_set() or sent >= mark, timeout=20)
     stats = started.server.statistics()
     assert sent < 5_000
+    assert answered >= 2, f"{answered} pings answered while {sent} chunks flooded the stuck client"
     assert stats.outbox_overflows == 1
     assert stats.sessions == 1 and stats.websocket_sessions == 1
     flood_socket = next(s for s in started.sockets if "flood" in s.query)
     assert flood_socket.close_reason == "outbox overflow"
-    await settled(started, sessions=1, connections=1)
+    await started.settled(sessions=1, connections=1)
     await healthy.send_message("4after")
     assert await healthy.get_message() == "4after"
     await stuck.aclose()
@@ -75,7 +73,7 @@ async def test_dropped_pending_get_ends_the_session(start_server) -> None:
     await trio.testing.wait_all_tasks_blocked()
     assert started.server.statistics().http_connections == 1
     await client.aclose()
-    await settled(started, sessions=0, connections=0)
+    await started.settled(sessions=0, connections=0)
 
 
 async def test_dropped_probe_leaves_the_polling_session_alone(start_server) -> None:
@@ -86,7 +84,7 @@ async def test_dropped_probe_leaves_the_polling_session_alone(start_server) -> N
     response = await stream.receive_some(4096)
     assert response.startswith(b"HTTP/1.1 101")
     await stream.aclose()
-    await settled(started, sessions=1, connections=0)
+    await started.settled(sessions=1, connections=0)
     sock = started.server.lookup(sid)
     assert sock is not None and sock.transport == "polling" and not sock.session.upgrading
     assert (await http(started.port, "POST", started.poll_url(sid), b"4x")).body == b"ok"
@@ -98,7 +96,7 @@ async def test_dropped_mid_request_head(start_server) -> None:
     await stream.send_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n")
     await trio.testing.wait_all_tasks_blocked()
     await stream.aclose()
-    await settled(started, sessions=0, connections=0)
+    await started.settled(sessions=0, connections=0)
 
 
 async def test_dropped_websocket_mid_handshake(start_server) -> None:
@@ -107,7 +105,7 @@ async def test_dropped_websocket_mid_handshake(start_server) -> None:
     await stream.send_all(WS_HANDSHAKE.format(port=started.port).encode()[:-20])
     await trio.testing.wait_all_tasks_blocked()
     await stream.aclose()
-    await settled(started, sessions=0, connections=0)
+    await started.settled(sessions=0, connections=0)
 
 
 async def test_handler_return_closes_the_session(start_server) -> None:
@@ -117,7 +115,7 @@ async def test_handler_return_closes_the_session(start_server) -> None:
     started = await start_server(quick)
     sid, _ = await started.handshake()
     assert (await http(started.port, "GET", started.poll_url(sid))).text == "4only\x1e1"
-    await settled(started, sessions=0, connections=0)
+    await started.settled(sessions=0, connections=0)
 
 
 async def test_handler_error_is_contained(start_server) -> None:
@@ -173,7 +171,6 @@ async def test_server_close_of_a_stuck_websocket_gives_up_after_the_close_timeou
     assert sock.session.outbox, "the writer never blocked"
     closed_at = trio.current_time()
     sock.close()
-    while started.server.statistics().sessions:
-        await trio.sleep(0.1)
-    assert trio.current_time() - closed_at <= CLOSE_TIMEOUT + 0.1
+    await started.settled(sessions=0, timeout=CLOSE_TIMEOUT + 1)
+    assert trio.current_time() - closed_at == CLOSE_TIMEOUT  # exact: the wait moves no clock
     await stuck.aclose()

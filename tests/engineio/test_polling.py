@@ -77,9 +77,7 @@ async def test_server_close_sends_close_packet(start_server) -> None:
     sid, _ = await started.handshake()
     reply = await http_get(started, started.poll_url(sid))
     assert reply.text == "4bye\x1e1"
-    with trio.fail_after(5):
-        while started.server.statistics().sessions:
-            await trio.sleep(0.01)
+    await started.settled(sessions=0)
     reply = await http_get(started, started.poll_url(sid))
     assert (reply.status, reply.json()) == (400, {"code": 1, "message": "Session ID unknown"})
 

@@ -69,9 +69,7 @@ async def test_dropped_websocket_ends_the_session(start_server, open_ws) -> None
     ws = await open_ws(started.ws_url())
     await ws.get_message()
     await ws._stream.aclose()  # no close frame: the TCP connection just goes
-    with trio.fail_after(5):
-        while started.server.statistics().sessions or started.server.statistics().http_connections:
-            await trio.sleep(0.01)
+    await started.settled(sessions=0, connections=0)
 
 
 async def test_full_upgrade_sequence(start_server, open_ws) -> None:
