@@ -93,40 +93,50 @@ async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> No
     flushed within :data:`CLOSE_TIMEOUT`; otherwise a writer stuck mid-send
     to a client that stopped reading is cancelled at once and the connection
     dropped without a goodbye.
+
+    No nursery of its own (a nursery and its cancel scope are about 1.2 KB
+    held per idle connection, issue 4): the writer task, only while there is
+    one, runs in the nursery this task runs in (the server's connections
+    nursery) and this task waits for it before closing; once everything is
+    written the pump stops the reader with :meth:`ServerWebSocket.interrupt`.
+    A reader waiting for the application to take a message (back-pressure)
+    ends when the application takes it or the session's end releases it.
     """
     pump = _Pump(sock, ws)
     try:
-        async with trio.open_nursery() as nursery:
-            pump.nursery = nursery
-            sock.on_notify = ws.on_control = pump
-            pump()  # what was queued before (upgrade) goes now
-            # The reader, inline (a coroutine of its own would be one more
-            # frame held per idle connection): read until the peer goes or
-            # the session ends; ending the session is all it does on the way
-            # out (the pump then cancels this once everything is written).
-            while not sock.closed:
-                try:
-                    message = await ws.get_message()
-                except WebSocketClosed as exc:
-                    reason = exc.reason
+        pump.nursery = trio.lowlevel.current_task().parent_nursery
+        sock.on_notify = ws.on_control = pump
+        pump()  # what was queued before (upgrade) goes now
+        # The reader, inline (a coroutine of its own would be one more
+        # frame held per idle connection): read until the peer goes or
+        # the session ends; ending the session is all it does on the way
+        # out (the pump interrupts it once everything is written).
+        while not sock.closed:
+            try:
+                message = await ws.get_message()
+            except WebSocketClosed as exc:
+                reason = exc.reason
+                if reason is not None:  # None: interrupted by the pump, all is written
                     logger.debug("session %s: websocket closed (%s)", sock.sid, reason)
-                    sock.fail("message too big" if reason is not None and reason.code == 1009 else "transport close")
+                    sock.fail("message too big" if reason.code == 1009 else "transport close")
+                break
+            try:
+                data = sock.handle_packet(decode_packet(message))
+            except PacketError as exc:
+                logger.info("session %s: bad packet over websocket: %s", sock.sid, exc)
+                sock.fail("parse error")
+                break
+            # nothing of this message is held while the next is awaited
+            message = None  # type: ignore[assignment]
+            if data is not None:
+                delivered = await sock.deliver(data)
+                data = None
+                if not delivered:
                     break
-                try:
-                    data = sock.handle_packet(decode_packet(message))
-                except PacketError as exc:
-                    logger.info("session %s: bad packet over websocket: %s", sock.sid, exc)
-                    sock.fail("parse error")
-                    break
-                # nothing of this message is held while the next is awaited
-                message = None  # type: ignore[assignment]
-                if data is not None:
-                    delivered = await sock.deliver(data)
-                    data = None
-                    if not delivered:
-                        break
-        # the session is over and the writer task, if any, is done: flushed,
-        # failed or cut off; nothing may start one in the closed nursery
+        # The session is over; a writer task may still be at work: flushing,
+        # failing or being cut off (its deadline is set once the session closed).
+        while pump.writer_done is not None:
+            await pump.writer_done.wait()
         sock.on_notify = ws.on_control = None
         await close_websocket(ws)  # forceful when a write was cut mid-frame
     finally:
@@ -143,16 +153,17 @@ class _Pump:
     ``EngineSocket.notify()`` (a message queued, a ping due, the session
     closed, a pong owed). Never blocks and never raises."""
 
-    __slots__ = ("sock", "ws", "nursery", "writer_scope", "busy")
+    __slots__ = ("sock", "ws", "nursery", "writer_scope", "writer_done", "busy")
 
     def __init__(self, sock: EngineSocket, ws: ServerWebSocket) -> None:
         self.sock = sock
         self.ws = ws
-        #: The transport's nursery: the reader is its body; cancelling it
-        #: ends the transport once everything is written.
+        #: Where a writer task runs: the nursery of the transport's task.
         self.nursery: trio.Nursery | None = None
         #: The writer task's scope while one runs (the socket buffer was full).
         self.writer_scope: trio.CancelScope | None = None
+        #: Set as the writer task ends; None while there is none.
+        self.writer_done: trio.Event | None = None
         #: True while a writer task (or this very call) owns the socket's sending side.
         self.busy = False
 
@@ -201,32 +212,44 @@ class _Pump:
         if session.closed:
             scope.deadline = trio.current_time() + (CLOSE_TIMEOUT if session.flush_on_close else 0.0)
         assert self.nursery is not None
+        done = trio.Event()
         try:
-            self.nursery.start_soon(self._write, rest, scope)
-        except RuntimeError:  # the transport is ending (cancelled from outside): nobody will write
+            self.nursery.start_soon(self._write, rest, scope, done)
+        except RuntimeError:  # the server is stopping (its nursery is closed): nobody will write
+            self.writer_scope = None
             self.sock.fail("transport close")  # busy stays set: later calls return at once
+            self._done()
+            return
+        self.writer_done = done
 
-    async def _write(self, rest: bytes | memoryview, scope: trio.CancelScope) -> None:
+    async def _write(self, rest: bytes | memoryview, scope: trio.CancelScope, done: trio.Event) -> None:
         """The socket buffer is full: wait it out, then write whatever queued
         meanwhile in one go, until nothing is left."""
-        with scope:
-            try:
-                while rest:
-                    self.ws.sending = True
-                    await self.ws.send_rest(rest)
-                    rest = self._take()
-            except WebSocketClosed:
+        try:
+            with scope:
+                try:
+                    while rest:
+                        self.ws.sending = True
+                        await self.ws.send_rest(rest)
+                        rest = self._take()
+                except WebSocketClosed:
+                    self.sock.fail("transport close")
+            self.writer_scope = None
+            if scope.cancelled_caught or self.sock.closed:
+                # busy stays set: nothing more is written (a write cut
+                # mid-frame leaves only a forceful close), no writer after this one
                 self.sock.fail("transport close")
-        self.writer_scope = None
-        self.busy = False
-        if scope.cancelled_caught or self.sock.closed:
-            self.sock.fail("transport close")
-            self._done()
+                self._done()
+            else:
+                self.busy = False
+        finally:
+            if self.writer_done is done:
+                self.writer_done = None
+            done.set()
 
     def _done(self) -> None:
         """All written (or given up on): the connection task closes the WebSocket."""
-        if self.nursery is not None:
-            self.nursery.cancel_scope.cancel()
+        self.ws.interrupt()
 
 
 def _frame(item: SharedMessage | str) -> bytes:
