@@ -7,7 +7,7 @@ vanished and left a task behind shows up as a count above the baseline.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -54,14 +54,3 @@ def task_names(nursery: trio.Nursery) -> list[str]:
 def idle(stats: RoomServerStatistics) -> bool:
     """No connection, client, user or room left (uptime aside)."""
     return (stats.connections, stats.clients, stats.users, stats.rooms) == (0, 0, 0, 0)
-
-
-async def wait_until(predicate: Callable[[], bool], *, step: float = 0.01) -> None:
-    """Wait for a state the server reaches by itself (a cleanup, a timeout).
-
-    It has no event to wait on from outside, so this re-checks after every
-    moment of quiescence; bound it with ``fail_after``. Under ``autojump_clock``
-    the steps cost no real time.
-    """
-    while not predicate():
-        await trio.sleep(step)

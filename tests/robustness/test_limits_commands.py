@@ -9,7 +9,8 @@ from typing import Any
 import trio
 import trio.testing
 from robustness.rawclients import RawWebSocket
-from robustness.serving import running_server, wait_until
+from robustness.serving import running_server
+from support.waiting import wait_until
 
 from roomactors.actors import MemoryClient, RoomLimits, open_lobby
 from roomactors.config import RoomServerConfig
@@ -51,8 +52,7 @@ async def test_a_flooding_client_is_answered_rate_limited_then_disconnected() ->
             closed = await player.next_matching('42/lobby,["roomclosed"')
             assert await player.next_room_list() == []
         assert '"reason":"host_disconnected"' in closed
-        with trio.fail_after(5):
-            await wait_until(lambda: running.statistics().connections == 1)
+        await wait_until(lambda: running.statistics().connections == 1, timeout=5, state=running.statistics)
         stats = running.statistics()
         assert (stats.clients, stats.users, stats.rooms) == (1, 1, 0)
         await player.aclose()
@@ -98,8 +98,7 @@ async def test_connect_timeout_comes_from_the_config(autojump_clock: trio.testin
         opened_at = trio.current_time()
         assert await idle_client.receive_until_closed() == ["1"]
         assert 5.0 <= trio.current_time() - opened_at < 5.1
-        with trio.fail_after(1):
-            await wait_until(lambda: running.statistics().connections == 0)
+        await wait_until(lambda: running.statistics().connections == 0, timeout=1, state=running.statistics)
 
 
 async def test_room_limits_and_sizes_over_the_wire() -> None:

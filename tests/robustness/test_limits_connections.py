@@ -12,7 +12,8 @@ import pytest
 import trio
 import trio.testing
 from robustness.rawclients import HandshakeRefused, RawHttp, RawPolling, RawWebSocket, open_stream
-from robustness.serving import running_server, wait_until
+from robustness.serving import running_server
+from support.waiting import wait_until
 
 from roomactors.config import RoomServerConfig
 
@@ -48,8 +49,7 @@ async def test_a_handshake_beyond_max_connections_gets_503_on_both_transports() 
         assert (await websocket.call("join_lobby", {"id": 1}))["ok"] is True
         # ... and a place freed is open again at once.
         await polling.post("1")  # the Engine.IO close packet
-        with trio.fail_after(5):
-            await wait_until(lambda: running.statistics().connections == 1)
+        await wait_until(lambda: running.statistics().connections == 1, timeout=5, state=running.statistics)
         again = await RawPolling.open(port)
         assert again.sid not in (polling.sid, websocket.sid)
         for client in (polling, again):
@@ -75,8 +75,7 @@ async def test_sessions_per_address_count_each_address_on_its_own() -> None:
         assert running.statistics().connections == 3
 
         second.vanish()
-        with trio.fail_after(5):
-            await wait_until(lambda: running.statistics().connections == 2)
+        await wait_until(lambda: running.statistics().connections == 2, timeout=5, state=running.statistics)
         third = await RawWebSocket.open(port)
         assert third.sid is not None
         for client in (first, other):
@@ -115,7 +114,7 @@ async def test_tcp_connections_that_never_speak_are_capped_and_closed_soon(
         opened_at = trio.current_time()
         silent = [await open_stream(running.port) for _ in range(3 * 2)]  # the address's TCP share
         with trio.fail_after(1):
-            await wait_until(lambda: engine.statistics().http_connections == 6)
+            await wait_until(lambda: engine.statistics().http_connections == 6, state=engine.statistics)
             extra = await open_stream(running.port)
             assert await eof(extra)  # closed before a byte was read
         assert engine.statistics().connections_refused == 1

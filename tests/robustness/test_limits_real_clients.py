@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import trio
 from robustness.rawclients import RawPolling
-from robustness.serving import running_server, wait_until
+from robustness.serving import running_server
+from support.waiting import wait_until
 from support.clientapi import ConnectRefused
 from support.clients import client_params, open_clients
 
@@ -39,8 +40,7 @@ async def test_a_real_client_is_refused_at_the_limit_and_gets_in_later(client_ki
             assert reply["ok"] is True
         else:
             # python-socketio gives up on a failed first connect; a new one gets in.
-            with trio.fail_after(5):
-                await wait_until(lambda: running.statistics().connections == 0)
+            await wait_until(lambda: running.statistics().connections == 0, timeout=5, state=running.statistics)
             again = clients.connect(running.server.url, "/lobby", transports=["polling"])
             await again.wait_connected()
             (reply,) = await again.call("join_lobby", {"id": 1})

@@ -26,7 +26,8 @@ import pytest
 import trio
 import trio.testing
 from robustness.rawclients import RawHttp, RawPolling, RawWebSocket, ServerClosed
-from robustness.serving import running_server, wait_until
+from robustness.serving import running_server
+from support.waiting import wait_until
 
 from roomactors.config import RoomServerConfig
 
@@ -154,8 +155,11 @@ async def test_a_client_that_stops_reading_costs_one_list_and_is_dropped_by_the_
             await stuck.wait_closed()
         assert stuck.close_reason == "ping timeout"
         assert trio.current_time() - opened_at == pytest.approx(PING_INTERVAL + PING_TIMEOUT, abs=0.5)
-        with trio.fail_after(2):
-            await wait_until(lambda: engine.lookup(stuck_sid) is None and running.statistics().users == 2)
+        await wait_until(
+            lambda: engine.lookup(stuck_sid) is None and running.statistics().users == 2,
+            timeout=2,
+            state=running.statistics,
+        )
         stats = running.statistics()
         assert (stats.connections, stats.users, stats.rooms) == (2, 2, 1)
         assert engine.statistics().outbox_overflows == 0

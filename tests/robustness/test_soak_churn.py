@@ -36,6 +36,7 @@ import pytest
 import trio
 from support.nodeclient import JS_DIR
 from support.soak import LeanClient, open_lean_client
+from support.waiting import wait_until
 from trio_websocket import ConnectionClosed
 
 from roomactors.actors.validation import ERROR_CODES
@@ -244,13 +245,6 @@ def rss_kb() -> int:
     return 0
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
-    """For server-side cleanup nobody can subscribe to: re-check at quiescence."""
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.05)
-
-
 async def run_round(server: Any, seed: int, real_kinds: list[str]) -> Round:
     run = Round(server.port, trio.current_time())
     async with trio.open_nursery() as nursery:
@@ -322,7 +316,7 @@ async def test_soak_churn_keeps_invariants_and_leaks_nothing(
     for round_number in range(1, ROUNDS + 1):
         run = await run_round(server, SEED, real_kinds)
         with trio.move_on_after(30):
-            await wait_until(lambda: idle(server), timeout=math.inf)
+            await wait_until(lambda: idle(server))  # the server's own cleanup: no event announces it
         assert idle(server), (server.statistics(), await server.app.lobby.snapshot())
         measures.append((count_tasks(), allocated_blocks(), rss_kb()))
         logging.getLogger(__name__).warning(

@@ -22,7 +22,8 @@ import pytest
 import trio
 import trio.testing
 from robustness.rawclients import RawHttp, RawPolling, RawWebSocket, abort, encode_event, open_stream
-from robustness.serving import Running, idle, running_server, wait_until
+from robustness.serving import Running, idle, running_server
+from support.waiting import wait_until
 
 from roomactors.config import RoomServerConfig
 
@@ -92,7 +93,7 @@ async def mid_poll(running: Running) -> list[Any]:
     await polling.start_poll()
     sock = running.server.sio.engineio.lookup(polling.sid)
     assert sock is not None
-    await wait_until(lambda: sock.get_pending)
+    await wait_until(lambda: sock.get_pending, timeout=AT_ONCE)
     polling.vanish()
     return [polling]
 
@@ -120,7 +121,8 @@ async def mid_upgrade_before_the_probe_answer(running: Running) -> list[Any]:
     await probe.send("2probe")
     sock = running.server.sio.engineio.lookup(polling.sid)
     assert sock is not None
-    await wait_until(lambda: sock.session.upgrading and not sock.get_pending)  # "3probe" sent, GET released
+    # "3probe" sent, the pending GET released
+    await wait_until(lambda: sock.session.upgrading and not sock.get_pending, timeout=AT_ONCE)
     probe.vanish()
     polling.vanish()
     return [polling, probe]
@@ -165,7 +167,7 @@ async def polling_for_waiting_packets(running: Running) -> list[Any]:
     assert (await host.call("create_room", {"name": "r", "deck": DECK}, ack=2))["ok"] is True
     sock = running.server.sio.engineio.lookup(polling.sid)
     assert sock is not None
-    await wait_until(lambda: bool(sock.session.outbox))  # the new list waits for the next GET
+    await wait_until(lambda: bool(sock.session.outbox), timeout=AT_ONCE)  # the new list waits for the next GET
     await polling.start_poll()
     polling.vanish()  # RST: the server reads the GET, then its answer cannot be delivered
     await host.aclose()
@@ -233,8 +235,7 @@ async def test_players_of_a_vanished_host_are_told_and_keep_their_connection(
             closed = await player.next_matching('42/lobby,["roomclosed"')
             assert await player.next_room_list() == []
         assert json.loads(closed[len("42/lobby,"):]) == ["roomclosed", {"id": 1, "reason": "host_disconnected"}]
-        with trio.fail_after(AT_ONCE):
-            await wait_until(lambda: running.statistics().connections == 1)
+        await wait_until(lambda: running.statistics().connections == 1, timeout=AT_ONCE, state=running.statistics)
         stats = running.statistics()
         assert (stats.clients, stats.users, stats.rooms) == (1, 1, 0)
         snapshot = await running.server.app.lobby.snapshot()

@@ -4,6 +4,7 @@ connect timeout, on the autojump clock with a raw client in the test's loop."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -53,16 +54,18 @@ async def test_malformed_packet_closes_a_polling_session_too(served: Any) -> Non
 
     def run() -> Any:
         client = socketio.Client(reconnection=False, request_timeout=5)
-        closed = []
-        client.on("disconnect", lambda *reason: closed.append(reason))
+        closed: list[Any] = []
+        disconnected = threading.Event()  # the client's own report, set in its thread
+
+        def on_disconnect(*reason: Any) -> None:
+            closed.append(reason)
+            disconnected.set()
+
+        client.on("disconnect", on_disconnect)
         client.connect(served.url, transports=["polling"], wait_timeout=5)
         try:
             client._send_packet(client.packet_class(socketio.packet.EVENT, data=[]))
-            client.sleep(0)  # let the write go out
-            for _ in range(50):
-                if closed:
-                    break
-                client.sleep(0.1)
+            disconnected.wait(timeout=5)
             return closed
         finally:
             client.disconnect()
