@@ -28,7 +28,6 @@ Rules:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Hashable
 from typing import NamedTuple
 
@@ -64,7 +63,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self._entries: dict[int, _Entry] = {}  # insertion-ordered by sequence number
         self._by_key: dict[Hashable, int] | None = None  # made by the first keyed entry
-        self._seq = itertools.count()
+        self._seq = 0  # an int, not an itertools.count: one object less per session
         self.messages = 0
         self.bytes = 0
 
@@ -85,10 +84,12 @@ class Outbox:
                         f"outbox would hold {new_messages} messages / {new_bytes} bytes"
                         f" (limits {self.max_messages} / {self.max_bytes})"
                     )
-                self._entries[next(self._seq)] = _Entry(items, 1, item.size, None)
+                seq = self._seq = self._seq + 1
+                self._entries[seq] = _Entry(items, 1, item.size, None)
                 self.messages, self.bytes = new_messages, new_bytes
             else:
-                self._entries[next(self._seq)] = _Entry(items, 0, 0, None)
+                seq = self._seq = self._seq + 1
+                self._entries[seq] = _Entry(items, 0, 0, None)
             return
         if replace_key is not None:  # keyed entries are not counted (see the rules): no limit to check
             by_key = self._by_key
@@ -97,7 +98,7 @@ class Outbox:
             replaced_seq = by_key.get(replace_key)
             if replaced_seq is not None:
                 del self._entries[replaced_seq]
-            by_key[replace_key] = seq = next(self._seq)
+            by_key[replace_key] = seq = self._seq = self._seq + 1
             self._entries[seq] = _Entry(items, 0, 0, replace_key)
             return
         counted = [item for item in items if isinstance(item, SharedMessage)]  # several, together, unkeyed
@@ -109,7 +110,8 @@ class Outbox:
                 f"outbox would hold {new_messages} messages / {new_bytes} bytes"
                 f" (limits {self.max_messages} / {self.max_bytes})"
             )
-        self._entries[next(self._seq)] = _Entry(items, messages, new_bytes - self.bytes, None)
+        seq = self._seq = self._seq + 1
+        self._entries[seq] = _Entry(items, messages, new_bytes - self.bytes, None)
         self.messages = new_messages
         self.bytes = new_bytes
 

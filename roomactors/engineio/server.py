@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import secrets
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,8 @@ class EngineIOServer:
         self._accept_scope = trio.CancelScope()
         self._shutting_down = False
         self._session_gone = trio.Event()
+        #: One bound method for every session, not one made per session.
+        self._on_close_callback = self._on_close
 
     # -- serving ---------------------------------------------------------------
 
@@ -288,7 +291,7 @@ class EngineIOServer:
             # one string each, not a dict and two strings an entry: held for the session's life
             query=PackedMapping(query),
             headers=PackedMapping(headers),
-            on_close=self._on_close,
+            on_close=self._on_close_callback,
         )
         self._sessions[sid] = sock
         if self.on_open is not None:
@@ -401,7 +404,9 @@ def _remote_address(stream: trio.abc.Stream) -> str | None:
         peer = stream.socket.getpeername()  # type: ignore[attr-defined]
     except (AttributeError, OSError):
         return None
-    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+    # Interned: the connections from one address (a proxy, a NAT) share one
+    # string instead of holding one each for their whole lives.
+    return sys.intern(str(peer[0]) if isinstance(peer, tuple) else str(peer))
 
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}

@@ -97,7 +97,9 @@ class FrameParser:
     def __init__(self, max_message: int) -> None:
         self.max_message = max_message
         self._buffer = b""
-        self._parts: list[bytes] = []  # fragments of an unfinished message
+        #: Fragments of an unfinished message; None between messages (no
+        #: empty list held per idle connection).
+        self._parts: list[bytes] | None = None
         self._size = 0
         self._opcode = 0  # of the unfinished message
 
@@ -115,13 +117,14 @@ class FrameParser:
             if opcode >= 0x8:
                 return opcode, _control_payload(opcode, payload)
             if opcode == 0:
-                if not self._opcode:
+                parts = self._parts
+                if not self._opcode or parts is None:
                     raise FrameError(1002, "continuation frame without a message")
-                self._parts.append(payload)
+                parts.append(payload)
                 if not fin:
                     continue
                 opcode, self._opcode = self._opcode, 0
-                payload, self._parts, self._size = b"".join(self._parts), [], 0
+                payload, self._parts, self._size = b"".join(parts), None, 0
             elif self._opcode:
                 raise FrameError(1002, "new message inside a fragmented one")
             elif not fin:
