@@ -54,7 +54,11 @@ class Started:
             stats = self.server.statistics()
             return stats.sessions == sessions and connections in (None, stats.http_connections)
 
-        await wait_until(reached, timeout=timeout, state=self.server.statistics)
+        def state() -> str:
+            wanted = f"sessions={sessions}" + (f", http_connections={connections}" if connections is not None else "")
+            return f"wanted {wanted}; {self.server.statistics()}"
+
+        await wait_until(reached, timeout=timeout, state=state)
 
 
 async def echo(sock: EngineSocket) -> None:

@@ -56,7 +56,10 @@ class _Watch(trio.abc.Instrument):
 
 
 def _describe(predicate: Callable[[], object]) -> str:
-    """The predicate's source line for a failure message (a lambda has no better name)."""
+    """For a failure message: a lambda's source line (it has no better name), else the name."""
+    name = getattr(predicate, "__qualname__", None)
+    if name is not None and "<lambda>" not in name:
+        return name
     try:
         return " ".join(inspect.getsource(predicate).split())
     except (OSError, TypeError):
@@ -99,5 +102,6 @@ async def wait_until(
         return
     message = f"still false after {timeout} s: {_describe(predicate)}"
     if state is not None:
-        message += f"\nnow: {state()!r}"
+        now = state()
+        message += f"\nnow: {now if isinstance(now, str) else repr(now)}"
     raise AssertionError(message)
