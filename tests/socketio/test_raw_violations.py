@@ -66,12 +66,12 @@ async def test_malformed_packet_closes_a_polling_session_too(served: Any) -> Non
         try:
             client._send_packet(client.packet_class(socketio.packet.EVENT, data=[]))
             disconnected.wait(timeout=5)
-            return closed
+            return list(closed)  # a copy: disconnect() below reports our own close into `closed`
         finally:
             client.disconnect()
 
     closed = await trio.to_thread.run_sync(run)
-    assert closed, "the server did not close the session"
+    assert closed == [("server disconnect",)], f"the server did not close the session: {closed}"
 
 
 async def test_connect_timeout_closes_at_exactly_the_deadline(
