@@ -105,7 +105,9 @@ class RoomApp:
             sio.on("connect", namespace)(self._on_connect)
             sio.on("disconnect", namespace)(self._on_disconnect)
             for command in COMMANDS:
-                sio.on(command, namespace)(self._handler_for(command))
+                # inline: a command only queues for the lobby (the lobby answers),
+                # so the reading task may run it without a switch to the dispatcher
+                sio.on(command, namespace, inline=True)(self._handler_for(command))
 
     async def _on_connect(self, socket: Socket, auth: Any) -> None:
         client = SocketClient(socket, self.sio)

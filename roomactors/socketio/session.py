@@ -127,8 +127,8 @@ class SocketIOSession:
     """Socket.IO over one Engine.IO session; ``run()`` is the Engine.IO handler's body."""
 
     __slots__ = (
-        "_calls", "_close_reason", "_ended", "_read_ahead", "_reason_known", "_server", "_work", "connection",
-        "eio", "sockets", "__weakref__",
+        "_calls", "_close_reason", "_ended", "_inline_task", "_pending", "_read_ahead", "_reason_known",
+        "_released", "_server", "_work", "connection", "eio", "sockets", "__weakref__",
     )
 
     def __init__(self, server: SocketIOServer, eio: EngineSocket) -> None:
@@ -150,6 +150,14 @@ class SocketIOSession:
         self._close_reason = "transport close"
         self._ended = False
         self._reason_known = False
+        #: Work queued for the dispatcher or being handled by it: an inline
+        #: handler may run only at zero (order, one handler at a time).
+        self._pending = 0
+        #: The transport task running an inline handler, while it does; the
+        #: dispatcher waits for it to finish before handling anything.
+        self._inline_task: trio.lowlevel.Task | None = None
+        #: Set when an inline handler ends, for a dispatcher waiting on it.
+        self._released: trio.Event | None = None
 
     async def run(self) -> None:
         try:
@@ -177,12 +185,19 @@ class SocketIOSession:
             elif isinstance(event, ConnectionClosed):
                 self._close(event)
                 return
+            elif (
+                isinstance(event, EventReceived)
+                and self._pending == 0
+                and self._inline_task is None
+                and (event.namespace, event.event) in self._server._inline
+            ):
+                await self._run_inline(event)
             else:
                 # queued in the order the messages came, even when two
                 # transports deliver (a POST during the upgrade)
                 await read_ahead.acquire()
                 try:
-                    self._work.put_nowait((event, True))
+                    self._queue_work(event, from_client=True)
                 except trio.ClosedResourceError:  # the session ended meanwhile
                     read_ahead.release()
                     return
@@ -215,6 +230,18 @@ class SocketIOSession:
         self._reason_known = True
         self.eio.close()
 
+    async def _run_inline(self, event: EventReceived) -> None:
+        """An ``inline=True`` handler, in the transport's task: nothing of this
+        session is queued or running, so order and one-at-a-time hold."""
+        self._inline_task = trio.lowlevel.current_task()
+        try:
+            await self._event(event)
+        finally:
+            self._inline_task = None
+            released, self._released = self._released, None
+            if released is not None:
+                released.set()
+
     # -- the dispatcher -------------------------------------------------------
 
     async def _dispatch(self) -> None:
@@ -224,10 +251,19 @@ class SocketIOSession:
             except trio.EndOfChannel:
                 return
             try:
+                while self._inline_task is not None:  # an inline handler runs: after it
+                    if self._released is None:
+                        self._released = trio.Event()
+                    await self._released.wait()
                 await self._handle(work)
             finally:
+                self._pending -= 1
                 if from_client:
                     self._read_ahead.release()
+
+    def _queue_work(self, work: _Work, *, from_client: bool) -> None:
+        self._work.put_nowait((work, from_client))  # raises once the session ended
+        self._pending += 1
 
     async def _handle(self, work: _Work) -> None:
         if isinstance(work, ConnectRequested):
@@ -338,6 +374,11 @@ class SocketIOSession:
                 self.eio.send_many(group)
 
     async def call(self, socket: Socket, event: str, args: list[Any], timeout: float) -> list[Any]:
+        if self._inline_task is not None and self._inline_task is trio.lowlevel.current_task():
+            raise RuntimeError(
+                "Socket.call in an inline handler would wait for a client nobody is reading;"
+                " register that handler without inline=True"
+            )
         if self._ended or not socket.connected or not self.connection.is_connected(socket.namespace):
             raise SocketDisconnected(f"socket {socket.sid} is not connected")
         ack_id = self.connection.allocate_ack_id(socket.namespace)
@@ -373,7 +414,7 @@ class SocketIOSession:
             self._flush()
         self._fail_calls(socket)
         try:
-            self._work.put_nowait((_ServerDisconnect(socket), False))
+            self._queue_work(_ServerDisconnect(socket), from_client=False)
         except trio.ClosedResourceError:
             pass  # the session is ending: run() ends every socket left
 

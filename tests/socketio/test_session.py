@@ -125,6 +125,66 @@ async def test_handlers_run_one_at_a_time_in_arrival_order(nursery: trio.Nursery
     assert log == ["slow start", "slow end", "fast 1", "fast 2"]
 
 
+async def test_inline_handlers_run_in_the_reading_task_and_keep_order(
+    nursery: trio.Nursery, autojump_clock: trio.abc.Clock
+) -> None:
+    """An inline handler runs in the transport's task only when nothing of the
+    connection is queued or running; otherwise it waits its turn like any other."""
+    server = SocketIOServer()
+    log: list[tuple[str, str]] = []
+
+    def where() -> str:
+        return "reader" if "run_transport" in trio.lowlevel.current_task().name else "dispatcher"
+
+    @server.on("slow")
+    async def slow(socket: Socket) -> None:
+        log.append(("slow start", where()))
+        await trio.sleep(1)
+        log.append(("slow end", where()))
+
+    @server.on("fast", inline=True)
+    async def fast(socket: Socket, n: int) -> int:
+        log.append((f"fast {n}", where()))
+        await trio.sleep(0.5)  # the reader waits: the next message is not read meanwhile
+        return n
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    eio.feed('21["fast",1]', '2["slow"]', '22["fast",2]')
+    await trio.sleep(5)
+    eio.feed('23["fast",3]')
+    await trio.sleep(1)
+    assert log == [
+        ("fast 1", "reader"), ("slow start", "dispatcher"), ("slow end", "dispatcher"),
+        ("fast 2", "dispatcher"), ("fast 3", "reader"),
+    ]
+    assert eio.texts()[1:] == ["31[1]", "32[2]", "33[3]"]
+
+
+async def test_call_in_an_inline_handler_is_refused_not_deadlocked(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = SocketIOServer()
+
+    @server.on("ask", inline=True)
+    async def ask(socket: Socket) -> list[Any]:
+        return await socket.call("question")
+
+    with pytest.raises(ValueError, match="only event handlers"):
+        server.on("connect", inline=True)
+
+    eio = await start(nursery, server)
+    eio.feed("0")
+    await settle()
+    eio.feed('21["ask"]', '22["ask"]')
+    await settle()
+    failures = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], RuntimeError)]
+    assert len(failures) == 2 and "inline handler" in str(failures[0].exc_info[1])  # type: ignore[index]
+    assert eio.texts()[1:] == []  # no ack for a failed handler; the connection goes on
+    assert not eio.closed
+
+
 async def test_ack_values(nursery: trio.Nursery) -> None:
     server = SocketIOServer()
 
