@@ -86,6 +86,21 @@ def _hang_up(client: socketio.Client) -> None:
     client.eio.disconnect(abort=True)
 
 
+def _end_write_loop(client: socketio.Client) -> None:
+    """Wake the write loop python-engineio can leave waiting after the server closed.
+
+    Why: on a close from the server, python-engineio queues the close packet and
+    a wake-up (``None``) for its writer thread, but the writer can take both
+    before the state leaves "connected"; it then waits in ``queue.get`` for
+    pingInterval + 5 s and logs an ERROR ("packet queue is empty, aborting") into
+    whatever test runs at that moment. Only for a client that is done: the queue
+    outlives the connection, and a reconnection's writer would take the ``None``.
+    """
+    eio = client.eio
+    if eio.state != "connected" and eio.write_loop_task is not None:
+        eio.queue.put(None)
+
+
 class PySocket(EventLog):
     """One namespace of one python-socketio connection."""
 
@@ -310,6 +325,7 @@ class PythonClients:
                     await trio.to_thread.run_sync(_hang_up, client, abandon_on_cancel=True)
                 else:  # shutdown() stops a reconnection in progress
                     await trio.to_thread.run_sync(client.shutdown, abandon_on_cancel=True)
+                    _end_write_loop(client)
 
 
 @asynccontextmanager
