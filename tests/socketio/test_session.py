@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from support.waiting import wait_until
 
 from roomactors.engineio.packets import SharedMessage
 from roomactors.socketio import Ack, ConnectionRefused, Socket, SocketDisconnected, SocketIOConfig, SocketIOServer
@@ -121,7 +122,7 @@ async def test_handlers_run_one_at_a_time_in_arrival_order(nursery: trio.Nursery
 
     eio = await start(nursery, server)
     eio.feed("0", '2["slow"]', '2["fast",1]', '2["fast",2]')
-    await trio.sleep(2)
+    await wait_until(lambda: len(log) == 4, timeout=2)
     assert log == ["slow start", "slow end", "fast 1", "fast 2"]
 
 
@@ -152,9 +153,9 @@ async def test_inline_handlers_run_in_the_reading_task_and_keep_order(
     eio.feed("0")
     await settle()
     eio.feed('21["fast",1]', '2["slow"]', '22["fast",2]')
-    await trio.sleep(5)
+    await wait_until(lambda: eio.texts()[1:] == ["31[1]", "32[2]"], timeout=5)  # fast 2 finished: all idle
     eio.feed('23["fast",3]')
-    await trio.sleep(1)
+    await wait_until(lambda: len(eio.texts()) == 4, timeout=1)
     assert log == [
         ("fast 1", "reader"), ("slow start", "dispatcher"), ("slow end", "dispatcher"),
         ("fast 2", "dispatcher"), ("fast 3", "reader"),
