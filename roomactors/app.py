@@ -72,7 +72,7 @@ class SocketClient:
         return f"SocketClient({self.socket.sid!r}, {self.socket.namespace!r})"
 
     def send_event(self, event: str, payload: object) -> None:
-        self.socket.emit(event, payload)
+        self.socket.emit(event, payload, coalesce=self._in_lobby)
 
     def send_room_list(self, rooms: RoomList) -> None:
         namespace = self.socket.namespace
@@ -81,8 +81,11 @@ class SocketClient:
             return self._sio.encode_event("updaterooms", _room_list_json(rooms), namespace=namespace)
 
         # Encoded once per change per namespace, shared by every socket of it.
+        # Coalesced (with the ack the lobby is about to send) only for a client
+        # whose command the lobby is answering: deferring every watcher's write
+        # would cost a fan-out more than it saves.
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace), encode)
-        self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY)
+        self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
     def detach(self, reason: str) -> None:
         logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
@@ -149,7 +152,7 @@ class RoomApp:
             if ack is not None:
                 ack(reply)
             elif not reply["ok"]:
-                socket.emit("rejected", {"event": command, **reply["error"]})
+                socket.emit("rejected", {"event": command, **reply["error"]}, coalesce=True)
 
         if len(args) != 1 or not isinstance(args[0], dict):
             on_reply({

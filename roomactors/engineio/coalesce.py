@@ -5,8 +5,11 @@ written to the client's socket at once, by the task that queued it (no
 writer task, no context switch). An actor that answers many clients in one
 go (the lobby handling a batch of commands: a room list to every client, an
 ack to some) would then write twice to a client that gets both. Inside
-:func:`coalesced_writes`, the sockets this task notifies are only noted, and
-each is written once, with everything queued for it, when the block ends.
+:func:`coalesced_writes`, a send marked ``coalesce=True`` is only noted, and
+each noted socket is written once, with everything queued for it, when the
+block ends. Sends not marked are written at once as usual: deferring costs
+something per socket, so the sender marks only those that will get more in
+the same block (the lobby: the clients whose command it is answering).
 
 The note is task-local, so other tasks keep writing at once: it lives in a
 :class:`contextvars.ContextVar` (every trio task runs in its own context)

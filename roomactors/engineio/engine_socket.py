@@ -118,15 +118,22 @@ class EngineSocket:
     def close_reason(self) -> str | None:
         return self._session.close_reason
 
-    def send(self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None) -> None:
+    def send(
+        self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None, coalesce: bool = False
+    ) -> None:
         """Queue one message; never blocks. Dropped silently once closed. An
-        outbox overflow closes the session (see :mod:`.outbox`)."""
-        self._append((_as_message(data),), replace_key)
+        outbox overflow closes the session (see :mod:`.outbox`).
 
-    def send_many(self, items: Sequence[str | bytes | SharedMessage]) -> None:
+        With ``coalesce``, inside a :func:`~.coalesce.coalesced_writes` block of
+        this task, the write waits for the block's end (to leave with what else
+        the block sends this client); otherwise, and outside one, it is at once.
+        """
+        self._append((_as_message(data),), replace_key, coalesce)
+
+    def send_many(self, items: Sequence[str | bytes | SharedMessage], *, coalesce: bool = False) -> None:
         """Queue several messages that must stay together and in order."""
         if items:
-            self._append(tuple(_as_message(item) for item in items), None)
+            self._append(tuple(_as_message(item) for item in items), None, coalesce)
 
     def close(self) -> None:
         """End the session; queued messages and a close packet still go out."""
@@ -175,7 +182,7 @@ class EngineSocket:
     def session(self) -> EngineSession:
         return self._session
 
-    def _append(self, items: tuple[SharedMessage, ...], replace_key: Hashable | None) -> None:
+    def _append(self, items: tuple[SharedMessage, ...], replace_key: Hashable | None, coalesce: bool) -> None:
         if self._session.closed:
             return
         try:
@@ -183,6 +190,9 @@ class EngineSocket:
         except OutboxOverflow as exc:
             logger.info("session %s: %s; closing", self.sid, exc)
             self._session.close("outbox overflow", notify_peer=False)
+        else:
+            if coalesce and self.on_notify is not None and defer_write(self.notify):
+                return  # written when the caller's coalesced_writes() block ends
         self._sync()
 
     def handle_packet(self, packet: Packet) -> str | bytes | None:
@@ -224,12 +234,6 @@ class EngineSocket:
         if changed is not None:
             self._changed = None
             changed.set()
-        if self.on_notify is not None and not defer_write(self._write_now):
-            self.on_notify()
-
-    def _write_now(self) -> None:
-        """A write deferred by :func:`.coalesce.coalesced_writes`, to whichever
-        transport carries the session by then."""
         if self.on_notify is not None:
             self.on_notify()
 

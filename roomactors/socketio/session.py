@@ -353,25 +353,27 @@ class SocketIOSession:
 
     # -- what sockets ask of their session --------------------------------
 
-    def send_messages(self, messages: Sequence[SharedMessage], *, replace_key: Hashable | None = None) -> None:
+    def send_messages(
+        self, messages: Sequence[SharedMessage], *, replace_key: Hashable | None = None, coalesce: bool = False
+    ) -> None:
         if len(messages) == 1:
-            self.eio.send(messages[0], replace_key=replace_key)
+            self.eio.send(messages[0], replace_key=replace_key, coalesce=coalesce)
         else:
             # Attachments must stay with their packet; they are never replaced.
-            self.eio.send_many(messages)
+            self.eio.send_many(messages, coalesce=coalesce)
 
     def send_ack(self, socket: Socket, ack_id: int, args: list[Any]) -> None:
         """A taken ack (:class:`~.sockets.Ack`) being sent; dropped once the socket is gone."""
         if socket.connected and self.sockets.get(socket.namespace) is socket:
             self.connection.send_ack(socket.namespace, ack_id, args)
-            self._flush()
+            self._flush(coalesce=True)  # with what else its sender sends this client
 
-    def _flush(self) -> None:
+    def _flush(self, *, coalesce: bool = False) -> None:
         for group in self.connection.data_to_send():
             if len(group) == 1:
-                self.eio.send(group[0])
+                self.eio.send(group[0], coalesce=coalesce)
             else:
-                self.eio.send_many(group)
+                self.eio.send_many(group, coalesce=coalesce)
 
     async def call(self, socket: Socket, event: str, args: list[Any], timeout: float) -> list[Any]:
         if self._inline_task is not None and self._inline_task is trio.lowlevel.current_task():

@@ -83,17 +83,22 @@ class Socket:
         """True from the CONNECT ack until either side disconnects the namespace."""
         return self._state == "connected"
 
-    def emit(self, event: str, *args: Any, replace_key: Hashable | None = None) -> None:
+    def emit(self, event: str, *args: Any, replace_key: Hashable | None = None, coalesce: bool = False) -> None:
         """Send an event; returns at once (dropped if the socket is disconnected).
 
         With ``replace_key`` an undelivered earlier message with the same key
         is dropped in favour of this one (newest wins, Engine.IO outbox rules).
         Events with binary arguments travel as a group (packet + attachments)
         and ignore ``replace_key``: the Engine.IO layer replaces single messages.
+        ``coalesce``: see :func:`roomactors.engineio.coalesced_writes`.
         """
-        self.send_encoded(encode_event(event, *args, namespace=self.namespace), replace_key=replace_key)
+        self.send_encoded(
+            encode_event(event, *args, namespace=self.namespace), replace_key=replace_key, coalesce=coalesce
+        )
 
-    def send_encoded(self, event: EncodedEvent, *, replace_key: Hashable | None = None) -> None:
+    def send_encoded(
+        self, event: EncodedEvent, *, replace_key: Hashable | None = None, coalesce: bool = False
+    ) -> None:
         """Send an event made by ``encode_event``; never blocks.
 
         ``replace_key`` is scoped to this socket's namespace: a client on two
@@ -105,7 +110,7 @@ class Socket:
             self._buffer.append((event, replace_key))
         elif self._state == "connected":
             key = None if replace_key is None else (self.namespace, replace_key)
-            self._session.send_messages(event.messages, replace_key=key)
+            self._session.send_messages(event.messages, replace_key=key, coalesce=coalesce)
         else:
             logger.debug("socket %s on %s: emit after disconnect dropped", self.sid, self.namespace)
 

@@ -35,11 +35,13 @@ class FakeEngineSocket:
 
     # -- the EngineSocket API the Socket.IO layer uses --------------------
 
-    def send(self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None) -> None:
+    def send(
+        self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None, coalesce: bool = False
+    ) -> None:
         if not self.closed:
             self.outbox.append(((data,), replace_key))
 
-    def send_many(self, items: Sequence[str | bytes | SharedMessage]) -> None:
+    def send_many(self, items: Sequence[str | bytes | SharedMessage], *, coalesce: bool = False) -> None:
         if not self.closed:
             self.outbox.append((tuple(items), None))
 
