@@ -83,7 +83,7 @@ class PackedMapping(Mapping[str, str]):
         """The entries in order, in one pass (not one lookup per key)."""
         return dict(self._entries()).items()
 
-    def values(self) -> ValuesView[str, str]:
+    def values(self) -> ValuesView[str]:
         return dict(self._entries()).values()
 
     def __repr__(self) -> str:
