@@ -22,6 +22,7 @@ import trio
 from hypothesis import example, given
 from hypothesis import strategies as st
 from robustness.test_fuzz_codecs import ALL_FIELDS, VALID, Nested, mutate
+from support.logcheck import server_errors
 from support.soak import LeanClient, http_request, open_lean_client
 import trio_websocket
 from trio_websocket import ConnectionClosed, open_websocket_url
@@ -92,8 +93,7 @@ async def check_bystanders(server: Any, by: Bystanders, lists_before: tuple[int,
 
 
 def assert_no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
-    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or (r.exc_info and r.levelno >= logging.WARNING)]
-    assert not bad, [(r.name, r.levelname, r.getMessage()[:200]) for r in bad]
+    assert not server_errors(caplog.records), server_errors(caplog.records)
 
 
 async def settle(attacker: LeanClient, probe: str) -> None:

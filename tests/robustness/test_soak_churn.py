@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 import trio
+from support.logcheck import server_errors
 from support.nodeclient import JS_DIR
 from support.soak import LeanClient, open_lean_client
 from support.waiting import wait_until
@@ -339,8 +340,7 @@ async def test_soak_churn_keeps_invariants_and_leaks_nothing(
     assert tasks2 <= tasks1 + TASK_SLACK, f"tasks grew from {tasks1} to {tasks2}"
     assert blocks2 <= blocks1 * (1 + BLOCK_SLACK), f"allocated blocks grew from {blocks1} to {blocks2}"
     assert rss2 <= rss1 * (1 + RSS_SLACK), f"RSS grew from {rss1} kB to {rss2} kB"
-    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or (r.exc_info and r.levelno >= logging.WARNING)]
-    assert not bad, [(r.name, r.getMessage()[:200]) for r in bad]
+    assert not server_errors(caplog.records), server_errors(caplog.records)
 
 
 def idle(server: Any) -> bool:
