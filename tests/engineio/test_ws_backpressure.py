@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import trio
 import trio.testing
+from support.tasks import task_names
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import TextMessage
 
@@ -67,28 +68,18 @@ async def test_late_reader_gets_every_frame_whole_and_in_order(start_server) -> 
     await stream.aclose()
 
 
-def _task_names() -> list[str]:
-    names, stack = [], [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        names.append(task.name)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return names
-
-
 async def test_idle_websocket_sessions_run_no_transport_task_of_their_own(start_server, open_ws) -> None:
     """The connection's own task reads; writes need no task while clients
     keep up (the memory of 10,000 idle connections depends on it)."""
     started = await start_server()
-    before = _task_names()
+    before = task_names()
     clients = [await open_ws(started.ws_url()) for _ in range(3)]
     for ws in clients:
         assert (await ws.get_message()).startswith("0{")
         await ws.send_message("4hi")
         assert await ws.get_message() == "4hi"  # written straight from the handler's send()
     await trio.testing.wait_all_tasks_blocked()
-    new = _task_names()
+    new = task_names()
     for name in before:
         new.remove(name)
     server_side = [name for name in new if name.startswith("roomactors.")]

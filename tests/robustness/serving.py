@@ -1,7 +1,7 @@
 """A room server in a nursery the test owns, and ways to look inside it.
 
 The server runs in its own nursery (not the ``nursery`` fixture), so that
-:func:`count_tasks` can walk exactly the server's task tree: a connection that
+:meth:`Running.tasks` can walk exactly the server's task tree: a connection that
 vanished and left a task behind shows up as a count above the baseline.
 """
 
@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
+
+from support.tasks import task_names
 
 from roomactors.config import RoomServerConfig
 from roomactors.server import RoomServer, RoomServerStatistics, serve_roomserver
@@ -40,15 +42,6 @@ async def running_server(config: RoomServerConfig) -> AsyncIterator[Running]:
         server: RoomServer = await nursery.start(serve_roomserver, config)
         yield Running(server, nursery)
         nursery.cancel_scope.cancel()
-
-
-def task_names(nursery: trio.Nursery) -> list[str]:
-    names: list[str] = []
-    for task in nursery.child_tasks:
-        names.append(task.name)
-        for child in task.child_nurseries:
-            names.extend(task_names(child))
-    return sorted(names)
 
 
 def idle(stats: RoomServerStatistics) -> bool:

@@ -37,6 +37,7 @@ import trio
 from support.logcheck import server_errors
 from support.nodeclient import JS_DIR
 from support.soak import LeanClient, open_lean_client
+from support.tasks import task_names
 from support.waiting import wait_until
 from trio_websocket import ConnectionClosed
 
@@ -225,10 +226,7 @@ def audit(snapshot: Any) -> None:
 
 
 def count_tasks() -> int:
-    def walk(task: Any) -> int:
-        return 1 + sum(walk(child) for nursery in task.child_nurseries for child in nursery.child_tasks)
-
-    return walk(trio.lowlevel.current_root_task())
+    return len(task_names())
 
 
 def allocated_blocks() -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from support.tasks import task_names
 
 from roomactors.engineio import EngineIOConfig
 from roomactors.socketio import SocketIOConfig
@@ -89,28 +90,18 @@ async def test_connect_timeout_closes_at_exactly_the_deadline(
         assert await joined.receive() == "31[1]"
 
 
-def _task_names() -> list[str]:
-    names, stack = [], [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        names.append(task.name)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return names
-
-
 async def test_joined_idle_connections_hold_three_tasks_each(served: Any, open_raw: Any) -> None:
     """No reader or timer task of the Socket.IO layer's own: the transport
     hands it messages and the heartbeat applies its connect timeout (the
     memory of 10,000 idle connections depends on it, issue 4)."""
-    before = _task_names()
+    before = task_names()
     async with open_raw(served.port) as first, open_raw(served.port) as second:
         for client in (first, second):
             await client.join()
             await client.send('21["echo","hi"]')
             assert await client.receive() == '31["hi"]'
         await trio.testing.wait_all_tasks_blocked()
-        new = _task_names()
+        new = task_names()
         for name in before:
             new.remove(name)
         server_side = [name for name in new if name.startswith(("roomactors.", "trio._highlevel_serve", "engineio session"))]
