@@ -320,7 +320,6 @@ class SocketIOSession:
         if handler is None:
             logger.debug("eio %s: no handler for %r on %s", self.eio.sid, event.event, event.namespace)
             return
-        socket.ack_requested = event.ack_id is not None
         socket._ack_id = event.ack_id
         try:
             result = await handler(socket, *event.args)
@@ -328,7 +327,6 @@ class SocketIOSession:
             logger.exception("handler of %r on %s failed (eio %s)", event.event, event.namespace, self.eio.sid)
             return
         finally:
-            socket.ack_requested = False
             ack_id, socket._ack_id = socket._ack_id, None  # None: taken by the handler (Socket.take_ack)
         if ack_id is not None:
             self.connection.send_ack(event.namespace, ack_id, _ack_args(result))

@@ -58,8 +58,8 @@ class Socket:
     """
 
     __slots__ = (
-        "_ack_id", "_buffer", "_disconnect_handled", "_session", "_state", "ack_requested", "eio", "namespace",
-        "sid", "__weakref__",
+        "_ack_id", "_buffer", "_disconnect_handled", "_session", "_state", "eio", "namespace", "sid",
+        "__weakref__",
     )
 
     def __init__(self, sid: str, namespace: str, eio: EngineSocket, session: SocketIOSession) -> None:
@@ -70,12 +70,9 @@ class Socket:
         self._state: _State = "connecting"
         self._buffer: list[tuple[EncodedEvent, Hashable | None]] = []
         self._disconnect_handled = False
-        #: Whether the client asked for an ack of the event whose handler is
-        #: running now (events of one connection are handled one at a time, so
-        #: this is exact during a handler; False outside one). A handler that
-        #: reports failures differently with and without an ack needs it.
-        self.ack_requested = False
-        #: The ack id of the event being handled, until a handler takes it.
+        #: The ack id of the event being handled, until a handler takes it
+        #: (events of one connection are handled one at a time; None outside a
+        #: handler, and when the client asked for no ack).
         self._ack_id: int | None = None
 
     @property
