@@ -8,6 +8,7 @@ run_until_signal's signal receiver is open, so they never reach pytest.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from typing import Any
@@ -161,3 +162,17 @@ async def test_a_signal_during_start_up_stops_the_start_and_exits_0() -> None:
         signal.raise_signal(signal.SIGTERM)
     assert codes == [0]
     assert cancelled == [True]
+
+
+def test_main_raises_the_gc_threshold_while_serving_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[int, int, int]] = []
+
+    async def serve(config: RoomServerConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        seen.append(gc.get_threshold())
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(cli, "_load_serve", lambda: serve)
+    before = gc.get_threshold()
+    assert cli.main(["--port", "8123"]) == 1
+    assert seen == [(cli.GC_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
