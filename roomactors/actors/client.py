@@ -32,10 +32,20 @@ class RoomList:
 
     version: int
     rooms: tuple[RoomSummary, ...]
+    items: tuple[JsonDict, ...] | None = field(default=None, repr=False)
+    """Each room's JSON (made once per change of the room, ``code`` included);
+    None: made from ``rooms``."""
+    total: int | None = None
+    """How many rooms are listed; more than ``len(rooms)`` when the list was cut
+    to its size bound (the newest rooms that fit); None: ``len(rooms)``."""
     _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> list[JsonDict]:
-        """The ``updaterooms`` argument: a fresh JSON-ready list, rooms in creation order."""
+        """The ``updaterooms`` argument: a JSON-ready list, rooms in creation order.
+
+        The room objects may be shared with other lists: don't modify them."""
+        if self.items is not None:
+            return list(self.items)
         return [room.to_json() for room in self.rooms]
 
     def encoded(self, key: Hashable, encode: Callable[[RoomList], T]) -> T:
