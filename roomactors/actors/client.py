@@ -77,6 +77,14 @@ class Client(Protocol):
     def send_room_list(self, rooms: RoomList) -> None:
         """Show ``rooms`` as ``updaterooms``; an undelivered older list may be dropped."""
 
+    def send_latest(self, event: str, payload: object) -> None:
+        """Send ``roomupdated`` or ``roomschanged``: an undelivered earlier event of
+        the same name is dropped in favour of this one (newest wins)."""
+
+    def holds(self, event: str) -> bool:
+        """Whether the last ``send_latest`` of ``event`` is still undelivered (so
+        that the feed can merge what it carried into the next one)."""
+
     def detach(self, reason: str) -> None:
         """Leave the namespace: ``"replaced"`` (the user was taken over by another
         connection) or ``"flooding"`` (:data:`DETACH_FLOODING`: the client kept

@@ -34,6 +34,10 @@ class MemoryClient:
         self.room_lists_received = 0
         self.detached: str | None = None
         self._taken_version = -1
+        #: False: a client that stopped reading; ``send_latest`` events wait in
+        #: ``_held`` (newest wins per event) until ``resume()``.
+        self.reading = True
+        self._held: dict[str, Any] = {}
         self._lot = trio.lowlevel.ParkingLot()
 
     def __repr__(self) -> str:
@@ -52,11 +56,34 @@ class MemoryClient:
             self.events.append(("updaterooms", rooms))
         self._lot.unpark_all()
 
+    def send_latest(self, event: str, payload: object) -> None:
+        if self.reading:
+            self.events.append((event, payload))
+        else:
+            self._held.pop(event, None)  # newest wins, and goes last, like an outbox entry
+            self._held[event] = payload
+        self._lot.unpark_all()
+
+    def holds(self, event: str) -> bool:
+        return event in self._held
+
     def detach(self, reason: str) -> None:
         self.detached = reason
         self._lot.unpark_all()
 
     # --- for the embedder ------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop reading: from now on ``send_latest`` events wait, newest wins per
+        event, as in a connection's outbox (other events and lists still arrive)."""
+        self.reading = False
+
+    def resume(self) -> None:
+        """Read again: what waited arrives, in the order it was (last) sent."""
+        held, self._held = self._held, {}
+        self.reading = True
+        self.events.extend(held.items())
+        self._lot.unpark_all()
 
     @property
     def rooms(self) -> list[JsonDict] | None:
