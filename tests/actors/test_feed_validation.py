@@ -8,7 +8,11 @@ import pytest
 
 from roomactors.actors import ProtocolError
 from roomactors.actors.directory import RoomFilter
-from roomactors.actors.feed_validation import parse_join_target, parse_listed, parse_watch_rooms
+from roomactors.actors.feed_validation import (
+    parse_join_target,
+    parse_listed,
+    parse_watch_rooms,
+)
 from roomactors.actors.records import DeckInfo
 
 
