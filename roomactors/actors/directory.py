@@ -24,7 +24,7 @@ what both kinds of lobby clients need and nothing else:
   handed out; when that frame is still undelivered (``holds(key)``, asked of
   the connection's outbox) the next frame merges both and replaces it under
   the same version, so the client never sees a gap. A delta bigger than the
-  watcher's ``limit`` is sent as a snapshot instead (``snapshot: true``): a
+  watcher's ``limit`` (and than ``min_snapshot_delta``) is sent as a snapshot instead (``snapshot: true``): a
   client that fell that far behind starts over from the newest rooms.
 
 Rooms are ordered by id, which the lobby assigns in creation order: "newest"
@@ -58,6 +58,9 @@ client gets the newest rooms that fit (python-socketio over WebSocket stops at
 4 MB; 1 MB is also what the reference servers accept from a client)."""
 DEFAULT_LARGE_LIST_BYTES: Final = 64 * 1024
 DEFAULT_LARGE_LIST_INTERVAL: Final = 0.25
+DEFAULT_MIN_SNAPSHOT_DELTA: Final = 32
+"""A watcher whose pending delta holds more rooms than its ``limit`` and than
+this gets a snapshot instead (small limits would otherwise resnapshot at once)."""
 
 
 def room_state(summary: RoomSummary) -> str:
@@ -208,8 +211,10 @@ class RoomDirectory:
         max_list_bytes: int = DEFAULT_MAX_LIST_BYTES,
         large_list_bytes: int = DEFAULT_LARGE_LIST_BYTES,
         large_list_interval: float = DEFAULT_LARGE_LIST_INTERVAL,
+        min_snapshot_delta: int = DEFAULT_MIN_SNAPSHOT_DELTA,
     ) -> None:
         self.max_list_bytes = max_list_bytes
+        self.min_snapshot_delta = min_snapshot_delta
         self.large_list_bytes = large_list_bytes
         self.large_list_interval = large_list_interval
         self._rooms: dict[int, Listing] = {}
@@ -408,7 +413,7 @@ class RoomDirectory:
             upsert, remove, snapshot = w.upsert, w.remove, False
         w.upsert, w.remove = {}, set()
         w.open = True
-        if snapshot or len(upsert) + len(remove) > w.limit:
+        if snapshot or len(upsert) + len(remove) > max(w.limit, self.min_snapshot_delta):
             w.sent_upsert, w.sent_remove, w.sent_snapshot = {}, set(), True
             rooms = tuple(self._rooms[room_id].json for room_id in w.group.newest(w.limit))
             return FeedFrame(w.version, rooms, snapshot=True)

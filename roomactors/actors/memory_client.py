@@ -1,7 +1,7 @@
 """A ready-made recording :class:`~roomactors.actors.client.Client` for embedders and tests.
 
-It keeps every event it is sent and only the newest room list (like a real
-connection does), and lets a task wait for the next list or event. A
+It keeps every event it is sent (``roomupdated``/``roomschanged`` apart, in
+``updates``) and only the newest room list (like a real connection does), and lets a task wait for the next list or event. A
 ``MemoryClient`` nobody reads from never blocks the lobby: it is a "slow client".
 """
 
@@ -38,6 +38,9 @@ class MemoryClient:
         #: ``_held`` (newest wins per event) until ``resume()``.
         self.reading = True
         self._held: dict[str, Any] = {}
+        #: ``roomupdated`` and ``roomschanged`` as they arrived (kept apart from
+        #: ``events`` unless ``transcript``: newest-wins updates, like lists).
+        self.updates: list[tuple[str, Any]] = []
         self._lot = trio.lowlevel.ParkingLot()
 
     def __repr__(self) -> str:
@@ -58,7 +61,7 @@ class MemoryClient:
 
     def send_latest(self, event: str, payload: object) -> None:
         if self.reading:
-            self.events.append((event, payload))
+            self._receive_latest(event, payload)
         else:
             self._held.pop(event, None)  # newest wins, and goes last, like an outbox entry
             self._held[event] = payload
@@ -66,6 +69,11 @@ class MemoryClient:
 
     def holds(self, event: str) -> bool:
         return event in self._held
+
+    def _receive_latest(self, event: str, payload: object) -> None:
+        self.updates.append((event, payload))
+        if self.transcript:
+            self.events.append((event, payload))
 
     def detach(self, reason: str) -> None:
         self.detached = reason
@@ -82,7 +90,8 @@ class MemoryClient:
         """Read again: what waited arrives, in the order it was (last) sent."""
         held, self._held = self._held, {}
         self.reading = True
-        self.events.extend(held.items())
+        for event, payload in held.items():
+            self._receive_latest(event, payload)
         self._lot.unpark_all()
 
     @property
@@ -100,6 +109,10 @@ class MemoryClient:
     def events_named(self, event: str) -> list[Any]:
         """Payloads of ``event`` in arrival order."""
         return [payload for name, payload in self.events if name == event]
+
+    def updates_named(self, event: str) -> list[Any]:
+        """Payloads of ``roomupdated`` or ``roomschanged`` in arrival order."""
+        return [payload for name, payload in self.updates if name == event]
 
     async def wait_event(self, event: str, count: int = 1) -> Any:
         """Wait until ``event`` has arrived ``count`` times; return the last payload."""

@@ -159,9 +159,11 @@ def _json_len(value: object) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(step, max_size=60), st.integers(300, 3000))
-def test_feed_and_lists_equal_the_oracle(steps: list[tuple[str, Any, Any]], max_list_bytes: int) -> None:
-    directory = RoomDirectory(max_list_bytes=max_list_bytes, large_list_bytes=10**9)
+@given(st.lists(step, max_size=60), st.integers(300, 3000), st.integers(0, 4))
+def test_feed_and_lists_equal_the_oracle(steps: list[tuple[str, Any, Any]], max_list_bytes: int,
+                                         min_snapshot_delta: int) -> None:
+    directory = RoomDirectory(max_list_bytes=max_list_bytes, large_list_bytes=10**9,
+                              min_snapshot_delta=min_snapshot_delta)
     oracle = Oracle()
     clients: dict[Hashable, FeedClient] = {k: FeedClient() for k in range(KEYS)}
     watching: dict[Hashable, tuple[RoomFilter, int]] = {}
@@ -239,7 +241,7 @@ def test_feed_and_lists_equal_the_oracle(steps: list[tuple[str, Any, Any]], max_
 
 
 def _directory_with(rooms: int, hosts: int) -> RoomDirectory:
-    directory = RoomDirectory()
+    directory = RoomDirectory(min_snapshot_delta=0)
     for room_id in range(1, rooms + 1):
         directory.put(summary(room_id, room_id % hosts, f"room {room_id}", 0, 5, "waiting", False),
                       code=f"{room_id:06d}", listed=True)
