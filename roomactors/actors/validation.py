@@ -36,6 +36,17 @@ ERROR_CODES: Final = frozenset(
         "too_many_rooms",
         "rate_limited",
         "internal",
+        # race.md, in the order they are checked after room_not_found
+        "not_host",
+        "not_racing",
+        "race_in_progress",
+        "no_players",
+        "race_not_started",
+        "race_over",
+        "wrong_card",
+        "race_not_found",
+        "banned",
+        "room_locked",
     }
 )
 
@@ -109,6 +120,21 @@ def require_object(payload: object, command: str) -> Mapping[str, Any]:
     if not isinstance(payload, Mapping):
         raise invalid(f"{command} takes one JSON object, got {_json_type(payload)}")
     return payload
+
+
+def is_number(value: object) -> bool:
+    """A finite JSON number (booleans are not numbers)."""
+    return _is_number(value)
+
+
+def json_type(value: object) -> str:
+    """How a refusal names a wrong value's type (never its content)."""
+    return _json_type(value)
+
+
+def shown(value: object) -> str:
+    """A wrong value as a refusal may quote it (see ``_shown``)."""
+    return _shown(value)
 
 
 def _shown(value: object) -> str:
