@@ -20,6 +20,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 
 from .records import UserId
 from .validation import (
+    MAX_ANSWER_CHARS,
     CreateRoomRequest,
     ProtocolError,
     UserClaim,
@@ -39,8 +40,6 @@ R = TypeVar("R")
 
 HandledBy = Literal["lobby", "room"]
 
-MAX_ANSWER_CHARS: Final = 100
-"""An ``answer``'s given string (race.md)."""
 COUNTDOWN_RANGE: Final = (0.0, 10.0)
 """``start_race`` ``countdown`` seconds, inclusive (default 3)."""
 TIME_LIMIT_RANGE: Final = (10.0, 3600.0)
