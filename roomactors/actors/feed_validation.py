@@ -16,12 +16,12 @@ from .records import DeckInfo
 from .validation import (
     MAX_NAME_CHARS,
     _is_int,
-    _json_type,
-    _shown,
     invalid,
     parse_user_id,
     require_object,
 )
+from .validation import json_type as _json_type
+from .validation import shown as _shown
 
 
 def parse_join_target(payload: object, command: str = "join_room") -> int | str:
