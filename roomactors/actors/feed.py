@@ -40,10 +40,13 @@ class LobbyFeed:
         self._list_clients: dict[Hashable, Client] = {}
         self._watchers: dict[Hashable, Client] = {}
         self._changed_rooms: dict[int, None] = {}
+        self._last_now = 0.0
 
     # --- clients ----------------------------------------------------------------
 
     def connect(self, client: Client) -> None:
+        if not self._list_clients:
+            self._current_list()  # catch up before lists go out again
         self._list_clients[client.client_id] = client
 
     def disconnect(self, client: Client) -> None:
@@ -56,13 +59,20 @@ class LobbyFeed:
 
     @property
     def room_list(self) -> RoomList:
-        """The last published ``updaterooms`` list."""
+        """The last published ``updaterooms`` list (made now if nobody was sent it)."""
+        return self._current_list()
+
+    def _current_list(self) -> RoomList:
+        # With no full-list client, publish() makes no list (an O(rooms) job for
+        # nobody); whoever needs one first makes it.
+        if not self._list_clients and self.directory.list_due() is not None:
+            self.directory.publish_list(self._last_now)
         return self.directory.room_list
 
     def send_list(self, client: Client) -> None:
         """The current list, to a client that gets full lists (a watcher gets none)."""
         if client.client_id in self._list_clients:
-            _hand(client, "send_room_list", self.directory.room_list)
+            _hand(client, "send_room_list", self._current_list())
 
     def watch(self, client: Client, room_filter: RoomFilter, limit: int) -> dict[str, Any]:
         """Start or restart the client's feed; the ack ``{ok, version, rooms}``."""
@@ -76,8 +86,9 @@ class LobbyFeed:
         if self._watchers.pop(client.client_id, None) is not None:
             self.directory.unwatch(client.client_id)
         if client.client_id not in self._list_clients:
+            room_list = self._current_list()
             self._list_clients[client.client_id] = client
-            _hand(client, "send_room_list", self.directory.room_list)
+            _hand(client, "send_room_list", room_list)
         return {"ok": True}
 
     # --- rooms ------------------------------------------------------------------
@@ -139,8 +150,9 @@ class LobbyFeed:
         watchers = self._watchers
         for key, frame in self.directory.take_frames(lambda key: _holds(watchers[key])):
             _hand(watchers[key], "send_latest", ROOMSCHANGED, frame.to_json())
+        self._last_now = now
         due = self.directory.list_due()
-        if due is None:
+        if due is None or not self._list_clients:
             return None
         if due > now:
             return due
