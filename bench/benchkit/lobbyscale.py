@@ -8,7 +8,9 @@ Four runs, each on a fresh roomserver, with ``load/lobbyscale.mjs`` as the load:
   half a core, does every watcher have the newest list within a second?);
 * ``feed-small`` and ``feed``: only feed clients, at 100 rooms and at R rooms
   (the cost of a change for feed clients should not grow with the rooms: the
-  aim is within 1.2x).
+  aim is within 1.2x). ``feed-small`` adds R - 100 connections that watch
+  nothing, so that both runs hold as many connections (whose heartbeats cost
+  the same) and differ in rooms only.
 
 Why no peers: python-socketio and socket.io peers have no feed, so every one of
 the R hosts would be sent every full list while the rooms are being opened
@@ -45,13 +47,15 @@ class Variant:
     rooms: int
     full: int
     feed: int
+    idle: int = 0
+    """Connections that watch nothing: as many connections as the big run, fewer rooms."""
 
 
 def variants(rooms: int, clients: int) -> list[Variant]:
     return [
         Variant("mixed", rooms, clients // 2, clients - clients // 2),
         Variant("full", rooms, clients // 2, 0),
-        Variant("feed-small", min(100, rooms), 0, clients // 2),
+        Variant("feed-small", min(100, rooms), 0, clients // 2, idle=rooms - min(100, rooms)),
         Variant("feed", rooms, 0, clients // 2),
     ]
 
@@ -63,7 +67,7 @@ async def run_variant(variant: Variant, args: argparse.Namespace, options: Optio
         argv = [
             *pin, node, str(LOAD), "--url", server.url, "--server-pid", str(server.pid),
             "--clk-tck", str(os.sysconf("SC_CLK_TCK")), "--rooms", str(variant.rooms), "--full", str(variant.full),
-            "--feed", str(variant.feed), "--rate", str(args.rate), "--duration", str(args.duration),
+            "--feed", str(variant.feed), "--idle", str(variant.idle), "--rate", str(args.rate), "--duration", str(args.duration),
         ]
         bound = 300 + variant.rooms / 20 + args.duration * 2
         with trio.move_on_after(bound) as scope:
@@ -91,6 +95,7 @@ def _cell(result: dict[str, object], *path: str) -> str:
 def table(results: dict[str, dict[str, object]]) -> list[str]:
     rows = [
         ("rooms", ("rooms",)),
+        ("idle connections", ("idle_connections",)),
         ("full-list / feed clients", None),
         ("changes per second", ("changes_per_second",)),
         ("server CPU share (of one core)", ("server_cpu_share",)),

@@ -10,6 +10,9 @@
 // hosts, who are not what is measured, get no full lists. Then `--full` clients
 // join the lobby (full `updaterooms` lists) and `--feed` clients watch the rooms
 // of one topic that have seats (`{name: topic, has_seats: true}`, `--limit`).
+// `--idle` connections watch nothing (a filter that matches no room): they pad a
+// run with few rooms to as many connections as one with many, so that the two
+// differ in rooms only (heartbeats cost per connection, not per room).
 // Measurement: `--churn` hosts take turns, `--rate` times a second, at creating a
 // room "Churn m<seq> <topic>" or disbanding the one they created (each a change).
 //
@@ -44,6 +47,7 @@ const { values: FLAGS } = parseArgs({
     limit: { type: "string", default: "100" },
     topics: { type: "string", default: "20" },
     churn: { type: "string", default: "50" },
+    idle: { type: "string", default: "0" }, // connections that only watch nothing (padding to compare room counts)
     rate: { type: "string", default: "50" },
     duration: { type: "string", default: "20" },
     settle: { type: "string", default: "3" },
@@ -255,6 +259,11 @@ async function main() {
   });
   log(`${R} rooms open after ${((now() - t0) / 1000).toFixed(1)} s`);
   const churners = await ramp(Number(FLAGS.churn), (i) => host(`c${i}`));
+  const idle = await ramp(Number(FLAGS.idle), async () => {
+    const c = await new Client().connect();
+    await c.ok("watch_rooms", { filter: { state: [] } });
+    return c;
+  });
   const full = await ramp(Number(FLAGS.full), async (i) => {
     const c = await new Client().connect();
     watchFull(c);
@@ -309,9 +318,10 @@ async function main() {
   const written = serverBytesWritten() - bytes0;
   await new Promise((r) => setTimeout(r, 1500)); // the last lists and frames arrive
   measuring = false;
-  for (const c of [...hosts, ...churners, ...full, ...feed]) c.close();
+  for (const c of [...hosts, ...churners, ...idle, ...full, ...feed]) c.close();
   return {
     rooms: R,
+    idle_connections: idle.length,
     full_clients: full.length,
     feed_clients: feed.length,
     changes,
