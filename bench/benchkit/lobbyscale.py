@@ -39,6 +39,8 @@ from .scenarios import check_node_modules, relative
 from .targets import BENCH, REPO, Options, roomserver_flags, running
 
 LOAD = BENCH / "load" / "lobbyscale.mjs"
+CHURN_HOSTS = 50
+"""load/lobbyscale.mjs's --churn default: hosts that create and disband rooms."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def variants(rooms: int, clients: int) -> list[Variant]:
 
 async def run_variant(variant: Variant, args: argparse.Namespace, options: Options, available: set[str],
                       load_cpus: str | None, node: str) -> dict[str, object]:
+    # Room for the churn's rooms on top of the open ones (roomserver reads it from the environment).
+    os.environ["ROOMSERVER_MAX_ROOMS"] = str(variant.rooms + CHURN_HOSTS)
     async with running("roomactors", options, available) as server:
         pin = ["taskset", "-c", load_cpus] if load_cpus else []
         argv = [

@@ -292,6 +292,7 @@ async function main() {
   const inflight = [];
   for (let k = 0; now() - start < durationMs; k++) {
     const j = k % churners.length;
+    let changed = true;
     if (rooms[j] === null) {
       const mark = ++seq;
       const topic = TOPICS[mark % TOPICS.length];
@@ -306,9 +307,10 @@ async function main() {
       rooms[j] = -1;
       inflight.push(churners[j].ok("leave_room", { id }).then(() => (rooms[j] = null)));
     } else {
-      continue; // its previous command is still out
+      fail("churn_busy"); // its previous command is still out: this tick is skipped
+      changed = false;
     }
-    changes++;
+    if (changed) changes++;
     const wait = start + (k + 1) * intervalMs - now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
