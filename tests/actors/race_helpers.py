@@ -51,3 +51,39 @@ async def room_with_players(
 
 def sent_names(client: MemoryClient) -> list[str]:
     return [name for name, _ in client.events]
+
+
+MATCHING: list[tuple[Any, Any, bool]] = [
+    # (given, expected, correct): race.md's matching rule as a table
+    ("4", "4", True),
+    ("4.0", "4", True),
+    (4, "4", True),
+    ("8/2", 4, True),
+    ("0.75", "3/4", True),
+    ("3/4", "0.7500", True),
+    (0.1, "1/10", True),  # a JSON number through its shortest decimal form
+    (0.3, 0.3, True),
+    (4.0, "4", True),
+    ("-0", "0", True),
+    ("+5", "5", True),
+    (".5", "1/2", True),
+    ("1e3", "1000", True),
+    ("1e-20", "0.00000000000000000001", True),
+    ("1e21", "1000000000000000000000", False),  # exponent beyond 20: text only
+    ("1E21", "1e21", True),  # ... which still matches as text
+    ("1e999999999", "1e999999999", True),  # and never builds the rational
+    ("1e999999999", "2e999999999", False),
+    ("  Paris ", "paris", True),  # trimmed, case-folded
+    ("PARIS", "Paris", True),
+    ("new \t  york", "New York", True),  # inner whitespace collapsed
+    ("newyork", "New York", False),
+    ("ｐａｒｉｓ", "paris", True),  # NFKC: full-width letters
+    ("４２", 42, True),  # NFKC: full-width digits, then a rational
+    ("Straße", "STRASSE", True),  # case folding, not lower()
+    ("3 / 4", "3/4", False),  # not a rational, and not the same text
+    ("1/0", "1/0", True),  # not a rational, the same text
+    ("1/0", "0", False),
+    ("four", 4, False),
+    ("x", "y", False),
+    ("", "0", False),
+]

@@ -495,3 +495,28 @@ async def test_answers_never_leave_the_room_before_raceover(
         assert secret.casefold() not in text.casefold()
     await lobby.command(host, "end_race", {"id": room})
     assert secrets[0] in repr(p2.events_named("raceover"))
+
+
+def test_ranking_rule_on_its_own() -> None:
+    """Most correct, then smallest time_ms, then most answered; never answered last; ties 1, 1, 3."""
+    from roomactors.actors.race import Given, Racer, ranked
+    from roomactors.actors.records import User
+
+    def racer(name: str, *answers: tuple[bool, int]) -> Racer:
+        given = [Given(i, "x", correct, ms) for i, (correct, ms) in enumerate(answers)]
+        return Racer(User(name), given, sum(c for c, _ in answers))
+
+    racers = [
+        racer("never"),
+        racer("slow", (True, 100), (True, 900)),
+        racer("fewer", (False, 50), (True, 500)),  # 1 correct at 500, 2 answered
+        racer("more", (False, 10), (False, 20), (True, 500)),  # 1 correct at 500, 3 answered: above "fewer"
+        racer("fast", (True, 100), (True, 400)),
+        racer("fast too", (True, 200), (True, 400)),
+        racer("never 2"),
+        racer("all wrong", (False, 10)),
+    ]
+    assert [(place, r.user.id) for place, r in ranked(racers)] == [
+        (1, "fast"), (1, "fast too"), (3, "slow"), (4, "more"), (5, "fewer"), (6, "all wrong"), (7, "never"),
+        (7, "never 2"),
+    ]
