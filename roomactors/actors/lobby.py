@@ -391,7 +391,7 @@ class LobbyActor:
         entry = self._room(room_id)
         message = RoomCommand(state.user.id, request)
         if not spec.changes_room:
-            return Forward(entry.ref, message, _ack_of, _room_failed(room_id))
+            return Forward(entry.ref, message, _ack_of, partial(_room_failed, room_id))
         done = await self._ask_room(room_id, message)
         assert isinstance(done, CommandDone)
         if done.removed is not None:  # kicked: back to the lobby
@@ -474,7 +474,7 @@ class LobbyActor:
         if isinstance(reply, ProtocolError):
             raise reply
         summary = reply.summary if isinstance(reply, CommandDone) else reply
-        if summary != entry.summary:
+        if summary is not None and summary != entry.summary:
             entry.summary = summary
             self._dirty = True
         return reply

@@ -272,7 +272,7 @@ class RoomActor:
                     ack = self._race_results(user_id, request)
                 case KickPlayerRequest():
                     ack = self._kick(user_id, request)
-                    removed = request.user
+                    removed = request.user  # only reached when the kick succeeded
                 case LockRoomRequest():
                     self._require_host(user_id, "lock_room")
                     self.locked = request.locked
@@ -281,8 +281,11 @@ class RoomActor:
                     raise TypeError(f"room {self.room_id} got an unknown request {type(request).__name__}")
         except ProtocolError as error:
             logger.debug("room %d: %s from %r refused: %s", self.room_id, type(request).__name__, user_id, error.code)
-            return CommandDone(error.to_ack(), self.summary())
-        return CommandDone(ack, self.summary(), removed)
+            ack = error.to_ack()
+        # answer and race_results are forwarded (the lobby ignores the summary):
+        # no summary on the hot path; a phase change they cause goes by RoomChanged
+        summary = None if isinstance(request, (AnswerRequest, RaceResultsRequest)) else self.summary()
+        return CommandDone(ack, summary, removed)
 
     def _require_host(self, user_id: UserId, command: str) -> None:
         if user_id != self.host.id:
@@ -341,7 +344,7 @@ class RoomActor:
         correct = race.record(racer, request.answer, now_ms)
         ack = {"ok": True, "card": request.card, "correct": correct, "next": race.next_of(racer)}
         self._progress_changed()
-        if race.all_done():
+        if ack["next"] is None and race.all_done():  # only this racer's last answer can end it
             self._finish("all_done")
         return ack
 

@@ -520,3 +520,25 @@ def test_ranking_rule_on_its_own() -> None:
         (1, "fast"), (1, "fast too"), (3, "slow"), (4, "more"), (5, "fewer"), (6, "all wrong"), (7, "never"),
         (7, "never 2"),
     ]
+
+
+async def test_a_room_that_crashes_on_an_answer_answers_internal_and_closes(
+    autojump_clock: trio.abc.Clock, lobby: Lobby, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from roomactors.actors.room import RoomActor
+
+    def explode(self: RoomActor, user_id: Any, request: Any) -> Any:
+        raise RuntimeError("room bug")
+
+    room, host, (p1,) = await room_with_players(lobby, "p1")
+    await lobby.start_race(host, room, countdown=0)
+    monkeypatch.setattr(RoomActor, "_answer", explode)
+    with caplog.at_level(logging.ERROR):
+        ack = await answer(lobby, p1, room, 1, 0, ANSWERS[0])
+    assert code(ack) == "internal" and f"room {room}" in ack["error"]["message"]
+    await trio.testing.wait_all_tasks_blocked()
+    crashed = {"id": room, "reason": "crashed"}
+    assert p1.events_named("roomclosed") == [crashed] and host.events_named("roomclosed") == [crashed]
+    assert p1.events_named("raceover") == []  # a crashed room can send nothing
+    assert (await lobby.snapshot()).places == {"host": None, "p1": None}
+    assert code(await answer(lobby, p1, room, 1, 0, ANSWERS[0])) == "room_not_found"
