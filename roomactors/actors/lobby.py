@@ -212,6 +212,10 @@ class LobbyActor:
                 await self._refuse_rate_limited(conn)
             if isinstance(request, ProtocolError):
                 raise request  # invalid_payload, found by the spec in the sender's task
+            if not spec.anonymous and conn.user_id is None:
+                raise ProtocolError(
+                    "not_in_lobby", f"this connection has not joined the lobby: send join_lobby first, then {name}"
+                )
             if handler is None:
                 return await self._room_command(conn, spec, cast(RoomRequest, request))
             reply: dict[str, Any] = await handler(conn, request)
