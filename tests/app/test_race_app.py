@@ -267,3 +267,30 @@ async def test_a_host_who_leaves_mid_race(served: Served, client_kind: str) -> N
         [mine] = p1.received("raceover")[0][0]["mine"]
         assert mine["index"] == 0 and mine["given"] == "nope" and mine["correct"] is False and mine["ms"] >= 0
         assert await code_of(p1, "answer", {"id": room, "race_id": 1, "card": 1, "answer": "x"}) == "room_not_found"
+
+
+async def test_raceprogress_is_encoded_once_per_room_and_namespace(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fan-out cost: one encode per namespace for a whole room, not one per player."""
+    encodes: list[tuple[str, str]] = []
+    original = served.app.sio.encode_event
+
+    def counting(event: str, *args: Any, namespace: str = "/") -> Any:
+        encodes.append((event, namespace))
+        return original(event, *args, namespace=namespace)
+
+    monkeypatch.setattr(served.app.sio, "encode_event", counting)
+    names = [("host", "/"), ("p1", "/"), ("p2", "/"), ("p3", "/lobby"), ("p4", "/lobby"), ("p5", "/")]
+    async with open_clients("python") as clients:
+        room, host, players = await seated(clients, served.url, names)
+        await ack_of(host, "start_race", {"id": room, "countdown": 0})
+        for sock in (host, *players):
+            await sock.next_event("racestart")
+            await sock.next_event("updaterooms", where=state_is(room, "racing"))
+        assert sorted(n for e, n in encodes if e == "racestart") == ["/", "/lobby"]
+        await ack_of(players[0], "answer", {"id": room, "race_id": 1, "card": 0, "answer": ANSWERS[0]})
+        for sock in (host, *players):
+            (progress,) = await sock.next_event("raceprogress")
+            assert progress["players"][0]["answered"] == 1
+        assert sorted(n for e, n in encodes if e == "raceprogress") == ["/", "/lobby"]
