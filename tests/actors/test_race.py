@@ -542,3 +542,14 @@ async def test_a_room_that_crashes_on_an_answer_answers_internal_and_closes(
     assert p1.events_named("raceover") == []  # a crashed room can send nothing
     assert (await lobby.snapshot()).places == {"host": None, "p1": None}
     assert code(await answer(lobby, p1, room, 1, 0, ANSWERS[0])) == "room_not_found"
+
+
+async def test_the_typed_conveniences_send_the_same_commands(autojump_clock: trio.abc.Clock, lobby: Lobby) -> None:
+    room, host, (p1, p2) = await room_with_players(lobby, "p1", "p2")
+    assert (await lobby.time_sync(host, 5))["t0"] == 5
+    assert await lobby.lock_room(host, room, True) == {"ok": True}
+    assert (await lobby.start_race(host, room, countdown=0))["race_id"] == 1
+    assert await lobby.kick_player(host, room, "p2") == {"ok": True}
+    assert await lobby.end_race(host, room) == {"ok": True}
+    assert (await lobby.race_results(host, room))["results"]["race_id"] == 1
+    assert (await lobby.race_results(host, room, 1))["results"]["ranking"][1]["left"] is True
