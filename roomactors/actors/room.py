@@ -124,8 +124,12 @@ class RoomActor:
     def summary(self) -> RoomSummary:
         return RoomSummary(
             self.room_id, self.name, self.host, self._deck.info, tuple(self.players), self.max_players,
-            state=self._phase, locked=self.locked,
+            state=self._phase, locked=self.locked, offline=self._offline(),
         )
+
+    def _offline(self) -> frozenset[UserId]:
+        """Seated users whose connection is gone while their seat is kept (``Reseat(id, None)``)."""
+        return frozenset(user_id for user_id, client in self._clients.items() if client is None)
 
     @property
     def running(self) -> Race | None:
@@ -248,9 +252,13 @@ class RoomActor:
     def _reseat(self, user_id: UserId, client: Client | None) -> None:
         if user_id not in self._clients:
             return
+        was_offline = self._clients[user_id] is None
         self._clients[user_id] = client
-        if client is not None and self.running is not None:
-            self._send_state(user_id)
+        if self.running is not None:
+            if client is not None:
+                self._send_state(user_id)
+            if was_offline != (client is None):
+                self._progress_changed()  # connected changed
 
     # --- commands -----------------------------------------------------------------------
 
@@ -389,7 +397,7 @@ class RoomActor:
     def _send_state(self, user_id: UserId) -> None:
         race, client = self.running, self._clients.get(user_id)
         if race is not None and client is not None:
-            self._hand(client, "send_event", "racestate", race.state_json(self._clock.ms(), user_id))
+            self._hand(client, "send_event", "racestate", race.state_json(self._clock.ms(), user_id, self._offline()))
 
     def _progress_changed(self) -> None:
         self._progress_dirty = True
@@ -404,7 +412,8 @@ class RoomActor:
             return  # the timer sends it (see deadline)
         self._progress_dirty = False
         self._progress_sent_at = now
-        event = SharedEvent(PROGRESS_KEY, race.progress_json(self._clock.ms()), replace_key=PROGRESS_KEY)
+        progress = race.progress_json(self._clock.ms(), self._offline())
+        event = SharedEvent(PROGRESS_KEY, progress, replace_key=PROGRESS_KEY)
         for client in self._members():
             self._hand(client, "send_shared", event)
 

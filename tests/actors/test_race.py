@@ -15,7 +15,15 @@ import pytest
 import trio
 import trio.testing
 from actors.helpers import NO_RATE_LIMIT
-from actors.race_helpers import ANSWERS, Ack, code, joined, race_deck, room_with_players, sent_names
+from actors.race_helpers import (
+    ANSWERS,
+    Ack,
+    code,
+    joined,
+    race_deck,
+    room_with_players,
+    sent_names,
+)
 
 from roomactors.actors import Lobby, MemoryClient, open_lobby
 
@@ -553,3 +561,26 @@ async def test_the_typed_conveniences_send_the_same_commands(autojump_clock: tri
     assert await lobby.end_race(host, room) == {"ok": True}
     assert (await lobby.race_results(host, room))["results"]["race_id"] == 1
     assert (await lobby.race_results(host, room, 1))["results"]["ranking"][1]["left"] is True
+
+
+async def test_a_seat_without_a_connection_shows_connected_false(autojump_clock: trio.abc.Clock) -> None:
+    """Ready for seats that outlive a connection: Reseat(user, None) keeps the seat, offline."""
+    from roomactors.actors import ServerClock
+    from roomactors.actors.commands import StartRaceRequest
+    from roomactors.actors.messages import Describe, JoinRoom, Reseat, RoomCommand
+    from roomactors.actors.records import User
+    from roomactors.actors.room import RoomActor
+    from roomactors.actors.validation import parse_deck
+
+    host, p1 = MemoryClient("h"), MemoryClient("p1")
+    room = RoomActor(1, "R", User("h"), parse_deck(race_deck()), 5, host_client=host, clock=ServerClock(0))
+    await room.handle(JoinRoom(User("p1"), p1))
+    await room.handle(RoomCommand("h", StartRaceRequest(1, countdown=0)))
+    summary = await room.handle(Reseat("p1", None))
+    assert summary.to_json()["players"][0]["connected"] is False  # type: ignore[union-attr]
+    assert host.events_named("raceprogress")[-1]["players"][0]["connected"] is False
+    back = MemoryClient("p1 back")
+    await trio.sleep(1)
+    await room.handle(Reseat("p1", back))
+    assert back.events_named("racestate")[0]["progress"][0]["connected"] is True
+    assert (await room.handle(Describe())).to_json()["players"][0]["connected"] is True  # type: ignore[union-attr]
