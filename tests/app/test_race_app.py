@@ -294,3 +294,25 @@ async def test_raceprogress_is_encoded_once_per_room_and_namespace(
             (progress,) = await sock.next_event("raceprogress")
             assert progress["players"][0]["answered"] == 1
         assert sorted(n for e, n in encodes if e == "raceprogress") == ["/", "/lobby"]
+
+
+@pytest.mark.parametrize("client_kind", client_params())
+async def test_a_reloaded_tab_gets_racestate_and_carries_on(served: Served, client_kind: str) -> None:
+    async with open_clients(client_kind) as clients:
+        room, host, (p1,) = await seated(clients, served.url, [("host", "/"), ("p1", "/lobby")])
+        start = await ack_of(host, "start_race", {"id": room, "countdown": 0})
+        await p1.next_event("updaterooms", where=state_is(room, "racing"))
+        await ack_of(p1, "answer", {"id": room, "race_id": 1, "card": 0, "answer": ANSWERS[0]})
+        reloaded = clients.connect(served.url, "/")
+        await reloaded.wait_connected()
+        assert (await ack_of(reloaded, "join_lobby", {"id": "p1"}))["room"] == room
+        (state,) = await reloaded.next_event("racestate")
+        assert state["race_id"] == 1 and state["state"] == "racing" and state["next"] == 1
+        assert state["start_at"] == start["start_at"] and state["end_at"] == start["end_at"]
+        assert [c["problem"] for c in state["cards"]] == ["p0", "p1", "p2"]
+        assert state["progress"][0]["answered"] == 1
+        assert_no_answer_before_raceover(reloaded)
+        for card in (1, 2):
+            await ack_of(reloaded, "answer", {"id": room, "race_id": 1, "card": card, "answer": ANSWERS[card]})
+        (over,) = await reloaded.next_event("raceover")
+        assert over["ranking"][0]["correct"] == 3 and len(over["mine"]) == 3
