@@ -198,8 +198,9 @@ class LobbyActor:
 
     async def _command(self, client: Client, spec: CommandSpec[Any], request: object) -> dict[str, Any] | Forward:
         name = spec.name
-        handler = self._commands.get(name)
-        if handler is None and spec.handled_by != "room":  # the caller's bug (Lobby.command checks first): refuse, don't crash the lobby
+        handler = self._commands.get(name)  # None for the rooms' commands
+        if handler is None and spec.handled_by != "room":
+            # a registry entry without a lobby handler: our bug; refuse, don't crash the lobby
             logger.error("unknown command %r from %r", name, client.client_id)
             return ProtocolError("internal", f"unknown command {name!r}").to_ack()
         conn = self._clients.get(client.client_id)
