@@ -23,7 +23,7 @@ from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
 from .session import POLLING, WEBSOCKET
 from .wsconnection import ServerWebSocket, WebSocketClosed
-from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run_websocket_transport
+from .websocket import accept_websocket, close_websocket, run_upgrade_probe
 from .wshandshake import WebSocketHandshake, check_websocket_handshake
 
 if TYPE_CHECKING:

@@ -96,7 +96,7 @@ class ServerWebSocket:
         "_read_scope",
     )
 
-    def __init__(self, stream: trio.abc.Stream, max_message: int, received: bytes = b"") -> None:
+    def __init__(self, stream: trio.abc.Stream, max_message: int, received: bytes | bytearray = b"") -> None:
         self._stream = stream
         self._parser = FrameParser(max_message)
         if received:
@@ -175,7 +175,7 @@ class ServerWebSocket:
                     # is one; data read at once gets one after the read.
                     await trio.lowlevel.checkpoint_if_cancelled()
                     waited = False
-                    data: bytes | None
+                    data: bytes | bytearray | None
                     while True:
                         data = _read_now(fd)
                         if data is not None:
@@ -353,7 +353,7 @@ def _read_now(fd: int) -> bytes | None:
 
 
 async def accept_server_websocket(
-    stream: trio.abc.Stream, response: bytes, received: bytes, max_message: int
+    stream: trio.abc.Stream, response: bytes, received: bytes | bytearray, max_message: int
 ) -> ServerWebSocket | None:
     """Complete an opening handshake already decided
     (:func:`.wshandshake.check_websocket_handshake`): write its ``101``

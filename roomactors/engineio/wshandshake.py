@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["WebSocketHandshake", "check_websocket_handshake", "WEBSOCKET_VERSION"]
+__all__ = ["WEBSOCKET_VERSION", "WebSocketHandshake", "check_websocket_handshake"]
 
 #: The only version of the protocol spoken (RFC 6455).
 WEBSOCKET_VERSION = "13"

@@ -13,7 +13,11 @@ import pytest
 import trio
 import trio.testing
 
-from roomactors.engineio.wsconnection import MAX_UNANSWERED_PINGS, ServerWebSocket, WebSocketClosed
+from roomactors.engineio.wsconnection import (
+    MAX_UNANSWERED_PINGS,
+    ServerWebSocket,
+    WebSocketClosed,
+)
 from roomactors.engineio.wsframes import encode_frame
 
 

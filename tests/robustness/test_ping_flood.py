@@ -19,7 +19,7 @@ import logging
 
 import pytest
 import trio
-from robustness.rawclients import RawWebSocket, ServerClosed
+from robustness.rawclients import RawWebSocket
 from robustness.serving import running_server
 from robustness.test_fuzz_wire import assert_no_errors_logged
 
