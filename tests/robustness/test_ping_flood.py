@@ -22,6 +22,7 @@ import trio
 from robustness.rawclients import RawWebSocket
 from robustness.serving import running_server
 from robustness.test_fuzz_wire import assert_no_errors_logged
+from support.waiting import wait_until
 
 from roomactors.config import RoomServerConfig
 from roomactors.engineio.wsconnection import MAX_UNANSWERED_PINGS
@@ -77,9 +78,7 @@ async def test_a_ping_flood_without_reading_is_cut_off_and_others_still_join(cap
             with trio.fail_after(20):
                 await cut_off.wait()
         assert MAX_UNANSWERED_PINGS < sent < PINGS
-        with trio.fail_after(5):
-            while running.statistics().connections != 1:  # the fresh client's alone
-                await trio.sleep(0.01)
+        await wait_until(lambda: running.statistics().connections == 1, timeout=5, state=running.statistics)  # the fresh client's alone
         await fresh.aclose()
         await attacker.aclose()
     assert "too many pings while not reading" in caplog.text
