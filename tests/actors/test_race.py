@@ -25,7 +25,7 @@ from actors.race_helpers import (
     sent_names,
 )
 
-from roomactors.actors import Lobby, MemoryClient, open_lobby
+from roomactors.actors import Lobby, MemoryClient, RoomLimits, open_lobby
 
 
 @pytest.fixture
@@ -584,3 +584,17 @@ async def test_a_seat_without_a_connection_shows_connected_false(autojump_clock:
     await room.handle(Reseat("p1", back))
     assert back.events_named("racestate")[0]["progress"][0]["connected"] is True
     assert (await room.handle(Describe())).to_json()["players"][0]["connected"] is True  # type: ignore[union-attr]
+
+
+async def test_join_room_order_race_in_progress_before_room_full(autojump_clock: trio.abc.Clock) -> None:
+    async with open_lobby(RoomLimits(command_rate=None, max_players=1)) as lobby:
+        room, host, (p1,) = await room_with_players(lobby, "p1")
+        late = await joined(lobby, "late")
+        await lobby.start_race(host, room, countdown=0)
+        await lobby.lock_room(host, room, False)
+        assert code(await lobby.join_room(late, room)) == "race_in_progress"  # not room_full
+        await lobby.end_race(host, room)
+        await lobby.start_race(host, room, countdown=0, late_join=True)
+        assert code(await lobby.join_room(late, room)) == "room_full"
+        await lobby.lock_room(host, room, True)
+        assert code(await lobby.join_room(late, room)) == "room_locked"
