@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 from actors.race_helpers import MATCHING
-from support.clients import ClientSocket, Clients, client_params, open_clients
+from support.clients import Clients, ClientSocket, client_params, open_clients
 
 from roomactors.actors import RoomLimits
 from roomactors.app import RoomApp, open_room_app
