@@ -226,8 +226,8 @@ class RoomActor:
             racer = race.racers.get(user.id)
             if racer is None:
                 race.racers[user.id] = Racer(user)
-            else:
-                racer.left = False  # back in the race they left, with what they had answered
+            else:  # back in the race they left, with what they had answered
+                racer.left, racer.user = False, user
             self._send_state(user.id)
             self._progress_changed()
         return self.summary()
@@ -273,7 +273,9 @@ class RoomActor:
                 case EndRaceRequest():
                     self._require_host(user_id, "end_race")
                     if self.running is None:
-                        raise ProtocolError("not_racing", f"no race is running in room {self.room_id}; start one with start_race")
+                        raise ProtocolError(
+                            "not_racing", f"no race is running in room {self.room_id}; start one with start_race"
+                        )
                     self._finish("host_ended")
                     ack = dict(OK)
                 case RaceResultsRequest():
