@@ -299,7 +299,9 @@ class RoomActor:
 
     def _require_host(self, user_id: UserId, command: str) -> None:
         if user_id != self.host.id:
-            raise ProtocolError("not_host", f"only the host of room {self.room_id} may send {command}")
+            raise ProtocolError(
+                "not_host", f"only the host of room {self.room_id} may send {command}; ask the host to do it"
+            )
 
     def _start_race(self, user_id: UserId, request: StartRaceRequest) -> JsonDict:
         self._require_host(user_id, "start_race")
@@ -338,7 +340,9 @@ class RoomActor:
             racer = race.racers.get(user_id)
         if race is None or racer is None or racer.left:
             raise ProtocolError(
-                "not_racing", f"you are not a player of race {request.race_id} in room {self.room_id}"
+                "not_racing",
+                f"you are not a player of race {request.race_id} in room {self.room_id}; "
+                "answer only in a race you were started in (see racestart), with its race_id",
             )
         now_ms = self._clock.ms()
         if race.over:
@@ -379,7 +383,9 @@ class RoomActor:
     def _kick(self, user_id: UserId, request: KickPlayerRequest) -> JsonDict:
         self._require_host(user_id, "kick_player")
         if not any(p.id == request.user for p in self.players):
-            raise ProtocolError("not_in_room", f"user {request.user!r} is not a player of room {self.room_id}")
+            raise ProtocolError(
+                "not_in_room", f"user {request.user!r} is not a player of room {self.room_id}; kick one of its players"
+            )
         client = self._clients.get(request.user)
         self._banned.add(request.user)
         self._remove_player(request.user)
