@@ -29,8 +29,10 @@ class RoomLimits:
     """Seconds over which ``flood_limit`` counts; the count restarts after each window."""
     lobby_mailbox_size: int = 1024
     """Messages queued for the lobby before senders wait (back-pressure)."""
-    room_mailbox_size: int = 16
-    """Messages queued for a room; only the lobby sends to rooms, one ask at a time."""
+    room_mailbox_size: int = 64
+    """Messages queued for a room; only the lobby sends to rooms: its asks, and the
+    ``answer`` commands it forwards without waiting (a full room mailbox makes the
+    lobby wait, so it holds a classroom's burst of answers)."""
     max_list_bytes: int = 1_000_000
     """Bytes of JSON one ``updaterooms`` list may hold; past it, the newest rooms that fit."""
     large_list_bytes: int = 64 * 1024
