@@ -491,6 +491,7 @@ class LobbyActor:
         conn.user_id = state.user.id
         if old is not None:
             old.user_id = None
+            self._feed.disconnect(old.client)  # no more lists or frames for it
             reason = f"user {state.user.id!r} joined from another connection"
             self._hand(old.client, "send_event", "replaced", {"reason": reason})
             self._hand(old.client, "detach", DETACH_REPLACED)

@@ -263,9 +263,15 @@ async def test_replaced_and_disconnected_watchers_are_forgotten(lobby: Lobby) ->
     await lobby.connect(watcher)
     await lobby.command(watcher, "watch_rooms", {})
     await lobby.disconnect(watcher)
+    replaced = await joined(lobby, "r")
+    await lobby.command(replaced, "watch_rooms", {})
+    await lobby.connect(second := MemoryClient("r2"))
+    ack = await lobby.command(second, "join_lobby", {"id": "r"})  # a takeover (identity tokens: race.md)
+    assert ack["ok"], ack
     host = await joined(lobby, "h")
     await create(lobby, host)
     await settle(lobby)
     assert watcher.updates_named("roomschanged") == []
+    assert replaced.detached is not None and replaced.updates_named("roomschanged") == []
 
 
