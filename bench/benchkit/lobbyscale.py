@@ -104,6 +104,7 @@ def table(results: dict[str, dict[str, object]]) -> list[str]:
         ("changes per second", ("changes_per_second",)),
         ("server CPU share (of one core)", ("server_cpu_share",)),
         ("server CPU ms per change", ("server_cpu_ms_per_change",)),
+        ("load client CPU share (near 1.0: it set the pace)", ("loadgen_cpu_share",)),
         ("server bytes written per change", ("server_bytes_per_change",)),
         ("size of the last full list (bytes)", ("last_list_bytes",)),
         ("full-list watchers' lag p50 / p99 (ms)", ("lag_full",)),

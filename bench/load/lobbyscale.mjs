@@ -287,6 +287,7 @@ async function main() {
   let changes = 0;
   const cpu0 = serverCpuSeconds();
   const bytes0 = serverBytesWritten();
+  const self0 = process.cpuUsage();
   const start = now();
   measuring = true;
   const inflight = [];
@@ -318,6 +319,7 @@ async function main() {
   const seconds = (now() - start) / 1000;
   const cpu = serverCpuSeconds() - cpu0;
   const written = serverBytesWritten() - bytes0;
+  const self = process.cpuUsage(self0);
   await new Promise((r) => setTimeout(r, 1500)); // the last lists and frames arrive
   measuring = false;
   for (const c of [...hosts, ...churners, ...idle, ...full, ...feed]) c.close();
@@ -331,6 +333,7 @@ async function main() {
     seconds: round(seconds),
     server_cpu_share: round(cpu / seconds),
     server_cpu_ms_per_change: round((cpu * 1000) / changes),
+    loadgen_cpu_share: round((self.user + self.system) / 1e6 / seconds),
     server_bytes_per_change: Math.round(written / changes),
     last_list_bytes: listBytes,
     lag_full: lagFull.summary(),
