@@ -307,10 +307,11 @@ class LobbyActor:
                 "identity_mismatch",
                 f"this connection speaks for user {conn.user_id!r}; use another connection for user {claim.id!r}",
             )
+        newly_bound = conn.user_id is None
         state = await self._bind(conn, claim)
         self._feed.send_list(conn.client)  # a list that is due follows at the batch's end
-        if state.room_id is not None:
-            self._feed.mark_changed(state.room_id)  # this connection sees its room too
+        if newly_bound and state.room_id is not None:
+            self._feed.mark_changed(state.room_id)  # a takeover or a return: this connection sees its room
         return {"ok": True, "user": state.user.to_json(), "room": state.room_id}
 
     async def _leave_lobby(self, conn: _Connection, request: LeaveLobbyRequest) -> dict[str, Any]:
