@@ -26,7 +26,7 @@ from .wsconnection import ServerWebSocket, WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run_websocket_transport
 
 if TYPE_CHECKING:
-    from .server import EngineIOServer
+    from .server import EngineIOServer, Reservation
 
 __all__ = ["serve_http_connection", "serve_http_requests"]
 
@@ -209,13 +209,14 @@ class HttpConnection:
             if method != "GET":
                 await self._error(ErrorCode.BAD_HANDSHAKE_METHOD, cors)
                 return False
-            refusal = self.server.admit(self.remote_address)
-            if refusal is not None:
-                await self._refuse(refusal, cors)
+            admitted = self.server.admit(self.remote_address)
+            if isinstance(admitted, SessionRefused):
+                await self._refuse(admitted, cors)
                 return True
             if transport == WEBSOCKET:
-                return self._take_over(request, query, headers, None)
-            sock = self.server.open_session(POLLING, self.remote_address, query, headers)
+                # the place stays reserved through the handshake (serve_http_requests gives it back)
+                return self._take_over(request, query, headers, None, admitted)
+            sock = self.server.open_session(POLLING, self.remote_address, query, headers, admitted)
             await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
             return False
         sock = self.server.lookup(sid)
@@ -323,11 +324,16 @@ class HttpConnection:
     # -- WebSocket -----------------------------------------------------------
 
     def _take_over(
-        self, request: h11.Request, query: Mapping[str, str], headers: Mapping[str, str], sock: EngineSocket | None
+        self,
+        request: h11.Request,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        sock: EngineSocket | None,
+        reservation: Reservation | None = None,
     ) -> bool:
         """Hand the connection to a WebSocket: ``run`` returns what it needs."""
         prefix = _request_bytes(request) + self.conn.trailing_data[0]
-        self.upgrade = _Upgrade(prefix, query, headers, sock)
+        self.upgrade = _Upgrade(prefix, query, headers, sock, reservation)
         return True
 
     # -- other paths -----------------------------------------------------------
@@ -411,6 +417,7 @@ class _Upgrade(NamedTuple):
     query: Mapping[str, str]
     headers: Mapping[str, str]
     sock: EngineSocket | None  #: the polling session to upgrade; None opens one
+    reservation: Reservation | None = None  #: the new session's place in the limits
 
 
 async def serve_http_connection(server: EngineIOServer, stream: trio.abc.Stream, remote_address: str | None) -> None:
@@ -443,7 +450,11 @@ async def serve_http_requests(
     upgrade = await HttpConnection(server, stream, remote_address).run()
     if upgrade is None:
         return None
-    return await _open_websocket(server, stream, remote_address, upgrade)
+    try:
+        return await _open_websocket(server, stream, remote_address, upgrade)
+    finally:
+        if upgrade.reservation is not None:
+            upgrade.reservation.release()  # the handshake failed: nothing once the session took it
 
 
 async def _open_websocket(
@@ -457,7 +468,7 @@ async def _open_websocket(
     sock = upgrade.sock
     try:
         if sock is None:
-            sock = server.open_session(WEBSOCKET, remote_address, upgrade.query, upgrade.headers)
+            sock = server.open_session(WEBSOCKET, remote_address, upgrade.query, upgrade.headers, upgrade.reservation)
             try:
                 await ws.send_message(sock.session.handshake_packet())
             except Exception:

@@ -33,7 +33,7 @@ from .session import POLLING, WEBSOCKET, EngineSession
 from .websocket import run_websocket_transport
 from .wsconnection import WebSocketClosed
 
-__all__ = ["EngineHandler", "EngineIOServer", "EngineIOStatistics", "serve_engineio", "HANDLER_GRACE"]
+__all__ = ["EngineHandler", "EngineIOServer", "EngineIOStatistics", "Reservation", "serve_engineio", "HANDLER_GRACE"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,10 @@ class EngineIOServer:
         self._sessions_opened = 0
         self._overflows = 0
         self._refused = 0
+        #: Sessions per remote address, places reserved by handshakes under way included.
         self._per_address: Counter[str] = Counter()
+        #: Places reserved by handshakes that have passed :meth:`admit` and not yet opened or failed.
+        self._reserved = 0
         self._tcp_per_address: Counter[str] = Counter()
         self._tcp_refused = 0
         self._accept_scope = trio.CancelScope()
@@ -245,18 +248,23 @@ class EngineIOServer:
     def lookup(self, sid: str) -> EngineSocket | None:
         return self._sessions.get(sid)
 
-    def admit(self, remote_address: str | None) -> SessionRefused | None:
-        """Whether a new session may open now; the refusal a client is told otherwise.
+    def admit(self, remote_address: str | None) -> SessionRefused | Reservation:
+        """A place for a new session, or the refusal a client is told.
 
         Checked before anything is set up for the session (for a WebSocket,
         before the handshake is accepted), so a refused client costs one answer.
+        The place counts against the limits from now on, while the handshake
+        is still under way: handshakes racing each other cannot all pass the
+        check before any of them is counted (issue 10, finding 4). Hand it to
+        :meth:`open_session`, or :meth:`Reservation.release` it when the
+        handshake fails.
         """
         refusal: SessionRefused | None = None
         limit = self.config.max_sessions
         per_address = self.config.max_sessions_per_address
         if self._shutting_down:
             refusal = SessionRefused("shutting_down", "the server is shutting down; connect again in a moment")
-        elif limit is not None and len(self._sessions) >= limit:
+        elif limit is not None and len(self._sessions) + self._reserved >= limit:
             refusal = SessionRefused(
                 "too_many_connections",
                 f"the server holds its limit of {limit} connections; try again later",
@@ -274,13 +282,35 @@ class EngineIOServer:
         if refusal is not None:
             self._refused += 1
             logger.info("session from %s refused: %s", remote_address, refusal.code)
-        return refusal
+            return refusal
+        self._reserved += 1
+        if remote_address is not None:
+            self._per_address[remote_address] += 1
+        return Reservation(self, remote_address)
+
+    def _release(self, reservation: Reservation) -> None:
+        self._reserved -= 1
+        self._forget_address(reservation.remote_address)
 
     def open_session(
-        self, transport: str, remote_address: str | None, query: Mapping[str, str], headers: Mapping[str, str]
+        self,
+        transport: str,
+        remote_address: str | None,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        reservation: Reservation | None = None,
     ) -> EngineSocket:
-        """Register a new session and start its runner (handler + heartbeat)."""
+        """Register a new session and start its runner (handler + heartbeat).
+
+        ``reservation`` (from :meth:`admit`) becomes the session's place;
+        without one the session is counted now, unchecked.
+        """
         assert self._session_nursery is not None, "server is not serving"
+        if reservation is None or not reservation.take():
+            if remote_address is not None:
+                self._per_address[remote_address] += 1
+        else:
+            self._reserved -= 1
         sid = secrets.token_urlsafe(15)
         while sid in self._sessions:  # pragma: no cover - 120 random bits
             sid = secrets.token_urlsafe(15)
@@ -297,8 +327,6 @@ class EngineIOServer:
         if self.on_open is not None:
             self.on_open(sock)
         self._sessions_opened += 1
-        if remote_address is not None:
-            self._per_address[remote_address] += 1
         # One shared name, not one with the sid: a string per session held for its life.
         self._session_nursery.start_soon(self._run_session, sock, name=SESSION_TASK_NAME)
         logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
@@ -371,14 +399,40 @@ class EngineIOServer:
     def _forget(self, sock: EngineSocket) -> None:
         if self._sessions.get(sock.sid) is sock:
             del self._sessions[sock.sid]
-            address = sock.remote_address
-            if address is not None:
-                self._per_address[address] -= 1
-                if self._per_address[address] <= 0:
-                    del self._per_address[address]
+            self._forget_address(sock.remote_address)
             logger.debug("session %s gone: %s", sock.sid, sock.close_reason)
             self._session_gone.set()
             self._session_gone = trio.Event()
+
+
+    def _forget_address(self, address: str | None) -> None:
+        if address is not None:
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
+
+
+class Reservation:
+    """A session's place in the limits, held from :meth:`EngineIOServer.admit`
+    until the session opens (:meth:`EngineIOServer.open_session` takes it) or
+    its handshake fails (:meth:`release`, safe to call in any case)."""
+
+    __slots__ = ("_server", "remote_address", "_held")
+
+    def __init__(self, server: EngineIOServer, remote_address: str | None) -> None:
+        self._server = server
+        self.remote_address = remote_address
+        self._held = True
+
+    def take(self) -> bool:
+        """Hand the place over to the session opening now; False if it was given back already."""
+        held, self._held = self._held, False
+        return held
+
+    def release(self) -> None:
+        """Give the place back (the handshake failed); nothing once taken or released."""
+        if self.take():
+            self._server._release(self)
 
 
 async def serve_engineio(
