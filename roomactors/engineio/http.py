@@ -10,6 +10,7 @@ at once, as the reference server does, instead of lingering until the ping.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -19,9 +20,10 @@ import trio
 
 from .engine_socket import EngineSocket
 from .errors import ErrorCode, SessionRefused, error_response, refusal_response
+from .forwarded import request_source
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
-from .session import POLLING, WEBSOCKET
+from .session import NOOP_PACKET, POLLING, WEBSOCKET
 from .wsconnection import ServerWebSocket, WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run_websocket_transport
 
@@ -33,20 +35,29 @@ __all__ = ["serve_http_connection", "serve_http_requests"]
 logger = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 65536
-#: Seconds an idle keep-alive connection (or a slow request head) may stay open.
-IDLE_TIMEOUT = 120.0
-#: Seconds a new connection has to send its first request head: a connection
-#: that never speaks must not hold a task (and a file descriptor) for long.
-FIRST_REQUEST_TIMEOUT = 10.0
-#: Seconds a client may take to send a request body.
-BODY_TIMEOUT = 60.0
-MAX_HEAD_SIZE = 16384
+# The time bounds of a request are EngineIOConfig's (first_request_timeout,
+# request_timeout, keepalive_timeout): docs/limits.md lists them.
+#: The close reason of a session the client closed with a close packet.
+CLIENT_CLOSE = "client close"
 
 Headers = list[tuple[str, str]]
 
 
 class _Abort(Exception):
     """The connection cannot go on (peer gone or protocol broken)."""
+
+
+class _Timeout(_Abort):
+    """The request did not arrive within its deadline, or the connection was
+    evicted while still sending its first one (see ``EngineIOServer``)."""
+
+
+_TIMEOUT_BODY = b"the request took too long to arrive; send it again, whole"
+#: Written as is (not through h11, which may be mid-head): 408, like Node's requestTimeout.
+_REQUEST_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
 
 
 class HttpConnection:
@@ -56,10 +67,29 @@ class HttpConnection:
         self.server = server
         self.config = server.config
         self.stream = stream
+        #: The peer's address (a proxy's, behind one); each request's client is ``_source``'s.
         self.remote_address = remote_address
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        #: The scheme the peer uses: https once something wrapped the socket in TLS.
+        self.scheme = "https" if isinstance(stream, trio.SSLStream) else "http"
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_request_head)
         #: Set by a WebSocket request: what the connection becomes once ``run`` returns.
         self.upgrade: _Upgrade | None = None
+        #: When the request being read must have arrived (trio time).
+        self._deadline = math.inf
+        #: When its first byte arrived (None: none yet).
+        self._request_started: float | None = None
+        #: True until the first request head is complete ("half-open").
+        self.half_open = True
+        #: The scope of the read under way; :meth:`evict` cancels it.
+        self._read_scope: trio.CancelScope | None = None
+        self._evicted = False
+
+    def evict(self) -> None:
+        """Close this connection, still sending its first request, to make room
+        (the server's half-open budget of its address is full)."""
+        self._evicted = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
 
     # -- h11 plumbing --------------------------------------------------------
 
@@ -72,12 +102,49 @@ class HttpConnection:
                 await self._send_simple(exc.error_status_hint, b"", close=True)
                 raise _Abort from exc
             if event is not h11.NEED_DATA:
+                if isinstance(event, h11.Request):
+                    self._head_done()
                 return event
+            self.conn.receive_data(await self._receive())
+
+    async def _receive(self) -> bytes:
+        """Bytes of the request being read, before its deadline (else :class:`_Timeout`)."""
+        if self._evicted:
+            raise _Timeout
+        with trio.move_on_at(self._deadline) as scope:
+            self._read_scope = scope
             try:
                 data = await self.stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _Abort from exc
-            self.conn.receive_data(data)
+            finally:
+                self._read_scope = None
+        if scope.cancelled_caught:
+            raise _Timeout
+        if data and self._request_started is None:
+            # The request's clock starts at its first byte: the whole of it
+            # (head and body) must be in within request_timeout.
+            now = trio.current_time()
+            self._request_started = now
+            until = now + self.config.request_timeout
+            self._deadline = min(self._deadline, until) if self.half_open else until
+        return data
+
+    def _wait_for_request(self) -> None:
+        """A new request may come now: the first within first_request_timeout
+        of the connection's start, a later one within keepalive_timeout."""
+        timeout = self.config.first_request_timeout if self.half_open else self.config.keepalive_timeout
+        self._deadline = trio.current_time() + timeout
+        self._request_started = None
+
+    def _head_done(self) -> None:
+        """A request head is complete: its body has what is left of request_timeout."""
+        if self._request_started is None:  # its bytes came with the previous request's
+            self._request_started = trio.current_time()
+        self._deadline = self._request_started + self.config.request_timeout
+        if self.half_open:
+            self.half_open = False
+            self.server.half_open_done(self)
 
     async def _send(self, event: h11.Event) -> None:
         try:
@@ -124,37 +191,44 @@ class HttpConnection:
     async def run(self) -> _Upgrade | None:
         """Answer requests until the connection ends or a WebSocket takes it
         over (returned, to be served without this object and its h11 state)."""
+        self.server.half_open_started(self)
         try:
-            timeout = FIRST_REQUEST_TIMEOUT
             while True:
-                with trio.move_on_after(timeout) as idle:
-                    event = await self._next_event()
-                timeout = IDLE_TIMEOUT
-                if idle.cancelled_caught:
-                    return
+                self._wait_for_request()
+                event = await self._next_event()
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                    return
+                    return None
                 assert isinstance(event, h11.Request), event
                 if await self._handle(event):
                     return self.upgrade  # None: closed after a refusal
                 if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
-                    return
+                    return None
                 if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
                     self.conn.start_next_cycle()
                 else:
-                    return
+                    return None
+        except _Timeout:
+            if self._request_started is not None:  # part of a request came: say why it ends
+                logger.info("%s: request not complete within its time; closing", self.remote_address)
+                with trio.move_on_after(1.0):
+                    try:
+                        await self.stream.send_all(_REQUEST_TIMEOUT_ANSWER)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+            return None
         except _Abort:
-            return
+            return None
+        finally:
+            if self.half_open:
+                self.half_open = False
+                self.server.half_open_done(self)
 
     async def _read_body(self, limit: int) -> bytes | None:
         """The request body, or None when it exceeds ``limit`` bytes."""
         chunks: list[bytes] = []
         size = 0
         while True:
-            with trio.move_on_after(BODY_TIMEOUT) as slow:
-                event = await self._next_event()
-            if slow.cancelled_caught:
-                raise _Abort
+            event = await self._next_event()  # within the request's deadline
             if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
                 return b"".join(chunks)
             if isinstance(event, h11.Data):
@@ -173,8 +247,21 @@ class HttpConnection:
         query = dict(reversed(parse_qsl(split.query, keep_blank_values=True)))  # first value wins
         headers = _header_map(request.headers)
         method = request.method.decode("ascii").upper()
+        source = request_source(self.remote_address, self.scheme, headers, self.server.trusted_proxies)
+        if not self.server.host_allowed(source.host):
+            # before anything else: a page on a rebound name gets nothing here
+            logger.info("%s: Host %r refused (not an allowed host)", source.client, source.host)
+            await self._respond(
+                400,
+                [("Content-Type", "text/plain; charset=UTF-8")],
+                f"this server does not answer to the host {source.host!r}; connect to it by an allowed "
+                "name (its operator can add one with --allowed-host)\n".encode("utf-8", "replace"),
+                close=True,
+            )
+            return True
+        client = source.client
         if path != self.config.path and path.rstrip("/") + "/" != self.config.path:
-            await self._fallback(request, method, target, path, query, headers)
+            await self._fallback(request, method, target, path, query, headers, client)
             return False
         is_upgrade = headers.get("upgrade", "").lower() == "websocket"
         if is_upgrade and not _valid_websocket_handshake(method, headers):
@@ -185,8 +272,12 @@ class HttpConnection:
         body = await self._read_body(self.config.max_payload)
 
         origin = headers.get("origin")
-        if origin is not None and not self.server.origin_allowed(origin, headers.get("host")):
-            logger.info("%s: origin %r refused", self.remote_address, origin)
+        if origin is not None and not self.server.origin_allowed(origin, source.host, source.scheme):
+            logger.info(
+                "%s: origin %r refused (this server is %s://%s to it; behind a proxy, name it with "
+                "--forwarded-allow-ips; another site's pages need --cors-origin)",
+                client, origin, source.scheme, source.host,
+            )
             await self._error(ErrorCode.FORBIDDEN, close=is_upgrade)
             return False
         cors = _cors_headers(origin)
@@ -209,14 +300,14 @@ class HttpConnection:
             if method != "GET":
                 await self._error(ErrorCode.BAD_HANDSHAKE_METHOD, cors)
                 return False
-            admitted = self.server.admit(self.remote_address)
+            admitted = self.server.admit(client)
             if isinstance(admitted, SessionRefused):
                 await self._refuse(admitted, cors)
                 return True
             if transport == WEBSOCKET:
                 # the place stays reserved through the handshake (serve_http_requests gives it back)
                 return self._take_over(request, query, headers, None, admitted)
-            sock = self.server.open_session(POLLING, self.remote_address, query, headers, admitted)
+            sock = self.server.open_session(POLLING, client, query, headers, admitted)
             await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
             return False
         sock = self.server.lookup(sid)
@@ -269,6 +360,10 @@ class HttpConnection:
                     raise _Abort
         finally:
             sock.get_pending = False
+        if session.close_reason == CLIENT_CLOSE:
+            # The client closed the session itself (a POSTed close packet):
+            # its pending GET is released with a noop, as the reference servers do.
+            payload = NOOP_PACKET
         sock.notify()  # the outbox drained: a closing session may finish
         try:
             await self._respond(200, [*cors, *_TEXT], payload.encode())
@@ -339,7 +434,14 @@ class HttpConnection:
     # -- other paths -----------------------------------------------------------
 
     async def _fallback(
-        self, request: h11.Request, method: str, target: str, path: str, query: dict[str, str], headers: dict[str, str]
+        self,
+        request: h11.Request,
+        method: str,
+        target: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        client: str | None,
     ) -> None:
         body = await self._read_body(self.config.max_payload)
         if body is None:
@@ -353,7 +455,7 @@ class HttpConnection:
             routed_method = "GET" if method == "HEAD" else method
             try:
                 response = await route(
-                    HttpRequest(routed_method, target, path, query, headers, body, self.remote_address)
+                    HttpRequest(routed_method, target, path, query, headers, body, client)
                 )
             except Exception:
                 logger.exception("http_fallback failed for %s %s", method, target)

@@ -27,7 +27,9 @@ import trio
 from .config import EngineIOConfig
 from .engine_socket import EngineSocket
 from .errors import SessionRefused
-from .http import serve_http_requests
+from .forwarded import TrustedProxies
+from .hosts import HostPolicy
+from .http import HttpConnection, serve_http_requests
 from .httpmessages import HttpRoute, PackedMapping
 from .session import POLLING, WEBSOCKET, EngineSession
 from .websocket import run_websocket_transport
@@ -74,6 +76,7 @@ class EngineIOStatistics:
     outbox_messages: int = 0    #: messages queued in all outboxes, not yet taken by a transport
     outbox_bytes: int = 0       #: their size in bytes (what ``outbox_max_bytes`` counts)
     connections_refused: int = 0  #: TCP connections closed at once, over the limits' TCP share
+    half_open_evicted: int = 0  #: connections closed before their first request to make room (NAT)
 
 
 class EngineIOServer:
@@ -110,6 +113,12 @@ class EngineIOServer:
         self._session_gone = trio.Event()
         #: One bound method for every session, not one made per session.
         self._on_close_callback = self._on_close
+        #: The proxies whose forwarded headers are believed (issue 15).
+        self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
+        self._hosts = HostPolicy(config.allowed_hosts)
+        #: Connections still sending their first request, per peer address, oldest first.
+        self._half_open: dict[str, dict[HttpConnection, None]] = {}
+        self._half_open_evicted = 0
 
     # -- serving ---------------------------------------------------------------
 
@@ -123,6 +132,7 @@ class EngineIOServer:
     ) -> NoReturn:
         """Listen on ``host``:``port`` (0: any free port) and serve forever;
         ``task_status.started`` gets the bound ``(host, port)`` pairs."""
+        self._hosts = HostPolicy(self.config.allowed_hosts, bound_host=host)  # a name to listen on is one to answer
         listeners = await trio.open_tcp_listeners(port, host=host)
         await self.serve_listeners(listeners, handler_nursery=handler_nursery, task_status=task_status)
 
@@ -199,14 +209,18 @@ class EngineIOServer:
 
     async def _serve_stream(self, stream: trio.abc.Stream) -> None:
         remote = _remote_address(stream)
-        if not self._tcp_allowed(remote):
+        if self.trusted_proxies.trusts(remote):
+            per_address_key = None  # a proxy carries everyone: its clients are counted per request
+        else:
+            per_address_key = remote
+        if not self._tcp_allowed(per_address_key) and not self._evict_half_open(per_address_key):
             self._tcp_refused += 1
             logger.info("TCP connection from %s closed at once: too many connections", remote)
             await trio.aclose_forcefully(stream)
             return
         self._connections += 1
-        if remote is not None:
-            self._tcp_per_address[remote] += 1
+        if per_address_key is not None:
+            self._tcp_per_address[per_address_key] += 1
         try:
             opened = await serve_http_requests(self, stream, remote)
             if opened is not None:
@@ -221,10 +235,10 @@ class EngineIOServer:
             logger.exception("connection from %s failed", remote)
         finally:
             self._connections -= 1
-            if remote is not None:
-                self._tcp_per_address[remote] -= 1
-                if self._tcp_per_address[remote] <= 0:
-                    del self._tcp_per_address[remote]
+            if per_address_key is not None:
+                self._tcp_per_address[per_address_key] -= 1
+                if self._tcp_per_address[per_address_key] <= 0:
+                    del self._tcp_per_address[per_address_key]
             await trio.aclose_forcefully(stream)
 
     def _tcp_allowed(self, remote: str | None) -> bool:
@@ -242,6 +256,50 @@ class EngineIOServer:
             or remote is None
             or self._tcp_per_address[remote] < per_address * TCP_CONNECTIONS_PER_SESSION
         )
+
+    # -- half-open connections (issue 10, finding 6) -------------------------
+    #
+    # A connection that has not sent its first request head yet costs little,
+    # but a budget that idle sockets can fill locks out everyone who shares
+    # their address (a school's NAT): so those of one address have a small
+    # budget of their own (max_half_open_per_address), and the oldest of them
+    # makes room for a newcomer, at the budget as at the address's TCP share.
+    # A real client sends its request at once and leaves the set within a
+    # round trip; a socket that sits there is the oldest soon, and goes first.
+    # It goes in any case after first_request_timeout.
+
+    def half_open_started(self, connection: HttpConnection) -> None:
+        """``connection`` waits for its first request head."""
+        address = connection.remote_address
+        if address is None or self.trusted_proxies.trusts(address):
+            return
+        waiting = self._half_open.setdefault(address, {})
+        if len(waiting) >= self.config.max_half_open_per_address:
+            self._evict_oldest(waiting)
+        waiting[connection] = None
+
+    def half_open_done(self, connection: HttpConnection) -> None:
+        """``connection`` sent its first request head, or ended."""
+        address = connection.remote_address
+        waiting = self._half_open.get(address) if address is not None else None
+        if waiting is not None and waiting.pop(connection, 0) is None and not waiting:
+            del self._half_open[address]  # type: ignore[arg-type]
+
+    def _evict_half_open(self, address: str | None) -> bool:
+        """Make room for one more connection from ``address`` at its TCP share
+        by closing its oldest half-open one; False when it has none."""
+        waiting = self._half_open.get(address) if address is not None else None
+        if not waiting:
+            return False
+        self._evict_oldest(waiting)
+        return True
+
+    def _evict_oldest(self, waiting: dict[HttpConnection, None]) -> None:
+        oldest = next(iter(waiting))
+        del waiting[oldest]
+        self._half_open_evicted += 1
+        logger.debug("half-open connection from %s closed to make room", oldest.remote_address)
+        oldest.evict()
 
     # -- used by the transports ----------------------------------------------
 
@@ -306,6 +364,8 @@ class EngineIOServer:
         without one the session is counted now, unchecked.
         """
         assert self._session_nursery is not None, "server is not serving"
+        if reservation is not None:
+            remote_address = reservation.remote_address  # the client's, also behind a proxy
         if reservation is None or not reservation.take():
             if remote_address is not None:
                 self._per_address[remote_address] += 1
@@ -332,11 +392,23 @@ class EngineIOServer:
         logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
         return sock
 
-    def origin_allowed(self, origin: str, host: str | None) -> bool:
-        """Whether a request with this ``Origin`` may use Engine.IO (CORS policy)."""
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether this server answers a request for ``host`` (its ``Host``, or
+        a trusted proxy's ``X-Forwarded-Host``): see :mod:`.hosts`."""
+        return self._hosts.allows(host)
+
+    def origin_allowed(self, origin: str, host: str | None, scheme: str = "http") -> bool:
+        """Whether a request with this ``Origin`` may use Engine.IO (CORS policy).
+
+        The server's own origin (``scheme://host`` as the client reached it)
+        is always allowed: the lobby page it serves must keep working when
+        an operator allows other sites too (issue 10, finding 7).
+        """
+        if host is not None and _same_origin(origin, scheme, host):
+            return True
         allowed = self.config.cors_origins
         if allowed is None:
-            return host is not None and _origin_netloc(origin) == _host_netloc(host, origin)
+            return False
         if "*" in allowed:
             return True
         return origin.rstrip("/").lower() in {a.rstrip("/").lower() for a in allowed}
@@ -353,6 +425,7 @@ class EngineIOServer:
             outbox_overflows=self._overflows,
             sessions_refused=self._refused,
             connections_refused=self._tcp_refused,
+            half_open_evicted=self._half_open_evicted,
             outbox_messages=sum(outbox.messages for outbox in outboxes),
             outbox_bytes=sum(outbox.bytes for outbox in outboxes),
         )
@@ -463,21 +536,23 @@ def _remote_address(stream: trio.abc.Stream) -> str | None:
     return sys.intern(str(peer[0]) if isinstance(peer, tuple) else str(peer))
 
 
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _origin_netloc(origin: str) -> str:
-    split = urlsplit(origin)
-    netloc = split.netloc.lower()
-    default = _DEFAULT_PORTS.get(split.scheme.lower())
-    if default and netloc.endswith(":" + default):
-        netloc = netloc[: -len(default) - 1]
-    return netloc
-
-
-def _host_netloc(host: str, origin: str) -> str:
-    netloc = host.strip().lower()
-    default = _DEFAULT_PORTS.get(urlsplit(origin).scheme.lower())
-    if default and netloc.endswith(":" + default):
-        netloc = netloc[: -len(default) - 1]
-    return netloc
+def _same_origin(origin: str, scheme: str, host: str) -> bool:
+    """Whether ``origin`` is ``scheme://host``: the same scheme, name and port
+    (a missing port is the scheme's default), as a browser compares them."""
+    try:
+        theirs = urlsplit(origin.strip())
+        ours = urlsplit(f"{scheme}://{host.strip()}")
+        their_scheme = theirs.scheme.lower()
+        their_port = theirs.port or _DEFAULT_PORTS.get(their_scheme)
+        our_port = ours.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number
+        return False
+    return (
+        their_scheme == scheme
+        and theirs.hostname is not None
+        and theirs.hostname == ours.hostname
+        and their_port == our_port
+    )
