@@ -447,7 +447,11 @@ class EngineIOServer:
                 # heartbeat task of its own (a task and its frames are KBs each).
                 await sock.run_heartbeat()  # returns once the session is closed
                 if sock.session.outbox:  # the close packet is still queued: let a transport take it
-                    with trio.move_on_after(self.config.ping_timeout):
+                    # ... for ping_timeout at most, and never beyond the heartbeat's own
+                    # deadline: a client that stopped answering is gone, close packet or not
+                    # (a session closed by the connect timeout lingered 20 s more, issue 10)
+                    flush_until = trio.current_time() + self.config.ping_timeout
+                    with trio.move_on_at(min(flush_until, sock.session.heartbeat_deadline)):
                         while sock.session.outbox:
                             await sock.wait_changed()
                 self._forget(sock)
