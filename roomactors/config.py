@@ -80,8 +80,9 @@ class RoomServerConfig:
 
     max_sessions_per_address: int = 500
     """Connections open at once from one IP address; one more gets HTTP 503
-    ``too_many_sessions_per_address``. Behind a reverse proxy every client has the
-    proxy's address: use 0 (no limit) there and limit at the proxy."""
+    ``too_many_sessions_per_address``. Behind a reverse proxy every connection comes
+    from the proxy: name it in ``forwarded_allow_ips`` so that clients are counted
+    by their own addresses."""
 
     allowed_hosts: tuple[str, ...] = ()
     """Host names clients may reach the server by, besides those always answered
