@@ -81,6 +81,10 @@ class RequestSource:
     scheme: str         #: "http" or "https", as the client used it
     host: str | None    #: the Host the client asked for (``name[:port]``)
     forwarded: bool = False  #: the values come from a trusted proxy's headers
+    #: ``scheme`` is known: a trusted proxy said it, or the connection is TLS of
+    #: our own. Plain HTTP from an unknown peer may still be a page served over
+    #: https by a proxy nobody named, so the origin check does not rely on it.
+    scheme_known: bool = False
 
 
 def request_source(
@@ -92,8 +96,9 @@ def request_source(
     ``headers`` has lower-case names, repeated headers joined with ", ".
     """
     host = headers.get("host")
+    own_tls = scheme == "https"
     if not proxies.trusts(peer):
-        return RequestSource(peer, scheme, host)
+        return RequestSource(peer, scheme, host, scheme_known=own_tls)
     forwarded = headers.get("forwarded")
     if forwarded is not None:
         hops, proto, forwarded_host = _parse_forwarded(forwarded)
@@ -119,6 +124,7 @@ def request_source(
         proto or scheme,
         forwarded_host or host,
         forwarded=bool(hops) or proto is not None or forwarded_host is not None,
+        scheme_known=proto is not None or own_tls,
     )
 
 

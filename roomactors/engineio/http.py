@@ -272,7 +272,8 @@ class HttpConnection:
         body = await self._read_body(self.config.max_payload)
 
         origin = headers.get("origin")
-        if origin is not None and not self.server.origin_allowed(origin, source.host, source.scheme):
+        scheme = source.scheme if source.scheme_known else None
+        if origin is not None and not self.server.origin_allowed(origin, source.host, scheme):
             logger.info(
                 "%s: origin %r refused (this server is %s://%s to it; behind a proxy, name it with "
                 "--forwarded-allow-ips; another site's pages need --cors-origin)",

@@ -397,12 +397,14 @@ class EngineIOServer:
         a trusted proxy's ``X-Forwarded-Host``): see :mod:`.hosts`."""
         return self._hosts.allows(host)
 
-    def origin_allowed(self, origin: str, host: str | None, scheme: str = "http") -> bool:
+    def origin_allowed(self, origin: str, host: str | None, scheme: str | None = None) -> bool:
         """Whether a request with this ``Origin`` may use Engine.IO (CORS policy).
 
         The server's own origin (``scheme://host`` as the client reached it)
         is always allowed: the lobby page it serves must keep working when
-        an operator allows other sites too (issue 10, finding 7).
+        an operator allows other sites too (issue 10, finding 7). ``scheme``
+        None: not known (plain HTTP, maybe behind a TLS proxy nobody named),
+        so only the host and port are compared.
         """
         if host is not None and _same_origin(origin, scheme, host):
             return True
@@ -543,19 +545,20 @@ def _remote_address(stream: trio.abc.Stream) -> str | None:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _same_origin(origin: str, scheme: str, host: str) -> bool:
+def _same_origin(origin: str, scheme: str | None, host: str) -> bool:
     """Whether ``origin`` is ``scheme://host``: the same scheme, name and port
-    (a missing port is the scheme's default), as a browser compares them."""
+    (a missing port is the scheme's default), as a browser compares them. With
+    ``scheme`` None (not known) the origin's own scheme stands in for ours."""
     try:
         theirs = urlsplit(origin.strip())
-        ours = urlsplit(f"{scheme}://{host.strip()}")
         their_scheme = theirs.scheme.lower()
+        ours = urlsplit(f"{scheme or their_scheme}://{host.strip()}")
         their_port = theirs.port or _DEFAULT_PORTS.get(their_scheme)
-        our_port = ours.port or _DEFAULT_PORTS.get(scheme)
+        our_port = ours.port or _DEFAULT_PORTS.get(scheme or their_scheme)
     except ValueError:  # a port that is not a number
         return False
     return (
-        their_scheme == scheme
+        their_scheme == (scheme or their_scheme)
         and theirs.hostname is not None
         and theirs.hostname == ours.hostname
         and their_port == our_port

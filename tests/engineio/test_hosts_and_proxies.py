@@ -105,8 +105,11 @@ def test_host_policy_rules() -> None:
 async def test_cors_origins_never_refuse_the_servers_own_origin(start_server) -> None:
     started = await start_server(config=EngineIOConfig(cors_origins=("http://game.example",)))
     own = f"http://127.0.0.1:{started.port}"
+    # plain HTTP from no named proxy: the scheme is not known (a TLS proxy may be in
+    # front), so the host and port decide
     for origin, ok in [(own, True), ("http://game.example", True), ("http://other.example", False),
-                       (f"https://127.0.0.1:{started.port}", False), ("http://127.0.0.1:1", False)]:
+                       (f"https://127.0.0.1:{started.port}", True), ("http://127.0.0.1:1", False),
+                       ("http://localhost:%d" % started.port, False)]:
         reply = await http(started.port, "GET", HANDSHAKE, headers=[("Origin", origin)])
         assert (reply.status == 200) is ok, origin
         if ok:
@@ -154,8 +157,14 @@ async def test_a_trusted_proxys_scheme_and_host_are_what_the_origin_and_host_che
     reply = await http(started.port, "GET", HANDSHAKE, headers=good)
     assert reply.status == 200 and reply.headers["access-control-allow-origin"] == "https://school.example"
     # the page is https, the proxy says http: not the same origin
-    reply = await http(started.port, "GET", HANDSHAKE, headers=[good[0], ("X-Forwarded-Host", "school.example")])
+    reply = await http(
+        started.port, "GET", HANDSHAKE,
+        headers=[good[0], ("X-Forwarded-Proto", "http"), ("X-Forwarded-Host", "school.example")],
+    )
     assert (reply.status, reply.json()["code"]) == (400, 4)
+    # the proxy does not say: host and port decide (443, https's default, both sides)
+    reply = await http(started.port, "GET", HANDSHAKE, headers=[good[0], ("X-Forwarded-Host", "school.example")])
+    assert reply.status == 200
     # RFC 7239 Forwarded says the same
     reply = await http(
         started.port, "GET", HANDSHAKE,
@@ -192,10 +201,10 @@ async def test_a_websocket_through_a_trusted_proxy_counts_its_client(start_serve
         ("10.0.0.1", {"x-forwarded-for": "1.2.3.4"}, RequestSource("1.2.3.4", "http", None, True)),
         ("10.0.0.1", {"x-forwarded-for": "1.2.3.4, 10.0.0.2"}, RequestSource("1.2.3.4", "http", None, True)),
         ("10.0.0.1", {"x-forwarded-for": "10.0.0.3, 10.0.0.2"}, RequestSource("10.0.0.3", "http", None, True)),
-        ("10.0.0.1", {"x-forwarded-proto": "http, HTTPS", "host": "h"}, RequestSource("10.0.0.1", "https", "h", True)),
+        ("10.0.0.1", {"x-forwarded-proto": "http, HTTPS", "host": "h"}, RequestSource("10.0.0.1", "https", "h", True, True)),
         ("10.0.0.1", {"x-forwarded-proto": "gopher"}, RequestSource("10.0.0.1", "http", None)),
         ("10.0.0.1", {"forwarded": 'for=1.2.3.4:80;proto=https, for="_hidden";host="a.example"',
-                      "x-forwarded-for": "9.9.9.9"}, RequestSource("_hidden", "https", "a.example", True)),
+                      "x-forwarded-for": "9.9.9.9"}, RequestSource("_hidden", "https", "a.example", True, True)),
         ("192.0.2.1", {"x-forwarded-for": "1.2.3.4", "host": "h"}, RequestSource("192.0.2.1", "http", "h")),
         ("::ffff:10.0.0.1", {"x-forwarded-for": "1.2.3.4"}, RequestSource("1.2.3.4", "http", None, True)),
         (None, {"x-forwarded-for": "1.2.3.4"}, RequestSource(None, "http", None)),
@@ -203,6 +212,12 @@ async def test_a_websocket_through_a_trusted_proxy_counts_its_client(start_serve
 )
 def test_request_source_rules(peer: str | None, headers: dict[str, str], expected: RequestSource) -> None:
     assert request_source(peer, "http", headers, TrustedProxies(["10.0.0.0/8"])) == expected
+
+
+def test_tls_of_our_own_makes_the_scheme_known() -> None:
+    assert request_source("192.0.2.1", "https", {"host": "h"}, TrustedProxies()) == RequestSource(
+        "192.0.2.1", "https", "h", scheme_known=True
+    )
 
 
 def test_trusted_proxies_parse_addresses_networks_and_star() -> None:
