@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -105,9 +105,9 @@ class HttpConnection:
                 if isinstance(event, h11.Request):
                     self._head_done()
                 return event
-            self.conn.receive_data(await self._receive())
+            self.conn.receive_data(bytes(await self._receive()))  # bytes() of bytes is itself: no copy
 
-    async def _receive(self) -> bytes:
+    async def _receive(self) -> bytes | bytearray:
         """Bytes of the request being read, before its deadline (else :class:`_Timeout`)."""
         if self._evicted:
             raise _Timeout
@@ -384,7 +384,7 @@ class HttpConnection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         if data:
-            self.conn.receive_data(data)
+            self.conn.receive_data(bytes(data))
             return
         lost.set()
         cancel_scope.cancel()
@@ -473,7 +473,7 @@ class HttpConnection:
 _TEXT: Headers = [("Content-Type", "text/plain; charset=UTF-8")]
 
 
-def _header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def _header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in raw:
         key = name.decode("latin-1").lower()
