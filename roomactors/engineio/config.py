@@ -56,16 +56,21 @@ class EngineIOConfig:
     #: Bytes of one request head (request line and headers); larger: HTTP 431.
     max_request_head: int = 16384
     #: Connections from one address still sending their first request
-    #: ("half-open"); one more closes the oldest of them, so that idle
-    #: sockets cannot lock out the other clients of a shared (NAT) address.
+    #: ("half-open"); beyond it, the oldest of them that are older than
+    #: ``half_open_grace`` are closed, so idle sockets cannot pile up. (At the
+    #: address's TCP share the oldest makes room whatever its age, so idle
+    #: sockets cannot lock out the other clients of a shared NAT address.)
     max_half_open_per_address: int = 64
+    #: Seconds a half-open connection is spared by that budget: a burst of
+    #: real clients connecting at once (a class after a restart) is younger.
+    half_open_grace: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("max_sessions", "max_sessions_per_address"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a whole number of at least 1, or None for no limit; got {value!r}")
-        for name in ("first_request_timeout", "request_timeout", "keepalive_timeout"):
+        for name in ("first_request_timeout", "request_timeout", "keepalive_timeout", "half_open_grace"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"{name} must be a number of seconds above 0; got {value!r}")

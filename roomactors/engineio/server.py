@@ -116,8 +116,9 @@ class EngineIOServer:
         #: The proxies whose forwarded headers are believed (issue 15).
         self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
         self._hosts = HostPolicy(config.allowed_hosts)
-        #: Connections still sending their first request, per peer address, oldest first.
-        self._half_open: dict[str, dict[HttpConnection, None]] = {}
+        #: Connections still sending their first request, per peer address, oldest
+        #: first, with the time each connected.
+        self._half_open: dict[str, dict[HttpConnection, float]] = {}
         self._half_open_evicted = 0
 
     # -- serving ---------------------------------------------------------------
@@ -260,29 +261,35 @@ class EngineIOServer:
     # -- half-open connections (issue 10, finding 6) -------------------------
     #
     # A connection that has not sent its first request head yet costs little,
-    # but a budget that idle sockets can fill locks out everyone who shares
-    # their address (a school's NAT): so those of one address have a small
-    # budget of their own (max_half_open_per_address), and the oldest of them
-    # makes room for a newcomer, at the budget as at the address's TCP share.
-    # A real client sends its request at once and leaves the set within a
-    # round trip; a socket that sits there is the oldest soon, and goes first.
-    # It goes in any case after first_request_timeout.
+    # but a TCP share that idle sockets can fill locks out everyone who shares
+    # their address (a school's NAT). So at the address's share, the oldest
+    # half-open connection makes room for the newcomer, whatever its age: a
+    # real client sends its request at once and leaves the set within a round
+    # trip; a socket that sits there is soon the oldest, and goes first. And
+    # the half-open ones of an address have a small budget of their own
+    # (max_half_open_per_address): beyond it, those older than half_open_grace
+    # go, oldest first; younger ones are spared, since a class connecting at
+    # once after a restart is a burst of them. Every one goes after
+    # first_request_timeout anyway.
 
     def half_open_started(self, connection: HttpConnection) -> None:
         """``connection`` waits for its first request head."""
         address = connection.remote_address
         if address is None or self.trusted_proxies.trusts(address):
             return
+        now = trio.current_time()
         waiting = self._half_open.setdefault(address, {})
-        if len(waiting) >= self.config.max_half_open_per_address:
+        waiting[connection] = now
+        budget = self.config.max_half_open_per_address
+        spared_since = now - self.config.half_open_grace
+        while len(waiting) > budget and next(iter(waiting.values())) <= spared_since:
             self._evict_oldest(waiting)
-        waiting[connection] = None
 
     def half_open_done(self, connection: HttpConnection) -> None:
         """``connection`` sent its first request head, or ended."""
         address = connection.remote_address
         waiting = self._half_open.get(address) if address is not None else None
-        if waiting is not None and waiting.pop(connection, 0) is None and not waiting:
+        if waiting is not None and waiting.pop(connection, None) is not None and not waiting:
             del self._half_open[address]  # type: ignore[arg-type]
 
     def _evict_half_open(self, address: str | None) -> bool:
@@ -294,7 +301,7 @@ class EngineIOServer:
         self._evict_oldest(waiting)
         return True
 
-    def _evict_oldest(self, waiting: dict[HttpConnection, None]) -> None:
+    def _evict_oldest(self, waiting: dict[HttpConnection, float]) -> None:
         oldest = next(iter(waiting))
         del waiting[oldest]
         self._half_open_evicted += 1
