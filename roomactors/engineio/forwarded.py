@@ -49,7 +49,7 @@ class TrustedProxies:
 
     def trusts(self, address: str | None) -> bool:
         """Whether ``address`` (a peer or a forwarded hop) is a trusted proxy."""
-        if address is None:
+        if address is None or not (self._any or self._networks):  # no proxy named: nothing to parse
             return False
         if self._any:
             return True
