@@ -53,6 +53,8 @@ class _Timeout(_Abort):
     evicted while still sending its first one (see ``EngineIOServer``)."""
 
 
+#: Seconds the 408 answer may take to write (a client that does not read gets none).
+TIMEOUT_ANSWER_GRACE = 1.0
 _TIMEOUT_BODY = b"the request took too long to arrive; send it again, whole"
 #: Written as is (not through h11, which may be mid-head): 408, like Node's requestTimeout.
 _REQUEST_TIMEOUT_ANSWER = (
@@ -68,7 +70,7 @@ class HttpConnection:
         self.server = server
         self.config = server.config
         self.stream = stream
-        #: The peer's address (a proxy's, behind one); each request's client is ``_source``'s.
+        #: The peer's address (a proxy's, behind one); each request's client comes from request_source().
         self.remote_address = remote_address
         #: The scheme the peer uses: https once something wrapped the socket in TLS.
         self.scheme = "https" if isinstance(stream, trio.SSLStream) else "http"
@@ -211,7 +213,7 @@ class HttpConnection:
         except _Timeout:
             if self._request_started is not None:  # part of a request came: say why it ends
                 logger.info("%s: request not complete within its time; closing", self.remote_address)
-                with trio.move_on_after(1.0):
+                with trio.move_on_after(TIMEOUT_ANSWER_GRACE):
                     try:
                         await self.stream.send_all(_REQUEST_TIMEOUT_ANSWER)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
