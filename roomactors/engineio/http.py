@@ -21,6 +21,7 @@ import trio
 from .engine_socket import EngineSocket
 from .errors import ErrorCode, SessionRefused, error_response, refusal_response
 from .forwarded import request_source
+from .routing import OpenSession, Poll, Preflight, Refuse, Upgrade, is_engineio_path, route, route_session
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
 from .session import NOOP_PACKET, POLLING, WEBSOCKET
@@ -263,7 +264,7 @@ class HttpConnection:
             )
             return True
         client = source.client
-        if path != self.config.path and path.rstrip("/") + "/" != self.config.path:
+        if not is_engineio_path(path, self.config.path):
             await self._fallback(request, method, target, path, query, headers, client)
             return False
         is_upgrade = headers.get("upgrade", "").lower() == "websocket"
@@ -290,55 +291,42 @@ class HttpConnection:
             await self._error(ErrorCode.FORBIDDEN, close=is_upgrade)
             return False
         cors = _cors_headers(origin)
-        if method == "OPTIONS":
+
+        decision = route(method, query, is_upgrade=is_upgrade)
+        if isinstance(decision, Preflight):
             await self._respond(204, [*cors, *_preflight_headers(headers)], b"")
             return False
-
-        transport = query.get("transport")
-        if transport not in (POLLING, WEBSOCKET):
-            await self._error(ErrorCode.UNKNOWN_TRANSPORT, cors, close=is_upgrade)
+        if isinstance(decision, Refuse):
+            await self._error(decision.code, cors, close=decision.close)
             return False
-        if query.get("EIO") != "4":
-            await self._error(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, cors, close=is_upgrade)
-            return False
-        sid = query.get("sid")
-        if transport == WEBSOCKET and not is_upgrade or transport == POLLING and is_upgrade:
-            await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade)
-            return False
-        if sid is None:
-            if method != "GET":
-                await self._error(ErrorCode.BAD_HANDSHAKE_METHOD, cors)
-                return False
+        if isinstance(decision, OpenSession):
             admitted = self.server.admit(client)
             if isinstance(admitted, SessionRefused):
                 await self._refuse(admitted, cors)
                 return True
-            if transport == WEBSOCKET:
+            if decision.transport == WEBSOCKET:
                 # the place stays reserved through the handshake (serve_http_requests gives it back)
                 return self._take_over(handshake, query, headers, None, admitted)
             sock = self.server.open_session(POLLING, client, query, headers, admitted)
             await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
             return False
-        sock = self.server.lookup(sid)
-        if sock is None:
-            await self._error(ErrorCode.UNKNOWN_SID, cors, close=is_upgrade)
+
+        found = self.server.lookup(decision.sid)
+        step = route_session(method, decision.transport, found.transport if found is not None else None)
+        if isinstance(step, Refuse):
+            await self._error(step.code, cors, close=step.close)
             return False
-        if transport == WEBSOCKET:
-            return self._take_over(handshake, query, headers, sock)
-        if sock.transport != POLLING:
-            await self._error(ErrorCode.BAD_REQUEST, cors)
-            return False
-        if method == "GET":
-            await self._poll(sock, cors)
-        elif method == "POST":
-            if body is None:
-                logger.info("session %s: POST over maxPayload", sid)
-                sock.fail("payload too large")
-                await self._respond(413, [*cors, ("Content-Type", "text/plain")], b"", close=True)
-                return False
-            await self._post(sock, body, cors)
+        assert found is not None
+        if isinstance(step, Upgrade):
+            return self._take_over(handshake, query, headers, found)
+        if isinstance(step, Poll):
+            await self._poll(found, cors)
+        elif body is None:  # a POST over maxPayload
+            logger.info("session %s: POST over maxPayload", found.sid)
+            found.fail("payload too large")
+            await self._respond(413, [*cors, ("Content-Type", "text/plain")], b"", close=True)
         else:
-            await self._error(ErrorCode.BAD_REQUEST, cors)
+            await self._post(found, body, cors)
         return False
 
     # -- long-polling ----------------------------------------------------------

@@ -35,7 +35,7 @@ from .session import POLLING, WEBSOCKET, EngineSession
 from .websocket import run_websocket_transport
 from .wsconnection import WebSocketClosed
 
-__all__ = ["EngineHandler", "EngineIOServer", "EngineIOStatistics", "Reservation", "serve_engineio", "HANDLER_GRACE"]
+__all__ = ["HANDLER_GRACE", "EngineHandler", "EngineIOServer", "EngineIOStatistics", "Reservation", "serve_engineio"]
 
 logger = logging.getLogger(__name__)
 
@@ -503,7 +503,7 @@ class Reservation:
     until the session opens (:meth:`EngineIOServer.open_session` takes it) or
     its handshake fails (:meth:`release`, safe to call in any case)."""
 
-    __slots__ = ("_server", "remote_address", "_held")
+    __slots__ = ("_held", "_server", "remote_address")
 
     def __init__(self, server: EngineIOServer, remote_address: str | None) -> None:
         self._server = server

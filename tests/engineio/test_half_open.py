@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import trio
 import trio.testing
-
 from eio_client import Started
-from roomactors.engineio import EngineIOConfig
 from support.waiting import wait_until
+
+from roomactors.engineio import EngineIOConfig
 
 HANDSHAKE = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 

@@ -10,8 +10,8 @@ import socket
 
 import pytest
 import trio
+from eio_client import http
 
-from eio_client import RawHttp, http
 from roomactors.engineio import EngineIOConfig, EngineSocket, HttpRequest, HttpResponse
 from roomactors.engineio.forwarded import RequestSource, TrustedProxies, request_source
 from roomactors.engineio.hosts import HostPolicy, host_name
@@ -109,7 +109,7 @@ async def test_cors_origins_never_refuse_the_servers_own_origin(start_server) ->
     # front), so the host and port decide
     for origin, ok in [(own, True), ("http://game.example", True), ("http://other.example", False),
                        (f"https://127.0.0.1:{started.port}", True), ("http://127.0.0.1:1", False),
-                       ("http://localhost:%d" % started.port, False)]:
+                       (f"http://localhost:{started.port}", False)]:
         reply = await http(started.port, "GET", HANDSHAKE, headers=[("Origin", origin)])
         assert (reply.status == 200) is ok, origin
         if ok:
@@ -119,12 +119,17 @@ async def test_cors_origins_never_refuse_the_servers_own_origin(start_server) ->
 # -- behind a proxy --------------------------------------------------------------
 
 
+async def stay(sock: EngineSocket) -> None:
+    """A handler that keeps its session open."""
+    await trio.sleep_forever()
+
+
 def trusting(*entries: str, **fields: object) -> EngineIOConfig:
     return EngineIOConfig(forwarded_allow_ips=entries, **fields)  # type: ignore[arg-type]
 
 
 async def test_a_trusted_proxys_x_forwarded_for_is_the_client_the_limits_count(start_server) -> None:
-    started = await start_server(lambda sock: trio.sleep_forever(), trusting("127.0.0.1", max_sessions_per_address=1))
+    started = await start_server(stay, trusting("127.0.0.1", max_sessions_per_address=1))
     first = await http(started.port, "GET", HANDSHAKE, headers=[("X-Forwarded-For", "203.0.113.5")])
     assert first.status == 200
     again = await http(started.port, "GET", HANDSHAKE, headers=[("X-Forwarded-For", "203.0.113.5")])
@@ -136,7 +141,7 @@ async def test_a_trusted_proxys_x_forwarded_for_is_the_client_the_limits_count(s
 
 
 async def test_forwarded_headers_from_anyone_else_are_ignored(start_server) -> None:
-    started = await start_server(lambda sock: trio.sleep_forever(), trusting("127.0.0.2", max_sessions_per_address=1))
+    started = await start_server(stay, trusting("127.0.0.2", max_sessions_per_address=1))
     reply = await http(started.port, "GET", HANDSHAKE, headers=[("X-Forwarded-For", "203.0.113.5")])
     assert reply.status == 200
     assert started.sockets[0].remote_address == "127.0.0.1"  # the peer's own, not the header's
@@ -177,7 +182,7 @@ async def test_a_trusted_proxys_scheme_and_host_are_what_the_origin_and_host_che
 
 
 async def test_a_websocket_through_a_trusted_proxy_counts_its_client(start_server) -> None:
-    started = await start_server(lambda sock: trio.sleep_forever(), trusting("127.0.0.0/8", max_sessions_per_address=1))
+    started = await start_server(stay, trusting("127.0.0.0/8", max_sessions_per_address=1))
     request = (
         f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{started.port}\r\n"
         "X-Forwarded-For: 203.0.113.5\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -33,7 +33,7 @@ RECORDS: dict[str, type[Any]] = {
 #: Numeric settings that are not bounds a client meets: documented in configuration.md.
 NOT_LIMITS = {"port", "shutdown_timeout"}
 
-REFERENCE = re.compile(r"`((?:%s)\.[a-z_]+|roomactors(?:\.[a-z_]+)+\.[A-Z_]+)`" % "|".join(RECORDS))
+REFERENCE = re.compile(r"`((?:" + "|".join(RECORDS) + r")\.[a-z_]+|roomactors(?:\.[a-z_]+)+\.[A-Z_]+)`")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
