@@ -176,6 +176,10 @@ async def serve_roomserver(
                 server._started_at = trio.current_time()
                 if config.cors_origins == ("*",):
                     logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")
+                logger.info(
+                    "answering requests for %s (add a name clients use with --allowed-host)",
+                    sio.engineio.describe_hosts(),
+                )
                 logger.debug("listening on %s (Socket.IO path %s)", server.url, config.path)
                 task_status.started(server)
                 await server._shutdown_requested.wait()

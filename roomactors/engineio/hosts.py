@@ -103,6 +103,15 @@ class HostPolicy:
         """False when every host is answered (``*``)."""
         return not self._any
 
+    def describe(self) -> str:
+        """The hosts answered, for the start-up log: what an operator checks
+        when students type a name the server refuses."""
+        if self._any:
+            return "any host"
+        names = sorted(self._names)
+        domains = sorted(f"*{suffix}" for suffix in self._suffixes)
+        return "any IP address, " + ", ".join([*names, *domains])
+
     def allows(self, host: str | None) -> bool:
         """Whether a request with this ``Host`` header (None: none sent) is answered.
 

@@ -399,6 +399,10 @@ class EngineIOServer:
         logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
         return sock
 
+    def describe_hosts(self) -> str:
+        """The ``Host`` names this server answers, in words (see :mod:`.hosts`)."""
+        return self._hosts.describe()
+
     def host_allowed(self, host: str | None) -> bool:
         """Whether this server answers a request for ``host`` (its ``Host``, or
         a trusted proxy's ``X-Forwarded-Host``): see :mod:`.hosts`."""

@@ -91,6 +91,15 @@ async def test_allowed_hosts_add_names_and_star_answers_all(start_server) -> Non
     assert (await http_to(anyhost.port, "evil.example"))[0] == 200
 
 
+def test_host_policy_describes_what_it_answers() -> None:
+    label = socket.gethostname().split(".")[0].lower()
+    text = HostPolicy(("school.example", ".games.example")).describe()
+    assert text.startswith("any IP address, ")
+    for name in ("localhost", "school.example", f"{label}.local", "*.localhost", "*.games.example"):
+        assert f" {name}," in text + ","
+    assert HostPolicy(("*",)).describe() == "any host"
+
+
 def test_host_policy_rules() -> None:
     policy = HostPolicy((), bound_host="myserver.lan")
     assert policy.allows("myserver.lan:8000") and policy.allows(None)
