@@ -95,7 +95,7 @@ async function signIn(person, username, role, { keyboard }) {
     await page.keyboard.press("Enter");
   } else {
     await page.getByLabel("Your name").fill(username);
-    await page.getByLabel(role === "teacher" ? "Teacher" : "Student").check();
+    await page.getByLabel(role === "teacher" ? "Teacher" : "Student", { exact: true }).check();
     await page.getByRole("button", { name: "Enter the lobby" }).click();
   }
   await waitVisible(byTest(page, "lobby-view"), `${person.name}: lobby view after sign-in`);
