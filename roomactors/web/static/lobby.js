@@ -421,6 +421,8 @@
   /* ---------- the race: the server's clock ---------- */
 
   const serverNow = () => performance.now() + (clock.offset === null ? 0 : clock.offset);
+  window.roomactorsLobby.serverNow = serverNow;
+  window.roomactorsLobby.clock = clock;
 
   // A few time_sync samples, one after the other; the one with the lowest round
   // trip wins (its half-RTT guess is the tightest). A server without time_sync
@@ -770,6 +772,7 @@
         } else {
           clearError(el.raceError);
           race.next = Number.isInteger(reply.next) ? reply.next : null;
+          countOwnAnswer(race, reply.correct === true);
           el.answerInput.value = "";
           const verdict = reply.correct ? "Right." : "Wrong.";
           showFeedback(reply.correct ? "right" : "wrong", reply.correct ? "✓ Right" : "✗ Wrong — on to the next card");
@@ -780,6 +783,19 @@
         }
       });
   });
+
+  // Our own lane moves with the ack; the next raceprogress (coalesced by the
+  // server) confirms it.
+  function countOwnAnswer(race, correct) {
+    const key = String(state.me.id);
+    const mine = race.progress.get(key) || { id: state.me.id, username: state.me.username, answered: 0, correct: 0 };
+    race.progress.set(key, {
+      ...mine,
+      answered: (Number(mine.answered) || 0) + 1,
+      correct: (Number(mine.correct) || 0) + (correct ? 1 : 0),
+      done: race.next === null,
+    });
+  }
 
   function showFeedback(kind, text) {
     el.answerFeedback.dataset.result = kind;

@@ -1,0 +1,325 @@
+// A whole race in real browsers: a teacher and two students in their own browser
+// contexts. Alice uses a desktop window and the mouse; Bob a phone-sized window and
+// the keyboard alone (Tab, typing, Enter). The teacher starts a race, everyone sees
+// the same countdown, the students answer, each sees the others' progress live, the
+// results show the right places and answers, the teacher downloads the answers as
+// CSV, starts a rematch and ends it, then removes a student and locks the room.
+//
+// Usage: node race_scenario.mjs <base-url> <artifacts-dir>
+// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000).
+// Prints one JSON line on stdout with what the pages showed (the pytest side asserts
+// on it); progress and failures go to stderr; exit code 1 on any failure.
+
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+import {
+  activeId, byTest, check, launchBrowser, openPerson, runScenario, signIn, tabTo, textOf, texts, waitIn,
+  waitPlayers, waitVisible,
+} from "./pages.mjs";
+
+const [baseUrl, artifacts] = process.argv.slice(2);
+if (!baseUrl || !artifacts) {
+  console.error("usage: node race_scenario.mjs <base-url> <artifacts-dir>");
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+
+const ROOM = "Race day";
+const CARDS = "6 × 7 = 42\n1/2 + 1/4 = 3/4\nCapital of France = Paris\n";
+const COUNTDOWN_S = "3";
+
+const userIdOf = (page) => page.evaluate(() => window.roomactorsLobby.state.me.id);
+
+// What a page shows of the race right now.
+const raceView = (page) => page.evaluate(() => {
+  const panel = document.querySelector("[data-testid=race-panel]");
+  return {
+    visible: !panel.hidden,
+    raceId: panel.dataset.raceId,
+    startAt: Number(panel.dataset.startAt),
+    phase: panel.dataset.phase,
+    countdownShown: !document.querySelector("[data-testid=countdown]").hidden,
+    countdownNumber: document.querySelector("[data-testid=countdown-number]").textContent,
+    // the page's estimate of the server clock minus this machine's clock: the same
+    // machine runs every context, so the estimates must agree
+    clockSkew: window.roomactorsLobby.serverNow() - (performance.timeOrigin + performance.now()),
+    synced: window.roomactorsLobby.clock.offset !== null,
+  };
+});
+
+const laneOf = (page, who, userId) => waitIn(page, `${who}: lane of ${userId}`, (id) => {
+  const li = document.querySelector(`[data-testid=lane][data-user-id="${CSS.escape(String(id))}"]`);
+  return li ? { answered: li.dataset.answered, correct: li.dataset.correct, done: li.dataset.done,
+    name: li.querySelector("[data-testid=lane-name]").textContent,
+    stats: li.querySelector("[data-testid=lane-stats]").textContent } : null;
+}, userId);
+
+async function waitLane(page, who, userId, want) {
+  return waitIn(page, `${who}: lane of ${userId} is ${JSON.stringify(want)}`, ([id, expected]) => {
+    const li = document.querySelector(`[data-testid=lane][data-user-id="${CSS.escape(String(id))}"]`);
+    return li && Object.entries(expected).every(([k, v]) => li.dataset[k] === v);
+  }, [userId, want]);
+}
+
+// Types an answer into the focused-or-given field and presses Enter; waits for the
+// verdict of that card (the feedback changes, or the race moves on).
+async function answer(page, who, text, { keyboardOnly }) {
+  const before = await page.evaluate(() => {
+    const r = window.roomactorsLobby.state.race;
+    return r ? r.next : null;
+  });
+  if (keyboardOnly) {
+    const focused = await activeId(page);
+    check(focused === "answer-input", `${who}: the answer field keeps the focus (got ${focused})`);
+    await page.keyboard.type(text);
+    await page.keyboard.press("Enter");
+  } else {
+    await page.getByLabel("Your answer", { exact: true }).fill(text);
+    await page.getByLabel("Your answer", { exact: true }).press("Enter");
+  }
+  await waitIn(page, `${who}: verdict for card ${before}`, (card) => {
+    const r = window.roomactorsLobby.state.race;
+    return !r || (r.next !== card && !r.pending);
+  }, before);
+  return page.evaluate(() => ({
+    feedback: document.querySelector("[data-testid=answer-feedback]").dataset.result,
+    text: document.querySelector("[data-testid=answer-feedback]").textContent,
+    focus: document.activeElement?.id ?? null,
+    cardCount: document.querySelector("[data-testid=card-count]").textContent,
+  }));
+}
+
+async function resultsOf(page) {
+  return page.evaluate(() => ({
+    reason: document.querySelector("[data-testid=results-reason]").textContent,
+    ranking: [...document.querySelectorAll("[data-testid=ranking-row]")].map((tr) => ({
+      place: Number(tr.dataset.place),
+      name: tr.cells[1].firstChild.textContent,
+      badges: [...tr.cells[1].querySelectorAll(".badge")].map((b) => b.textContent),
+      cells: [...tr.cells].map((td) => td.textContent.trim()),
+    })),
+    mine: document.querySelector("[data-testid=my-answers]").hidden ? null
+      : [...document.querySelectorAll("[data-testid=my-answer]")].map((tr) => ({
+        result: tr.dataset.result,
+        given: tr.querySelector("[data-testid=given-text]")?.textContent ?? null,
+        expected: tr.querySelector("[data-testid=expected]").textContent,
+      })),
+    focus: document.activeElement?.id ?? null,
+  }));
+}
+
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i += 1;
+      } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") {
+      row.push(cell);
+      cell = "";
+    } else if (c === "\n") {
+      row.push(cell.replace(/\r$/, ""));
+      rows.push(row);
+      row = [];
+      cell = "";
+    } else cell += c;
+  }
+  if (cell || row.length) rows.push([...row, cell]);
+  return rows;
+}
+
+await runScenario(async (report, step) => {
+  const browser = await launchBrowser();
+  const people = [];
+  try {
+    step("open: the teacher and Alice on desktops, Bob on a phone");
+    const teacher = await openPerson(browser, baseUrl, "teacher", { width: 1200, height: 820 });
+    const alice = await openPerson(browser, baseUrl, "alice", { width: 1200, height: 820 });
+    const bob = await openPerson(browser, baseUrl, "bob", { width: 390, height: 844 });
+    people.push(teacher, alice, bob);
+    const [tp, ap, bp] = [teacher.page, alice.page, bob.page];
+    for (const p of people) report.pages[p.name] = {};
+
+    step("sign in (Bob by keyboard)");
+    await signIn(teacher, "Ms Rivera", "teacher", { keyboard: false });
+    await signIn(alice, "Alice", "student", { keyboard: false });
+    await signIn(bob, "Bob", "student", { keyboard: true });
+    const ids = { alice: String(await userIdOf(ap)), bob: String(await userIdOf(bp)) };
+
+    step("the teacher creates a room with three pasted cards");
+    await tp.getByLabel("Room name").fill(ROOM);
+    await tp.getByLabel("Deck name").fill("Mixed bag");
+    await tp.getByLabel("Paste my own cards").check();
+    await tp.getByLabel(/Cards, one per line/).fill(CARDS);
+    await tp.getByRole("button", { name: "Create room" }).click();
+    await waitVisible(byTest(tp, "room-view"), "teacher: room view");
+    await waitVisible(byTest(tp, "race-setup"), "teacher: race options");
+
+    step("Alice joins with the mouse; Bob tabs to the room's Join button and presses Enter");
+    await ap.getByRole("button", { name: `Join room ${ROOM}` }).click();
+    await waitVisible(byTest(ap, "room-view"), "alice: room view");
+    await waitIn(bp, "bob: room listed", (name) =>
+      [...document.querySelectorAll("[data-testid=room-name]")].some((n) => n.textContent === name), ROOM);
+    await tabTo(bp, "bob: Join button", (label) => document.activeElement?.getAttribute("aria-label") === label,
+      `Join room ${ROOM}`);
+    await bp.keyboard.press("Enter");
+    await waitVisible(byTest(bp, "room-view"), "bob: room view");
+    await waitPlayers(tp, "teacher", ["Alice", "Bob"]);
+    check(await byTest(ap, "race-setup").isHidden(), "alice: a student sees no race options");
+
+    step("the teacher sets a 3 s countdown and starts the race");
+    await tp.getByLabel("Countdown (seconds)").fill(COUNTDOWN_S);
+    await tp.getByLabel("Time limit (seconds)").fill("");
+    await tp.getByRole("button", { name: "Start race" }).click();
+
+    step("everyone sees the same countdown, from the same start_at and clock");
+    const countdown = {};
+    for (const p of people) {
+      await waitIn(p.page, `${p.name}: race panel`, () => !document.querySelector("[data-testid=race-panel]").hidden);
+      countdown[p.name] = await raceView(p.page);
+    }
+    const starts = new Set(Object.values(countdown).map((v) => v.startAt));
+    check(starts.size === 1, `one start_at for everyone: ${[...starts]}`);
+    const skews = Object.values(countdown).map((v) => v.clockSkew);
+    const spread = Math.max(...skews) - Math.min(...skews);
+    report.countdown = {
+      sameStartAt: starts.size === 1,
+      shown: Object.fromEntries(Object.entries(countdown).map(([k, v]) => [k, v.countdownShown])),
+      synced: Object.values(countdown).every((v) => v.synced),
+      clockSpreadUnder250ms: spread < 250,
+    };
+    report.pages.bob.focusDuringCountdown = await activeId(bp);
+    report.pages.bob.liveAtStart = await textOf(byTest(bp, "race-live"));
+    report.pages.alice.cardDuringCountdown = await textOf(byTest(ap, "problem"));
+    await bp.screenshot({ path: join(artifacts, "countdown-phone.png") });
+
+    step("the race starts on every page");
+    for (const p of people) {
+      await waitIn(p.page, `${p.name}: racing`, () =>
+        document.querySelector("[data-testid=race-panel]").dataset.phase === "racing");
+    }
+    report.pages.alice.firstProblem = await textOf(byTest(ap, "problem"));
+    report.pages.bob.liveAtGo = await textOf(byTest(bp, "race-live"));
+
+    step("Alice answers the first card; the teacher and Bob see her lane move");
+    report.pages.alice.answers = [await answer(ap, "alice", "42", { keyboardOnly: false })];
+    await waitLane(tp, "teacher", ids.alice, { answered: "1", correct: "1" });
+    await waitLane(bp, "bob", ids.alice, { answered: "1", correct: "1" });
+    report.pages.teacher.aliceLaneAfterOne = await laneOf(tp, "teacher", ids.alice);
+
+    step("Bob answers all three by keyboard; the focus stays in the answer field");
+    report.pages.bob.answers = [];
+    for (const text of ["42", " 0.75 ", "paris"]) {
+      report.pages.bob.answers.push(await answer(bp, "bob", text, { keyboardOnly: true }));
+      if (report.pages.bob.answers.length === 1) await bp.screenshot({ path: join(artifacts, "race-phone.png") });
+    }
+    await waitVisible(byTest(bp, "race-done"), "bob: done");
+    report.pages.bob.focusWhenDone = await activeId(bp);
+    await waitLane(tp, "teacher", ids.bob, { answered: "3", correct: "3", done: "true" });
+    await waitLane(ap, "alice", ids.bob, { done: "true" });
+    report.pages.alice.bobLane = await laneOf(ap, "alice", ids.bob);
+    report.pages.teacher.answerFormShown = await byTest(tp, "answer-form").isVisible();
+    await ap.screenshot({ path: join(artifacts, "race.png") });
+    await tp.screenshot({ path: join(artifacts, "race-teacher.png") });
+
+    step("Alice gets one wrong and one right (case does not matter); the race ends");
+    report.pages.alice.answers.push(await answer(ap, "alice", "1/3", { keyboardOnly: false }));
+    report.pages.alice.answers.push(await answer(ap, "alice", "PARIS", { keyboardOnly: false }));
+
+    step("everyone sees the results with the right places");
+    for (const p of people) {
+      await waitVisible(byTest(p.page, "results-panel"), `${p.name}: results`);
+      report.pages[p.name].results = await resultsOf(p.page);
+    }
+
+    step("the teacher sees every student's answers and downloads them as CSV");
+    await waitIn(tp, "teacher: answers table", () =>
+      document.querySelectorAll("[data-testid=student-answers]").length === 2 &&
+      !document.querySelector("[data-testid=download-csv]").disabled);
+    report.pages.teacher.matrix = await tp.locator("[data-testid=student-answers]").evaluateAll((rows) =>
+      rows.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+    const [download] = await Promise.all([
+      tp.waitForEvent("download", { timeout: 15000 }),
+      tp.getByRole("button", { name: "Download answers (CSV)" }).click(),
+    ]);
+    const csvPath = join(artifacts, "answers.csv");
+    await download.saveAs(csvPath);
+    const csvText = readFileSync(csvPath, "utf8");
+    report.csv = {
+      filename: download.suggestedFilename(),
+      bom: csvText.startsWith("\ufeff"),
+      rows: parseCsv(csvText.replace(/^\ufeff/, "")),
+    };
+    await tp.screenshot({ path: join(artifacts, "results.png"), fullPage: true });
+    await ap.screenshot({ path: join(artifacts, "results-student.png"), fullPage: true });
+    await bp.screenshot({ path: join(artifacts, "results-phone.png"), fullPage: true });
+
+    step("the teacher starts a rematch from the results");
+    const firstRace = countdown.teacher.raceId;
+    await tp.getByRole("button", { name: "Rematch" }).click();
+    for (const p of people) {
+      await waitIn(p.page, `${p.name}: a new race`, (old) => {
+        const panel = document.querySelector("[data-testid=race-panel]");
+        return !panel.hidden && panel.dataset.raceId !== old;
+      }, firstRace);
+    }
+    report.rematch = { raceIds: [firstRace, (await raceView(tp)).raceId] };
+    await waitIn(bp, "bob: racing again", () =>
+      document.querySelector("[data-testid=race-panel]").dataset.phase === "racing");
+    report.pages.bob.rematchAnswer = await answer(bp, "bob", "41", { keyboardOnly: true });
+    await waitLane(tp, "teacher", ids.bob, { answered: "1", correct: "0" });
+
+    step("the teacher ends the rematch");
+    await tp.getByRole("button", { name: "End race" }).click();
+    for (const p of people) {
+      await waitIn(p.page, `${p.name}: rematch results`, (old) => {
+        const panel = document.querySelector("[data-testid=results-panel]");
+        return !panel.hidden && panel.dataset.raceId !== old;
+      }, firstRace);
+    }
+    report.rematch.results = await resultsOf(ap);
+
+    step("the teacher removes Alice and unlocks the room; Alice may not come back");
+    await waitIn(tp, "teacher: the race locked the room", () => document.getElementById("lock-room").checked);
+    await tp.getByRole("button", { name: "Remove Alice from the room" }).click();
+    await waitVisible(byTest(ap, "lobby-view"), "alice: back in the lobby");
+    await waitIn(ap, "alice: told", () => document.querySelector("[data-testid=notice]").dataset.reason === "kicked");
+    report.pages.alice.kicked = await textOf(byTest(ap, "notice").locator(".notice-text"));
+    await waitPlayers(tp, "teacher", ["Bob"]);
+    await tp.getByLabel("Lock the room").uncheck();
+    await waitIn(ap, "alice: the room is open", () =>
+      document.querySelector("[data-testid=room-item]")?.dataset.locked === "false");
+    await ap.getByRole("button", { name: `Join room ${ROOM}` }).click();
+    const joinError = ap.locator("[data-testid=room-item] [data-testid=room-error]");
+    await waitVisible(joinError, "alice: join refused");
+    report.pages.alice.rejoin = { code: await joinError.getAttribute("data-code"), text: await textOf(joinError) };
+
+    step("the teacher locks the room; the lobby shows it locked");
+    await tp.getByLabel("Lock the room").check();
+    await waitIn(ap, "alice: the room is locked", () =>
+      document.querySelector("[data-testid=room-item]")?.dataset.locked === "true");
+    const joinButton = ap.locator("[data-testid=room-item] [data-testid=join-room]");
+    report.pages.alice.lockedRoom = {
+      button: await textOf(joinButton),
+      disabled: await joinButton.isDisabled(),
+      meta: await textOf(ap.locator("[data-testid=room-meta]")),
+    };
+
+    step("the teacher closes the room");
+    await tp.getByRole("button", { name: "Close room" }).click();
+    await waitVisible(byTest(bp, "lobby-view"), "bob: back in the lobby");
+    for (const p of people) report.pages[p.name].problems = p.problems;
+  } finally {
+    for (const p of people) await p.context.close().catch(() => {});
+    await browser.close();
+  }
+});
