@@ -202,7 +202,7 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
     assert bob["focusDuringCountdown"] == "answer-input"
     assert bob["liveAtStart"] == "The race starts in 3 seconds. Type each answer and press Enter."
     assert bob["liveAtGo"] == "Go! Card 1 of 3: 6 × 7"
-    assert alice["cardDuringCountdown"] == "Get ready…"
+    assert alice["cardDuringCountdown"] == "Your first card appears here at the start."
     assert alice["firstProblem"] == "6 × 7"
 
     # Right/wrong at once; the answer field keeps the focus until the last card.
@@ -238,8 +238,8 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
 
     # The teacher's table and its CSV: one row per student and card.
     assert teacher["matrix"] == [
-        ["Bob", "✓ 42 (right)", "✓  0.75  (right)", "✓ paris (right)"],
-        ["Alice", "✓ 42 (right)", "✗ 1/3 (wrong)", "✓ PARIS (right)"],
+        ["Bob", "✓\u00a042 (right)", "✓\u00a0 0.75  (right)", "✓\u00a0paris (right)"],
+        ["Alice", "✓\u00a042 (right)", "✗\u00a01/3 (wrong)", "✓\u00a0PARIS (right)"],
     ]
     csv = report["csv"]
     assert csv["filename"] == "race-race-day-1.csv"

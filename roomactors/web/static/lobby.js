@@ -1358,7 +1358,8 @@
       const card = race.cards[at];
       el.answerForm.dataset.card = String(race.next);
       el.cardCount.textContent = race.started ? `Card ${at + 1} of ${race.cards.length}` : `${race.cards.length} cards`;
-      el.problem.textContent = race.started && card ? String(card.problem) : "Get ready…";
+      el.problem.textContent = race.started && card ? String(card.problem) : "Your first card appears here at the start.";
+      el.problem.classList.toggle("waiting", !race.started);
       el.answerInput.readOnly = !race.started || race.pending;
     }
     const feedback = race.feedback;
@@ -1445,7 +1446,7 @@
     }
     node.dataset.result = correct ? "right" : "wrong";
     node.append(
-      cell("span", correct ? "✓ " : "✗ ", { class: correct ? "mark right" : "mark wrong", "aria-hidden": "true" }),
+      cell("span", correct ? "✓\u00a0" : "✗\u00a0", { class: correct ? "mark right" : "mark wrong", "aria-hidden": "true" }),
       cell("span", String(given), { "data-testid": "given-text" }),
       cell("span", correct ? " (right)" : " (wrong)", { class: "sr-only" }),
     );
