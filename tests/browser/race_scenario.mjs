@@ -65,9 +65,9 @@ async function waitLane(page, who, userId, want) {
 // Types an answer into the focused-or-given field and presses Enter; waits for the
 // verdict of that card (the feedback changes, or the race moves on).
 async function answer(page, who, text, { keyboardOnly }) {
-  const before = await page.evaluate(() => {
+  const [before, position] = await page.evaluate(() => {
     const r = window.roomactorsLobby.state.race;
-    return r ? r.next : null;
+    return r ? [r.next, r.cards.findIndex((c) => c.index === r.next)] : [null, -1];
   });
   if (keyboardOnly) {
     const focused = await activeId(page);
@@ -82,12 +82,19 @@ async function answer(page, who, text, { keyboardOnly }) {
     const r = window.roomactorsLobby.state.race;
     return !r || (r.next !== card && !r.pending);
   }, before);
-  return page.evaluate(() => ({
-    feedback: document.querySelector("[data-testid=answer-feedback]").dataset.result,
-    text: document.querySelector("[data-testid=answer-feedback]").textContent,
-    focus: document.activeElement?.id ?? null,
-    cardCount: document.querySelector("[data-testid=card-count]").textContent,
-  }));
+  // The server may send raceover before the last answer's ack (their order is not
+  // specified): then the results give that card's verdict.
+  return page.evaluate((at) => {
+    const feedback = document.querySelector("[data-testid=answer-feedback]");
+    const over = window.roomactorsLobby.state.race === null;
+    const row = over ? document.querySelectorAll("[data-testid=my-answer]")[at] : null;
+    return {
+      feedback: over ? row?.dataset.result ?? "missing" : feedback.dataset.result,
+      text: over ? null : feedback.textContent,
+      focus: document.activeElement?.id ?? null,
+      cardCount: document.querySelector("[data-testid=card-count]").textContent,
+    };
+  }, position);
 }
 
 async function resultsOf(page) {

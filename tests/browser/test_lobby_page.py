@@ -285,7 +285,6 @@ async def test_race_page_with_node_reference_server(node: str) -> None:
         assert (artifacts / name).stat().st_size > 0
 
 
-@pytest.mark.xfail(strict=False, reason="the race is not in roomserver yet (issue 11, server side)")
 async def test_race_page_with_roomserver(nursery: trio.Nursery, node: str, serve_roomserver: Any) -> None:
     config = RoomServerConfig(port=0, client_js_path=str(CLIENT_JS))
     server = await nursery.start(serve_roomserver, config)
