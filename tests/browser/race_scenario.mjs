@@ -44,7 +44,7 @@ const raceView = (page) => page.evaluate(() => {
     // the page's estimate of the server clock minus this machine's clock: the same
     // machine runs every context, so the estimates must agree
     clockSkew: window.roomactorsLobby.serverNow() - (performance.timeOrigin + performance.now()),
-    synced: window.roomactorsLobby.clock.offset !== null,
+    synced: Number.isFinite(window.roomactorsLobby.clock.bestRtt), // time_sync answered
   };
 });
 
