@@ -270,10 +270,21 @@ await runScenario(async (report, step) => {
     await ap.screenshot({ path: join(artifacts, "results-student.png"), fullPage: true });
     await bp.screenshot({ path: join(artifacts, "results-phone.png"), fullPage: true });
 
-    step("the teacher starts a rematch from the results");
+    step("the race locked the room; the teacher unlocks it, and Alice leaves");
+    report.pages.teacher.lockedByRace = await tp.getByLabel("Lock the room").isChecked();
+    await tp.getByLabel("Lock the room").uncheck();
+    await waitIn(ap, "alice: room unlocked", () =>
+      window.roomactorsLobby.state.rooms[0]?.locked === false);
+    await ap.getByRole("button", { name: "Leave room" }).click();
+    await waitVisible(byTest(ap, "lobby-view"), "alice: in the lobby");
+    await waitPlayers(tp, "teacher", ["Bob"]);
+
+    step("the teacher starts a rematch from the results: a 60 s limit, late join on");
     const firstRace = countdown.teacher.raceId;
+    await tp.getByLabel("Time limit (seconds)").fill("60");
+    await tp.getByLabel(/Late join/).check();
     await tp.getByRole("button", { name: "Rematch" }).click();
-    for (const p of people) {
+    for (const p of [teacher, bob]) {
       await waitIn(p.page, `${p.name}: a new race`, (old) => {
         const panel = document.querySelector("[data-testid=race-panel]");
         return !panel.hidden && panel.dataset.raceId !== old;
@@ -282,8 +293,32 @@ await runScenario(async (report, step) => {
     report.rematch = { raceIds: [firstRace, (await raceView(tp)).raceId] };
     await waitIn(bp, "bob: racing again", () =>
       document.querySelector("[data-testid=race-panel]").dataset.phase === "racing");
+    report.rematch.timer = await waitIn(bp, "bob: time left", () => {
+      const phase = document.querySelector("[data-testid=race-phase]").textContent;
+      const timer = document.querySelector("[data-testid=race-timer]").textContent;
+      return phase === "Time left" && /^[01]:\d\d$/.test(timer) ? { phase, timerRole: document
+        .querySelector("[data-testid=race-timer]").getAttribute("role"), underAMinute: timer <= "1:00" } : null;
+    });
+    report.rematch.roomLocked = await tp.getByLabel("Lock the room").isChecked();
     report.pages.bob.rematchAnswer = await answer(bp, "bob", "41", { keyboardOnly: true });
     await waitLane(tp, "teacher", ids.bob, { answered: "1", correct: "0" });
+
+    step("Alice joins the running race late (racestate) and answers");
+    await ap.getByRole("button", { name: `Join room ${ROOM}` }).click();
+    await waitVisible(byTest(ap, "room-view"), "alice: back in the room");
+    await waitIn(ap, "alice: in the race", () => {
+      const panel = document.querySelector("[data-testid=race-panel]");
+      return !panel.hidden && panel.dataset.phase === "racing" && !document.querySelector("[data-testid=answer-form]").hidden;
+    });
+    report.pages.alice.lateJoin = {
+      card: await textOf(byTest(ap, "card-count")),
+      problem: await textOf(byTest(ap, "problem")),
+      focus: await activeId(ap),
+      bobLane: await laneOf(ap, "alice", ids.bob),
+    };
+    report.pages.alice.lateAnswer = await answer(ap, "alice", "42", { keyboardOnly: false });
+    await waitLane(tp, "teacher", ids.alice, { answered: "1", correct: "1" });
+    await waitLane(bp, "bob", ids.alice, { answered: "1", correct: "1" });
 
     step("the teacher ends the rematch");
     await tp.getByRole("button", { name: "End race" }).click();
@@ -295,16 +330,12 @@ await runScenario(async (report, step) => {
     }
     report.rematch.results = await resultsOf(ap);
 
-    step("the teacher removes Alice and unlocks the room; Alice may not come back");
-    await waitIn(tp, "teacher: the race locked the room", () => document.getElementById("lock-room").checked);
+    step("the teacher removes Alice; she may not come back");
     await tp.getByRole("button", { name: "Remove Alice from the room" }).click();
     await waitVisible(byTest(ap, "lobby-view"), "alice: back in the lobby");
     await waitIn(ap, "alice: told", () => document.querySelector("[data-testid=notice]").dataset.reason === "kicked");
     report.pages.alice.kicked = await textOf(byTest(ap, "notice").locator(".notice-text"));
     await waitPlayers(tp, "teacher", ["Bob"]);
-    await tp.getByLabel("Lock the room").uncheck();
-    await waitIn(ap, "alice: the room is open", () =>
-      document.querySelector("[data-testid=room-item]")?.dataset.locked === "false");
     await ap.getByRole("button", { name: `Join room ${ROOM}` }).click();
     const joinError = ap.locator("[data-testid=room-item] [data-testid=room-error]");
     await waitVisible(joinError, "alice: join refused");

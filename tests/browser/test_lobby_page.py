@@ -22,8 +22,10 @@ countdown; every page shows the same ``start_at`` and, after ``time_sync``, the 
 estimate of the server's clock; Alice answers with the mouse, Bob on a phone with the
 keyboard alone, and each sees the other's lane move; the results give the places
 and each student's answers against the right ones; the teacher's table of every
-answer downloads as CSV; a rematch from the results, ended by the teacher; Alice is
-removed and may not come back, and a locked room shows as locked in the lobby.
+answer downloads as CSV; the race locked the room, the teacher unlocks it and Alice
+leaves; a rematch from the results with a time limit and late join, which Alice
+joins while it runs (``racestate``), ended by the teacher; Alice is removed and may
+not come back, and a locked room shows as locked in the lobby.
 """
 
 from __future__ import annotations
@@ -250,13 +252,24 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
     assert all(float(r[8]) >= 0 for r in body)
     assert len({r[2] for r in body}) == 2  # the two students' user ids
 
-    # The rematch: a new race, ended by the teacher; Bob's wrong answer counted.
+    # The race locked the room; the rematch, with late join, did not.
+    assert teacher["lockedByRace"] is True
     first, second = report["rematch"]["raceIds"]
     assert first != second
+    assert report["rematch"]["roomLocked"] is False
+    # A time limit shows the time left, in a silent role=timer.
+    assert report["rematch"]["timer"] == {"phase": "Time left", "timerRole": "timer", "underAMinute": True}
     assert bob["rematchAnswer"]["feedback"] == "wrong"
+    # Alice, back during the race, starts at card 1 with everyone's progress so far.
+    assert alice["lateJoin"]["card"] == "Card 1 of 3"
+    assert alice["lateJoin"]["problem"] == "6 × 7"
+    assert alice["lateJoin"]["focus"] == "answer-input"
+    assert alice["lateJoin"]["bobLane"]["answered"] == "1"
+    assert alice["lateAnswer"]["feedback"] == "right"
     rematch = report["rematch"]["results"]
     assert rematch["reason"] == "The host ended the race."
-    assert [(r["place"], r["name"]) for r in rematch["ranking"]] == [(1, "Bob"), (2, "Alice")]
+    assert [(r["place"], r["name"], r["cells"][2]) for r in rematch["ranking"]] == [
+        (1, "Alice", "1 of 3"), (2, "Bob", "0 of 3")]
 
     # Kick and lock.
     assert alice["kicked"] == "The host removed you from “Race day”. You are back in the lobby."

@@ -380,6 +380,7 @@
     const current = currentRoom();
     if (state.pendingRoom && sameId(state.pendingRoom.id, id)) state.pendingRoom = null;
     state.leftRoomId = id;
+    forgetRace();
     const reason = (info && CLOSED_TEXT[info.reason]) || "The room was closed.";
     const name = current && sameId(current.id, id) ? `“${current.name}”: ` : "";
     showNotice(`${name}${reason} You are back in the lobby.`, "warning");
@@ -408,6 +409,7 @@
   socket.on("replaced", () => {
     replaced = true;
     state.me = null;
+    forgetRace();
     state.rooms = [];
     showNotice("You signed in from another tab or window, so this one stopped.", "warning", {
       label: "Use this tab instead",
@@ -566,6 +568,7 @@
     const current = currentRoom();
     if (state.pendingRoom && sameId(state.pendingRoom.id, id)) state.pendingRoom = null;
     state.leftRoomId = id;
+    forgetRace();
     const name = current && sameId(current.id, id) ? `“${current.name}”` : "the room";
     showNotice(`The host removed you from ${name}. You are back in the lobby.`, "warning");
     el.notice.dataset.reason = "kicked";
@@ -631,6 +634,9 @@
           el.notice.dataset.reason = "dropped";
         }
         state.droppedFrom = null;
+        // Seated nowhere: a race we saw is not ours any more. Still seated (a
+        // reconnect within the server's grace): racestate brings the race back.
+        if (reply.room === null || reply.room === undefined) forgetRace();
       },
     });
   }
@@ -656,6 +662,7 @@
       onOk: () => {
         state.me = null;
         state.profile = null;
+        forgetRace();
         state.rooms = [];
         state.pendingRoom = null;
         saveProfile(null);
@@ -683,6 +690,7 @@
       onOk: () => {
         state.pendingRoom = null;
         state.leftRoomId = room.id;
+        forgetRace();
         const hosted = sameId(room.host && room.host.id, state.me && state.me.id);
         showNotice(hosted ? `You closed “${room.name}”.` : `You left “${room.name}”.`, "info");
       },
@@ -1124,6 +1132,12 @@
   /* ---------- rendering ---------- */
 
   function focusView() {
+    // Into a room where we race right now (a late join, a return): the answer field.
+    const race = state.race;
+    if (state.view === "room" && race && race.isPlayer && race.next !== null && !el.answerForm.hidden) {
+      el.answerInput.focus();
+      return;
+    }
     const heading = state.view && el.headings[state.view];
     if (heading) heading.focus();
   }
@@ -1153,17 +1167,19 @@
     }
   }
 
-  // A race or its results belong to one room; once we are elsewhere they are gone.
+  // A race or its results belong to one room. They are forgotten when we leave it
+  // (forgetRace) or sit in another; not merely because no room is known for a
+  // moment: a late joiner's racestate may arrive before the join_room ack.
   function forgetOtherRooms(room) {
-    const here = (thing) => thing && room && sameId(thing.roomId, room.id);
-    if (state.race && !here(state.race)) {
-      stopTicker();
-      state.race = null;
-    }
-    if (state.results && !here(state.results)) {
-      state.results = null;
-      state.allAnswers = null;
-    }
+    const elsewhere = (thing) => thing && room && !sameId(thing.roomId, room.id);
+    if (elsewhere(state.race) || elsewhere(state.results)) forgetRace();
+  }
+
+  function forgetRace() {
+    stopTicker();
+    state.race = null;
+    state.results = null;
+    state.allAnswers = null;
   }
 
   function prefillSignin() {
@@ -1344,7 +1360,7 @@
   }
 
   function renderRace(room, hosting) {
-    const race = state.race;
+    const race = state.race && sameId(state.race.roomId, room.id) ? state.race : null;
     el.racePanel.hidden = !race;
     if (!race) return;
     el.racePanel.dataset.raceId = String(race.raceId);
@@ -1454,7 +1470,7 @@
   }
 
   function renderResults(room, hosting) {
-    const results = state.race ? null : state.results;
+    const results = state.race || !state.results || !sameId(state.results.roomId, room.id) ? null : state.results;
     el.resultsPanel.hidden = !results;
     if (!results) return;
     el.resultsPanel.dataset.raceId = String(results.raceId);
@@ -1545,7 +1561,7 @@
 
   function renderSetup(room, hosting) {
     const phase = typeof room.state === "string" ? room.state : "waiting";
-    const show = hosting && !state.race && phase !== "countdown" && phase !== "racing";
+    const show = hosting && el.racePanel.hidden && phase !== "countdown" && phase !== "racing";
     el.setupPanel.hidden = !show;
     if (!show) return;
     const rematch = !el.resultsPanel.hidden;
