@@ -515,7 +515,8 @@
 
   socket.on("racestart", (info) => {
     if (!info || typeof info !== "object") return;
-    const firstCard = Array.isArray(info.cards) && info.cards.length ? info.cards[0].index : null;
+    const first = Array.isArray(info.cards) ? info.cards.find((c) => c && Number.isInteger(c.index)) : undefined;
+    const firstCard = first ? first.index : null;
     beginRace(info, { next: firstCard, progress: [], players: info.players });
   });
 
@@ -554,11 +555,14 @@
       mine: Array.isArray(info.mine) ? info.mine : [],
     };
     state.allAnswers = null;
+    clearError(el.resultsError);
     const mine = state.results.ranking.find((r) => isMe(r.id));
     const where = mine ? ` You placed ${ordinal(mine.place)} with ${mine.correct} right.` : "";
     announce(`The race is over. ${RACE_END_TEXT[info.reason] || ""}${where}`);
     const room = currentRoom();
-    if (room && sameId(room.id, info.id) && isHost(room)) fetchAllAnswers(room, info.race_id);
+    // A closing room (host_left, shutdown, ...) has no results left to ask for.
+    const roomStays = ["all_done", "time_up", "host_ended"].includes(info.reason);
+    if (roomStays && room && sameId(room.id, info.id) && isHost(room)) fetchAllAnswers(room, info.race_id);
     render();
     if (!el.resultsPanel.hidden) el.resultsHeading.focus();
   });
@@ -933,7 +937,6 @@
       race.started = true;
       announce(race.isPlayer && race.next !== null ? `Go! ${cardWords(race)}` : "The race has started.");
       render();
-      return;
     }
     const limited = race.endAt - race.startAt < RACE_CAP_MS;
     if (!race.started) {
@@ -945,7 +948,8 @@
       const left = Math.max(0, race.endAt - now);
       el.racePhase.textContent = "Time left";
       el.raceTimer.textContent = clockText(left, true);
-      if (left <= 10000 && !race.saidTen) {
+      // Said once, and only when it is news (not in a race of 20 s or less).
+      if (left <= 10000 && !race.saidTen && race.endAt - race.startAt > 20000) {
         race.saidTen = true;
         announce("Ten seconds left.");
       }
