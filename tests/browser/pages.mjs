@@ -13,6 +13,7 @@ const { chromium } = require("playwright-core");
 
 export const STEP_MS = Number(process.env.SCENARIO_STEP_TIMEOUT_MS || 15000);
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const COLOR_SCHEME = process.env.SCENARIO_COLOR_SCHEME || "light";
 
 export const log = (...args) => console.error("[scenario]", ...args);
 
@@ -64,7 +65,12 @@ export async function launchBrowser() {
 }
 
 export async function openPerson(browser, baseUrl, name, viewport) {
-  const context = await browser.newContext({ viewport, reducedMotion: "reduce", acceptDownloads: true });
+  const context = await browser.newContext({
+    viewport,
+    reducedMotion: "reduce",
+    acceptDownloads: true,
+    colorScheme: COLOR_SCHEME, // to look at the pages in dark mode by hand
+  });
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));

@@ -6,7 +6,8 @@
 // CSV, starts a rematch and ends it, then removes a student and locks the room.
 //
 // Usage: node race_scenario.mjs <base-url> <artifacts-dir>
-// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000).
+// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000),
+// SCENARIO_COLOR_SCHEME (light, the default, or dark).
 // Prints one JSON line on stdout with what the pages showed (the pytest side asserts
 // on it); progress and failures go to stderr; exit code 1 on any failure.
 

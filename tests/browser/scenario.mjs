@@ -3,7 +3,8 @@
 // the way people do, through labels, buttons and the keyboard.
 //
 // Usage: node scenario.mjs <base-url> <artifacts-dir>
-// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000).
+// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000),
+// SCENARIO_COLOR_SCHEME (light, the default, or dark).
 // Prints one JSON line on stdout with what the pages showed, for the pytest side
 // to assert on; progress and failures go to stderr; exit code 1 on any failure.
 //
