@@ -202,8 +202,10 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
     }
     # Bob (keyboard only) waits in the answer field; his screen reader heard the start once.
     assert bob["focusDuringCountdown"] == "answer-input"
-    assert bob["liveAtStart"] == "The race starts in 3 seconds. Type each answer and press Enter."
-    assert bob["liveAtGo"] == "Go! Card 1 of 3: 6 × 7"
+    assert bob["liveUntilGo"] == [
+        "The race starts in 3 seconds. Type each answer and press Enter.",
+        "Go! Card 1 of 3: 6 × 7",
+    ]
     assert alice["cardDuringCountdown"] == "Your first card appears here at the start."
     assert alice["firstProblem"] == "6 × 7"
 

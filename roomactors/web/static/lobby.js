@@ -501,7 +501,8 @@
     clearError(el.resultsError);
     clearError(el.startError);
     el.answerInput.value = "";
-    const wait = Math.ceil((state.race.startAt - serverNow()) / 1000);
+    // Rounded: the clock estimate is off by up to half a round trip either way.
+    const wait = Math.round((state.race.startAt - serverNow()) / 1000);
     if (wait > 0) {
       announce(`The race starts in ${wait} ${wait === 1 ? "second" : "seconds"}. ` +
         (isPlayer ? "Type each answer and press Enter." : "You are watching."));
