@@ -1474,10 +1474,20 @@
     return node;
   }
 
+  // The tables are rebuilt only for new results (a list change re-renders the room,
+  // and a teacher's table can hold 50 students × 1000 cards).
+  const drawn = { results: null, matrix: null };
+
   function renderResults(room, hosting) {
     const results = state.race || !state.results || !sameId(state.results.roomId, room.id) ? null : state.results;
     el.resultsPanel.hidden = !results;
     if (!results) return;
+    el.allAnswers.hidden = !hosting;
+    if (hosting) renderMatrix(state.allAnswers);
+    el.rematch.hidden = !hosting;
+    el.rematchHint.hidden = hosting;
+    if (drawn.results === results) return;
+    drawn.results = results;
     el.resultsPanel.dataset.raceId = String(results.raceId);
     el.resultsReason.textContent = RACE_END_TEXT[results.reason] || "The race is over.";
     const total = results.cards.length;
@@ -1522,16 +1532,13 @@
         }),
       );
     }
-
-    el.allAnswers.hidden = !hosting;
-    if (hosting) renderMatrix(state.allAnswers);
-    el.rematch.hidden = !hosting;
-    el.rematchHint.hidden = hosting;
   }
 
   function renderMatrix(all) {
     el.downloadCsv.disabled = !all;
     el.allAnswersStatus.textContent = all ? "One row per student: what they typed for each card." : "Loading every student’s answers…";
+    if (drawn.matrix === all) return;
+    drawn.matrix = all;
     if (!all) {
       el.matrix.tHead.replaceChildren();
       el.matrix.tBodies[0].replaceChildren();
