@@ -205,11 +205,12 @@ await runScenario(async (report, step) => {
     await waitPlayers(tp, "teacher", ["Alice", "Bob"]);
     check(await byTest(ap, "race-setup").isHidden(), "alice: a student sees no race options");
 
-    step("the teacher sets a 3 s countdown and starts the race");
-    await tp.getByLabel("Countdown (seconds)").fill(COUNTDOWN_S);
-    await tp.getByLabel("Time limit (seconds)").fill("");
+    step("the teacher, by keyboard, sets a 3 s countdown and starts the race with Enter");
+    await tabTo(tp, "teacher: countdown field", () => document.activeElement?.id === "opt-countdown");
+    await tp.keyboard.press("Control+A");
+    await tp.keyboard.type(COUNTDOWN_S);
     for (const p of people) await watchRace(p.page);
-    await tp.getByRole("button", { name: "Start race" }).click();
+    await tp.keyboard.press("Enter"); // submits the options form
 
     step("everyone sees the same countdown, from the same start_at and clock");
     const countdown = {};
@@ -297,7 +298,8 @@ await runScenario(async (report, step) => {
 
     step("the race locked the room; the teacher unlocks it, and Alice leaves");
     report.pages.teacher.lockedByRace = await tp.getByLabel("Lock the room").isChecked();
-    await tp.getByLabel("Lock the room").uncheck();
+    await tabTo(tp, "teacher: lock checkbox", () => document.activeElement?.id === "lock-room");
+    await tp.keyboard.press("Space");
     await waitIn(ap, "alice: room unlocked", () =>
       window.roomactorsLobby.state.rooms[0]?.locked === false);
     await ap.getByRole("button", { name: "Leave room" }).click();
