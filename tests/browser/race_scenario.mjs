@@ -74,7 +74,8 @@ const laneOf = (page, who, userId) => waitIn(page, `${who}: lane of ${userId}`, 
   const li = document.querySelector(`[data-testid=lane][data-user-id="${CSS.escape(String(id))}"]`);
   return li ? { answered: li.dataset.answered, correct: li.dataset.correct, done: li.dataset.done,
     name: li.querySelector("[data-testid=lane-name]").textContent,
-    stats: li.querySelector("[data-testid=lane-stats]").textContent } : null;
+    stats: li.querySelector("[data-testid=lane-stats]").textContent,
+    spoken: li.querySelector(".lane-spoken").textContent } : null;
 }, userId);
 
 async function waitLane(page, who, userId, want) {

@@ -219,7 +219,13 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
 
     # Live progress, seen by the others.
     assert teacher["aliceLaneAfterOne"] == {
-        "answered": "1", "correct": "1", "done": "false", "name": "Alice", "stats": "1 of 3 · 1 right"}
+        "answered": "1",
+        "correct": "1",
+        "done": "false",
+        "name": "Alice",
+        "stats": "1 of 3 · 1 right",
+        "spoken": ": 1 of 3 answered, 1 right",  # what a screen reader reads after the name
+    }
     assert alice["bobLane"]["done"] == "true"
     assert alice["bobLane"]["stats"].startswith("Done: 3 of 3 right · ")
     assert teacher["answerFormShown"] is False  # the host does not race

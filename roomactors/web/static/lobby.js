@@ -1413,9 +1413,13 @@
       li.classList.toggle("is-me", isMe(player.id));
       li.querySelector(".lane-name").textContent = `${displayName(p.username !== undefined ? p : player)}${isMe(player.id) ? " (you)" : ""}`;
       const away = p.connected === false ? " · away" : "";
+      const n = race.cards.length;
       li.querySelector(".lane-stats").textContent = p.done
-        ? `Done: ${correct} of ${race.cards.length} right · ${timeText(p.time_ms)}${away}`
-        : `${answered} of ${race.cards.length} · ${correct} right${away}`;
+        ? `Done: ${correct} of ${n} right · ${timeText(p.time_ms)}${away}`
+        : `${answered} of ${n} · ${correct} right${away}`;
+      li.querySelector(".lane-spoken").textContent = p.done
+        ? `: done, ${correct} of ${n} right in ${timeText(p.time_ms)}${away ? ", away" : ""}`
+        : `: ${answered} of ${n} answered, ${correct} right${away ? ", away" : ""}`;
       li.querySelector(".lane-right").style.width = `${(100 * correct) / total}%`;
       li.querySelector(".lane-wrong").style.width = `${(100 * (answered - correct)) / total}%`;
       if (el.lanes.children[index] !== li) el.lanes.insertBefore(li, el.lanes.children[index] || null);
@@ -1438,7 +1442,10 @@
     const stats = document.createElement("span");
     stats.className = "lane-stats";
     stats.dataset.testid = "lane-stats";
-    head.append(name, stats);
+    stats.setAttribute("aria-hidden", "true"); // the words below say it for screen readers
+    const spoken = document.createElement("span");
+    spoken.className = "lane-spoken sr-only";
+    head.append(name, stats, spoken);
     const track = document.createElement("div");
     track.className = "lane-track";
     track.setAttribute("aria-hidden", "true");
