@@ -266,7 +266,7 @@ await runScenario(async (report, step) => {
     await tp.screenshot({ path: join(artifacts, "race-teacher.png") });
 
     step("Alice gets one wrong and one right (case does not matter); the race ends");
-    report.pages.alice.answers.push(await answer(ap, "alice", "1/3", { keyboardOnly: false }));
+    report.pages.alice.answers.push(await answer(ap, "alice", "=1/3", { keyboardOnly: false }));
     report.pages.alice.answers.push(await answer(ap, "alice", "PARIS", { keyboardOnly: false }));
 
     step("everyone sees the results with the right places");

@@ -183,7 +183,7 @@ EXPECTED_CSV = [
     ["1", "Bob", "2", "1/2 + 1/4", "3/4", " 0.75 ", "yes"],
     ["1", "Bob", "3", "Capital of France", "Paris", "paris", "yes"],
     ["2", "Alice", "1", "6 × 7", "42", "42", "yes"],
-    ["2", "Alice", "2", "1/2 + 1/4", "3/4", "1/3", "no"],
+    ["2", "Alice", "2", "1/2 + 1/4", "3/4", "'=1/3", "no"],  # a formula guard: students type "="
     ["2", "Alice", "3", "Capital of France", "Paris", "PARIS", "yes"],
 ]
 
@@ -240,7 +240,7 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
     assert alice["results"]["ranking"][1]["badges"] == ["you"]
     assert alice["results"]["mine"] == [
         {"result": "right", "given": "42", "expected": "42"},
-        {"result": "wrong", "given": "1/3", "expected": "3/4"},
+        {"result": "wrong", "given": "=1/3", "expected": "3/4"},
         {"result": "right", "given": "PARIS", "expected": "Paris"},
     ]
     assert [m["result"] for m in bob["results"]["mine"]] == ["right", "right", "right"]
@@ -249,7 +249,7 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
     # The teacher's table and its CSV: one row per student and card.
     assert teacher["matrix"] == [
         ["Bob", "✓\u00a042 (right)", "✓\u00a0 0.75  (right)", "✓\u00a0paris (right)"],
-        ["Alice", "✓\u00a042 (right)", "✗\u00a01/3 (wrong)", "✓\u00a0PARIS (right)"],
+        ["Alice", "✓\u00a042 (right)", "✗\u00a0=1/3 (wrong)", "✓\u00a0PARIS (right)"],
     ]
     csv = report["csv"]
     assert csv["filename"] == "race-race-day-1.csv"
