@@ -134,6 +134,7 @@ def engineio_config(config: RoomServerConfig) -> EngineIOConfig:
         cors_origins=config.cors_origins,
         max_sessions=config.max_connections or None,
         max_sessions_per_address=config.max_sessions_per_address or None,
+        eio3=config.eio3,
     )
 
 

@@ -21,6 +21,7 @@ from .engine_socket import EngineSocket
 from .errors import ErrorCode, SessionRefused, error_response, refusal_response
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
+from .packets_v3 import BINARY_CONTENT_TYPE, decode_payload_v3
 from .session import POLLING, WEBSOCKET
 from .wsconnection import ServerWebSocket, WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run_websocket_transport
@@ -115,8 +116,10 @@ class HttpConnection:
         status, headers, body = refusal_response(refusal)
         await self._respond(status, [*headers, *cors], body, close=True)
 
-    async def _error(self, code: ErrorCode, extra_headers: Headers | None = None, *, close: bool = False) -> None:
-        status, headers, body = error_response(code)
+    async def _error(
+        self, code: ErrorCode, extra_headers: Headers | None = None, *, close: bool = False, message: str | None = None
+    ) -> None:
+        status, headers, body = error_response(code, message)
         await self._respond(status, [*headers, *(extra_headers or [])], body, close=close)
 
     # -- main loop -----------------------------------------------------------
@@ -198,8 +201,12 @@ class HttpConnection:
         if transport not in (POLLING, WEBSOCKET):
             await self._error(ErrorCode.UNKNOWN_TRANSPORT, cors, close=is_upgrade)
             return False
-        if query.get("EIO") != "4":
+        eio = query.get("EIO")
+        if eio != "4" and not (eio == "3" and self.config.eio3):
             await self._error(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, cors, close=is_upgrade)
+            return False
+        if "j" in query:
+            await self._error(ErrorCode.BAD_REQUEST, cors, message=JSONP_REFUSED)
             return False
         sid = query.get("sid")
         if transport == WEBSOCKET and not is_upgrade or transport == POLLING and is_upgrade:
@@ -216,11 +223,18 @@ class HttpConnection:
             if transport == WEBSOCKET:
                 return self._take_over(request, query, headers, None)
             sock = self.server.open_session(POLLING, self.remote_address, query, headers)
-            await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
+            handshake = sock.session.handshake_payload()
+            if isinstance(handshake, bytes):
+                await self._respond(200, [*cors, *_BINARY], handshake)
+            else:
+                await self._respond(200, [*cors, *_TEXT], handshake.encode())
             return False
         sock = self.server.lookup(sid)
         if sock is None:
             await self._error(ErrorCode.UNKNOWN_SID, cors, close=is_upgrade)
+            return False
+        if str(sock.protocol) != eio:  # a session keeps the protocol it opened with
+            await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade)
             return False
         if transport == WEBSOCKET:
             return self._take_over(request, query, headers, sock)
@@ -269,8 +283,9 @@ class HttpConnection:
         finally:
             sock.get_pending = False
         sock.notify()  # the outbox drained: a closing session may finish
+        body, content = (payload, _BINARY) if isinstance(payload, bytes) else (payload.encode(), _TEXT)
         try:
-            await self._respond(200, [*cors, *_TEXT], payload.encode())
+            await self._respond(200, [*cors, *content], body)
         except _Abort:
             # The packets just taken from the outbox are lost with this
             # response: end the session now, so the client learns it on its
@@ -299,7 +314,7 @@ class HttpConnection:
             await self._error(ErrorCode.BAD_REQUEST, cors)
             return
         try:
-            packets = decode_payload(body)
+            packets = decode_payload(body) if sock.protocol == 4 else decode_payload_v3(body)
         except PacketError as exc:
             logger.info("session %s: bad POST body: %s", sock.sid, exc)
             sock.fail("parse error")
@@ -362,6 +377,10 @@ class HttpConnection:
 
 
 _TEXT: Headers = [("Content-Type", "text/plain; charset=UTF-8")]
+#: v3 binary polling payloads (socket.io-client 1.x/2.x with XHR2 match it exactly).
+_BINARY: Headers = [("Content-Type", BINARY_CONTENT_TYPE)]
+#: Engine.IO v3's JSONP polling (``j=``, for browsers without XHR) is not served.
+JSONP_REFUSED = "JSONP polling is not supported; use XHR polling or WebSocket (the default transports)"
 
 
 def _header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
