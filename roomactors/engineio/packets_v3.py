@@ -17,6 +17,12 @@ What differs (engine.io-parser 2.x, which Node's ``allowEIO3`` also speaks):
   bytes 0-9, a byte 255, then the packet: text as UTF-8 (length in bytes),
   binary as the type byte then the data.
 * **WebSocket binary frames** start with the packet type byte (``\\x04``).
+* **socket.io-client 1.x without XHR2** (under Node) posts text payloads as
+  engine.io-parser 1.x wrote them: each packet UTF-8 encoded into a string
+  of bytes, then sent as UTF-8 again ("é" arrives as "Ã©"). Such a packet
+  (only characters up to U+00FF, and valid UTF-8 once read as bytes) is
+  decoded once more; text that really looks like that is mojibake anyway.
+  What we send it needs no such care: it reads text payloads as 2.x writes them.
 * **The handshake** carries ``pingInterval`` and ``pingTimeout`` and no
   ``maxPayload``; the client pings, the server answers.
 """
@@ -108,7 +114,17 @@ def decode_payload_v3(body: bytes) -> list[Packet]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PacketError("payload is not UTF-8") from exc
-    return [decode_packet_v3(part) for part in _split_text(text)]
+    return [decode_packet_v3(_undo_double_utf8(part)) for part in _split_text(text)]
+
+
+def _undo_double_utf8(part: str) -> str:
+    """engine.io-parser 1.x's text packet (UTF-8 bytes as characters) as text."""
+    if part.isascii():
+        return part
+    try:
+        return part.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # a character above U+00FF, or not UTF-8: real text
+        return part
 
 
 def _split_text(text: str) -> list[str]:

@@ -135,13 +135,13 @@ async def test_a_modern_and_a_2017_client_see_the_same_lists(url: str, library: 
         assert await old.next_event("updaterooms", where=rooms_named()) == [[]]
 
 
-async def test_non_ascii_names_survive(url: str, library: str) -> None:
-    # socket.io-client 1.x under Node polls with engine.io-parser 1.x's
-    # double UTF-8 text payloads (docs/protocol.md, legacy mode): WebSocket there.
-    opts = {"transports": ["websocket"]} if library == "socket.io-client-1" else {}
+@pytest.mark.parametrize("transports", [["polling"], ["websocket"]])
+async def test_non_ascii_names_survive(url: str, library: str, transports: list[str]) -> None:
+    # socket.io-client 1.x under Node polls with engine.io-parser 1.x's double
+    # UTF-8 text payloads (see roomactors/engineio/packets_v3.py)
     user = {"id": 7, "auth_level": "teacher", "username": "Zoë 🦊"}
     async with open_node_clients(library) as clients:
-        sock = await connect_2017(clients, url, user, **opts)
+        sock = await connect_2017(clients, url, user, transports=transports)
         sock.emit("create_room", {"name": "Brüche ½ 😀", "deck": DECK})
         (rooms,) = await sock.next_event("updaterooms", where=rooms_named("Brüche ½ 😀"))
         assert rooms[0]["host"]["username"] == "Zoë 🦊"

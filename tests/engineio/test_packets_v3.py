@@ -279,3 +279,14 @@ def test_agrees_with_engine_io_parser_2() -> None:
         ["message", "hello"], ["ping", None], ["message", "é😀"], ["message", {"type": "Buffer", "data": [1]}],
         ["message", "é😀"], ["message", [1, 2]],
     ]
+
+
+def test_engine_io_parser_1_double_utf8_text_is_decoded_once_more() -> None:
+    # socket.io-client 1.x under Node (no XHR2): "é😀" utf8-encoded into a byte string
+    doubled = "4é😀".encode().decode("latin-1")
+    assert doubled == "4Ã©ð\x9f\x98\x80"
+    body = f"{len(doubled)}:{doubled}".encode()
+    assert decode_payload_v3(body) == [message("é😀")]
+    # real text stays as it is: Latin-1 letters alone are not UTF-8 as bytes
+    assert decode_payload_v3("4:4Zoë".encode()) == [message("Zoë")]
+    assert decode_payload_v3("4:4é😀".encode()) == [message("é😀")]
