@@ -51,8 +51,8 @@ class EngineSession:
     """The state of one session, driven by packets and ``now``; no I/O."""
 
     __slots__ = (
-        "_next_ping_at", "_pong_deadline", "close_reason", "closed", "config", "flush_on_close", "opened_at",
-        "binary_payloads", "outbox", "protocol", "sid", "transport", "upgrading",
+        "_next_ping_at", "_pong_deadline", "binary_payloads", "close_reason", "closed", "config", "flush_on_close",
+        "opened_at", "outbox", "protocol", "sid", "transport", "upgrading",
     )
 
     def __init__(

@@ -35,8 +35,8 @@ NO_RATE_LIMIT = RoomLimits(command_rate=None)
 pytestmark = pytest.mark.parametrize("library", LEGACY_LIBRARIES)
 
 
-async def serve(nursery: trio.Nursery, engineio: EngineIOConfig = EngineIOConfig()) -> tuple[str, SocketIOServer]:
-    sio = SocketIOServer(engineio=engineio)
+async def serve(nursery: trio.Nursery, engineio: EngineIOConfig | None = None) -> tuple[str, SocketIOServer]:
+    sio = SocketIOServer(engineio=engineio or EngineIOConfig())
     addresses = await nursery.start(sio.serve, "127.0.0.1", 0)
     return f"http://127.0.0.1:{addresses[0][1]}", sio
 
@@ -149,8 +149,7 @@ async def test_non_ascii_names_survive(url: str, library: str, transports: list[
 
 async def test_eio3_off_refuses_the_old_clients(nursery: trio.Nursery, library: str) -> None:
     base, sio = await serve(nursery, EngineIOConfig(eio3=False))
-    async with open_room_app(sio, NO_RATE_LIMIT):
-        async with open_node_clients(library) as clients:
-            sock = clients.connect(base, "/lobby", reconnection=False)
-            with pytest.raises(ConnectRefused):
-                await sock.wait_connected()
+    async with open_room_app(sio, NO_RATE_LIMIT), open_node_clients(library) as clients:
+        sock = clients.connect(base, "/lobby", reconnection=False)
+        with pytest.raises(ConnectRefused):
+            await sock.wait_connected()

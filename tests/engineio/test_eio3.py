@@ -8,8 +8,8 @@ import json
 
 import pytest
 import trio
-
 from eio_client import RawHttp, Started, http
+
 from roomactors.engineio import EngineIOConfig, EngineSocket
 
 CONFIG = EngineIOConfig(ping_interval=25.0, ping_timeout=20.0, upgrade_timeout=3.0)
