@@ -17,7 +17,17 @@ from typing import Any, Final
 
 import trio
 
-from .actors import COMMANDS, DETACH_FLOODING, ActorStopped, Lobby, LobbyStatistics, RoomLimits, RoomList, open_lobby
+from .actors import (
+    DETACH_FLOODING,
+    REGISTRY,
+    ActorStopped,
+    Lobby,
+    LobbyStatistics,
+    RoomLimits,
+    RoomList,
+    SharedEvent,
+    open_lobby,
+)
 from .engineio import coalesced_writes
 from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
 
@@ -94,6 +104,19 @@ class SocketClient:
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace, legacy), encode)
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
+    def send_shared(self, event: SharedEvent) -> None:
+        namespace = self.socket.namespace
+
+        def encode(event: SharedEvent) -> EncodedEvent:
+            return self._sio.encode_event(event.name, event.payload, namespace=namespace)
+
+        # Encoded once per event per namespace (a room's progress: once per room,
+        # not once per player). Coalesced, like a list, only for the client whose
+        # command is being answered (the player whose answer caused this progress
+        # gets it in one write with their ack); every other member at once.
+        encoded: EncodedEvent = event.encoded(("event", namespace), encode)
+        self.socket.send_encoded(encoded, replace_key=event.replace_key, coalesce=self._in_lobby)
+
     def detach(self, reason: str) -> None:
         logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
         self.socket.disconnect()
@@ -114,9 +137,10 @@ class RoomApp:
         for namespace in NAMESPACES:
             sio.on("connect", namespace)(self._on_connect)
             sio.on("disconnect", namespace)(self._on_disconnect)
-            for command in COMMANDS:
-                # inline: a command only queues for the lobby (the lobby answers),
-                # so the reading task may run it without a switch to the dispatcher
+            for command in REGISTRY:
+                # inline: a command only queues for the lobby (the lobby or a room
+                # answers), so the reading task may run it without a switch to the
+                # dispatcher; the registry parses its payload here, in this task
                 sio.on(command, namespace, inline=True)(self._handler_for(command))
 
     async def _on_connect(self, socket: Socket, auth: Any) -> None:

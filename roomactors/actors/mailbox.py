@@ -144,6 +144,19 @@ class ActorRef(Generic[M]):
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             reply_to.fail(self._stopped(exc))
 
+    def post_nowait(self, message: M, reply_to: ReplyTo) -> bool:
+        """:meth:`post` without waiting and without a checkpoint: False (nothing
+        sent) when the mailbox is full. An actor forwarding many messages uses it
+        so that each one does not cost it a trip through the scheduler; if the
+        actor is gone, ``reply_to.fail`` is called and the result is True."""
+        try:
+            self._send.send_nowait(Envelope(message, reply_to))
+        except trio.WouldBlock:
+            return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            reply_to.fail(self._stopped(exc))
+        return True
+
     async def ask(self, message: M) -> Any:
         """Deliver (waiting while the mailbox is full) and wait for the actor's reply.
 
@@ -155,6 +168,46 @@ class ActorRef(Generic[M]):
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise self._stopped(exc) from exc
         return await slot.wait()
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A handler's result meaning "``to`` answers this one": the mailbox posts
+    ``message`` to ``to`` with the asker's reply slot, and the asker gets
+    ``adapt(to's reply)``, or ``fallback()`` if ``to`` stops first. The handling
+    actor goes on at once (the lobby forwards ``answer`` to a room this way,
+    so it never waits on a race's hot path)."""
+
+    to: ActorRef[Any]
+    message: Any
+    adapt: Callable[[Any], Any] = field(repr=False)
+    fallback: Callable[[], Any] = field(repr=False)
+
+    async def deliver(self, reply: ReplyTo | None) -> None:
+        if reply is None:
+            try:
+                await self.to.tell(self.message)
+            except ActorStopped:
+                pass
+            return
+        reply_to = _Adapted(reply, self.adapt, self.fallback)
+        if not self.to.post_nowait(self.message, reply_to):
+            await self.to.post(self.message, reply_to)
+
+
+class _Adapted:
+    """A reply slot that hands ``adapt(value)`` (or ``fallback()`` on failure) on."""
+
+    __slots__ = ("_reply", "_adapt", "_fallback")
+
+    def __init__(self, reply: ReplyTo, adapt: Callable[[Any], Any], fallback: Callable[[], Any]) -> None:
+        self._reply, self._adapt, self._fallback = reply, adapt, fallback
+
+    def set(self, value: Any) -> None:
+        self._reply.set(self._adapt(value))
+
+    def fail(self, error: ActorStopped) -> None:
+        self._reply.set(self._fallback())
 
 
 def open_mailbox(name: str, capacity: int) -> tuple[ActorRef[M], Mailbox[M]]:
@@ -182,6 +235,8 @@ class Mailbox(Generic[M]):
         after_batch: Callable[[], None] | None = None,
         batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
         batch_size: int = 64,
+        deadline: Callable[[], float] | None = None,
+        on_deadline: Callable[[], None] | None = None,
     ) -> None:
         """Handle messages one at a time until ``stop()``, or every ref is closed.
 
@@ -194,6 +249,11 @@ class Mailbox(Generic[M]):
         when given, is entered around each batch and its replies (the server
         uses it to coalesce the writes a batch makes to each client).
 
+        ``deadline`` (with ``on_deadline``) gives an actor a timer in its own
+        task: when no message arrives before trio time ``deadline()`` (asked
+        before each wait; ``math.inf`` for none), ``on_deadline()`` runs, inside
+        ``batch_scope`` too. A handler may return a :class:`Forward`.
+
         A handler that raises stops the actor: the exception propagates to the
         actor's supervisor, and the ask being handled fails with ActorStopped
         (the asks the batch had already answered get their answers).
@@ -203,14 +263,24 @@ class Mailbox(Generic[M]):
         try:
             while not self._stopping:
                 try:
-                    current = await self._receive.receive()
+                    if deadline is None:
+                        current = await self._receive.receive()
+                    else:
+                        with trio.move_on_at(deadline()):
+                            current = await self._receive.receive()
                 except trio.EndOfChannel:
                     return
                 with batch_scope() if batch_scope is not None else nullcontext():
+                    if current is None:
+                        assert on_deadline is not None
+                        on_deadline()
+                        continue
                     handled = 0
                     while current is not None:
                         result = await handle(current.message)
-                        if current.reply is not None:
+                        if isinstance(result, Forward):
+                            await result.deliver(current.reply)
+                        elif current.reply is not None:
                             answered.append((current.reply, result))
                         current = None
                         handled += 1
