@@ -77,7 +77,8 @@ class EngineIOStatistics:
 
 
 class EngineIOServer:
-    """An Engine.IO v4 server; ``handler`` runs once per session."""
+    """An Engine.IO v4 (and v3, unless ``config.eio3`` is False) server;
+    ``handler`` runs once per session, whatever its protocol (``sock.protocol``)."""
 
     def __init__(
         self,
