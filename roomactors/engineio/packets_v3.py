@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from array import array
 
 from .packets import Packet, PacketError, PacketType, decode_packet
@@ -51,6 +52,8 @@ __all__ = [
 BINARY_CONTENT_TYPE = "application/octet-stream"
 #: Longest length field accepted (digits): far beyond any ``max_payload``.
 _MAX_LENGTH_DIGITS = 10
+#: UTF-16 in this machine's byte order, so ``array("H")`` reads code units.
+_UTF16_NATIVE = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
 
 
 def js_length(text: str) -> int:
@@ -131,7 +134,7 @@ def _split_text(text: str) -> list[str]:
     # Lengths count UTF-16 code units; only astral characters make that differ
     # from Python's code points, so only then is the text walked as units.
     astral = not text.isascii() and any(ord(char) > 0xFFFF for char in text)
-    units = "".join(map(chr, array("H", text.encode("utf-16-le")))) if astral else text
+    units = "".join(map(chr, array("H", text.encode(_UTF16_NATIVE)))) if astral else text
     parts: list[str] = []
     pos = 0
     end = len(units)
@@ -147,7 +150,7 @@ def _split_text(text: str) -> list[str]:
         part = units[start:start + length]
         if astral:
             try:
-                part = part.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+                part = part.encode(_UTF16_NATIVE, "surrogatepass").decode(_UTF16_NATIVE)
             except UnicodeDecodeError as exc:
                 raise PacketError("payload length splits a character") from exc
         parts.append(part)
