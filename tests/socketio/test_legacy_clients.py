@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from support.clientapi import ConnectRefused
 from support.nodeclient import LEGACY_LIBRARIES, open_node_clients
 
