@@ -32,7 +32,7 @@ DECK = {
 }
 NO_RATE_LIMIT = RoomLimits(command_rate=None)
 
-pytestmark = pytest.mark.parametrize("library", LEGACY_LIBRARIES)
+pytestmark = [pytest.mark.node, pytest.mark.parametrize("library", LEGACY_LIBRARIES)]
 
 
 async def serve(nursery: trio.Nursery, engineio: EngineIOConfig | None = None) -> tuple[str, SocketIOServer]:

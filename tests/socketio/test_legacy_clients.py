@@ -10,6 +10,7 @@ import pytest
 from support.clientapi import ConnectRefused
 from support.nodeclient import LEGACY_LIBRARIES, open_node_clients
 
+pytestmark = pytest.mark.node
 LIBRARIES = pytest.mark.parametrize("library", LEGACY_LIBRARIES)
 TRANSPORTS = pytest.mark.parametrize(
     "transports", [["polling", "websocket"], ["websocket"], ["polling"]], ids=["upgrade", "websocket", "polling"]
