@@ -111,6 +111,16 @@ class EngineSession:
             return self._pong_deadline
         return self._next_ping_at
 
+    @property
+    def heartbeat_deadline(self) -> float:
+        """When the heartbeat gives up on a client that stays silent from now
+        on: its pong's deadline, or ``ping_timeout`` after the next ping. Kept
+        after the close, so waiting for a close packet to be fetched never
+        outlasts it (a polling client that is gone fetches nothing)."""
+        if self._pong_deadline is not None:
+            return self._pong_deadline
+        return self._next_ping_at + self.config.ping_timeout
+
     def on_timer(self, now: float) -> None:
         """Send the ping that is due, or end the session whose pong is late."""
         if self.closed:
@@ -202,6 +212,10 @@ class EngineSession:
         if not items:
             return self._encode_payload([NOOP_PACKET]) if final else None
         return self._encode_payload(items)
+
+    def noop_payload(self) -> str | bytes:
+        """A noop as a whole polling body, framed for the session's protocol."""
+        return self._encode_payload([NOOP_PACKET])
 
     def _encode_payload(self, items: list[OutItem]) -> str | bytes:
         if self.protocol == 4:

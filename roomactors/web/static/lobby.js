@@ -1,4 +1,4 @@
-/* The lobby page's client: the room protocol (docs: /work/shared/protocol.md)
+/* The lobby page's client: the room protocol (docs/protocol.md in this repository)
  * over socket.io-client 4 with its default settings (long-polling first, then the
  * upgrade to WebSocket), namespace /lobby.
  *
