@@ -319,7 +319,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
             continue
         try:
             if option.repeatable:
-                value: object = tuple(item for raw in raws for item in cast("tuple[str, ...]", option.parse(raw)))
+                value: Any = tuple(item for raw in raws for item in cast("tuple[str, ...]", option.parse(raw)))
             else:
                 value = option.parse(raws[0])
             RoomServerConfig(**{option.field: value})

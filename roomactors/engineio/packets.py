@@ -14,7 +14,6 @@ import base64
 import binascii
 import enum
 import functools
-import json
 from dataclasses import dataclass
 
 from engineio import packet as _eio_packet

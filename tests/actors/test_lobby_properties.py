@@ -16,7 +16,7 @@ from actors.helpers import NO_RATE_LIMIT, make_deck
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roomactors.actors import Lobby, LobbySnapshot, MemoryClient, RoomLimits, open_lobby
+from roomactors.actors import LobbySnapshot, MemoryClient, RoomLimits, open_lobby
 
 SLOTS = 4
 USERS = (1, 2, "three")
@@ -66,7 +66,7 @@ def check_invariants(snapshot: LobbySnapshot, clients: list[MemoryClient], conne
     bound = [uid for uid in snapshot.connections.values() if uid is not None]
     assert sorted(map(str, bound)) == sorted(map(str, snapshot.places)), "one connection per user"
     expected = snapshot.rooms.to_json()
-    for client, since in zip(clients, connected_at):
+    for client, since in zip(clients, connected_at, strict=True):
         if snapshot.rooms.version > since or client.room_list is not None:
             assert client.room_list is not None and client.room_list.to_json() == expected, client
 

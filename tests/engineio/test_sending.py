@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import trio
 
-from eio_client import RawHttp, http
+from eio_client import http
 from roomactors.engineio import EngineSocket, SharedMessage
 
 

@@ -202,7 +202,7 @@ def test_empty_continuation_frames_end_at_the_limit() -> None:
     empty = _masked(0x00, b"")
     fed = 0
     with pytest.raises(FrameError) as info:
-        for fed in range(1, 1_000_001):
+        for fed in range(1, 1_000_001):  # noqa: B007 (read after the loop)
             parser.receive_data(empty)
             assert parser.next_event() is None
     assert info.value.code == 1009

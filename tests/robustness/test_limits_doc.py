@@ -75,7 +75,7 @@ def test_each_documented_default_is_the_codes(limit: str, default: str, referenc
     actual = [resolve(reference) for reference in references]
     assert documented == actual, (
         f"docs/limits.md, {limit!r}: the default column says {default!r}, the code has "
-        + ", ".join(f"{ref} = {value!r}" for ref, value in zip(references, actual))
+        + ", ".join(f"{ref} = {value!r}" for ref, value in zip(references, actual, strict=True))
     )
 
 

@@ -5,7 +5,6 @@ socket.io-client's own reconnection gets in once a place is free."""
 from __future__ import annotations
 
 import pytest
-import trio
 from robustness.rawclients import RawPolling
 from robustness.serving import running_server
 from support.waiting import wait_until

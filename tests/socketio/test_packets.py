@@ -4,6 +4,8 @@ malformation a client can send."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from roomactors.socketio.errors import ProtocolViolation
 from roomactors.socketio.packets import (
@@ -118,9 +120,6 @@ def test_violations_raise(text: str) -> None:
 
 
 # -- round trips over generated payloads --------------------------------------
-
-from hypothesis import given
-from hypothesis import strategies as st
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20) | st.binary(max_size=8),

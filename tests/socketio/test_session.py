@@ -442,7 +442,7 @@ async def test_broadcast_encodes_once(nursery: trio.Nursery, monkeypatch: pytest
     binary = [eio.outbox[-1][0] for eio in engines]
     assert all(isinstance(m, SharedMessage) and m is text[0] for m in text)
     assert text[0].data == '2["news",{"n":1}]'
-    assert all(group == binary[0] and all(a is b for a, b in zip(group, binary[0])) for group in binary)
+    assert all(group == binary[0] and all(a is b for a, b in zip(group, binary[0], strict=True)) for group in binary)
     assert [m.data for m in binary[0]] == ['51-["blob",{"_placeholder":true,"num":0}]', b"\x00\x01"]
 
 

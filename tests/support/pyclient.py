@@ -36,7 +36,6 @@ import trio
 
 from support.clientapi import (
     DEFAULT_TIMEOUT,
-    AckError,
     EventLog,
     ReceivedEvent,
     normalize_reason,
