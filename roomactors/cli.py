@@ -27,7 +27,7 @@ from typing import Any, NoReturn, Protocol
 
 import trio
 
-from roomactors.config import LOG_LEVELS, RoomServerConfig
+from roomactors.config import LOG_FORMATS, LOG_LEVELS, RoomServerConfig
 
 __all__ = (
     "OPTIONS",
@@ -137,6 +137,51 @@ def _parse_existing_file(raw: str) -> str:
     return path
 
 
+def _parse_tls_file(raw: str) -> str:
+    path = raw.strip()
+    if not os.path.isfile(path):
+        raise ValueError("no such file; give the path of a PEM file")
+    if not os.access(path, os.R_OK):
+        raise ValueError("the file is not readable by this user")
+    return path
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false (or 1 or 0)")
+
+
+def _parse_log_format(raw: str) -> str:
+    word = raw.strip().lower()
+    if word not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return word
+
+
+def _check_deployment(config: RoomServerConfig) -> None:
+    """What can only be checked by trying: the TLS files load, the metrics library is there."""
+    if config.keyfile is not None and config.certfile is None:
+        raise UsageError("--keyfile needs --certfile: give the certificate too")
+    if config.certfile is not None:
+        from roomactors.tls import server_ssl_context
+
+        try:
+            server_ssl_context(config.certfile, config.keyfile)
+        except ValueError as exc:
+            raise UsageError(f"--certfile/--keyfile: {exc}") from None
+    if config.metrics:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--metrics needs the prometheus-client package: pip install 'roomactors[metrics]'"
+            ) from None
+
+
 @dataclass(frozen=True)
 class CliOption:
     """One option: its flag, its environment variable and the config field it sets."""
@@ -148,6 +193,7 @@ class CliOption:
     metavar: str
     help: str
     default_text: str | None = None  # when the field's default needs words, not a value
+    switch: bool = False  # given without a value (``--metrics``); its env var takes true/false
 
 
 OPTIONS: tuple[CliOption, ...] = (
@@ -199,6 +245,18 @@ OPTIONS: tuple[CliOption, ...] = (
               default_text="none, browsers load --client-js-url"),
     CliOption("log_level", "--log-level", "ROOMSERVER_LOG_LEVEL", _parse_log_level, "LEVEL",
               f"one of {', '.join(LOG_LEVELS)}"),
+    # -- deployment: TLS of its own, metrics, log format (docs/deployment.md) --
+    CliOption("certfile", "--certfile", "ROOMSERVER_CERTFILE", _parse_tls_file, "FILE",
+              "PEM certificate (chain after it) to serve https and wss with",
+              default_text="none, plain HTTP"),
+    CliOption("keyfile", "--keyfile", "ROOMSERVER_KEYFILE", _parse_tls_file, "FILE",
+              "PEM private key of --certfile, unencrypted",
+              default_text="none, the key is in --certfile"),
+    CliOption("metrics", "--metrics", "ROOMSERVER_METRICS", _parse_bool, "",
+              "serve Prometheus metrics at /metrics (needs pip install 'roomactors[metrics]')",
+              default_text="off", switch=True),
+    CliOption("log_format", "--log-format", "ROOMSERVER_LOG_FORMAT", _parse_log_format, "FORMAT",
+              "text, or json: one JSON object a line"),
 )
 
 _EPILOG = """\
@@ -240,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         help_text = f"{option.help} (default: {_default_text(option)}; env {option.env})"
+        if option.switch:
+            parser.add_argument(
+                option.flag, dest=option.field, action="store_const", const="true", default=None,
+                help=help_text.replace("%", "%%"),
+            )
+            continue
         parser.add_argument(
             option.flag,
             dest=option.field,
@@ -282,9 +346,11 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
             raise UsageError(f"{where}: {exc}") from None
         values[option.field] = value
     try:
-        return RoomServerConfig(**values)
+        config = RoomServerConfig(**values)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+    _check_deployment(config)
+    return config
 
 
 # --- running -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .app import RoomApp, open_room_app
 from .config import RoomServerConfig
 from .engineio import EngineIOConfig, HttpRequest, HttpResponse
 from .socketio import SocketIOConfig, SocketIOServer
+from .tls import server_ssl_context
 from .web import LobbyPageRoutes
 
 __all__ = ("RoomServer", "RoomServerStatistics", "serve_roomserver")
@@ -70,7 +71,8 @@ class RoomServer:
         host = self.addresses[0][0] if self.addresses else self.config.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.config.certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def app(self) -> RoomApp:
@@ -170,7 +172,8 @@ async def serve_roomserver(
         server._app = app
         try:
             async with trio.open_nursery() as nursery:
-                server.addresses = await nursery.start(sio.serve, config.host, config.port)
+                listeners = await open_listeners(config)
+                server.addresses = await nursery.start(sio.serve_listeners, listeners)
                 server._started_at = trio.current_time()
                 if config.cors_origins == ("*",):
                     logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")
@@ -181,6 +184,17 @@ async def serve_roomserver(
                 nursery.cancel_scope.cancel()
         finally:
             server._stopped.set()
+
+
+async def open_listeners(config: RoomServerConfig) -> list[trio.abc.Listener[trio.abc.Stream]]:
+    """TCP listeners on ``config.host``:``config.port``, wrapped in TLS when
+    ``config.certfile`` is set (the handshake then runs in each connection's
+    task, under the first request's timeout, never in the accept loop)."""
+    tcp = await trio.open_tcp_listeners(config.port, host=config.host)
+    if config.certfile is None:
+        return list(tcp)
+    context = server_ssl_context(config.certfile, config.keyfile)
+    return [trio.SSLListener(listener, context, https_compatible=True) for listener in tcp]
 
 
 async def _shut_down(server: RoomServer) -> None:

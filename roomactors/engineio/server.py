@@ -395,11 +395,15 @@ async def serve_engineio(
 
 
 def _listener_address(listener: trio.abc.Listener[trio.abc.Stream]) -> tuple[str, int]:
+    while isinstance(listener, trio.SSLListener):  # TLS of the server's own: the TCP listener inside
+        listener = listener.transport_listener
     sockname = listener.socket.getsockname()  # type: ignore[attr-defined]
     return sockname[0], sockname[1]
 
 
 def _remote_address(stream: trio.abc.Stream) -> str | None:
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
     try:
         peer = stream.socket.getpeername()  # type: ignore[attr-defined]
     except (AttributeError, OSError):
