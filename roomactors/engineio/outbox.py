@@ -115,6 +115,12 @@ class Outbox:
         self.messages = new_messages
         self.bytes = new_bytes
 
+    def holds(self, replace_key: Hashable) -> bool:
+        """Whether an undelivered entry with this key is queued (the next append
+        with it replaces that one: for the metrics' "skipped" counts)."""
+        by_key = self._by_key
+        return by_key is not None and replace_key in by_key
+
     def held(self) -> tuple[int, int]:
         """Messages and bytes queued now, keyed entries included (``messages``
         and ``bytes`` count only what the limits count). O(entries): for

@@ -111,6 +111,11 @@ class Socket:
         else:
             logger.debug("socket %s on %s: emit after disconnect dropped", self.sid, self.namespace)
 
+    def holds_undelivered(self, replace_key: Hashable) -> bool:
+        """Whether a message sent with ``replace_key`` is still queued for this
+        client, undelivered: the next send with that key replaces it (newest wins)."""
+        return self._state == "connected" and self.eio.session.outbox.holds((self.namespace, replace_key))
+
     def take_ack(self) -> Ack | None:
         """Take over the ack of the event being handled; call it from a handler.
 
