@@ -94,7 +94,10 @@ class SocketClient:
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
     def detach(self, reason: str) -> None:
-        logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
+        logger.debug(
+            "socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason,
+            extra={"connection_id": self.socket.eio.sid, "client_id": self.socket.sid},
+        )
         self.socket.disconnect()
         if reason == DETACH_FLOODING:
             if self._metrics is not None:

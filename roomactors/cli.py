@@ -450,6 +450,7 @@ async def run_until_signal(config: RoomServerConfig, *, serve: ServeFunction | N
             server: RunningServer = await nursery.start(_serve_or_fail, serve, config, stopping)
             startup_watch.cancel()
             logger.info("roomserver listening: clients connect to %s", server.url)
+            logger.info("%s", client_js_notice(config))
             signum = await _next_signal(signals)
             logger.info(
                 "%s: shutting down gracefully (send it again to exit at once)",
@@ -462,14 +463,34 @@ async def run_until_signal(config: RoomServerConfig, *, serve: ServeFunction | N
     return exit_code
 
 
-def _configure_logging(level: str) -> None:
+def client_js_notice(config: RoomServerConfig) -> str:
+    """Where the lobby page gets socket.io-client, said at start-up: on a machine
+    without internet the default CDN is out of reach, and the page can only say
+    "ask whoever runs the server"; this line tells that person what to do."""
+    if config.client_js_path is not None:
+        return (
+            f"the lobby page loads socket.io-client from this server "
+            f"(/static/socket.io.min.js, the file {config.client_js_path}); it works without internet"
+        )
+    if config.client_js_url.startswith("/"):
+        return f"the lobby page loads socket.io-client from {config.client_js_url} (on this server)"
+    return (
+        f"the lobby page loads socket.io-client from {config.client_js_url}; browsers without internet "
+        "cannot reach it: download that file once and start with --client-js-path FILE to serve it locally"
+    )
+
+
+def _configure_logging(level: str, log_format: str = "text") -> None:
     """Log lines to stderr; a process that configured logging already keeps its handlers."""
     numeric = getattr(logging, level.upper())
-    logging.basicConfig(
-        level=numeric,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from roomactors.logformat import JsonLogFormatter
+
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=numeric, handlers=[handler])
 
 
 def _leaves(exc: BaseException) -> Iterable[BaseException]:
@@ -491,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         line = " ".join(str(exc).split())
         print(f"{PROG}: error: {line} (see {PROG} --help)", file=sys.stderr)
         return 2
-    _configure_logging(config.log_level)
+    _configure_logging(config.log_level, config.log_format)
     previous_gc = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, *previous_gc[1:])
     try:

@@ -273,7 +273,9 @@ class EngineIOServer:
             )
         if refusal is not None:
             self._refused += 1
-            logger.info("session from %s refused: %s", remote_address, refusal.code)
+            logger.info(
+                "session from %s refused: %s", remote_address, refusal.code, extra={"remote_address": remote_address}
+            )
         return refusal
 
     def open_session(
@@ -301,7 +303,10 @@ class EngineIOServer:
             self._per_address[remote_address] += 1
         # One shared name, not one with the sid: a string per session held for its life.
         self._session_nursery.start_soon(self._run_session, sock, name=SESSION_TASK_NAME)
-        logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
+        logger.debug(
+            "session %s opened (%s) from %s", sid, transport, remote_address,
+            extra={"connection_id": sid, "remote_address": remote_address},
+        )
         return sock
 
     def origin_allowed(self, origin: str, host: str | None) -> bool:
@@ -334,7 +339,7 @@ class EngineIOServer:
     def _on_close(self, sock: EngineSocket) -> None:
         if sock.close_reason == "outbox overflow":
             self._overflows += 1
-        logger.debug("session %s closing: %s", sock.sid, sock.close_reason)
+        logger.debug("session %s closing: %s", sock.sid, sock.close_reason, extra={"connection_id": sock.sid})
         if not sock.session.outbox:  # nothing left to flush: gone now, not when the runner next runs
             self._forget(sock)
 
@@ -365,7 +370,7 @@ class EngineIOServer:
         try:
             await self.handler(sock)
         except Exception:
-            logger.exception("handler of session %s failed", sock.sid)
+            logger.exception("handler of session %s failed", sock.sid, extra={"connection_id": sock.sid})
         sock.close()
 
     def _forget(self, sock: EngineSocket) -> None:
@@ -376,7 +381,7 @@ class EngineIOServer:
                 self._per_address[address] -= 1
                 if self._per_address[address] <= 0:
                     del self._per_address[address]
-            logger.debug("session %s gone: %s", sock.sid, sock.close_reason)
+            logger.debug("session %s gone: %s", sock.sid, sock.close_reason, extra={"connection_id": sock.sid})
             self._session_gone.set()
             self._session_gone = trio.Event()
 
