@@ -31,6 +31,10 @@ NAMESPACES: Final = ("/", "/lobby")
 UPDATEROOMS_KEY: Final = "updaterooms"
 """Outbox replace key: an undelivered room list is replaced by the newer one."""
 
+RACEPROGRESS_KEY: Final = "raceprogress"
+"""Outbox replace key of ``raceprogress`` (newest wins per client, race.md); the
+metrics count a send that replaced an undelivered one as skipped."""
+
 
 def _room_list_json(rooms: RoomList) -> list[dict[str, Any]]:
     return rooms.encoded("json", RoomList.to_json)
@@ -76,6 +80,8 @@ class SocketClient:
         return f"SocketClient({self.socket.sid!r}, {self.socket.namespace!r})"
 
     def send_event(self, event: str, payload: object) -> None:
+        if self._metrics is not None and event == "raceprogress":
+            self._metrics.race_progress_sent(replaced_undelivered=self.socket.holds_undelivered(RACEPROGRESS_KEY))
         self.socket.emit(event, payload, coalesce=self._in_lobby)
 
     def send_room_list(self, rooms: RoomList) -> None:
@@ -162,11 +168,15 @@ class RoomApp:
         await client.wait_lobby_done()  # in order, one at a time per socket
         ack = socket.take_ack()
         metrics = self.metrics
+        # The answer's ack latency, from here (the command decoded) to its ack queued.
+        arrived = trio.current_time() if metrics is not None and command == "answer" else None
 
         def on_reply(reply: dict[str, Any]) -> None:
             client._set_in_lobby(False)
             if metrics is not None:
                 metrics.command_answered(command, "ok" if reply["ok"] else str(reply["error"]["code"]))
+                if arrived is not None:
+                    metrics.answer_acked(trio.current_time() - arrived)
             if ack is not None:
                 ack(reply)
             elif not reply["ok"]:
