@@ -41,10 +41,6 @@ NAMESPACES: Final = ("/", "/lobby")
 UPDATEROOMS_KEY: Final = "updaterooms"
 """Outbox replace key: an undelivered room list is replaced by the newer one."""
 
-RACEPROGRESS_KEY: Final = "raceprogress"
-"""Outbox replace key of ``raceprogress`` (newest wins per client, race.md); the
-metrics count a send that replaced an undelivered one as skipped."""
-
 
 def _room_list_json(rooms: RoomList) -> list[dict[str, Any]]:
     return rooms.encoded("json", RoomList.to_json)
@@ -90,8 +86,6 @@ class SocketClient:
         return f"SocketClient({self.socket.sid!r}, {self.socket.namespace!r})"
 
     def send_event(self, event: str, payload: object) -> None:
-        if self._metrics is not None and event == "raceprogress":
-            self._metrics.race_progress_sent(replaced_undelivered=self.socket.holds_undelivered(RACEPROGRESS_KEY))
         self.socket.emit(event, payload, coalesce=self._in_lobby)
 
     def send_room_list(self, rooms: RoomList) -> None:
@@ -118,6 +112,9 @@ class SocketClient:
         # Encoded once per event per namespace (a room's progress: once per room,
         # not once per player); sent at once, like a list to a watcher.
         encoded: EncodedEvent = event.encoded(("event", namespace), encode)
+        if self._metrics is not None and event.name == "raceprogress":
+            replaced = event.replace_key is not None and self.socket.holds_undelivered(event.replace_key)
+            self._metrics.race_progress_sent(replaced_undelivered=replaced)
         self.socket.send_encoded(encoded, replace_key=event.replace_key)
 
     def detach(self, reason: str) -> None:

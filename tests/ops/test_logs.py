@@ -77,7 +77,8 @@ async def test_json_lines_with_ids_and_no_secrets() -> None:
                 player = clients.connect(url, "/", reconnection=False)
                 await host.wait_connected()
                 await player.wait_connected()
-                await host.call("join_lobby", {"id": 1, "username": "mia", "token": SECRET_TOKEN})
+                (joined,) = await host.call("join_lobby", {"id": 1, "username": "mia", "token": SECRET_TOKEN})
+                issued = joined.get("token")  # the seat's token (race.md, "Identity")
                 (created,) = await host.call("create_room", {"name": "Fractions", "deck": DECK})
                 room_id = created["room"]["id"]
                 await player.call("join_lobby", {"id": 2, "username": "sam"})
@@ -96,6 +97,7 @@ async def test_json_lines_with_ids_and_no_secrets() -> None:
     assert all({"time", "level", "logger", "message"} <= set(obj) for obj in objects)
     text = "\n".join(log.lines)
     assert SECRET_ANSWER not in text and SECRET_TOKEN not in text
+    assert issued is None or issued not in text
     assert any("connection_id" in obj for obj in objects)
     created_line = next(obj for obj in objects if "created by user" in obj["message"])
     assert created_line["room_id"] == room_id and created_line["user_id"] == 1

@@ -21,7 +21,10 @@ from roomactors.config import RoomServerConfig
 from roomactors.metrics import RoomMetrics
 from roomactors.server import RoomServer, serve_roomserver
 
-DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
+DECK = {
+    "name": "Week 3",
+    "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}, {"id": 2, "problem": "2+2", "answer": "4"}],
+}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -46,8 +49,8 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 async def server(nursery: trio.Nursery) -> AsyncIterator[RoomServer]:
     config = RoomServerConfig(
         port=0, shutdown_timeout=5, metrics=True,
-        # a burst of 3 commands, next to no refill, expelled at the third refusal
-        command_rate=0.001, command_burst=3, flood_limit=2, flood_window=600,
+        # a burst of 6 commands, next to no refill, expelled at the third refusal
+        command_rate=0.001, command_burst=6, flood_limit=2, flood_window=600,
     )
     yield await nursery.start(serve_roomserver, config)
     nursery.cancel_scope.cancel()
@@ -62,11 +65,11 @@ async def test_counts_around_a_scripted_session(server: RoomServer) -> None:
     assert value(before, "roomactors_answer_ack_latency_seconds_count") == 0
 
     async with open_clients("python") as clients:
-        # Phase 1: a flooder on "/", alone. Three commands fit its burst, three do not;
+        # Phase 1: a flooder on "/", alone. Six commands fit its burst, three do not;
         # the third refusal expels it (flood_limit 2).
         flooder = clients.connect(server.url, "/", transports=["websocket"])
         await flooder.wait_connected()
-        for _ in range(3):
+        for _ in range(6):
             (ack,) = await flooder.call("join_lobby", {"id": "f", "username": "flo"})
             assert ack["ok"] is True
         for _ in range(3):
@@ -106,7 +109,7 @@ async def test_counts_around_a_scripted_session(server: RoomServer) -> None:
         assert value(after, "roomactors_players_seated") == 1
         assert value(after, "roomactors_users") == 2
         assert value(after, "roomactors_races_running") == 0
-        assert value(after, "roomactors_commands_total", command="join_lobby", code="ok") == 5
+        assert value(after, "roomactors_commands_total", command="join_lobby", code="ok") == 8
         assert value(after, "roomactors_commands_total", command="create_room", code="ok") == 1
         assert value(after, "roomactors_commands_total", command="join_room", code="ok") == 1
         assert value(after, "roomactors_commands_total", command="join_room", code="room_not_found") == 1
@@ -125,6 +128,29 @@ async def test_counts_around_a_scripted_session(server: RoomServer) -> None:
         # The race's metrics are there, at zero until a race runs.
         assert value(after, "roomactors_raceprogress_total", outcome="sent") == 0
         assert value(after, "roomactors_answer_ack_latency_seconds_count") == 0
+
+        # Phase 3: a race, straight to racing; one answer.
+        room_id = created["room"]["id"]
+        (started,) = await teacher.call("start_race", {"id": room_id, "countdown": 0})
+        assert started["ok"] is True
+        racing = await scrape(server)
+        assert value(racing, "roomactors_races_running") == 1
+        assert value(racing, "roomactors_rooms", state="racing") == 1
+        assert value(racing, "roomactors_rooms", state="waiting") == 0
+        (answered,) = await student.call(
+            "answer", {"id": room_id, "race_id": started["race_id"], "card": 0, "answer": "3/4"}
+        )
+        assert answered["ok"] is True and answered["correct"] is True
+        for sock in (teacher, student):
+            await sock.next_event("raceprogress", where=lambda args: args[0]["players"][0]["answered"] == 1)
+        raced = await scrape(server)
+        assert value(raced, "roomactors_answer_ack_latency_seconds_count") == 1
+        assert 0 <= value(raced, "roomactors_answer_ack_latency_seconds_sum") < 5
+        assert value(raced, "roomactors_commands_total", command="answer", code="ok") == 1
+        progress_sent = value(raced, "roomactors_raceprogress_total", outcome="sent")
+        progress_skipped = value(raced, "roomactors_raceprogress_total", outcome="skipped")
+        progress_received = len(teacher.received("raceprogress")) + len(student.received("raceprogress"))
+        assert progress_sent - progress_skipped >= progress_received >= 2
 
 
 async def test_metrics_are_off_unless_asked_for(nursery: trio.Nursery) -> None:
