@@ -192,3 +192,16 @@ def test_cli_switch_and_environment() -> None:
     assert load_config([], {"ROOMSERVER_METRICS": "1"}).metrics is True
     assert load_config([], {"ROOMSERVER_METRICS": "false"}).metrics is False
     assert load_config([], {}).metrics is False
+
+
+def test_cli_without_prometheus_client_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from roomactors.cli import main
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails as if not installed
+    assert main(["--port", "0", "--metrics"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'roomactors[metrics]'" in err
