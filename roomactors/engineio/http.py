@@ -23,12 +23,13 @@ from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
 from .session import POLLING, WEBSOCKET
 from .wsconnection import ServerWebSocket, WebSocketClosed
-from .websocket import accept_websocket, close_websocket, run_upgrade_probe, run_websocket_transport
+from .websocket import accept_websocket, close_websocket, run_upgrade_probe
+from .wshandshake import WebSocketHandshake, check_websocket_handshake
 
 if TYPE_CHECKING:
     from .server import EngineIOServer
 
-__all__ = ["serve_http_connection", "serve_http_requests"]
+__all__ = ["serve_http_requests"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,10 +178,15 @@ class HttpConnection:
             await self._fallback(request, method, target, path, query, headers)
             return False
         is_upgrade = headers.get("upgrade", "").lower() == "websocket"
-        if is_upgrade and not _valid_websocket_handshake(method, headers):
+        handshake = check_websocket_handshake(method, request.http_version.decode("ascii"), headers) if is_upgrade else None
+        if handshake is not None and not handshake.accepted:
             # refuse here rather than leave the client waiting for a handshake that cannot succeed
+            logger.debug("%s: websocket handshake refused: %s", self.remote_address, handshake.reason)
             await self._read_body(self.config.max_payload)
-            await self._error(ErrorCode.BAD_REQUEST, close=True)
+            if handshake.status == 400:
+                await self._error(ErrorCode.BAD_REQUEST, close=True)
+            else:
+                await self._respond(handshake.status, [*_TEXT, *handshake.headers], handshake.reason.encode(), close=True)
             return False
         body = await self._read_body(self.config.max_payload)
 
@@ -214,7 +220,7 @@ class HttpConnection:
                 await self._refuse(refusal, cors)
                 return True
             if transport == WEBSOCKET:
-                return self._take_over(request, query, headers, None)
+                return self._take_over(handshake, query, headers, None)
             sock = self.server.open_session(POLLING, self.remote_address, query, headers)
             await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
             return False
@@ -223,7 +229,7 @@ class HttpConnection:
             await self._error(ErrorCode.UNKNOWN_SID, cors, close=is_upgrade)
             return False
         if transport == WEBSOCKET:
-            return self._take_over(request, query, headers, sock)
+            return self._take_over(handshake, query, headers, sock)
         if sock.transport != POLLING:
             await self._error(ErrorCode.BAD_REQUEST, cors)
             return False
@@ -323,11 +329,15 @@ class HttpConnection:
     # -- WebSocket -----------------------------------------------------------
 
     def _take_over(
-        self, request: h11.Request, query: Mapping[str, str], headers: Mapping[str, str], sock: EngineSocket | None
+        self,
+        handshake: WebSocketHandshake | None,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        sock: EngineSocket | None,
     ) -> bool:
         """Hand the connection to a WebSocket: ``run`` returns what it needs."""
-        prefix = _request_bytes(request) + self.conn.trailing_data[0]
-        self.upgrade = _Upgrade(prefix, query, headers, sock)
+        assert handshake is not None  # transport=websocket came with an accepted upgrade
+        self.upgrade = _Upgrade(handshake.response, self.conn.trailing_data[0], query, headers, sock)
         return True
 
     # -- other paths -----------------------------------------------------------
@@ -373,23 +383,6 @@ def _header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-def _valid_websocket_handshake(method: str, headers: Mapping[str, str]) -> bool:
-    connection = {token.strip().lower() for token in headers.get("connection", "").split(",")}
-    return (
-        method == "GET"
-        and "upgrade" in connection
-        and bool(headers.get("sec-websocket-key"))
-        and headers.get("sec-websocket-version") == "13"
-    )
-
-
-def _request_bytes(request: h11.Request) -> bytes:
-    """The request head again, for the WebSocket handshake (h11 consumed the original)."""
-    lines = [b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)]
-    lines += [name + b": " + value for name, value in request.headers.raw_items()]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
 def _cors_headers(origin: str | None) -> Headers:
     if origin is None:
         return []
@@ -407,26 +400,11 @@ def _preflight_headers(headers: Mapping[str, str]) -> Headers:
 class _Upgrade(NamedTuple):
     """A WebSocket request, as the HTTP layer read it."""
 
-    prefix: bytes  #: the request's bytes, given back to the opening handshake
+    response: bytes  #: the accepted opening handshake's ``101`` response
+    received: bytes  #: what the client sent after its request (its first frames)
     query: Mapping[str, str]
     headers: Mapping[str, str]
     sock: EngineSocket | None  #: the polling session to upgrade; None opens one
-
-
-async def serve_http_connection(server: EngineIOServer, stream: trio.abc.Stream, remote_address: str | None) -> None:
-    """Serve one TCP connection until it closes; never raises for the peer's faults.
-
-    The server's connection task does the same without this frame:
-    :func:`serve_http_requests`, then :func:`run_websocket_transport`.
-    """
-    opened = await serve_http_requests(server, stream, remote_address)
-    if opened is not None:
-        sock, ws = opened
-        del opened
-        try:
-            await run_websocket_transport(sock, ws)
-        except WebSocketClosed:
-            _websocket_closed(sock)
 
 
 async def serve_http_requests(
@@ -451,7 +429,7 @@ async def _open_websocket(
 ) -> tuple[EngineSocket, ServerWebSocket] | None:
     """The opening handshake, then the Engine.IO open (new session) or the
     probe (upgrade); the session and its WebSocket, or None when it failed."""
-    ws = await accept_websocket(None, upgrade.prefix, stream, server.config.max_payload)
+    ws = await accept_websocket(stream, upgrade.response, upgrade.received, server.config.max_payload)
     if ws is None:
         return None
     sock = upgrade.sock
