@@ -110,12 +110,14 @@ class SocketClient:
             return self._sio.encode_event(event.name, event.payload, namespace=namespace)
 
         # Encoded once per event per namespace (a room's progress: once per room,
-        # not once per player); sent at once, like a list to a watcher.
+        # not once per player). Coalesced, like a list, only for the client whose
+        # command is being answered (the player whose answer caused this progress
+        # gets it in one write with their ack); every other member at once.
         encoded: EncodedEvent = event.encoded(("event", namespace), encode)
         if self._metrics is not None and event.name == "raceprogress":
             replaced = event.replace_key is not None and self.socket.holds_undelivered(event.replace_key)
             self._metrics.race_progress_sent(replaced_undelivered=replaced)
-        self.socket.send_encoded(encoded, replace_key=event.replace_key)
+        self.socket.send_encoded(encoded, replace_key=event.replace_key, coalesce=self._in_lobby)
 
     def detach(self, reason: str) -> None:
         logger.debug(

@@ -29,8 +29,10 @@ class RoomLimits:
     """Seconds over which ``flood_limit`` counts; the count restarts after each window."""
     lobby_mailbox_size: int = 1024
     """Messages queued for the lobby before senders wait (back-pressure)."""
-    room_mailbox_size: int = 16
-    """Messages queued for a room; only the lobby sends to rooms, one ask at a time."""
+    room_mailbox_size: int = 64
+    """Messages queued for a room; only the lobby sends to rooms: its asks, and the
+    ``answer`` commands it forwards without waiting (a full room mailbox makes the
+    lobby wait, so it holds a classroom's burst of answers)."""
 
     def __post_init__(self) -> None:
         if self.max_rooms < 0 or self.max_players < 0:

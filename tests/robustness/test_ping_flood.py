@@ -23,6 +23,7 @@ from robustness.rawclients import RawWebSocket
 from robustness.serving import running_server
 from robustness.test_fuzz_wire import assert_no_errors_logged
 from support.waiting import wait_until
+from wsproto.events import Pong
 
 from roomactors.config import RoomServerConfig
 from roomactors.engineio.wsconnection import MAX_UNANSWERED_PINGS
@@ -83,3 +84,22 @@ async def test_a_ping_flood_without_reading_is_cut_off_and_others_still_join(cap
         await attacker.aclose()
     assert "too many pings while not reading" in caplog.text
     assert_no_errors_logged(caplog)
+
+
+async def test_a_client_that_reads_may_ping_as_often_as_it_likes() -> None:
+    """The bound is on pongs left unwritten, not on pings: a client that reads
+    gets a pong for its latest ping (at least) and stays connected."""
+    async with running_server(RoomServerConfig(port=0, shutdown_timeout=1)) as running:
+        client = await RawWebSocket.open(running.port)
+        await client.connect_namespace("/lobby")
+        pings = 20 * MAX_UNANSWERED_PINGS
+        await client.stream.send_all(b"".join(masked_frame(0x89, f"{n:08}".encode()) for n in range(pings)))
+        pongs: list[bytes] = []
+        with trio.fail_after(10):
+            while f"{pings - 1:08}".encode() not in pongs:
+                await client._read_more()
+                pongs += [bytes(event.payload) for event in client._pump_events() if isinstance(event, Pong)]
+        assert pongs == sorted(pongs)  # in order, the latest among them
+        with trio.fail_after(5):
+            assert (await client.call("join_lobby", {"id": 8}))["ok"] is True
+        await client.aclose()
