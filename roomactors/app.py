@@ -100,8 +100,15 @@ class SocketClient:
         # would cost a fan-out more than it saves.
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace), encode)
         if self._metrics is not None:
-            self._metrics.room_list_sent(replaced_undelivered=self.socket.holds_undelivered(UPDATEROOMS_KEY))
+            self._metrics.room_list_sent(replaced_undelivered=self.socket.holds(UPDATEROOMS_KEY))
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
+
+    def send_latest(self, event: str, payload: object) -> None:
+        # ``roomupdated``/``roomschanged``: the event name is the outbox replace key
+        self.socket.emit(event, payload, replace_key=event, coalesce=self._in_lobby)
+
+    def holds(self, event: str) -> bool:
+        return self.socket.holds(event)
 
     def send_shared(self, event: SharedEvent) -> None:
         namespace = self.socket.namespace
@@ -115,7 +122,7 @@ class SocketClient:
         # gets it in one write with their ack); every other member at once.
         encoded: EncodedEvent = event.encoded(("event", namespace), encode)
         if self._metrics is not None and event.name == "raceprogress":
-            replaced = event.replace_key is not None and self.socket.holds_undelivered(event.replace_key)
+            replaced = event.replace_key is not None and self.socket.holds(event.replace_key)
             self._metrics.race_progress_sent(replaced_undelivered=replaced)
         self.socket.send_encoded(encoded, replace_key=event.replace_key, coalesce=self._in_lobby)
 

@@ -73,7 +73,12 @@ class Inspect:
     """Ask the lobby for a :class:`~roomactors.actors.api.LobbySnapshot`."""
 
 
-LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged
+@dataclass(frozen=True)
+class Tick:
+    """From the lobby's alarm: a deferred room list is due (see ``RoomLimits.large_list_interval``)."""
+
+
+LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged | Tick
 
 # --- to a room (only the lobby sends these) ---------------------------------
 

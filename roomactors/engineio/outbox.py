@@ -116,10 +116,9 @@ class Outbox:
         self.bytes = new_bytes
 
     def holds(self, replace_key: Hashable) -> bool:
-        """Whether an undelivered entry with this key is queued (the next append
-        with it replaces that one: for the metrics' "skipped" counts)."""
-        by_key = self._by_key
-        return by_key is not None and replace_key in by_key
+        """Whether an entry appended with ``replace_key`` is still undelivered
+        (a sender that merges what it sends into the undelivered entry asks this)."""
+        return self._by_key is not None and replace_key in self._by_key
 
     def held(self) -> tuple[int, int]:
         """Messages and bytes queued now, keyed entries included (``messages``
