@@ -10,7 +10,6 @@ clients (each from its own loopback address), not nginx.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,6 @@ from roomactors.config import RoomServerConfig
 from roomactors.server import RoomServer, serve_roomserver
 
 DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
-
-#: Whether the server can believe a proxy's X-Forwarded-For yet (issue 15, the
-#: "http" part): without it every client behind nginx has nginx's address.
-FORWARDED = "forwarded_allow_ips" in {f.name for f in dataclasses.fields(RoomServerConfig)}
 
 
 @pytest.fixture
@@ -105,15 +100,12 @@ def test_config_timeouts_are_above_the_ping_interval_and_timeout() -> None:
 
 
 @pytest.mark.node
-@pytest.mark.xfail(
-    not FORWARDED, strict=True,
-    reason="needs --forwarded-allow-ips (the server believing nginx's X-Forwarded-For), built in parallel",
-)
 async def test_per_address_limit_counts_the_real_clients_not_nginx(
     nursery: trio.Nursery, certificates: TestCertificates, tmp_path: Path
 ) -> None:
-    fields: dict[str, Any] = {"forwarded_allow_ips": ("127.0.0.1",)} if FORWARDED else {}
-    config = RoomServerConfig(port=0, shutdown_timeout=5, max_sessions_per_address=1, **fields)
+    config = RoomServerConfig(
+        port=0, shutdown_timeout=5, max_sessions_per_address=1, forwarded_allow_ips=("127.0.0.1",)
+    )
     server: RoomServer = await nursery.start(serve_roomserver, config)
     async with open_nginx([server.port], certificates, tmp_path) as proxy, open_node_clients() as clients:
         # socket.io-client's WebSocket transport can pick its source address:
