@@ -135,6 +135,17 @@ def _parse_log_level(raw: str) -> str:
     return level
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"must be one of {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)")
+
+
 def _parse_existing_file(raw: str) -> str:
     """Checked here, not in the config, so that the server refuses to start at once."""
     path = raw.strip()
@@ -152,15 +163,6 @@ def _parse_tls_file(raw: str) -> str:
     if not os.access(path, os.R_OK):
         raise ValueError("the file is not readable by this user")
     return path
-
-
-def _parse_bool(raw: str) -> bool:
-    word = raw.strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false (or 1 or 0)")
 
 
 def _parse_log_format(raw: str) -> str:
@@ -201,7 +203,6 @@ class CliOption:
     metavar: str
     help: str
     default_text: str | None = None  # when the field's default needs words, not a value
-    switch: bool = False  # given without a value (``--metrics``); its env var takes true/false
     repeatable: bool = False  # the flag may be given again; the env var takes a comma-separated list
 
 
@@ -273,10 +274,16 @@ OPTIONS: tuple[CliOption, ...] = (
               "PEM private key of --certfile, unencrypted",
               default_text="none, the key is in --certfile"),
     CliOption("metrics", "--metrics", "ROOMSERVER_METRICS", _parse_bool, "",
-              "serve Prometheus metrics at /metrics (needs pip install 'roomactors[metrics]')",
-              default_text="off", switch=True),
+              "serve Prometheus metrics at /metrics (needs pip install 'roomactors[metrics]'); "
+              "--no-metrics turns them off (env: 1/0, true/false, yes/no, on/off)",
+              default_text="off"),
     CliOption("log_format", "--log-format", "ROOMSERVER_LOG_FORMAT", _parse_log_format, "FORMAT",
               "text, or json: one JSON object a line"),
+    # -- Engine.IO v3 (issue 14): a switch, --eio3 / --no-eio3
+    CliOption("eio3", "--eio3", "ROOMSERVER_EIO3", _parse_bool, "",
+              "serve socket.io-client 1.x/2.x (Engine.IO v3) in the room protocol's legacy "
+              "mode; --no-eio3 refuses them (env: 1/0, true/false, yes/no, on/off)",
+              default_text="on"),
 )
 
 _EPILOG = """\
@@ -318,9 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         help_text = f"{option.help} (default: {_default_text(option)}; env {option.env})"
-        if option.switch:
+        if option.parse is _parse_bool:  # a switch: --name / --no-name
             parser.add_argument(
-                option.flag, dest=option.field, action="store_const", const="true", default=None,
+                option.flag, dest=option.field, action=argparse.BooleanOptionalAction, default=None,
                 help=help_text.replace("%", "%%"),
             )
             continue
@@ -351,6 +358,9 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
             if not option.repeatable:
                 raws = raws[-1:]  # a repeated single-valued option: the last one wins
             where = " ".join(f"{option.flag} {raw!r}" for raw in raws)
+            if isinstance(given, bool):  # a switch: no value to parse
+                values[option.field] = given
+                continue
         elif environ.get(option.env, "").strip():
             raws = [environ[option.env]]
             where = f"{option.env}={raws[0]!r}"
