@@ -8,6 +8,7 @@ they do the same work; these tests pin them to the contract.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.node
 
 MIA = {"id": 1, "username": "mia", "auth_level": "teacher"}
 SAM = {"id": 2, "username": "sam", "auth_level": "student"}
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
 
 
@@ -67,7 +69,8 @@ async def run_worked_example(peer_url: str, client_kind: str, **options: Any) ->
         (reply,) = await a.call("create_room", {"name": "Fractions", "deck": DECK})
         assert reply["ok"] is True
         room = reply["room"]
-        assert room == {
+        assert re.fullmatch(f"[{CODE_ALPHABET}]{{6}}", room["code"])
+        assert {k: v for k, v in room.items() if k != "code"} == {
             "id": 1,
             "name": "Fractions",
             "host": {**MIA, "connected": True},
@@ -424,3 +427,34 @@ async def test_the_matching_rule(peer_url: str) -> None:
             (reply,) = await sam.call("answer", {"id": made["room"]["id"], "race_id": started["race_id"], "card": i, "answer": given})
             got.append(reply["correct"])
         assert got == [correct for _, _, correct in MATCHING]
+
+
+async def test_unlisted_rooms_joined_by_code(peer_url: str) -> None:
+    """What the race benchmark leans on to seat thousands of players without sending
+    every client every list: unlisted rooms, codes, and roomupdated for members."""
+    async with open_clients("node") as clients:
+        watcher = await joined(clients, peer_url, {"id": "w"})
+        host = await joined(clients, peer_url, MIA)
+        (made,) = await host.call("create_room", {"name": "Hidden", "deck": DECK, "listed": False})
+        room = made["room"]
+        assert (await host.next_event("roomupdated"))[0]["room"]["id"] == room["id"]
+        sam = await joined(clients, peer_url, SAM)
+        assert error_code(await sam.call("join_room", {"id": room["id"]})) == "room_not_found"
+        assert error_code(await sam.call("join_room", {"code": "ZZZZZZ"})) == "room_not_found"
+        assert error_code(await sam.call("join_room", {"code": ""})) == "invalid_payload"
+        assert error_code(await sam.call("join_room", {"code": room["code"], "id": room["id"]})) == "invalid_payload"
+        (reply,) = await sam.call("join_room", {"code": room["code"].lower()})
+        assert reply["ok"] is True and reply["room"]["players"] == [{**SAM, "connected": True}]
+        for sock in (host, sam):
+            (update,) = await sock.next_event("roomupdated", where=lambda a: a[0]["room"]["players"])
+            assert update["room"]["code"] == room["code"]
+        assert (await sam.call("join_room", {"id": room["id"]}))[0]["ok"] is True  # a member's own room
+        # A private deck makes an unlisted room too; a listed room shows in the lists.
+        ann = await joined(clients, peer_url, ANN)
+        (private,) = await ann.call("create_room", {"name": "P", "deck": {**DECK, "private": True}})
+        zoe = await joined(clients, peer_url, {"id": "zoe"})
+        (listed,) = await zoe.call("create_room", {"name": "Open", "deck": DECK})
+        (rooms,) = await watcher.next_event("updaterooms", where=lambda a: a[0])
+        assert [r["id"] for r in rooms] == [listed["room"]["id"]]
+        assert all(r["name"] not in ("Hidden", "P") for e in watcher.received("updaterooms") for r in e[0])
+        assert private["room"]["id"] not in [r["id"] for r in rooms]

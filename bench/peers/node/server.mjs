@@ -10,6 +10,9 @@
 // too: the deck's answers stay in the room until `raceover`, every time is the
 // server's, `raceprogress` goes out at most every 200 ms per room (socket.io has no
 // newest-wins per client: the room's throttle is all the coalescing there is).
+// Room codes and unlisted rooms (protocol.md "Room codes and the room feed": `code`,
+// `create_room {listed}`, `join_room {code}`, `roomupdated`), not the feed
+// (`watch_rooms`): the race benchmark seats its players in unlisted rooms.
 //
 //   node server.mjs --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
 //                   [--command-rate 20] [--command-burst 40]   (rate 0: no limit)
@@ -63,6 +66,9 @@ const MAX_ANSWER_CHARS = 100;
 const PROGRESS_INTERVAL_MS = 200;
 const RESULTS_KEPT = 10;
 const NO_LIMIT_CAP_S = 3600;
+const CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+const CODE_LENGTH = 6;
+const MAX_CODE_CHARS = 16;
 
 /** Server epoch milliseconds: the monotonic clock plus the epoch at start-up, so they never jump. */
 const serverMs = () => Math.floor(performance.timeOrigin + performance.now());
@@ -172,6 +178,18 @@ function parseDeck(raw) {
   return { info, cards };
 }
 
+/** join_room's target: `{id}` or `{code}`, never both. */
+function parseRoomTarget(payload) {
+  const raw = requireObject(payload, "join_room");
+  const hasCode = has(raw, "code");
+  if (hasCode && has(raw, "id")) throw invalid("join_room takes a room id or a code, not both");
+  if (!hasCode) return { id: parseRoomId(raw, "join_room"), code: null };
+  if (typeof raw.code !== "string" || chars(raw.code) < 1 || chars(raw.code) > MAX_CODE_CHARS) {
+    throw invalid(`a room code is a string of 1 to ${MAX_CODE_CHARS} characters`);
+  }
+  return { id: null, code: raw.code.toUpperCase() };
+}
+
 function parseCreateRoom(payload) {
   const raw = requireObject(payload, "create_room");
   if (!has(raw, "name")) throw invalid("create_room needs a room name");
@@ -179,7 +197,12 @@ function parseCreateRoom(payload) {
   if (!has(raw, "deck")) throw invalid("create_room needs a deck");
   const deck = parseDeck(raw.deck);
   const host = raw.host !== undefined && raw.host !== null ? parseUserClaim(raw.host, "host.") : null;
-  return { name, deck, host };
+  let listed = deck.info.private !== true; // a private deck makes an unlisted room unless `listed` says otherwise
+  if (has(raw, "listed") && raw.listed !== null) {
+    if (typeof raw.listed !== "boolean") throw invalid("listed must be true or false");
+    listed = raw.listed;
+  }
+  return { name, deck, host, listed };
 }
 
 function optionalSeconds(raw, key, low, high, fallback) {
@@ -303,8 +326,10 @@ class Lobby {
     this.conns = new Map(); // socket.id -> {socket, userId, tokens, refilledAt}
     this.users = new Map(); // user id -> {user, connId, roomId}
     this.rooms = new Map(); // room id -> {id, name, host, deck, cards, players: [user ids], max_players}
+    this.codes = new Map(); // room code -> room id, for open rooms
     this.nextRoomId = 1;
-    this.dirty = false;
+    this.dirty = false; // the list changed
+    this.changed = new Set(); // rooms whose members get a roomupdated
   }
 
   connect(socket) {
@@ -383,6 +408,8 @@ class Lobby {
     const state = conn.userId === null ? this.bind(conn, request.host) : this.users.get(userId);
     const room = {
       id: this.nextRoomId++,
+      code: this.newCode(),
+      listed: request.listed,
       name: request.name,
       hostId: state.user.id,
       deck: request.deck.info,
@@ -396,15 +423,17 @@ class Lobby {
       results: [], // the last RESULTS_KEPT finished races, newest last
     };
     this.rooms.set(room.id, room);
+    this.codes.set(room.code, room.id);
     state.roomId = room.id;
-    this.dirty = true;
+    this.touch(room);
     return { ok: true, room: this.summary(room) };
   }
 
   join_room(conn, payload) {
-    const roomId = parseRoomId(payload, "join_room");
+    const target = parseRoomTarget(payload);
     const state = this.speaker(conn);
-    const room = this.room(roomId);
+    const room = target.code === null ? this.room(target.id, state) : this.roomByCode(target.code);
+    const roomId = room.id;
     if (state.roomId === roomId) return { ok: true, room: this.summary(room) };
     if (state.roomId !== null) throw new ProtocolError("already_in_room", `you sit in room ${state.roomId}; leave it first`);
     if (room.banned.has(state.user.id)) throw new ProtocolError("banned", `the host removed you from room ${roomId}; pick another room`);
@@ -414,7 +443,7 @@ class Lobby {
     if (room.players.length >= LIMITS.maxPlayers) throw new ProtocolError("room_full", `room ${roomId} is full`);
     room.players.push(state.user.id);
     state.roomId = roomId;
-    this.dirty = true;
+    this.touch(room);
     if (race) {
       const player = this.racer(state.user);
       race.players.set(state.user.id, player);
@@ -427,7 +456,7 @@ class Lobby {
   leave_room(conn, payload) {
     const roomId = parseRoomId(payload, "leave_room");
     const state = this.speaker(conn);
-    const room = this.room(roomId);
+    const room = this.room(roomId, state);
     if (state.roomId !== roomId) throw new ProtocolError("not_in_room", `you are not in room ${roomId}`);
     if (sameUserId(room.hostId, state.user.id)) this.closeRoom(roomId, "host_left");
     else this.leaveSeat(room, state);
@@ -468,7 +497,7 @@ class Lobby {
     room.race = race;
     if (!request.lateJoin) room.locked = true;
     room.state = startAt > now ? "countdown" : "racing";
-    this.dirty = true;
+    this.touch(room);
     if (startAt > now) race.startTimer = setTimeout(() => this.later(() => this.advance(room)), startAt - now);
     race.endTimer = setTimeout(() => this.later(() => this.advance(room)), endAt - now);
     const cards = race.cards.map((card, index) => ({ index, problem: card.problem }));
@@ -480,7 +509,7 @@ class Lobby {
   answer(conn, payload) {
     const request = parseAnswer(payload);
     const state = this.speaker(conn);
-    const room = this.room(request.id);
+    const room = this.room(request.id, state);
     const race = room.race;
     const player = race && race.id === request.raceId ? race.players.get(state.user.id) : undefined;
     if (!player || player.left) throw new ProtocolError("not_racing", `you are not a player of race ${request.raceId} in room ${room.id}`);
@@ -547,14 +576,14 @@ class Lobby {
     const { room } = this.hostOf(conn, roomId);
     if (room.locked !== raw.locked) {
       room.locked = raw.locked;
-      this.dirty = true;
+      this.touch(room);
     }
     return { ok: true };
   }
 
   hostOf(conn, roomId) {
     const state = this.speaker(conn);
-    const room = this.room(roomId);
+    const room = this.room(roomId, state);
     if (!sameUserId(room.hostId, state.user.id)) throw new ProtocolError("not_host", `only the host of room ${room.id} may do that`);
     return { state, room };
   }
@@ -586,7 +615,7 @@ class Lobby {
     if (now >= race.endAt) this.finishRace(room, "time_up");
     else if (room.state === "countdown" && now >= race.startAt) {
       room.state = "racing";
-      this.dirty = true;
+      this.touch(room);
     } else {
       // a timer a little early: try again at the due time
       const due = room.state === "countdown" ? race.startAt : race.endAt;
@@ -614,7 +643,7 @@ class Lobby {
     race.over = true;
     this.clearTimers(room);
     room.state = "finished";
-    this.dirty = true;
+    this.touch(room);
     const players = [...race.players.values()];
     const results = {
       id: room.id,
@@ -681,10 +710,37 @@ class Lobby {
     return this.users.get(conn.userId);
   }
 
-  room(roomId) {
+  /** A room by id; an unlisted room only for its members (ids reveal nothing). */
+  room(roomId, state = null) {
     const room = this.rooms.get(roomId);
-    if (!room) throw new ProtocolError("room_not_found", `room ${roomId} does not exist`);
+    if (!room || (!room.listed && state && !this.isMember(room, state.user.id))) {
+      throw new ProtocolError("room_not_found", `room ${roomId} does not exist; check the id or join by code`);
+    }
     return room;
+  }
+
+  roomByCode(code) {
+    const room = this.rooms.get(this.codes.get(code));
+    if (!room) throw new ProtocolError("room_not_found", `no open room has the code ${code}; check it with your host`);
+    return room;
+  }
+
+  isMember(room, userId) {
+    return sameUserId(room.hostId, userId) || room.players.some((id) => sameUserId(id, userId));
+  }
+
+  newCode() {
+    for (;;) {
+      let code = "";
+      for (let i = 0; i < CODE_LENGTH; i++) code += CODE_ALPHABET[Math.floor(Math.random() * CODE_ALPHABET.length)];
+      if (!this.codes.has(code)) return code;
+    }
+  }
+
+  /** The room's summary changed: its members get a roomupdated, and a listed room's change is a list change. */
+  touch(room) {
+    this.changed.add(room);
+    if (room.listed) this.dirty = true;
   }
 
   bind(conn, claim) {
@@ -704,7 +760,7 @@ class Lobby {
     if (state.connId !== conn.socket.id) this.takeOver(state, conn);
     if (user.username !== state.user.username || user.authLevel !== state.user.authLevel) {
       state.user = user;
-      if (state.roomId !== null) this.dirty = true; // the change shows in the list
+      if (state.roomId !== null) this.touch(this.rooms.get(state.roomId)); // the change shows in the list
     }
     return state;
   }
@@ -735,7 +791,7 @@ class Lobby {
   leaveSeat(room, state) {
     room.players = room.players.filter((id) => !sameUserId(id, state.user.id));
     state.roomId = null;
-    this.dirty = true;
+    this.touch(room);
     const player = room.race?.players.get(state.user.id);
     if (player && !player.left) {
       player.left = true; // stays in the results with what they answered
@@ -752,7 +808,9 @@ class Lobby {
     if (this.runningRace(room)) this.finishRace(room, reason); // raceover before roomclosed, to the host too
     this.clearTimers(room);
     this.rooms.delete(roomId);
-    this.dirty = true;
+    this.codes.delete(room.code);
+    this.changed.delete(room);
+    if (room.listed) this.dirty = true;
     const tellHost = reason === "shutdown" || reason === "crashed";
     for (const seatedId of [room.hostId, ...room.players]) {
       const state = this.users.get(seatedId);
@@ -766,6 +824,7 @@ class Lobby {
   summary(room) {
     return {
       id: room.id,
+      code: room.code,
       name: room.name,
       host: memberJson(this.users.get(room.hostId).user),
       deck: { ...room.deck },
@@ -777,10 +836,12 @@ class Lobby {
   }
 
   roomList() {
-    return [...this.rooms.values()].map((room) => this.summary(room));
+    return [...this.rooms.values()].filter((room) => room.listed).map((room) => this.summary(room));
   }
 
   publishIfDirty() {
+    for (const room of this.changed) if (this.rooms.get(room.id) === room) this.sendToMembers(room, "roomupdated", { room: this.summary(room) });
+    this.changed.clear();
     if (!this.dirty) return;
     this.dirty = false;
     const list = this.roomList();

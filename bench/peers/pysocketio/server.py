@@ -10,7 +10,10 @@ contract's order; ``updaterooms`` goes to every client on every change, after an
 (/work/shared/race.md "Roles and phases", "Time", "Commands", "Events") too: the
 deck's answers stay in the room until ``raceover``, every time is the server's,
 ``raceprogress`` goes out at most every 200 ms per room and, when the sender falls
-behind, newest-wins per room (it is built when it is sent).
+behind, newest-wins per room (it is built when it is sent). Room codes and
+unlisted rooms (protocol.md "Room codes and the room feed": ``code``,
+``create_room {listed}``, ``join_room {code}``, ``roomupdated``), not the feed
+(``watch_rooms``): the race benchmark seats its players in unlisted rooms.
 
 The lobby is plain synchronous code, so each command is atomic on the event loop.
 What it sends is queued and sent by one task in order: with concurrent handler
@@ -57,6 +60,9 @@ PROGRESS_INTERVAL = 0.2  # seconds between two raceprogress of one room, at leas
 RESULTS_KEPT = 10
 NO_LIMIT_CAP_S = 3600
 MAX_EXPONENT = 20
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 6
+MAX_CODE_CHARS = 16
 _EXPONENT = re.compile(r"e\s*([-+]?\d[\d_]*)", re.IGNORECASE)
 MAX_ID_CHARS = 64
 MAX_USER_TEXT_CHARS = 64
@@ -355,6 +361,8 @@ class Race:
 @dataclass
 class Room:
     id: int
+    code: str
+    listed: bool
     name: str
     host_id: int | str
     deck: dict[str, Any]
@@ -380,8 +388,10 @@ class Lobby:
         self.conns: dict[ConnKey, Conn] = {}
         self.users: dict[int | str, UserState] = {}
         self.rooms: dict[int, Room] = {}
+        self.codes: dict[str, int] = {}  # room code -> room id, for open rooms
         self.next_room_id = 1
-        self.dirty = False
+        self.dirty = False  # the list changed
+        self.changed: dict[int, Room] = {}  # rooms whose members get a roomupdated
         # ("emit", event, payload, key|None) / ("emit_many", event, payload, [keys]) /
         # ("progress", room_id, race_id) / ("detach", key)
         self.outbox: list[tuple[Any, ...]] = []
@@ -457,6 +467,11 @@ class Lobby:
             raise invalid("create_room needs a deck")
         deck, cards = parse_deck(raw["deck"])
         host = parse_claim(raw["host"], "host.") if raw.get("host") is not None else None
+        listed = deck.get("private") is not True  # a private deck: unlisted unless `listed` says otherwise
+        if raw.get("listed") is not None:
+            if not isinstance(raw["listed"], bool):
+                raise invalid("listed must be true or false")
+            listed = raw["listed"]
         if conn.user_id is None:
             if host is None:
                 raise ProtocolError("not_in_lobby", "join the lobby first, or send a host")
@@ -471,17 +486,28 @@ class Lobby:
         if len(self.rooms) >= self.limits.max_rooms:
             raise ProtocolError("too_many_rooms", "the server holds its limit of rooms")
         state = self._bind(conn, host) if conn.user_id is None and host is not None else self.users[user_id]
-        room = Room(self.next_room_id, name, state.user["id"], deck, cards)
+        room = Room(self.next_room_id, self._new_code(), listed, name, state.user["id"], deck, cards)
         self.next_room_id += 1
         self.rooms[room.id] = room
+        self.codes[room.code] = room.id
         state.room_id = room.id
-        self.dirty = True
+        self._touch(room)
         return {"ok": True, "room": self.summary(room)}
 
     def _join_room(self, conn: Conn, payload: object) -> dict[str, Any]:
-        room_id = parse_room_id(payload, "join_room")
+        raw = require_object(payload, "join_room")
+        code: str | None = None
+        if "code" in raw:
+            if "id" in raw:
+                raise invalid("join_room takes a room id or a code, not both")
+            code = raw["code"]
+            if not isinstance(code, str) or not 1 <= len(code) <= MAX_CODE_CHARS:
+                raise invalid(f"a room code is a string of 1 to {MAX_CODE_CHARS} characters")
+        else:
+            target = parse_room_id(raw, "join_room")
         state = self._speaker(conn)
-        room = self._room(room_id)
+        room = self._room_by_code(code.upper()) if code is not None else self._room(target, state)
+        room_id = room.id
         if state.room_id == room_id:
             return {"ok": True, "room": self.summary(room)}
         if state.room_id is not None:
@@ -497,7 +523,7 @@ class Lobby:
             raise ProtocolError("room_full", f"room {room_id} is full")
         room.players.append(state.user["id"])
         state.room_id = room_id
-        self.dirty = True
+        self._touch(room)
         if race is not None:
             racer = race.players[state.user["id"]] = Racer(state.user["id"], state.user.get("username"))
             self._send_to(state.user["id"], "racestate", self._race_state(room, race, racer))
@@ -507,7 +533,7 @@ class Lobby:
     def _leave_room(self, conn: Conn, payload: object) -> dict[str, Any]:
         room_id = parse_room_id(payload, "leave_room")
         state = self._speaker(conn)
-        room = self._room(room_id)
+        room = self._room(room_id, state)
         if state.room_id != room_id:
             raise ProtocolError("not_in_room", f"you are not in room {room_id}")
         if room.host_id == state.user["id"]:
@@ -549,7 +575,7 @@ class Lobby:
         if not late_join:
             room.locked = True
         room.state = "countdown" if start_at > now else "racing"
-        self.dirty = True
+        self._touch(room)
         if start_at > now:
             race.timers.append(self.call_later((start_at - now) / 1000, lambda: self._advance(room)))
         race.timers.append(self.call_later((end_at - now) / 1000, lambda: self._advance(room)))
@@ -576,7 +602,7 @@ class Lobby:
         elif not _is_number(given):
             raise invalid("an answer is a string or a number")
         state = self._speaker(conn)
-        room = self._room(room_id)
+        room = self._room(room_id, state)
         race = room.race
         racer = race.players.get(state.user["id"]) if race is not None and race.id == race_id else None
         if race is None or racer is None or racer.left:
@@ -646,12 +672,12 @@ class Lobby:
         room = self._host_of(conn, room_id)
         if room.locked != raw["locked"]:
             room.locked = raw["locked"]
-            self.dirty = True
+            self._touch(room)
         return {"ok": True}
 
     def _host_of(self, conn: Conn, room_id: int) -> Room:
         state = self._speaker(conn)
-        room = self._room(room_id)
+        room = self._room(room_id, state)
         if room.host_id != state.user["id"]:
             raise ProtocolError("not_host", f"only the host of room {room.id} may do that")
         return room
@@ -670,7 +696,7 @@ class Lobby:
             self._finish(room, "time_up")
         elif room.state == "countdown" and now >= race.start_at:
             room.state = "racing"
-            self.dirty = True
+            self._touch(room)
         else:  # a little early: again at the due time
             due = race.start_at if room.state == "countdown" else race.end_at
             race.timers.append(self.call_later(max(0.001, (due - now) / 1000), lambda: self._advance(room)))
@@ -694,7 +720,7 @@ class Lobby:
         race.over = True
         self._cancel_timers(room)
         room.state = "finished"
-        self.dirty = True
+        self._touch(room)
         players = list(race.players.values())
         results = {
             "id": room.id, "race_id": race.id, "reason": reason, "ranking": ranking(players),
@@ -776,11 +802,34 @@ class Lobby:
             raise ProtocolError("not_in_lobby", "send join_lobby first")
         return self.users[conn.user_id]
 
-    def _room(self, room_id: int) -> Room:
+    def _room(self, room_id: int, state: UserState | None = None) -> Room:
+        """A room by id; an unlisted room only for its members (ids reveal nothing)."""
         room = self.rooms.get(room_id)
-        if room is None:
-            raise ProtocolError("room_not_found", f"room {room_id} does not exist")
+        if room is None or (not room.listed and state is not None and not self._is_member(room, state.user["id"])):
+            raise ProtocolError("room_not_found", f"room {room_id} does not exist; check the id or join by code")
         return room
+
+    def _room_by_code(self, code: str) -> Room:
+        room = self.rooms.get(self.codes.get(code, 0))
+        if room is None:
+            raise ProtocolError("room_not_found", f"no open room has the code {code}; check it with your host")
+        return room
+
+    @staticmethod
+    def _is_member(room: Room, user_id: int | str) -> bool:
+        return room.host_id == user_id or user_id in room.players
+
+    def _new_code(self) -> str:
+        while (code := "".join(random.choices(CODE_ALPHABET, k=CODE_LENGTH))) in self.codes:
+            pass
+        return code
+
+    def _touch(self, room: Room) -> None:
+        """The room's summary changed: its members get a roomupdated, and a listed room's
+        change is a list change."""
+        self.changed[room.id] = room
+        if room.listed:
+            self.dirty = True
 
     def _bind(self, conn: Conn, claim: Claim) -> UserState:
         state = self.users.get(claim.id)
@@ -795,7 +844,7 @@ class Lobby:
         if user != state.user:
             state.user = user
             if state.room_id is not None:
-                self.dirty = True  # the change shows in the list
+                self._touch(self.rooms[state.room_id])  # the change shows in the list
         return state
 
     def _take_over(self, state: UserState, conn: Conn) -> None:
@@ -823,7 +872,7 @@ class Lobby:
     def _leave_seat(self, room: Room, state: UserState) -> None:
         room.players = [p for p in room.players if p != state.user["id"]]
         state.room_id = None
-        self.dirty = True
+        self._touch(room)
         racer = room.race.players.get(state.user["id"]) if room.race is not None else None
         if racer is not None and not racer.left:
             racer.left = True  # stays in the results with what they answered
@@ -839,7 +888,10 @@ class Lobby:
             self._finish(room, reason)  # raceover before roomclosed, to the host too
         self._cancel_timers(room)
         del self.rooms[room_id]
-        self.dirty = True
+        self.codes.pop(room.code, None)
+        self.changed.pop(room.id, None)
+        if room.listed:
+            self.dirty = True
         tell_host = reason in ("shutdown", "crashed")
         for seated in (room.host_id, *room.players):
             state = self.users.get(seated)
@@ -854,6 +906,7 @@ class Lobby:
     def summary(self, room: Room) -> dict[str, Any]:
         return {
             "id": room.id,
+            "code": room.code,
             "name": room.name,
             "host": {**self.users[room.host_id].user, "connected": True},
             "deck": dict(room.deck),
@@ -864,9 +917,13 @@ class Lobby:
         }
 
     def room_list(self) -> list[dict[str, Any]]:
-        return [self.summary(room) for room in self.rooms.values()]
+        return [self.summary(room) for room in self.rooms.values() if room.listed]
 
     def _publish_if_dirty(self) -> None:
+        for room in self.changed.values():
+            if self.rooms.get(room.id) is room:
+                self._send_to_members(room, "roomupdated", {"room": self.summary(room)})
+        self.changed.clear()
         if self.dirty:
             self.dirty = False
             self.outbox.append(("emit", "updaterooms", self.room_list(), None))
