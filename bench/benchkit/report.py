@@ -75,6 +75,7 @@ def metrics(fanout_clients: Sequence[int]) -> list[Metric]:
         Metric("race.progress_lag_p50_ms", "race, fixed pace: progress lag p50", "ms", False, "race", ("progress_lag", "p50_ms")),
         Metric("race.progress_lag_p99_ms", "race, fixed pace: progress lag p99", "ms", False, "race", ("progress_lag", "p99_ms")),
         Metric("race.server_cpu_share", "race, fixed pace: server busy", "cores", False, "race", ("cpu", "server_cpu_share"), True),
+        Metric("race.schedule_lag_p99_ms", "race, fixed pace: load client sent late by, p99", "ms", False, "race", ("schedule_lag", "p99_ms"), True),
         Metric("race.saturation_answers_per_second", "race, closed loop: answers acknowledged", "/s", True, "race", ("saturation", "answers_per_second")),
         Metric("race.saturation_ack_p99_ms", "race, closed loop: answer ack p99", "ms", False, "race", ("saturation", "ack_latency", "p99_ms")),
         Metric("race.setup_seconds", "race: seating and starting everyone", "s", False, "race", ("setup_seconds",), True),

@@ -693,7 +693,6 @@ async function race() {
   let answersAcked = 0;
   let progressFrames = 0;
   let progressOutstanding = 0; // measured answers times their observers, not yet seen
-  let measuring = false;
 
   // Observers parse raceprogress; everybody else counts it.
   for (const room of rooms) {
@@ -726,15 +725,14 @@ async function race() {
   }
   const observersOf = (p) => observersPerRoom - (p.room.players.indexOf(p) < observersPerRoom - 1 ? 1 : 0);
 
-  function answer(p) {
+  function answer(p, inWindow) {
     const k = p.next++;
     const correct = k % 5 !== 4; // every fifth answer wrong
     p.sent[k] = now();
-    if (measuring) {
+    if (inWindow) {
       p.measured[k] = 1;
       progressOutstanding += observersOf(p);
     }
-    const inWindow = measuring;
     const sentAt = p.sent[k];
     return command(p, "answer", { id: p.room.id, race_id: p.room.raceId, card: k, answer: correct ? `${2 * k}` : "x" }, false).then((ack) => {
       if (ack?.ok !== true) return false;
@@ -746,8 +744,11 @@ async function race() {
     });
   }
 
-  // The paced phase: answer s = k * N + i (i in phase order) is due at t0 + (k + i / N) / rate.
+  // The paced phase: answer s = k * N + i (i in phase order) is due at t0 + (k + i / N) / rate;
+  // it is measured when it is due inside the window. How late the load client sends
+  // (its schedule lag) is reported: when it is large, the load client set the pace.
   const N = players.length;
+  const scheduleLag = new Series();
   const periodMs = 1000 / rate;
   const pending = new Set();
   const t0 = now() + 200;
@@ -756,23 +757,27 @@ async function race() {
   let sentInWindow = 0;
   let framesAtStart = 0;
   let seq = 0;
+  const windowStart = t0 + warmupMs;
   await new Promise((resolve) => {
     function tick() {
       const t = now();
-      if (window === null && t >= t0 + warmupMs) {
+      if (window === null && t >= windowStart) {
         window = new CpuWindow();
         framesAtStart = progressFrames;
-        measuring = true;
       }
-      if (t >= endAt) return resolve();
-      for (; seq < 1e9; seq++) {
+      for (; ; seq++) {
         const k = Math.floor(seq / N);
         const due = t0 + (k + (seq % N) / N) * periodMs;
+        if (due >= endAt) return resolve();
         if (due > t) break;
         const p = players[seq % N];
         if (p.next >= cardCount) continue;
-        if (measuring) sentInWindow++;
-        const done = answer(p);
+        const inWindow = due >= windowStart;
+        if (inWindow) {
+          sentInWindow++;
+          scheduleLag.add(t - due);
+        }
+        const done = answer(p, inWindow);
         pending.add(done);
         done.finally(() => pending.delete(done));
       }
@@ -780,7 +785,6 @@ async function race() {
     }
     tick();
   });
-  measuring = false;
   const cpu = window.close();
   const framesInWindow = progressFrames - framesAtStart;
   // Every measured answer acked and seen by its observers (or the wait times out).
@@ -795,6 +799,7 @@ async function race() {
     answers_per_second: round(answersAcked / cpu.seconds, 1),
     ack_latency: ackLatency.summary(),
     progress_lag: progressLag.summary(),
+    schedule_lag: scheduleLag.summary(),
     progress_frames_per_second: round(framesInWindow / cpu.seconds, 1),
     cpu,
   };
