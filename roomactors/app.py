@@ -16,7 +16,17 @@ from typing import Any, Final
 
 import trio
 
-from .actors import COMMANDS, DETACH_FLOODING, ActorStopped, Lobby, LobbyStatistics, RoomLimits, RoomList, open_lobby
+from .actors import (
+    DETACH_FLOODING,
+    REGISTRY,
+    ActorStopped,
+    Lobby,
+    LobbyStatistics,
+    RoomLimits,
+    RoomList,
+    SharedEvent,
+    open_lobby,
+)
 from .engineio import coalesced_writes
 from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
 
@@ -87,6 +97,17 @@ class SocketClient:
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace), encode)
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
+    def send_shared(self, event: SharedEvent) -> None:
+        namespace = self.socket.namespace
+
+        def encode(event: SharedEvent) -> EncodedEvent:
+            return self._sio.encode_event(event.name, event.payload, namespace=namespace)
+
+        # Encoded once per event per namespace (a room's progress: once per room,
+        # not once per player); sent at once, like a list to a watcher.
+        encoded: EncodedEvent = event.encoded(("event", namespace), encode)
+        self.socket.send_encoded(encoded, replace_key=event.replace_key)
+
     def detach(self, reason: str) -> None:
         logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
         self.socket.disconnect()
@@ -107,9 +128,10 @@ class RoomApp:
         for namespace in NAMESPACES:
             sio.on("connect", namespace)(self._on_connect)
             sio.on("disconnect", namespace)(self._on_disconnect)
-            for command in COMMANDS:
-                # inline: a command only queues for the lobby (the lobby answers),
-                # so the reading task may run it without a switch to the dispatcher
+            for command in REGISTRY:
+                # inline: a command only queues for the lobby (the lobby or a room
+                # answers), so the reading task may run it without a switch to the
+                # dispatcher; the registry parses its payload here, in this task
                 sio.on(command, namespace, inline=True)(self._handler_for(command))
 
     async def _on_connect(self, socket: Socket, auth: Any) -> None:

@@ -9,10 +9,14 @@ from .client import DETACH_FLOODING as DETACH_FLOODING
 from .client import DETACH_REPLACED as DETACH_REPLACED
 from .client import Client as Client
 from .client import RoomList as RoomList
+from .client import SharedEvent as SharedEvent
+from .clock import ServerClock as ServerClock
+from .commands import COMMANDS as COMMANDS
+from .commands import REGISTRY as REGISTRY
+from .commands import CommandSpec as CommandSpec
 from .limits import LobbySnapshot as LobbySnapshot
 from .limits import LobbyStatistics as LobbyStatistics
 from .limits import RoomLimits as RoomLimits
-from .lobby import COMMANDS as COMMANDS
 from .mailbox import ActorRef as ActorRef
 from .mailbox import ActorStopped as ActorStopped
 from .mailbox import MailboxFull as MailboxFull
@@ -30,11 +34,13 @@ __all__ = (
     "COMMANDS",
     "DETACH_FLOODING",
     "DETACH_REPLACED",
+    "REGISTRY",
     "SUPERVISION",
     "ActorRef",
     "ActorStopped",
     "Card",
     "Client",
+    "CommandSpec",
     "Deck",
     "DeckInfo",
     "Lobby",
@@ -46,6 +52,8 @@ __all__ = (
     "RoomLimits",
     "RoomList",
     "RoomSummary",
+    "ServerClock",
+    "SharedEvent",
     "User",
     "open_lobby",
     "open_mailbox",

@@ -15,8 +15,9 @@ from typing import Any
 import trio
 
 from .client import Client
+from .commands import command_spec
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
-from .lobby import COMMANDS, LobbyActor, run_lobby
+from .lobby import LobbyActor, run_lobby
 from .mailbox import ActorRef, ActorStopped
 from .messages import Command, Connect, Disconnect, Inspect, LobbyMessage, Shutdown
 from .records import UserId
@@ -50,14 +51,14 @@ class Lobby:
     async def command(self, client: Client, name: str, payload: object) -> dict[str, Any]:
         """Run one room-protocol command for ``client``; returns the ack dict.
 
-        ``name`` must be one of ``COMMANDS`` (anything else is a ValueError: the
+        ``name`` must be one of ``COMMANDS`` (the registry of :mod:`.commands`;
+        anything else is a ValueError: the
         caller's bug, not the peer's). Once the lobby has stopped, the answer is
         an ``internal`` error rather than an exception, like any other refusal.
         """
-        if name not in COMMANDS:
-            raise ValueError(f"unknown command {name!r}; the commands are {', '.join(COMMANDS)}")
+        spec = command_spec(name)
         try:
-            reply: dict[str, Any] = await self._ref.ask(Command(client, name, payload))
+            reply: dict[str, Any] = await self._ref.ask(Command(client, spec, spec.request(payload)))
         except ActorStopped:
             return _lobby_stopped()
         return reply
@@ -75,9 +76,8 @@ class Lobby:
         the lobby's other writes to that client. This waits only while the
         lobby's mailbox is full.
         """
-        if name not in COMMANDS:
-            raise ValueError(f"unknown command {name!r}; the commands are {', '.join(COMMANDS)}")
-        await self._ref.post(Command(client, name, payload), _AckReply(on_reply))
+        spec = command_spec(name)  # parsed here, in the caller's task: the lobby gets a typed request
+        await self._ref.post(Command(client, spec, spec.request(payload)), _AckReply(on_reply))
 
     # Typed conveniences: the same commands with keyword arguments.
 
@@ -107,6 +107,13 @@ class Lobby:
 
     async def leave_room(self, client: Client, room_id: int) -> dict[str, Any]:
         return await self.command(client, "leave_room", {"id": room_id})
+
+    async def start_race(self, client: Client, room_id: int, **options: Any) -> dict[str, Any]:
+        """``start_race`` with race.md's options as keywords (countdown, time_limit, shuffle, late_join)."""
+        return await self.command(client, "start_race", {"id": room_id, **options})
+
+    async def answer(self, client: Client, room_id: int, race_id: int, card: int, answer: object) -> dict[str, Any]:
+        return await self.command(client, "answer", {"id": room_id, "race_id": race_id, "card": card, "answer": answer})
 
     def statistics(self) -> LobbyStatistics:
         return self._actor.statistics()

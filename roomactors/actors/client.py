@@ -50,6 +50,29 @@ class RoomList:
         return len(self.rooms)
 
 
+@dataclass(frozen=True, eq=False)
+class SharedEvent:
+    """One event that a room sends to many clients with the same payload.
+
+    Like :class:`RoomList`: built once, encoded once per key (namespace) and
+    shared. With a ``replace_key`` it is newest-wins per client: an undelivered
+    older event with the same key is dropped (``raceprogress`` uses this).
+    """
+
+    name: str
+    payload: Any = field(repr=False)
+    replace_key: Hashable | None = None
+    _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
+
+    def encoded(self, key: Hashable, encode: Callable[[SharedEvent], T]) -> T:
+        """``encode(self)``, computed once per ``key`` and cached on this event."""
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._memo[key] = encode(self)
+            return value
+
+
 @runtime_checkable
 class Client(Protocol):
     """What an actor may do to a connected client: hand over, never await.
@@ -62,10 +85,15 @@ class Client(Protocol):
     def client_id(self) -> Hashable: ...
 
     def send_event(self, event: str, payload: object) -> None:
-        """Send ``roomclosed``, ``rejected`` or ``replaced`` with one JSON argument."""
+        """Send one event with one JSON argument (``roomclosed``, ``rejected``,
+        ``replaced``, ``raceover``, ``racestate``, ``kicked``)."""
 
     def send_room_list(self, rooms: RoomList) -> None:
         """Show ``rooms`` as ``updaterooms``; an undelivered older list may be dropped."""
+
+    def send_shared(self, event: SharedEvent) -> None:
+        """Send ``event`` (shared by many clients, encoded once); with a
+        ``replace_key``, an undelivered older event of that key may be dropped."""
 
     def detach(self, reason: str) -> None:
         """Leave the namespace: ``"replaced"`` (the user was taken over by another

@@ -14,15 +14,29 @@ import logging
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, cast
 
 import trio
 
 from .client import DETACH_FLOODING, DETACH_REPLACED, Client, RoomList
-from .limits import LobbyStatistics, LobbySnapshot, RoomLimits
-from .mailbox import ActorRef, ActorStopped, Mailbox, open_mailbox
+from .clock import ServerClock
+from .commands import (
+    COMMANDS,
+    CommandSpec,
+    JoinLobbyRequest,
+    JoinRoomRequest,
+    LeaveLobbyRequest,
+    LeaveRoomRequest,
+    RoomRequest,
+    TimeSyncRequest,
+)
+from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
+from .mailbox import ActorRef, ActorStopped, Forward, Mailbox, open_mailbox
 from .messages import (
+    CloseRoom,
     Command,
+    CommandDone,
     Connect,
     Describe,
     Disconnect,
@@ -30,6 +44,9 @@ from .messages import (
     JoinRoom,
     LeaveRoom,
     LobbyMessage,
+    Reseat,
+    RoomChanged,
+    RoomCommand,
     RoomCrashed,
     RoomMessage,
     Shutdown,
@@ -37,18 +54,11 @@ from .messages import (
 )
 from .records import RoomSummary, User, UserId
 from .room import run_room
-from .validation import (
-    ProtocolError,
-    UserClaim,
-    parse_create_room,
-    parse_join_lobby,
-    parse_leave_lobby,
-    parse_room_id,
-)
+from .validation import CreateRoomRequest, ProtocolError, UserClaim
 
 logger = logging.getLogger(__name__)
 
-COMMANDS: Final = ("join_lobby", "leave_lobby", "create_room", "join_room", "leave_room")
+__all__ = ["COMMANDS", "LobbyActor", "run_lobby"]
 
 OK: Final = {"ok": True}
 
@@ -88,8 +98,12 @@ class LobbyActor:
         self_ref: ActorRef[LobbyMessage],
         room_nursery: trio.Nursery,
         mailbox: Mailbox[LobbyMessage],
+        clock: ServerClock | None = None,
+        batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         self._limits = limits
+        self._clock = clock if clock is not None else ServerClock.start()
+        self._batch_scope = batch_scope
         self._self_ref = self_ref
         self._room_nursery = room_nursery
         self._mailbox = mailbox
@@ -99,12 +113,14 @@ class LobbyActor:
         self._next_room_id = 1
         self._room_list = RoomList(0, ())
         self._dirty = False
-        self._commands: dict[str, Callable[[_Connection, object], Any]] = {
+        # The lobby's own commands (the registry says which are the lobby's).
+        self._commands: dict[str, Callable[[_Connection, Any], Any]] = {
             "join_lobby": self._join_lobby,
             "leave_lobby": self._leave_lobby,
             "create_room": self._create_room,
             "join_room": self._join_room,
             "leave_room": self._leave_room,
+            "time_sync": self._time_sync,
         }
 
     # --- read-only views (sizes only; safe to call from any task) ------------
@@ -124,19 +140,25 @@ class LobbyActor:
 
     async def handle(self, message: LobbyMessage) -> Any:
         match message:
-            case Command(client, name, payload):
-                return await self._command(client, name, payload)
+            case Command(client, spec, request):
+                return await self._command(client, spec, request)
+            case RoomChanged(room_id):
+                if room_id in self._rooms:
+                    try:
+                        await self._ask_room(room_id, Describe())
+                    except ProtocolError:
+                        pass  # it crashed meanwhile and is closed
             case Connect(client):
                 self._connect(client)
             case Disconnect(client):
                 await self._disconnect(client)
             case RoomCrashed(room_id):
-                self._close_room(room_id, "crashed")
+                await self._close_room(room_id, "crashed")
             case Inspect():
                 return self._snapshot()
             case Shutdown():
                 for room_id in list(self._rooms):
-                    self._close_room(room_id, "shutdown")
+                    await self._close_room(room_id, "shutdown")
                 self._mailbox.stop()
             case _:
                 raise TypeError(f"the lobby got an unknown message {type(message).__name__}")
@@ -174,9 +196,10 @@ class LobbyActor:
 
     # --- commands -------------------------------------------------------------
 
-    async def _command(self, client: Client, name: str, payload: object) -> dict[str, Any]:
+    async def _command(self, client: Client, spec: CommandSpec[Any], request: object) -> dict[str, Any] | Forward:
+        name = spec.name
         handler = self._commands.get(name)
-        if handler is None:  # the caller's bug (Lobby.command checks first): refuse, don't crash the lobby
+        if handler is None and spec.handled_by != "room":  # the caller's bug (Lobby.command checks first): refuse, don't crash the lobby
             logger.error("unknown command %r from %r", name, client.client_id)
             return ProtocolError("internal", f"unknown command {name!r}").to_ack()
         conn = self._clients.get(client.client_id)
@@ -187,7 +210,11 @@ class LobbyActor:
                 )
             if not self._take_token(conn):
                 await self._refuse_rate_limited(conn)
-            reply: dict[str, Any] = await handler(conn, payload)
+            if isinstance(request, ProtocolError):
+                raise request  # invalid_payload, found by the spec in the sender's task
+            if handler is None:
+                return await self._room_command(conn, spec, cast(RoomRequest, request))
+            reply: dict[str, Any] = await handler(conn, request)
             return reply
         except ProtocolError as error:
             logger.debug("%s from %r refused: %s", name, client.client_id, error)
@@ -239,8 +266,8 @@ class LobbyActor:
             del self._clients[conn.client.client_id]
         self._hand(conn.client, "detach", reason)
 
-    async def _join_lobby(self, conn: _Connection, payload: object) -> dict[str, Any]:
-        claim = parse_join_lobby(payload)
+    async def _join_lobby(self, conn: _Connection, request: JoinLobbyRequest) -> dict[str, Any]:
+        claim = request.claim
         if conn.user_id is not None and conn.user_id != claim.id:
             raise ProtocolError(
                 "identity_mismatch",
@@ -251,8 +278,8 @@ class LobbyActor:
             self._hand(conn.client, "send_room_list", self._room_list)  # else the broadcast covers it
         return {"ok": True, "user": state.user.to_json(), "room": state.room_id}
 
-    async def _leave_lobby(self, conn: _Connection, payload: object) -> dict[str, Any]:
-        user_id = parse_leave_lobby(payload)
+    async def _leave_lobby(self, conn: _Connection, request: LeaveLobbyRequest) -> dict[str, Any]:
+        user_id = request.id
         if conn.user_id is None:
             raise ProtocolError("not_in_lobby", "this connection has not joined the lobby (send join_lobby first)")
         if user_id != conn.user_id:
@@ -262,8 +289,7 @@ class LobbyActor:
         await self._remove_user(conn, host_reason="host_left")
         return dict(OK)
 
-    async def _create_room(self, conn: _Connection, payload: object) -> dict[str, Any]:
-        request = parse_create_room(payload)
+    async def _create_room(self, conn: _Connection, request: CreateRoomRequest) -> dict[str, Any]:
         if conn.user_id is None:
             if request.host is None:
                 raise ProtocolError(
@@ -296,14 +322,19 @@ class LobbyActor:
         room_id = self._next_room_id
         self._next_room_id += 1
         ref: ActorRef[RoomMessage] = await self._room_nursery.start(
-            run_room,
-            room_id,
-            request.name,
-            state.user,
-            request.deck,
-            self._limits.max_players,
-            self._self_ref.clone(),
-            self._limits.room_mailbox_size,
+            partial(
+                run_room,
+                room_id,
+                request.name,
+                state.user,
+                request.deck,
+                self._limits.max_players,
+                self._self_ref.clone(),
+                self._limits.room_mailbox_size,
+                host_client=conn.client,
+                clock=self._clock,
+                batch_scope=self._batch_scope,
+            )
         )
         try:
             summary = await ref.ask(Describe())
@@ -316,8 +347,8 @@ class LobbyActor:
         logger.info("room %d %r created by user %r", room_id, request.name, state.user.id)
         return {"ok": True, "room": summary.to_json()}
 
-    async def _join_room(self, conn: _Connection, payload: object) -> dict[str, Any]:
-        room_id = parse_room_id(payload, "join_room")
+    async def _join_room(self, conn: _Connection, request: JoinRoomRequest) -> dict[str, Any]:
+        room_id = request.id
         state = self._speaker(conn)
         entry = self._room(room_id)
         if state.room_id == room_id:
@@ -326,22 +357,48 @@ class LobbyActor:
             raise ProtocolError(
                 "already_in_room", f"you sit in room {state.room_id}; leave it before joining room {room_id}"
             )
-        summary = await self._ask_room(room_id, JoinRoom(state.user))
+        summary = await self._ask_room(room_id, JoinRoom(state.user, conn.client))
         state.room_id = room_id
         return {"ok": True, "room": summary.to_json()}
 
-    async def _leave_room(self, conn: _Connection, payload: object) -> dict[str, Any]:
-        room_id = parse_room_id(payload, "leave_room")
+    async def _leave_room(self, conn: _Connection, request: LeaveRoomRequest) -> dict[str, Any]:
+        room_id = request.id
         state = self._speaker(conn)
         entry = self._room(room_id)
         if state.room_id != room_id:
             raise ProtocolError("not_in_room", f"you are not in room {room_id}")
         if entry.summary.host.id == state.user.id:
-            self._close_room(room_id, "host_left")
+            await self._close_room(room_id, "host_left")
         else:
             await self._ask_room(room_id, LeaveRoom(state.user.id))
             state.room_id = None
         return dict(OK)
+
+    async def _time_sync(self, conn: _Connection, request: TimeSyncRequest) -> dict[str, Any]:
+        return {"ok": True, "t0": request.t0, "server_ms": self._clock.ms()}
+
+    async def _room_command(
+        self, conn: _Connection, spec: CommandSpec[Any], request: RoomRequest
+    ) -> dict[str, Any] | Forward:
+        """A race command: checked here up to ``room_not_found``, then the room's.
+
+        Commands that may change the list (``changes_room``) are asked, so the
+        directory and the user's place follow at once; the others (``answer``,
+        ``race_results``) are forwarded, and the room answers the client itself.
+        """
+        state = self._speaker(conn)
+        room_id = request.id
+        entry = self._room(room_id)
+        message = RoomCommand(state.user.id, request)
+        if not spec.changes_room:
+            return Forward(entry.ref, message, _ack_of, _room_failed(room_id))
+        done = await self._ask_room(room_id, message)
+        assert isinstance(done, CommandDone)
+        if done.removed is not None:  # kicked: back to the lobby
+            removed = self._users.get(done.removed)
+            if removed is not None and removed.room_id == room_id:
+                removed.room_id = None
+        return done.ack
 
     # --- helpers that check -----------------------------------------------------
 
@@ -368,6 +425,8 @@ class LobbyActor:
             return state
         if state.client_id != conn.client.client_id:
             self._take_over(state, conn)
+            if state.room_id is not None:
+                await self._ask_room(state.room_id, Reseat(state.user.id, conn.client))
         if user != state.user:
             state.user = user
             if state.room_id is not None:
@@ -392,7 +451,7 @@ class LobbyActor:
         if state.room_id is not None:
             entry = self._rooms[state.room_id]
             if entry.summary.host.id == state.user.id:
-                self._close_room(state.room_id, host_reason)
+                await self._close_room(state.room_id, host_reason)
             else:
                 try:
                     await self._ask_room(state.room_id, LeaveRoom(state.user.id))
@@ -401,27 +460,37 @@ class LobbyActor:
         del self._users[conn.user_id]
         conn.user_id = None
 
-    async def _ask_room(self, room_id: int, message: RoomMessage) -> RoomSummary:
-        """Ask a room; record its new summary. A crash closes it (reason ``crashed``)."""
+    async def _ask_room(self, room_id: int, message: RoomMessage) -> Any:
+        """Ask a room; record its new summary. A crash closes it (reason ``crashed``).
+
+        The reply is the room's RoomSummary, or its CommandDone for a RoomCommand
+        (an error ack in it is the client's answer, not raised here)."""
         entry = self._rooms[room_id]
         try:
             reply = await entry.ref.ask(message)
         except ActorStopped:
-            self._close_room(room_id, "crashed")
+            await self._close_room(room_id, "crashed")
             raise ProtocolError("internal", f"room {room_id} failed and was closed; you are in the lobby") from None
         if isinstance(reply, ProtocolError):
             raise reply
-        if reply != entry.summary:
-            entry.summary = reply
+        summary = reply.summary if isinstance(reply, CommandDone) else reply
+        if summary != entry.summary:
+            entry.summary = summary
             self._dirty = True
-        return reply  # type: ignore[no-any-return]
+        return reply
 
-    def _close_room(self, room_id: int, reason: str) -> None:
-        """Disband a room: players (and, when the server closed it, the host) get
-        ``roomclosed`` now, before the list that no longer shows the room."""
+    async def _close_room(self, room_id: int, reason: str) -> None:
+        """Disband a room: a running race ends first (``raceover`` with the same
+        reason, host included); then players (and, when the server closed it,
+        the host) get ``roomclosed``, before the list that no longer shows the room."""
         entry = self._rooms.pop(room_id, None)
         if entry is None:
             return  # already closed (a crash reported twice: by an ask and by the supervisor)
+        if reason != "crashed":
+            try:
+                await entry.ref.ask(CloseRoom(reason))
+            except ActorStopped:
+                pass  # it crashed meanwhile: it can send nothing, roomclosed still goes out
         entry.ref.close()
         self._dirty = True
         summary = entry.summary
@@ -455,6 +524,14 @@ class LobbyActor:
             logger.exception("client %r raised in %s; ignored", client.client_id, method)
 
 
+def _ack_of(done: CommandDone) -> dict[str, Any]:
+    return done.ack
+
+
+def _room_failed(room_id: int) -> dict[str, Any]:
+    return ProtocolError("internal", f"room {room_id} failed and was closed; you are in the lobby").to_ack()
+
+
 async def run_lobby(
     limits: RoomLimits,
     *,
@@ -469,7 +546,7 @@ async def run_lobby(
     ref: ActorRef[LobbyMessage]
     ref, mailbox = open_mailbox("lobby", limits.lobby_mailbox_size)
     async with trio.open_nursery() as room_nursery:
-        actor = LobbyActor(limits, ref.clone(), room_nursery, mailbox)
+        actor = LobbyActor(limits, ref.clone(), room_nursery, mailbox, ServerClock.start(), batch_scope)
         task_status.started((ref, actor))
         try:
             await mailbox.serve(actor.handle, after_batch=actor.after_batch, batch_scope=batch_scope)

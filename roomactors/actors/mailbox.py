@@ -157,6 +157,44 @@ class ActorRef(Generic[M]):
         return await slot.wait()
 
 
+@dataclass(frozen=True)
+class Forward:
+    """A handler's result meaning "``to`` answers this one": the mailbox posts
+    ``message`` to ``to`` with the asker's reply slot, and the asker gets
+    ``adapt(to's reply)``, or ``fallback`` if ``to`` stops first. The handling
+    actor goes on at once (the lobby forwards ``answer`` to a room this way,
+    so it never waits on a race's hot path)."""
+
+    to: ActorRef[Any]
+    message: Any
+    adapt: Callable[[Any], Any] = field(repr=False)
+    fallback: Any = field(repr=False)
+
+    async def deliver(self, reply: ReplyTo | None) -> None:
+        if reply is None:
+            try:
+                await self.to.tell(self.message)
+            except ActorStopped:
+                pass
+            return
+        await self.to.post(self.message, _Adapted(reply, self.adapt, self.fallback))
+
+
+class _Adapted:
+    """A reply slot that hands ``adapt(value)`` (or ``fallback`` on failure) on."""
+
+    __slots__ = ("_reply", "_adapt", "_fallback")
+
+    def __init__(self, reply: ReplyTo, adapt: Callable[[Any], Any], fallback: Any) -> None:
+        self._reply, self._adapt, self._fallback = reply, adapt, fallback
+
+    def set(self, value: Any) -> None:
+        self._reply.set(self._adapt(value))
+
+    def fail(self, error: ActorStopped) -> None:
+        self._reply.set(self._fallback)
+
+
 def open_mailbox(name: str, capacity: int) -> tuple[ActorRef[M], Mailbox[M]]:
     """A new actor mailbox of ``capacity`` messages and the first ref to it."""
     send, receive = trio.open_memory_channel[Envelope[M]](capacity)
@@ -182,6 +220,8 @@ class Mailbox(Generic[M]):
         after_batch: Callable[[], None] | None = None,
         batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
         batch_size: int = 64,
+        deadline: Callable[[], float] | None = None,
+        on_deadline: Callable[[], None] | None = None,
     ) -> None:
         """Handle messages one at a time until ``stop()``, or every ref is closed.
 
@@ -194,6 +234,11 @@ class Mailbox(Generic[M]):
         when given, is entered around each batch and its replies (the server
         uses it to coalesce the writes a batch makes to each client).
 
+        ``deadline`` (with ``on_deadline``) gives an actor a timer in its own
+        task: when no message arrives before trio time ``deadline()`` (asked
+        before each wait; ``math.inf`` for none), ``on_deadline()`` runs, inside
+        ``batch_scope`` too. A handler may return a :class:`Forward`.
+
         A handler that raises stops the actor: the exception propagates to the
         actor's supervisor, and the ask being handled fails with ActorStopped
         (the asks the batch had already answered get their answers).
@@ -203,14 +248,24 @@ class Mailbox(Generic[M]):
         try:
             while not self._stopping:
                 try:
-                    current = await self._receive.receive()
+                    if deadline is None:
+                        current = await self._receive.receive()
+                    else:
+                        with trio.move_on_at(deadline()):
+                            current = await self._receive.receive()
                 except trio.EndOfChannel:
                     return
                 with batch_scope() if batch_scope is not None else nullcontext():
+                    if current is None:
+                        assert on_deadline is not None
+                        on_deadline()
+                        continue
                     handled = 0
                     while current is not None:
                         result = await handle(current.message)
-                        if current.reply is not None:
+                        if isinstance(result, Forward):
+                            await result.deliver(current.reply)
+                        elif current.reply is not None:
                             answered.append((current.reply, result))
                         current = None
                         handled += 1

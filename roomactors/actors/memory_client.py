@@ -12,9 +12,8 @@ from typing import Any
 
 import trio
 
-from .client import RoomList
+from .client import RoomList, SharedEvent
 from .records import JsonDict
-
 
 
 class MemoryClient:
@@ -50,6 +49,11 @@ class MemoryClient:
         self.room_lists_received += 1
         if self.transcript:
             self.events.append(("updaterooms", rooms))
+        self._lot.unpark_all()
+
+    def send_shared(self, event: SharedEvent) -> None:
+        # every event is kept, keyed ones too: tests scan all that was sent
+        self.events.append((event.name, event.payload))
         self._lot.unpark_all()
 
     def detach(self, reason: str) -> None:

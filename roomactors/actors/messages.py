@@ -8,9 +8,12 @@ deck answers, so they are kept out of reprs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .client import Client
-from .records import User, UserId
+from .commands import CommandSpec, RoomRequest
+from .records import RoomSummary, User, UserId
+from .validation import ProtocolError
 
 # --- to the lobby ----------------------------------------------------------
 
@@ -31,11 +34,26 @@ class Disconnect:
 
 @dataclass(frozen=True)
 class Command:
-    """One room-protocol command; the reply is the ack dict of protocol.md."""
+    """One room-protocol command, parsed by its :class:`CommandSpec` in the
+    sender's task; the reply is the ack dict of protocol.md. ``request`` is the
+    typed request, or the ``invalid_payload`` error the lobby answers with
+    (after the rate limit)."""
 
     client: Client
-    name: str
-    payload: object = field(repr=False)
+    spec: CommandSpec[Any]
+    request: object = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class RoomChanged:
+    """From a room: its summary changed by itself (a timer, the last answer);
+    the lobby asks it for the new summary (``Describe``) and lists it."""
+
+    room_id: int
 
 
 @dataclass(frozen=True)
@@ -55,7 +73,7 @@ class Inspect:
     """Ask the lobby for a :class:`~roomactors.actors.api.LobbySnapshot`."""
 
 
-LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect
+LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged
 
 # --- to a room (only the lobby sends these) ---------------------------------
 
@@ -67,9 +85,11 @@ class Describe:
 
 @dataclass(frozen=True)
 class JoinRoom:
-    """Seat ``user`` as a player; reply RoomSummary, or ProtocolError(room_full)."""
+    """Seat ``user`` (speaking through ``client``) as a player; reply
+    RoomSummary, or ProtocolError (banned, room_locked, race_in_progress, room_full)."""
 
     user: User
+    client: Client | None = None
 
 
 @dataclass(frozen=True)
@@ -86,4 +106,42 @@ class UpdateUser:
     user: User
 
 
-RoomMessage = Describe | JoinRoom | LeaveRoom | UpdateUser
+@dataclass(frozen=True)
+class Reseat:
+    """A seated user now speaks through ``client`` (a takeover; None: their
+    connection is gone but the seat is kept). During a race the new client gets
+    ``racestate``. Reply RoomSummary."""
+
+    user_id: UserId
+    client: Client | None
+
+
+@dataclass(frozen=True)
+class CloseRoom:
+    """The lobby is closing the room for ``reason``: a running race ends first
+    (``raceover`` with that reason, to the host too). Reply None."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoomCommand:
+    """A race command of ``user_id``, already checked by the lobby up to
+    ``room_not_found``; reply :class:`CommandDone`."""
+
+    user_id: UserId
+    request: RoomRequest
+
+
+@dataclass(frozen=True)
+class CommandDone:
+    """A room's answer to a RoomCommand: the client's ack dict, the room's
+    summary after it, and a player the command removed (``kick_player``)."""
+
+    ack: dict[str, Any] = field(repr=False)
+    summary: RoomSummary
+    removed: UserId | None = None
+
+
+RoomMessage = Describe | JoinRoom | LeaveRoom | UpdateUser | Reseat | CloseRoom | RoomCommand
+RoomReply = RoomSummary | ProtocolError | CommandDone | None

@@ -98,6 +98,10 @@ class Deck:
         return f"Deck(info={self.info!r}, cards=<{len(self.cards)} cards, hidden>)"
 
 
+ROOM_STATES: tuple[str, ...] = ("waiting", "countdown", "racing", "finished")
+"""A room's phases, in the order a race goes through them (race.md)."""
+
+
 @dataclass(frozen=True)
 class RoomSummary:
     """One entry of ``updaterooms``: what every client may know about a room."""
@@ -108,6 +112,11 @@ class RoomSummary:
     deck: DeckInfo
     players: tuple[User, ...]
     max_players: int
+    state: str = "waiting"
+    locked: bool = False
+    offline: frozenset[UserId] = frozenset()
+    """Seated users whose connection is gone but whose seat is kept
+    (``connected: false`` in lists); empty until seats outlive connections."""
 
     def seats(self, user_id: UserId) -> bool:
         """True when the user sits in this room, as its host or as a player."""
@@ -121,8 +130,13 @@ class RoomSummary:
         return {
             "id": self.id,
             "name": self.name,
-            "host": self.host.to_json(),
+            "host": self._user_json(self.host),
             "deck": self.deck.to_json(),
-            "players": [p.to_json() for p in self.players],
+            "players": [self._user_json(p) for p in self.players],
             "max_players": self.max_players,
+            "state": self.state,
+            "locked": self.locked,
         }
+
+    def _user_json(self, user: User) -> JsonDict:
+        return {**user.to_json(), "connected": user.id not in self.offline}

@@ -18,6 +18,18 @@ MAX_ID_CHARS: Final = 64
 MAX_USER_TEXT_CHARS: Final = 64
 MAX_NAME_CHARS: Final = 100
 MAX_CARDS: Final = 1000
+MAX_PROBLEM_CHARS: Final = 200
+"""A card's ``problem`` (a string; numbers are short by nature)."""
+MAX_ANSWER_CHARS: Final = 100
+"""A card's ``answer`` (and what a player may give: race.md's 100 characters)."""
+MAX_CARD_ID_CHARS: Final = 64
+"""A card's string ``id``."""
+MAX_DECK_CHARS: Final = 50_000
+"""The deck budget: all cards' ids, problems and answers together, in characters.
+A room keeps its deck for its whole life, and rooms multiply (issue 10,
+finding 9): 1000 cards of the longest fields would hold ~364,000 characters per
+room; this keeps a room's deck within ~50,000 (a generous classroom deck of
+1000 cards averages 50 characters a card)."""
 MAX_DECK_TEXT_CHARS: Final = 1000
 """The deck's optional text fields (``description``, ``user_name``, ...) travel in
 every ``updaterooms`` to every client, so they are bounded (protocol.md:
@@ -36,6 +48,17 @@ ERROR_CODES: Final = frozenset(
         "too_many_rooms",
         "rate_limited",
         "internal",
+        # race.md, in the order they are checked after room_not_found
+        "not_host",
+        "not_racing",
+        "race_in_progress",
+        "no_players",
+        "race_not_started",
+        "race_over",
+        "wrong_card",
+        "race_not_found",
+        "banned",
+        "room_locked",
     }
 )
 
@@ -109,6 +132,21 @@ def require_object(payload: object, command: str) -> Mapping[str, Any]:
     if not isinstance(payload, Mapping):
         raise invalid(f"{command} takes one JSON object, got {_json_type(payload)}")
     return payload
+
+
+def is_number(value: object) -> bool:
+    """A finite JSON number (booleans are not numbers)."""
+    return _is_number(value)
+
+
+def json_type(value: object) -> str:
+    """How a refusal names a wrong value's type (never its content)."""
+    return _json_type(value)
+
+
+def shown(value: object) -> str:
+    """A wrong value as a refusal may quote it (see ``_shown``)."""
+    return _shown(value)
 
 
 def _shown(value: object) -> str:
@@ -229,11 +267,15 @@ def _card(raw: object, index: int) -> Card:
     card_id = raw["id"]
     if not (_is_int(card_id) or isinstance(card_id, str)):
         raise invalid(f"{where}: id must be an integer or a string, got {_json_type(card_id)}")
+    if isinstance(card_id, str) and len(card_id) > MAX_CARD_ID_CHARS:
+        raise invalid(f"{where}: id has {len(card_id)} characters; a card id has at most {MAX_CARD_ID_CHARS}")
     if "problem" not in raw:
         raise invalid(f"{where} has no problem")
     problem = raw["problem"]
     if not (isinstance(problem, str) or _is_number(problem)):
         raise invalid(f"{where}: problem must be a string or a number, got {_json_type(problem)}")
+    if isinstance(problem, str) and len(problem) > MAX_PROBLEM_CHARS:
+        raise invalid(f"{where}: problem has {len(problem)} characters; a problem has at most {MAX_PROBLEM_CHARS}")
     if "answer" in raw:
         answer, answer_key = raw["answer"], "answer"
     elif "solution" in raw:
@@ -243,7 +285,16 @@ def _card(raw: object, index: int) -> Card:
     if not (isinstance(answer, str) or _is_number(answer)):
         # Never echo the value: it is (meant to be) an answer.
         raise invalid(f"{where}: {answer_key} must be a string or a number, got {_json_type(answer)}")
+    if isinstance(answer, str) and len(answer) > MAX_ANSWER_CHARS:
+        raise invalid(f"{where}: {answer_key} has {len(answer)} characters; an answer has at most {MAX_ANSWER_CHARS}")
+    if _is_int(answer) and abs(answer) >= 10**MAX_ANSWER_CHARS:
+        raise invalid(f"{where}: {answer_key} has more than {MAX_ANSWER_CHARS} digits; an answer has at most {MAX_ANSWER_CHARS}")
     return Card(card_id, problem, answer)
+
+
+def _card_chars(card: Card) -> int:
+    """What a card costs of the deck budget: its id, problem and answer as text."""
+    return sum(len(v) if isinstance(v, str) else len(repr(v)) for v in (card.id, card.problem, card.answer))
 
 
 def parse_deck(raw: object) -> Deck:
@@ -263,6 +314,12 @@ def parse_deck(raw: object) -> Deck:
     if not 1 <= len(cards_raw) <= MAX_CARDS:
         raise invalid(f"deck.{cards_key} has {len(cards_raw)} cards; a deck has 1 to {MAX_CARDS}")
     cards = tuple(_card(card, i) for i, card in enumerate(cards_raw))
+    total = sum(_card_chars(card) for card in cards)
+    if total > MAX_DECK_CHARS:
+        raise invalid(
+            f"deck.{cards_key} holds {total} characters of card text (ids, problems and answers); "
+            f"a deck holds at most {MAX_DECK_CHARS}: use fewer or shorter cards"
+        )
     optional = {key: _scalar(raw[key], f"deck.{key}") for key in _OPTIONAL_DECK_FIELDS if key in raw}
     num_problems = raw.get("numProblems")
     if num_problems is None:

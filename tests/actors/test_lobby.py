@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from actors.helpers import NO_RATE_LIMIT, make_deck
 
-from roomactors.actors import Lobby, MemoryClient, RoomLimits, open_lobby
+from roomactors.actors import REGISTRY, Lobby, MemoryClient, RoomLimits, open_lobby
 from roomactors.actors.messages import Command, JoinRoom
 from roomactors.actors.room import RoomActor
 
@@ -53,20 +53,22 @@ async def test_worked_example_of_protocol_md(lobby: Lobby) -> None:
     room = {
         "id": 1,
         "name": "Fractions",
-        "host": {"id": 1, "username": "mia", "auth_level": "teacher"},
+        "host": {"id": 1, "username": "mia", "auth_level": "teacher", "connected": True},
         "deck": {
             "id": None, "name": "Week 3", "description": None, "numProblems": 1, "user_id": None,
             "user_name": None, "created": None, "changed": None, "private": None,
         },
         "players": [],
         "max_players": 50,
+        "state": "waiting",
+        "locked": False,
     }
     assert ack == {"ok": True, "room": room}
     assert (await a.next_room_list()).to_json() == [room]
     assert (await b.next_room_list()).to_json() == [room]
 
     assert (await lobby.command(b, "join_room", {"id": 1}))["ok"] is True
-    with_sam = {**room, "players": [{"id": 2, "username": "sam", "auth_level": "student"}]}
+    with_sam = {**room, "players": [{"id": 2, "username": "sam", "auth_level": "student", "connected": True}]}
     assert (await a.next_room_list()).to_json() == [with_sam]
     assert (await b.next_room_list()).to_json() == [with_sam]
 
@@ -108,7 +110,7 @@ async def test_repeated_join_lobby_updates_profile_and_broadcasts_when_it_shows(
     await other.next_room_list()
     ack = await lobby.command(host, "join_lobby", {"id": "h", "auth_level": None})
     assert ack == {"ok": True, "user": {"id": "h", "username": "new", "auth_level": None}, "room": room_id}
-    assert (await other.next_room_list()).to_json()[0]["host"] == ack["user"]
+    assert (await other.next_room_list()).to_json()[0]["host"] == {**ack["user"], "connected": True}
 
 
 async def test_leave_lobby(lobby: Lobby) -> None:
@@ -143,7 +145,7 @@ async def test_create_room_with_host_binds_an_anonymous_connection(lobby: Lobby)
     client = MemoryClient("c")
     await lobby.connect(client)
     ack = await lobby.create_room(client, "R", make_deck(), host={"id": 5, "username": "ann"})
-    assert ack["ok"] is True and ack["room"]["host"] == {"id": 5, "username": "ann", "auth_level": None}
+    assert ack["ok"] is True and ack["room"]["host"] == {"id": 5, "username": "ann", "auth_level": None, "connected": True}
     assert (await lobby.snapshot()).places == {5: 1}
     assert error_code(await lobby.join_lobby(client, 6)) == "identity_mismatch"
 
@@ -450,7 +452,7 @@ async def test_commands_queued_together_go_out_as_one_list(lobby: Lobby) -> None
     received = watcher.room_lists_received
     for client in clients:  # queued while the lobby is not running: one batch
         payload = {"name": f"room of {client.name}", "deck": make_deck()}
-        lobby.ref.tell_nowait(Command(client, "create_room", payload))
+        lobby.ref.tell_nowait(Command(client, REGISTRY["create_room"], REGISTRY["create_room"].request(payload)))
     await trio.testing.wait_all_tasks_blocked()
     assert watcher.room_lists_received == received + 1
     assert [room["host"]["id"] for room in watcher.rooms or []] == [c.name for c in clients]

@@ -127,6 +127,31 @@ def test_card_count_bounds() -> None:
     invalid(parse_deck, {"name": "d", "flashcards": [CARD] * 1001}, "1001")
 
 
+def test_card_field_limits_say_which_limit() -> None:
+    """issue 10, finding 9: card fields have their own limits, and a deck a budget."""
+    def card(**fields: Any) -> dict[str, Any]:
+        return {"name": "d", "flashcards": [CARD, {"id": 2, "problem": "p", "answer": "a", **fields}]}
+
+    assert parse_deck(card(problem="p" * 200, answer="a" * 100, id="i" * 64)).cards[1].problem == "p" * 200
+    invalid(parse_deck, card(problem="p" * 201), "card 1", "problem has 201 characters", "at most 200")
+    error = invalid(parse_deck, card(answer="s" * 101), "card 1", "answer has 101 characters", "at most 100")
+    assert "sss" not in error.message
+    invalid(parse_deck, {"name": "d", "flashcards": [{"id": 1, "problem": "p", "solution": "s" * 101}]},
+            "solution has 101 characters")
+    invalid(parse_deck, card(id="i" * 65), "card 1", "id has 65 characters", "at most 64")
+    invalid(parse_deck, card(answer=10**100), "more than 100 digits")
+    assert parse_deck(card(answer=10**99, problem=2**60)).cards[1].answer == 10**99
+
+
+def test_deck_budget_counts_ids_problems_and_answers() -> None:
+    cards = [{"id": i, "problem": "p" * 40, "answer": "a" * 6} for i in range(1000)]  # 46 + len(id) each
+    total = sum(46 + len(str(i)) for i in range(1000))
+    assert total <= 50_000
+    assert len(parse_deck({"name": "d", "flashcards": cards}).cards) == 1000
+    cards = [{"id": i, "problem": "p" * 60, "answer": "a"} for i in range(1000)]
+    invalid(parse_deck, {"name": "d", "flashcards": cards}, "characters of card text", "at most 50000")
+
+
 def test_solution_is_accepted_for_answer() -> None:
     card = parse_deck({"name": "d", "flashcards": [{"id": "c1", "problem": 2, "solution": 4}]}).cards[0]
     assert (card.id, card.problem, card.answer) == ("c1", 2, 4)

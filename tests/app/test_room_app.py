@@ -70,7 +70,8 @@ async def run_worked_example(served: Served, client_kind: str, namespace: str, *
         ack = await a.call("create_room", {"name": "Fractions", "deck": DECK})
         room = ack[0]["room"]
         assert ack[0]["ok"] is True and room["id"] == 1 and room["name"] == "Fractions"
-        assert room["host"] == {"id": 1, "username": "mia", "auth_level": "teacher"}
+        assert room["host"] == {"id": 1, "username": "mia", "auth_level": "teacher", "connected": True}
+        assert room["state"] == "waiting" and room["locked"] is False
         assert room["deck"]["name"] == "Week 3" and room["deck"]["numProblems"] == 1
         assert room["players"] == [] and room["max_players"] == 50
         without_answers(ack)
@@ -83,7 +84,7 @@ async def run_worked_example(served: Served, client_kind: str, namespace: str, *
         sam = {"id": 2, "username": "sam", "auth_level": "student"}
         for client in (a, b):
             (rooms,) = await client.next_event("updaterooms", where=lambda args: args[0] and args[0][0]["players"])
-            assert rooms[0]["players"] == [sam]
+            assert rooms[0]["players"] == [{**sam, "connected": True}]
 
         a.emit("leave_room", {"id": 1})
         assert await b.next_event("roomclosed") == [{"id": 1, "reason": "host_left"}]

@@ -17,14 +17,10 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from roomactors.actors import COMMANDS, MemoryClient, RoomLimits, open_lobby
+from roomactors.actors import COMMANDS, REGISTRY, MemoryClient, RoomLimits, open_lobby
 from roomactors.actors.validation import (
     ERROR_CODES,
     ProtocolError,
-    parse_create_room,
-    parse_join_lobby,
-    parse_leave_lobby,
-    parse_room_id,
 )
 from roomactors.engineio.config import EngineIOConfig
 from roomactors.engineio.packets import Packet, PacketError, PacketType, decode_packet, decode_payload
@@ -101,14 +97,15 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "join_room": {"id": 1},
     "leave_room": {"id": 1},
+    "time_sync": {"t0": 1700000000000},
+    "start_race": {"id": 1, "countdown": 0, "time_limit": 60, "shuffle": True, "late_join": False},
+    "answer": {"id": 1, "race_id": 1, "card": 0, "answer": "2"},
+    "end_race": {"id": 1},
+    "race_results": {"id": 1, "race_id": 1},
+    "kick_player": {"id": 1, "user": 2},
+    "lock_room": {"id": 1, "locked": True},
 }
-PARSERS: dict[str, Any] = {
-    "join_lobby": parse_join_lobby,
-    "leave_lobby": parse_leave_lobby,
-    "create_room": parse_create_room,
-    "join_room": lambda payload: parse_room_id(payload, "join_room"),
-    "leave_room": lambda payload: parse_room_id(payload, "leave_room"),
-}
+PARSERS: dict[str, Any] = {name: spec.parse for name, spec in REGISTRY.items()}
 
 
 def field_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
