@@ -456,3 +456,32 @@ async def test_unlisted_rooms_joined_by_code(peer_url: str) -> None:
         assert [r["id"] for r in rooms] == [listed["room"]["id"]]
         assert all(r["name"] not in ("Hidden", "P") for e in watcher.received("updaterooms") for r in e[0])
         assert private["room"]["id"] not in [r["id"] for r in rooms]
+
+
+async def test_ranking_shares_places_and_a_leaver_stays(peer_url: str) -> None:
+    """Equal on correct, time and answered share a place; a player who leaves mid-race
+    stays in the ranking with `left: true` and gets no raceover."""
+    async with open_clients("node") as clients:
+        zoe_user = {"id": "zoe", "username": "zoe"}
+        host, (sam, ann, zoe), room_id = await race_room(clients, peer_url, SAM, ANN, zoe_user)
+        (started,) = await host.call("start_race", {"id": room_id, "countdown": 0})
+        for card, given in enumerate(("0.75", "paris")):
+            (reply,) = await zoe.call("answer", {"id": room_id, "race_id": started["race_id"], "card": card, "answer": given})
+            assert reply["correct"] is True
+        assert (await zoe.call("leave_room", {"id": room_id}))[0] == {"ok": True}
+        (reply,) = await sam.call("answer", {"id": room_id, "race_id": started["race_id"], "card": 0, "answer": "3/4"})
+        assert reply["correct"] is True
+        assert error_code(await zoe.call("answer", {"id": room_id, "race_id": started["race_id"], "card": 2, "answer": 4})) in (
+            "not_racing", "room_not_found")  # fmt: skip
+        await host.call("end_race", {"id": room_id})
+        (over,) = await host.next_event("raceover")
+        # zoe answered most correctly, then left; ann never answered: last.
+        assert [(r["place"], r["id"], r["left"]) for r in over["ranking"]] == [(1, "zoe", True), (2, 2, False), (3, "ann", False)]
+        await ann.next_event("raceover")
+        assert "raceover" not in zoe.names()
+
+        # A rematch where nobody answers: everyone shares first place.
+        (again,) = await host.call("start_race", {"id": room_id, "countdown": 0})
+        await host.call("end_race", {"id": room_id})
+        (over,) = await host.next_event("raceover", where=lambda a: a[0]["race_id"] == again["race_id"])
+        assert [(r["place"], r["answered"], r["time_ms"]) for r in over["ranking"]] == [(1, 0, None), (1, 0, None)]
