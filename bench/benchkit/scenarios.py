@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,11 +150,15 @@ async def run_load(
         *pin, node, str(RAWLOAD), "--url", url, "--server-pid", str(server_pid),
         "--clk-tck", str(os.sysconf("SC_CLK_TCK")), *scenario.args,
     ]
-    with trio.move_on_after(scenario.time_bound) as scope:
-        done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO))
+    # stderr goes to a file, so that a load client stopped for overrunning still says
+    # how far it got (its progress lines).
+    with tempfile.TemporaryFile() as err:
+        with trio.move_on_after(scenario.time_bound) as scope:
+            done = await trio.run_process(argv, capture_stdout=True, stderr=err, check=False, cwd=str(REPO))
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
     if scope.cancelled_caught:
-        return Outcome({"failed": f"overran its time bound of {scenario.time_bound:.0f} s"})
-    stderr = done.stderr.decode(errors="replace")
+        return Outcome({"failed": f"overran its time bound of {scenario.time_bound:.0f} s"}, stderr)
     lines = done.stdout.decode(errors="replace").strip().splitlines()
     try:
         result = json.loads(lines[-1])
