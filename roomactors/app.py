@@ -97,6 +97,13 @@ class SocketClient:
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace), encode)
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
+    def send_latest(self, event: str, payload: object) -> None:
+        # ``roomupdated``/``roomschanged``: the event name is the outbox replace key
+        self.socket.emit(event, payload, replace_key=event, coalesce=self._in_lobby)
+
+    def holds(self, event: str) -> bool:
+        return self.socket.holds(event)
+
     def send_shared(self, event: SharedEvent) -> None:
         namespace = self.socket.namespace
 
@@ -104,9 +111,11 @@ class SocketClient:
             return self._sio.encode_event(event.name, event.payload, namespace=namespace)
 
         # Encoded once per event per namespace (a room's progress: once per room,
-        # not once per player); sent at once, like a list to a watcher.
+        # not once per player). Coalesced, like a list, only for the client whose
+        # command is being answered (the player whose answer caused this progress
+        # gets it in one write with their ack); every other member at once.
         encoded: EncodedEvent = event.encoded(("event", namespace), encode)
-        self.socket.send_encoded(encoded, replace_key=event.replace_key)
+        self.socket.send_encoded(encoded, replace_key=event.replace_key, coalesce=self._in_lobby)
 
     def detach(self, reason: str) -> None:
         logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)

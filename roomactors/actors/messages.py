@@ -73,7 +73,12 @@ class Inspect:
     """Ask the lobby for a :class:`~roomactors.actors.api.LobbySnapshot`."""
 
 
-LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged
+@dataclass(frozen=True)
+class Tick:
+    """From the lobby's alarm: a deferred room list is due (see ``RoomLimits.large_list_interval``)."""
+
+
+LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged | Tick
 
 # --- to a room (only the lobby sends these) ---------------------------------
 
@@ -136,10 +141,12 @@ class RoomCommand:
 @dataclass(frozen=True)
 class CommandDone:
     """A room's answer to a RoomCommand: the client's ack dict, the room's
-    summary after it, and a player the command removed (``kick_player``)."""
+    summary after it (None for commands that cannot change it, such as
+    ``answer``: not built on the hot path), and a player the command removed
+    (``kick_player``)."""
 
     ack: dict[str, Any] = field(repr=False)
-    summary: RoomSummary
+    summary: RoomSummary | None
     removed: UserId | None = None
 
 

@@ -1,7 +1,7 @@
 """Engine.IO v4 server on trio: long-polling (h11) and WebSocket on one port,
 with the upgrade between them.
 
-The WebSocket side is our own lean connection (:mod:`.wsframes`,
+The WebSocket side is our own lean connection (:mod:`.wsframes`, :mod:`.wshandshake`,
 :mod:`.wsconnection`) rather than trio-websocket's: a broadcast frames its
 message once and writes the same bytes to every client, and an idle
 connection holds no reader task or buffers (measurements in bench/micro/).

@@ -1,8 +1,9 @@
 """The WebSocket transport and the polling -> WebSocket upgrade.
 
-The HTTP layer reads the upgrade request with h11 and hands the connection
-over here together with the bytes already consumed, so one port serves both
-transports. After the opening handshake the connection is a lean
+The HTTP layer reads the upgrade request with h11 and decides the opening
+handshake (:mod:`.wshandshake`); it hands the connection over here with the
+``101`` response to write and the bytes the client sent after its request, so
+one port serves both transports. After the opening handshake the connection is a lean
 :class:`~.wsconnection.ServerWebSocket`, and one task per connection reads
 it. Messages leave as bytes framed once per message
 (:attr:`SharedMessage.websocket_frame`), written straight to the socket by
@@ -21,54 +22,23 @@ from .packets import PacketError, SharedMessage, decode_packet
 from .wsconnection import ServerWebSocket, WebSocketClosed, accept_server_websocket
 from .wsframes import text_frame
 
-__all__ = ["ReplayStream", "run_websocket_transport", "run_upgrade_probe", "accept_websocket", "close_websocket"]
+__all__ = ["run_websocket_transport", "run_upgrade_probe", "accept_websocket", "close_websocket"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a closing WebSocket may take to flush and say goodbye.
 CLOSE_TIMEOUT = 2.0
-#: Seconds the client has to complete the WebSocket opening handshake.
+#: Seconds the ``101 Switching Protocols`` response may take to be written.
 HANDSHAKE_TIMEOUT = 10.0
 
 
-class ReplayStream(trio.abc.Stream):
-    """A stream that first returns ``prefix`` and then reads ``stream``:
-    the request bytes h11 already consumed, given back to the handshake."""
-
-    def __init__(self, prefix: bytes, stream: trio.abc.Stream) -> None:
-        self._prefix = prefix
-        self._stream = stream
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._prefix:
-            if max_bytes is None or max_bytes >= len(self._prefix):
-                data, self._prefix = self._prefix, b""
-            else:
-                data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
-            await trio.lowlevel.checkpoint()
-            return data
-        return await self._stream.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
 async def accept_websocket(
-    nursery: trio.Nursery | None, prefix: bytes, stream: trio.abc.Stream, max_payload: int
+    stream: trio.abc.Stream, response: bytes, received: bytes, max_payload: int
 ) -> ServerWebSocket | None:
-    """Complete the WebSocket opening handshake; None if the client fails it.
-
-    ``prefix`` is the request as the HTTP layer read it. ``nursery`` is no
-    longer used (the connection runs no task of its own); it stays for callers.
-    """
+    """Write the accepted handshake's ``response``; the WebSocket, or None if
+    the client is gone (or does not take those bytes in time)."""
     with trio.move_on_after(HANDSHAKE_TIMEOUT):
-        return await accept_server_websocket(prefix, stream, max_payload)
+        return await accept_server_websocket(stream, response, received, max_payload)
     logger.debug("websocket handshake timed out")
     return None
 
@@ -194,8 +164,7 @@ class _Pump:
         ws = self.ws
         outbox = self.sock.session.outbox
         if not outbox:
-            control, ws.pending_control = ws.pending_control, b""
-            return control
+            return ws.take_control()
         items = outbox.take_all()
         if len(items) == 1:  # no join (a copy) for the common case
             item = items[0]
@@ -203,7 +172,7 @@ class _Pump:
         else:
             frames = b"".join([_frame(item) for item in items])
         if ws.pending_control:
-            frames, ws.pending_control = ws.pending_control + frames, b""
+            frames = ws.take_control() + frames
         return frames
 
     def _start_writer(self, rest: bytes | memoryview) -> None:

@@ -14,35 +14,36 @@ reason as the close frame carried them).
 
 Discipline (no locks): one task reads (:meth:`get_message`) and one writes
 at a time; a ping from the client is answered by the writer: the reader
-queues the pong and calls ``on_control``.
+queues the pong and calls ``on_control``. At most one pong waits (RFC 6455
+§5.5.3 lets a server answer only the latest ping), so a client that pings
+without reading costs one small frame, and one that keeps doing so after
+:data:`MAX_UNANSWERED_PINGS` pings is closed (1008).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Callable
 
-import h11
 import trio
-from dataclasses import dataclass
 
 from .wsframes import (
     OPCODE_BINARY,
-    OPCODE_CLOSE,
-    OPCODE_PING,
     OPCODE_PONG,
-    OPCODE_TEXT,
+    BytesReceived,
+    CloseReceived,
     FrameError,
     FrameParser,
+    PingReceived,
+    TextReceived,
     close_frame,
     encode_frame,
     text_frame,
 )
 
-__all__ = ["ServerWebSocket", "accept_server_websocket", "RECEIVE_SIZE"]
+__all__ = ["ServerWebSocket", "accept_server_websocket", "RECEIVE_SIZE", "MAX_UNANSWERED_PINGS"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,13 @@ RECEIVE_SIZE = 65536
 #: Status codes (RFC 6455 §7.4.1).
 NORMAL_CLOSURE = 1000
 ABNORMAL_CLOSURE = 1006
+POLICY_VIOLATION = 1008
 _NEVER_SENT = (1005, ABNORMAL_CLOSURE, 1015)
-_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_REFUSAL = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-
+#: Pings a client may send while the pong owed for an earlier one still waits
+#: to be written (its socket is full: it does not read). Each replaces the
+#: waiting pong (only the latest ping needs an answer); past this many the
+#: client is closed with 1008, as it is a flood and not a keep-alive.
+MAX_UNANSWERED_PINGS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ class ServerWebSocket:
         "_close_received",
         "_fd",
         "pending_control",
+        "_superseded_pongs",
         "on_control",
         "closed",
         "sending",
@@ -91,11 +96,11 @@ class ServerWebSocket:
         "_read_scope",
     )
 
-    def __init__(self, stream: trio.abc.Stream, max_message: int, received: bytes = b"") -> None:
+    def __init__(self, stream: trio.abc.Stream, max_message: int, received: bytes | bytearray = b"") -> None:
         self._stream = stream
         self._parser = FrameParser(max_message)
         if received:
-            self._parser.feed(received)
+            self._parser.receive_data(received)
         #: The close we owe the peer because it broke a rule (too big, protocol error).
         self._local_close: CloseReason | None = None
         self._close_sent = False
@@ -103,8 +108,11 @@ class ServerWebSocket:
         #: The socket's descriptor for :meth:`write_now`; -1 when the stream
         #: is no plain socket, or once this connection closed it.
         self._fd = stream.socket.fileno() if type(stream) is trio.SocketStream else -1
-        #: Control frames (pongs) the reader queued for the writer.
+        #: The pong the reader queued for the writer (at most one: a newer
+        #: ping replaces it); taken with :meth:`take_control`.
         self.pending_control = b""
+        #: Pongs replaced before they were written, since the last one went out.
+        self._superseded_pongs = 0
         #: Called when ``pending_control`` got something to send.
         self.on_control: Callable[[], None] | None = None
         #: Why the connection closed, once it did (a ``CloseReason``).
@@ -151,11 +159,11 @@ class ServerWebSocket:
             if self.closed is not None:
                 raise WebSocketClosed(self.closed)
             try:
-                message = parser.next_message()
+                event = parser.next_event()
             except FrameError as exc:
                 self._local_close = self.closed = CloseReason(exc.code, exc.reason)
                 raise WebSocketClosed(self.closed) from None
-            if message is None:
+            if event is None:
                 # Straight from the descriptor (as write_now writes): an idle
                 # connection waits in wait_readable() alone, without the five
                 # coroutine frames and the context manager that
@@ -167,7 +175,7 @@ class ServerWebSocket:
                     # is one; data read at once gets one after the read.
                     await trio.lowlevel.checkpoint_if_cancelled()
                     waited = False
-                    data: bytes | None
+                    data: bytes | bytearray | None
                     while True:
                         data = _read_now(fd)
                         if data is not None:
@@ -200,27 +208,46 @@ class ServerWebSocket:
                 if not data:
                     self.closed = CloseReason(ABNORMAL_CLOSURE, None)
                     raise WebSocketClosed(self.closed)
-                parser.feed(data)
+                parser.receive_data(data)
                 continue
-            opcode, payload = message
-            if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
-                return payload  # type: ignore[return-value]
-            if opcode == OPCODE_PING:
-                self.pending_control += encode_frame(OPCODE_PONG, payload)  # type: ignore[arg-type]
-                if self.on_control is not None:
-                    self.on_control()
-            elif opcode == OPCODE_CLOSE:
-                code, reason = payload  # type: ignore[misc]
+            if type(event) is TextReceived or type(event) is BytesReceived:
+                return event.data
+            if type(event) is PingReceived:
+                self._queue_pong(event.payload)
+            elif type(event) is CloseReceived:
                 self._close_received = True
-                self.closed = CloseReason(code, reason or None)
+                self.closed = CloseReason(event.code, event.reason or None)
                 raise WebSocketClosed(self.closed)
+
+    def _queue_pong(self, payload: bytes) -> None:
+        """Owe a pong for the latest ping only; close a client whose pongs
+        pile up unwritten (it pings and does not read)."""
+        if self.pending_control:
+            self._superseded_pongs += 1
+            if self._superseded_pongs > MAX_UNANSWERED_PINGS:
+                reason = "too many pings while not reading; read the pongs before pinging again"
+                self._local_close = self.closed = CloseReason(POLICY_VIOLATION, reason)
+                logger.info("websocket closed: %s", reason)
+                raise WebSocketClosed(self.closed)
+        self.pending_control = encode_frame(OPCODE_PONG, payload)
+        if self.on_control is not None:
+            self.on_control()
+
+    def take_control(self) -> bytes:
+        """The pong waiting to be written (b"" when none), for the writer,
+        which writes it before anything else it has."""
+        control = self.pending_control
+        if control:
+            self.pending_control = b""
+            self._superseded_pongs = 0
+        return control
 
     # -- writing -------------------------------------------------------------
 
     async def send_frames(self, frames: bytes) -> None:
         """Write already-framed bytes (and any queued pong before them)."""
         if self.pending_control:
-            frames, self.pending_control = self.pending_control + frames, b""
+            frames = self.take_control() + frames
         sent = self.write_now(frames)
         if sent < len(frames):
             self.sending = True
@@ -276,8 +303,7 @@ class ServerWebSocket:
                 else:
                     local = CloseReason(code, reason)
                 self._close_sent = True
-                await self._stream.send_all(self.pending_control + close_frame(local.code, local.reason or ""))
-                self.pending_control = b""
+                await self._stream.send_all(self.take_control() + close_frame(local.code, local.reason or ""))
                 if self.closed is None:
                     self.closed = local
                 if not self._close_received and self._local_close is None:
@@ -299,15 +325,15 @@ class ServerWebSocket:
         parser = self._parser
         while True:
             try:
-                message = parser.next_message()
+                event = parser.next_event()
             except FrameError:
                 return
-            if message is None:
+            if event is None:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
                 if not data:
                     return
-                parser.feed(data)
-            elif message[0] == OPCODE_CLOSE:
+                parser.receive_data(data)
+            elif type(event) is CloseReceived:
                 return
 
 
@@ -326,62 +352,19 @@ def _read_now(fd: int) -> bytes | None:
         return b""
 
 
-async def accept_server_websocket(prefix: bytes, stream: trio.abc.Stream, max_message: int) -> ServerWebSocket | None:
-    """The server side of the opening handshake (RFC 6455 §4.2) over
-    ``stream``, whose first bytes (already read by the HTTP layer) are
-    ``prefix``; None when the request is no valid WebSocket upgrade (refused
-    with 400) or the client hangs up. No subprotocol and no extension is ever
-    accepted: frames go out exactly as :mod:`.wsframes` made them."""
-    conn = h11.Connection(h11.SERVER)
-    conn.receive_data(prefix)
-    while True:
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            logger.debug("websocket handshake refused: %s", exc)
-            await _refuse(stream)
-            return None
-        if isinstance(event, h11.Request):
-            break
-        if event is not h11.NEED_DATA:
-            return None
-        try:
-            data = await stream.receive_some(RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return None
-        if not data:
-            return None
-        conn.receive_data(data)
-    headers = {name.lower(): value for name, value in event.headers}
-    key = headers.get(b"sec-websocket-key", b"").strip()
-    connection_tokens = {token.strip().lower() for token in headers.get(b"connection", b"").split(b",")}
-    if (
-        event.method != b"GET"
-        or headers.get(b"upgrade", b"").strip().lower() != b"websocket"
-        or b"upgrade" not in connection_tokens
-        or headers.get(b"sec-websocket-version", b"").strip() != b"13"
-        or not key
-    ):
-        logger.debug("websocket handshake refused: not a version 13 upgrade")
-        await _refuse(stream)
-        return None
-    accept = base64.b64encode(hashlib.sha1(key + _ACCEPT_GUID).digest())
-    response = (
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
+async def accept_server_websocket(
+    stream: trio.abc.Stream, response: bytes, received: bytes | bytearray, max_message: int
+) -> ServerWebSocket | None:
+    """Complete an opening handshake already decided
+    (:func:`.wshandshake.check_websocket_handshake`): write its ``101``
+    ``response`` and return the connection, which parses first the bytes the
+    client sent after its request (``received``, read by the HTTP layer);
+    None when the client went away meanwhile."""
     try:
         await stream.send_all(response)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return None
-    return ServerWebSocket(stream, max_message, conn.trailing_data[0])
-
-
-async def _refuse(stream: trio.abc.Stream) -> None:
-    try:
-        await stream.send_all(_REFUSAL)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
+    return ServerWebSocket(stream, max_message, received)
 
 
 def _echo(reason: CloseReason) -> CloseReason:

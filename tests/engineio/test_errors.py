@@ -228,13 +228,13 @@ async def test_overlapping_post_closes_the_session(start_server) -> None:
     [
         "Connection: Upgrade\r\n",  # no key, no version
         "Connection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+        "Connection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n",  # not 16 bytes
     ],
 )
 async def test_broken_websocket_handshake_is_400_code_3_at_once(start_server, extra: str) -> None:
     started = await start_server()
     stream = await trio.open_tcp_stream("127.0.0.1", started.port)
-    request = f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n{extra}\r\n"
+    request = f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n{extra}\r\n"
     await stream.send_all(request.encode())
     data = b""
     with trio.fail_after(5):
@@ -243,4 +243,28 @@ async def test_broken_websocket_handshake_is_400_code_3_at_once(start_server, ex
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
     assert body == b'{"code":3,"message":"Bad request"}'
+    await stream.aclose()
+
+
+@pytest.mark.parametrize("version", ["8", "", "13, 8"])
+async def test_unsupported_websocket_version_is_426_with_the_version_we_speak(start_server, version: str) -> None:
+    """RFC 6455 §4.4: a version the server does not speak is refused with 426
+    and ``Sec-WebSocket-Version: 13``, so the client knows what to retry with."""
+    started = await start_server()
+    stream = await trio.open_tcp_stream("127.0.0.1", started.port)
+    header = f"Sec-WebSocket-Version: {version}\r\n" if version else ""
+    request = (
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{header}\r\n"
+    )
+    await stream.send_all(request.encode())
+    data = b""
+    with trio.fail_after(5):
+        while chunk := await stream.receive_some(4096):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 426")
+    assert b"\r\nSec-WebSocket-Version: 13\r\n" in head + b"\r\n"
+    assert b"13" in body  # the body says what to use
+    assert started.server.statistics().sessions == 0
     await stream.aclose()

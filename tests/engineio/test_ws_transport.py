@@ -101,15 +101,16 @@ async def test_client_ping_is_answered_by_the_writer(nursery: trio.Nursery) -> N
 
 
 async def test_fragmented_message_is_joined_and_size_counts_all_fragments(nursery: trio.Nursery) -> None:
-    sock = make_session(max_payload=10)
-    recording, ws, peer = make_pair(max_payload=10)
+    """A continuation frame counts its payload and its 6-byte header (wsframes.continuation_cost)."""
+    sock = make_session(max_payload=16)
+    recording, ws, peer = make_pair(max_payload=16)
     nursery.start_soon(run_websocket_transport, sock, ws)
     await peer.send(Message(data="4abc", message_finished=False))
-    await peer.send(Message(data="def", message_finished=True))
+    await peer.send(Message(data="def", message_finished=True))  # 4 + 6 + 3 = 13
     with trio.fail_after(5):
         assert await sock.receive() == "abcdef"
     await peer.send(Message(data="4abcdef", message_finished=False))
-    await peer.send(Message(data="ghij", message_finished=True))  # 11 bytes in all
+    await peer.send(Message(data="ghij", message_finished=True))  # 7 + 6 + 4 = 17
     event = await peer.next_event()
     assert isinstance(event, CloseConnection) and event.code == 1009
     with trio.fail_after(5):
