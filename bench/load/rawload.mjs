@@ -626,7 +626,11 @@ async function race() {
   const durationMs = Number(FLAGS.duration) * 1000;
   const saturateMs = Number(FLAGS["race-saturate"]) * 1000;
   const observersPerRoom = Math.max(1, Math.min(P + 1, Number(FLAGS.observers)));
-  const cardCount = Math.min(1000, Math.ceil(rate * (warmupMs + durationMs) / 1000) + 20 + (saturateMs ? 1000 : 0));
+  // Enough cards for the paced part, and for the closed loop at up to 30,000 answers/s
+  // in all (a player who runs out ends that window); a deck's limit is 1,000. Every
+  // member receives every problem in racestart, so the deck is no bigger than that.
+  const saturateCards = saturateMs ? Math.ceil((saturateMs / 1000) * 30_000 / (R * P)) : 0;
+  const cardCount = Math.min(1000, Math.ceil(rate * (warmupMs + durationMs) / 1000) + 20 + saturateCards);
   const deck = {
     name: "Race deck",
     flashcards: Array.from({ length: cardCount }, (_, i) => ({ id: i + 1, problem: `${i}+${i}`, answer: `${2 * i}` })),
@@ -675,7 +679,7 @@ async function race() {
   let timer;
   const startOutcome = await Promise.race([
     everyoneStarted.then(() => "started"),
-    new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), TIMEOUT_MS))),
+    new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), TIMEOUT_MS * 3))),
   ]);
   clearTimeout(timer);
   if (startOutcome !== "started") throw new Error(`only ${started} of ${players.length} players got racestart`);
