@@ -129,6 +129,11 @@ class RoomServerConfig:
     log_level: str = "info"
     """One of ``debug``, ``info``, ``warning``, ``error``, ``critical``."""
 
+    eio3: bool = True
+    """Also serve Engine.IO protocol 3 (socket.io-client 1.x and 2.x, such as the
+    2017 game client) in the room protocol's legacy mode; ``False`` refuses those
+    clients with Engine.IO error 5 "Unsupported protocol version"."""
+
     def __post_init__(self) -> None:
         _check_host(self.host)
         _check_int("port", self.port, low=0, high=65535, hint="use 0 to pick a free port")
@@ -164,6 +169,8 @@ class RoomServerConfig:
                     "client_js_path must be the path of a socket.io.min.js file, "
                     f"or None to use client_js_url; got {self.client_js_path!r}"
                 )
+        if not isinstance(self.eio3, bool):
+            raise TypeError(f"eio3 must be True (serve socket.io-client 1.x/2.x) or False; got {self.eio3!r}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}"
