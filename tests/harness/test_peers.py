@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
 from support.clientapi import ConnectRefused
-from support.clients import ClientSocket, Clients, client_params, open_clients
+from support.clients import Clients, ClientSocket, client_params, open_clients
 from support.refservers import open_node_peer, open_pysocketio_peer
 
 pytestmark = pytest.mark.node

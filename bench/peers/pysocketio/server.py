@@ -255,7 +255,7 @@ def _positive_int(raw: Mapping[str, Any], key: str, command: str) -> int:
 # exact rationals (fractions.Fraction). A decimal exponent beyond ±20 is text only.
 
 
-def _answer_text(value: str | int | float) -> str:
+def _answer_text(value: str | float) -> str:
     """A JSON number is read through its shortest decimal form (repr)."""
     return value if isinstance(value, str) else repr(value)
 
@@ -278,7 +278,7 @@ def rational(text: str) -> Fraction | None:
         return None
 
 
-def matches(given: str | int | float, expected: str | int | float) -> bool:
+def matches(given: str | float, expected: str | float) -> bool:
     a, b = normalize(_answer_text(given)), normalize(_answer_text(expected))
     if a == b:
         return True
@@ -590,9 +590,10 @@ class Lobby:
         raw = require_object(payload, "answer")
         room_id = parse_room_id(raw, "answer")
         race_id = _positive_int(raw, "race_id", "answer")
-        card = raw.get("card")
-        if "card" not in raw or not _is_int(card) or card < 0:
+        card_raw = raw.get("card")
+        if not isinstance(card_raw, int) or isinstance(card_raw, bool) or card_raw < 0:
             raise invalid("answer needs card, the index of your next card (a non-negative integer)")
+        card = card_raw
         if "answer" not in raw:
             raise invalid("answer needs the answer")
         given = raw["answer"]
@@ -646,7 +647,7 @@ class Lobby:
         else:
             found = next((r for r in room.results if r["race_id"] == race_id), None)
         if found is None:
-            where = f"has no finished race yet" if race_id is None else f"keeps no race {race_id}"
+            where = "has no finished race yet" if race_id is None else f"keeps no race {race_id}"
             raise ProtocolError("race_not_found", f"room {room.id} {where}")
         return {"ok": True, "results": found}
 
