@@ -528,7 +528,10 @@
       },
     });
   });
-  el.joinCode.addEventListener("input", () => el.joinCode.removeAttribute("aria-invalid"));
+  el.joinCode.addEventListener("input", () => {
+    el.joinCode.removeAttribute("aria-invalid");
+    clearError(el.joinCodeError);
+  });
 
   el.copyCode.addEventListener("click", async () => {
     const code = el.roomCode.textContent;
@@ -1497,6 +1500,7 @@
     el.roomState.textContent = `${STATE_WORDS[phase] || phase}${room.locked === true ? " · room locked" : ""}`;
     const code = typeof room.code === "string" ? room.code : "";
     el.roomCodeBox.hidden = !code;
+    el.roomCodeBox.dataset.size = hosting ? "big" : "small"; // big for the host to read out or project
     if (el.roomCode.textContent !== code) {
       el.roomCode.textContent = code;
       el.copyStatus.textContent = "";
