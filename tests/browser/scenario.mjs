@@ -96,6 +96,16 @@ async function main() {
       `alice: room meta "${report.pages.alice.roomsBeforeJoin[0].meta}"`);
     await alice.page.screenshot({ path: join(artifacts, "lobby.png"), fullPage: true });
 
+    step("the search box asks the feed again: a name nobody has, then part of the room's");
+    const search = alice.page.getByLabel("Search rooms by name");
+    await search.fill("geometry");
+    await waitVisible(byTest(alice.page, "rooms-empty"), "alice: no room matches the search");
+    report.pages.alice.searchEmpty = (await byTest(alice.page, "rooms-empty").textContent()).trim();
+    await search.fill("FRAC");
+    await waitVisible(alice.page.locator("[data-testid=room-item]", { hasText: "Fractions" }), "alice: found by a piece of its name");
+    await search.fill("");
+    await waitVisible(alice.page.locator("[data-testid=room-item]", { hasText: "Fractions" }), "alice: the full list again");
+
     step("a server error is shown next to the action that caused it (too_many_rooms)");
     const ap = alice.page;
     await ap.getByLabel("Room name").fill("Second room");
@@ -162,6 +172,8 @@ async function main() {
         window.roomactorsLobby.socket.io.engine.transport.name === "websocket" &&
         document.querySelector("[data-testid=connection-state]").dataset.transport === "websocket");
       report.pages[p.name].transport = await transportOf(p.page);
+      const feed = await p.page.evaluate(() => window.roomactorsLobby.state.feed);
+      check(feed.watching === true && feed.fallback === false, `${p.name}: on the room feed (${JSON.stringify(feed)})`);
     }
 
     step("a dropped connection shows 'reconnecting'; the page signs in again and says the seat was lost");

@@ -105,6 +105,9 @@ def assert_what_the_pages_showed(report: dict[str, Any]) -> None:
     assert alice["roomsBeforeJoin"][0]["meta"] == "Host: Ms Rivera · Deck: Week 3 (3 cards) · 0 / 50 players"
     assert alice["roomHost"] == "Ms Rivera (teacher)"
 
+    # The search box filters the feed on the server (filter.name).
+    assert alice["searchEmpty"] == "No open room’s name contains “geometry”."
+
     # A server error, in words, inside the form that caused it.
     assert alice["createError"] == {
         "text": "The server has too many rooms right now. Try again later.",
