@@ -5,7 +5,7 @@
 // independently of roomactors' own server. It implements just enough of the
 // protocol for the page: join_lobby, leave_lobby, create_room, join_room,
 // leave_room with acks and `rejected`, updaterooms, roomclosed, replaced,
-// max_rooms / max_players; and the race of docs/protocol.md ("The race"; in race.md: "Roles and
+// max_rooms / max_players; and the race (docs/protocol.md, "The race": "Roles and
 // phases", "Time", "Commands", "Events"): time_sync, start_race, answer, end_race,
 // race_results, kick_player, lock_room; racestart, racestate (late join),
 // raceprogress (at most every 200 ms per room), raceover, kicked; lists with
