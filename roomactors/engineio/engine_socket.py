@@ -12,6 +12,7 @@ that client: back-pressure on that client only), and the session's lifetime.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Callable, Protocol
 
@@ -69,6 +70,7 @@ class EngineSocket:
     __slots__ = (
         "_session", "sid", "remote_address", "query", "headers", "_on_close", "get_pending", "post_pending",
         "_changed", "_deadline_changed", "_closed_event", "_close_handled", "_inbound", "on_notify", "_receiver",
+        "_delivering", "_pong_unread",
     )
 
     def __init__(
@@ -99,6 +101,11 @@ class EngineSocket:
         #: writes from here instead of waking a writer task (see .websocket).
         self.on_notify: Callable[[], None] | None = None
         self._receiver: EngineReceiver | None = None
+        #: Transport deliveries waiting on the application (see :meth:`deliver`).
+        self._delivering = 0
+        #: The pong deadline passed while the transport was held back by the
+        #: application: decided once reading resumes (see :meth:`run_heartbeat`).
+        self._pong_unread = False
 
     def __repr__(self) -> str:
         return f"<EngineSocket {self.sid} {self.transport}{' closed' if self.closed else ''}>"
@@ -221,18 +228,32 @@ class EngineSocket:
 
     async def deliver(self, data: str | bytes) -> bool:
         """Hand a message to the application, waiting while its buffer is full.
-        False when the session ended meanwhile."""
-        receiver = self._receiver
-        if receiver is not None:
-            if self._session.closed:
-                return False
-            await receiver.on_message(data)
-            return True
+        False when the session ended meanwhile.
+
+        While this waits the transport reads nothing more from the client, so
+        a pong it sent may sit unread behind this message: the heartbeat does
+        not time the session out meanwhile, and gives the pong ``ping_timeout``
+        once reading resumes. An overloaded server makes its clients late, it
+        does not drop them all for pongs it has not read."""
+        self._delivering += 1
         try:
-            await self._inbox().put(data)
-        except trio.ClosedResourceError:
-            return False
-        return True
+            receiver = self._receiver
+            if receiver is not None:
+                if self._session.closed:
+                    return False
+                await receiver.on_message(data)
+                return True
+            try:
+                await self._inbox().put(data)
+            except trio.ClosedResourceError:
+                return False
+            return True
+        finally:
+            self._delivering -= 1
+            if self._delivering == 0 and self._pong_unread:
+                self._pong_unread = False
+                self._session.defer_pong_deadline(trio.current_time() + self._session.config.ping_timeout)
+                self._wake_heartbeat()
 
     def fail(self, reason: str) -> None:
         """End the session because of the peer or the transport (no close packet)."""
@@ -288,7 +309,7 @@ class EngineSocket:
             if self._deadline_changed is None:
                 self._deadline_changed = trio.Event()
             deadline_changed = self._deadline_changed
-            deadline = self._session.next_deadline()
+            deadline = math.inf if self._pong_unread else self._session.next_deadline()
             receiver = self._receiver
             if receiver is not None:
                 theirs = receiver.next_deadline()
@@ -300,7 +321,10 @@ class EngineSocket:
             now = trio.current_time()
             if receiver is not None:
                 receiver.on_timer(now)
-            self._session.on_timer(now)
+            if self._delivering and self._session.pong_overdue(now):
+                self._pong_unread = True  # held back by us: see deliver()
+            else:
+                self._session.on_timer(now)
             self._sync()
 
 

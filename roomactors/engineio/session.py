@@ -134,6 +134,16 @@ class EngineSession:
             self.outbox.append((PING_PACKET,), replace_key=_PING_KEY)
             self._pong_deadline = self._next_ping_at + self.config.ping_timeout
 
+    def pong_overdue(self, now: float) -> bool:
+        """Whether a ping is unanswered past its deadline (``on_timer`` would close)."""
+        return not self.closed and self._pong_deadline is not None and now >= self._pong_deadline
+
+    def defer_pong_deadline(self, until: float) -> None:
+        """Give an unanswered ping until ``until``: the transport could not
+        read the client meanwhile (the application held it back)."""
+        if not self.closed and self._pong_deadline is not None and self._pong_deadline < until:
+            self._pong_deadline = until
+
     # -- received packets ----------------------------------------------------
 
     def on_packet(self, packet: Packet, now: float) -> str | bytes | None:
