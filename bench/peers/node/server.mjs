@@ -6,7 +6,7 @@
 // `rejected`, errors come in the contract's order, `updaterooms` goes to every
 // client on every change, `roomclosed` precedes it, a second connection of a user
 // takes over. It keeps everything in one process's memory, like roomactors.
-// The race (/work/shared/race.md "Roles and phases", "Time", "Commands", "Events")
+// The race (docs/protocol.md, "The race")
 // too: the deck's answers stay in the room until `raceover`, every time is the
 // server's, `raceprogress` goes out at most every 200 ms per room (socket.io has no
 // newest-wins per client: the room's throttle is all the coalescing there is).

@@ -1,4 +1,4 @@
-"""The room protocol (/work/shared/protocol.md) on python-socketio's AsyncServer
+"""The room protocol (docs/protocol.md) on python-socketio's AsyncServer
 under aiohttp: a benchmark peer.
 
 Why it exists: the benchmark compares roomactors with the reference stacks doing
@@ -7,7 +7,7 @@ the same work, so this server follows the same contract, check for check, as
 lobby; every command answers by ack or by ``rejected``; errors come in the
 contract's order; ``updaterooms`` goes to every client on every change, after any
 ``roomclosed``; a second connection of a user takes over. The race
-(/work/shared/race.md "Roles and phases", "Time", "Commands", "Events") too: the
+(docs/protocol.md, "The race") too: the
 deck's answers stay in the room until ``raceover``, every time is the server's,
 ``raceprogress`` goes out at most every 200 ms per room and, when the sender falls
 behind, newest-wins per room (it is built when it is sent). Room codes and
