@@ -21,8 +21,8 @@ from .coalesce import defer_write
 from .errors import EngineClosed
 from .inbox import Inbox
 from .outbox import OutboxOverflow
-from .packets import Packet, PacketError, PacketType, SharedMessage
-from .session import EngineSession
+from .packets import Packet, SharedMessage
+from .session import EngineSession, PingReceived, PongReceived, SessionEvent
 
 __all__ = ["EngineReceiver", "EngineSocket"]
 
@@ -206,18 +206,15 @@ class EngineSocket:
                 return  # written when the caller's coalesced_writes() block ends
         self._sync()
 
-    def handle_packet(self, packet: Packet) -> str | bytes | None:
-        """Apply a received packet; a packet that makes no sense here closes
-        the session and raises :class:`PacketError` for the transport."""
-        try:
-            data = self._session.on_packet(packet, trio.current_time())
-        except PacketError as exc:
-            self.fail(f"protocol error: {exc}")
-            raise
-        if packet.type is PacketType.PONG or packet.type is PacketType.PING:  # moves the heartbeat deadline
+    def handle_packet(self, packet: Packet) -> SessionEvent | None:
+        """Apply a received packet and return the session's event for the
+        transport to act on (deliver a :class:`~.session.MessageReceived`,
+        refuse after a :class:`~.session.BadPacket`, which closed the session)."""
+        event = self._session.receive_packet(packet, trio.current_time())
+        if type(event) is PongReceived or type(event) is PingReceived:  # moves the heartbeat deadline
             self._wake_heartbeat()
         self._sync()
-        return data
+        return event
 
     async def deliver(self, data: str | bytes) -> bool:
         """Hand a message to the application, waiting while its buffer is full.
