@@ -1,7 +1,7 @@
 """EngineSocket: one Engine.IO session as the application sees it, and the
 trio glue (wake-ups, received messages) its transports use.
 
-The sans-IO :class:`~.session.EngineSession` holds the protocol state; this
+The sans-IO :class:`~.protocol.EngineSession` holds the protocol state; this
 class adds what needs trio: an event the transport writer waits on, the
 received messages (handed to an :class:`EngineReceiver` in the transport's
 task, or queued in a bounded :class:`~.inbox.Inbox` for :meth:`receive`;
@@ -22,7 +22,7 @@ from .errors import EngineClosed
 from .inbox import Inbox
 from .outbox import OutboxOverflow
 from .packets import Packet, SharedMessage
-from .session import EngineSession, PingReceived, PongReceived, SessionEvent
+from .protocol import EngineSession, PingReceived, PongReceived, SessionEvent
 
 __all__ = ["EngineReceiver", "EngineSocket"]
 
@@ -208,8 +208,8 @@ class EngineSocket:
 
     def handle_packet(self, packet: Packet) -> SessionEvent | None:
         """Apply a received packet and return the session's event for the
-        transport to act on (deliver a :class:`~.session.MessageReceived`,
-        refuse after a :class:`~.session.BadPacket`, which closed the session)."""
+        transport to act on (deliver a :class:`~.protocol.MessageReceived`,
+        refuse after a :class:`~.protocol.BadPacket`, which closed the session)."""
         event = self._session.receive_packet(packet, trio.current_time())
         if type(event) is PongReceived or type(event) is PingReceived:  # moves the heartbeat deadline
             self._wake_heartbeat()

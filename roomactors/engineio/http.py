@@ -34,7 +34,7 @@ from .routing import (
     route,
     route_session,
 )
-from .session import POLLING, WEBSOCKET, BadPacket, MessageReceived
+from .protocol import POLLING, WEBSOCKET, BadPacket, MessageReceived
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe
 from .wsconnection import ServerWebSocket, WebSocketClosed
 from .wshandshake import WebSocketHandshake, check_websocket_handshake

@@ -20,7 +20,7 @@ import trio
 from .engine_socket import EngineSocket
 from .packets import PacketError, SharedMessage, decode_packet
 from .packets_v3 import decode_websocket_v3
-from .session import BadPacket, MessageReceived
+from .protocol import BadPacket, MessageReceived
 from .wsconnection import ServerWebSocket, WebSocketClosed, accept_server_websocket
 from .wsframes import text_frame
 

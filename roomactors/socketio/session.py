@@ -32,7 +32,7 @@ import trio
 
 from ..engineio.inbox import Inbox
 from ..engineio.packets import SharedMessage
-from .connection import (
+from .protocol import (
     AckReceived,
     ConnectionClosed,
     ConnectionEvent,

@@ -19,7 +19,7 @@ from roomactors.engineio.packets_v3 import (
     encode_text_payload,
     js_length,
 )
-from roomactors.engineio.session import POLLING, WEBSOCKET, Closed, EngineSession, MessageReceived, PingReceived
+from roomactors.engineio.protocol import POLLING, WEBSOCKET, Closed, EngineSession, MessageReceived, PingReceived
 
 CONFIG = EngineIOConfig(ping_interval=25.0, ping_timeout=20.0)
 HANDSHAKE = '0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}'

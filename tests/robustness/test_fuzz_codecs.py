@@ -25,7 +25,7 @@ from roomactors.actors.validation import (
 from roomactors.engineio.config import EngineIOConfig
 from roomactors.engineio.packets import Packet, PacketError, PacketType, decode_packet, decode_payload
 from roomactors.engineio.packets_v3 import decode_payload_v3, decode_websocket_v3
-from roomactors.engineio.session import (
+from roomactors.engineio.protocol import (
     BadPacket,
     Closed,
     EngineSession,
@@ -33,7 +33,7 @@ from roomactors.engineio.session import (
     PingReceived,
     PongReceived,
 )
-from roomactors.socketio.connection import (
+from roomactors.socketio.protocol import (
     AckReceived,
     ConnectionClosed,
     ConnectRequested,

@@ -1,6 +1,6 @@
 """Sans-IO Engine.IO session: handshake, heartbeat deadlines, upgrade, close.
 
-Like :class:`~roomactors.socketio.connection.SocketIOConnection` and the
+Like :class:`~roomactors.socketio.protocol.SocketIOConnection` and the
 WebSocket :class:`~.wsframes.FrameParser`, it speaks in typed events: packets
 go in through :meth:`EngineSession.receive_packet`, deadlines through
 :meth:`EngineSession.on_timer`, and each returns what happened as one of the

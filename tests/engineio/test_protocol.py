@@ -7,7 +7,7 @@ import pytest
 
 from roomactors.engineio import EngineIOConfig, SharedMessage
 from roomactors.engineio.packets import Packet, PacketError, PacketType
-from roomactors.engineio.session import (
+from roomactors.engineio.protocol import (
     BadPacket,
     Closed,
     EngineSession,
