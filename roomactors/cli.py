@@ -127,6 +127,41 @@ def _parse_log_level(raw: str) -> str:
     return level
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"must be one of {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)")
+
+
+def _parse_secret(raw: str) -> str:
+    """A secret as given: only a line ending at its end is not part of it."""
+    secret = raw.rstrip("\r\n")
+    if not secret:
+        raise ValueError("must not be empty")
+    return secret
+
+
+def _read_secret_file(raw: str) -> str:
+    """The secret held by a file (its trailing newline is not part of it)."""
+    path = raw.strip()
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read it ({exc.strerror or exc}); give the path of a file holding the secret") from None
+    except UnicodeDecodeError:
+        raise ValueError("the file is not UTF-8 text; write the secret as text") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ValueError("the file is empty; write the secret in it")
+    return secret
+
+
 def _parse_existing_file(raw: str) -> str:
     """Checked here, not in the config, so that the server refuses to start at once."""
     path = raw.strip()
@@ -148,6 +183,13 @@ class CliOption:
     metavar: str
     help: str
     default_text: str | None = None  # when the field's default needs words, not a value
+    dest: str | None = None  # when two options set one field (a value, or a file holding it)
+    secret: bool = False  # never echo the value (nor what was given) in an error
+
+    @property
+    def key(self) -> str:
+        """The option's name in the parsed arguments."""
+        return self.dest or self.field
 
 
 OPTIONS: tuple[CliOption, ...] = (
@@ -199,6 +241,22 @@ OPTIONS: tuple[CliOption, ...] = (
               default_text="none, browsers load --client-js-url"),
     CliOption("log_level", "--log-level", "ROOMSERVER_LOG_LEVEL", _parse_log_level, "LEVEL",
               f"one of {', '.join(LOG_LEVELS)}"),
+    # -- seats and identity (issue 12)
+    CliOption("reconnect_grace", "--reconnect-grace", "ROOMSERVER_RECONNECT_GRACE", _parse_float, "SECONDS",
+              "seconds a user whose connection dropped keeps their place (lobby, room, host seat, race) "
+              "to come back to; 0: a drop leaves at once"),
+    CliOption("identity_secret", "--identity-secret", "ROOMSERVER_IDENTITY_SECRET", _parse_secret, "SECRET",
+              "turn on signed identity: the HS256 secret (at least 32 bytes) shared with the school's site "
+              "that signs join_lobby credentials; prefer --identity-secret-file or the env var, which "
+              "other users of the machine cannot read in the process list",
+              default_text="none: open identity with seat tokens", secret=True),
+    CliOption("identity_secret", "--identity-secret-file", "ROOMSERVER_IDENTITY_SECRET_FILE", _read_secret_file,
+              "FILE", "a file holding the identity secret (a trailing newline is not part of it)",
+              default_text="none", dest="identity_secret_file", secret=True),
+    CliOption("teachers_only_create", "--teachers-only-create", "ROOMSERVER_TEACHERS_ONLY_CREATE", _parse_bool, "",
+              "only users whose role is teacher or admin may create rooms (forbidden otherwise); "
+              "meaningful with --identity-secret (env: 1/0, true/false, yes/no, on/off)",
+              default_text="off"),
 )
 
 _EPILOG = """\
@@ -240,9 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         help_text = f"{option.help} (default: {_default_text(option)}; env {option.env})"
+        if option.parse is _parse_bool:  # a switch: --name / --no-name
+            parser.add_argument(
+                option.flag, dest=option.field, action=argparse.BooleanOptionalAction, default=None,
+                help=help_text.replace("%", "%%"),
+            )
+            continue
         parser.add_argument(
             option.flag,
-            dest=option.field,
+            dest=option.key,
             metavar=option.metavar,
             action="append" if option.field == "cors_origins" else "store",
             default=None,
@@ -260,18 +324,30 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
     """
     namespace = build_parser().parse_args(list(argv))
     values: dict[str, Any] = {}
+    sources: dict[str, tuple[bool, str]] = {}  # field -> (from the command line, where)
     for option in OPTIONS:
-        given = getattr(namespace, option.field)
+        given = getattr(namespace, option.key)
         if given is not None:
+            from_cli = True
             raws = given if isinstance(given, list) else [given]
             if option.field != "cors_origins":
                 raws = raws[-1:]  # a repeated single-valued option: the last one wins
-            where = " ".join(f"{option.flag} {raw!r}" for raw in raws)
+            where = " ".join(f"{option.flag} {_shown(option, raw)}" for raw in raws)
+            if isinstance(given, bool):  # a switch: no value to parse
+                values[option.field] = given
+                continue
         elif environ.get(option.env, "").strip():
+            from_cli = False
             raws = [environ[option.env]]
-            where = f"{option.env}={raws[0]!r}"
+            where = f"{option.env}={_shown(option, raws[0])}"
         else:
             continue
+        earlier = sources.get(option.field)
+        if earlier is not None:
+            if earlier[0] and not from_cli:
+                continue  # the command line wins over the environment
+            if earlier[0] == from_cli:
+                raise UsageError(f"{earlier[1]} and {where} set the same thing; give only one of them")
         try:
             if option.field == "cors_origins":
                 value: object = tuple(o for raw in raws for o in _parse_origins(raw))
@@ -281,10 +357,18 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{where}: {exc}") from None
         values[option.field] = value
+        sources[option.field] = (from_cli, where)
     try:
         return RoomServerConfig(**values)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _shown(option: CliOption, raw: str) -> str:
+    """How an error names a given value: never a secret's."""
+    if option.secret and option.dest is None:
+        return "(secret not shown)"
+    return repr(raw)
 
 
 # --- running -------------------------------------------------------------------

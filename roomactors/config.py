@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_LEVELS", "RoomServerConfig")
+__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_LEVELS", "MIN_IDENTITY_SECRET_BYTES", "RoomServerConfig")
 
 DEFAULT_CLIENT_JS_URL = "https://cdn.socket.io/4.8.4/socket.io.min.js"
 """The official CDN build of socket.io-client 4.8.4, the newest 4.x on npm when written."""
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 """The names ``log_level`` accepts, quietest last."""
+
+MIN_IDENTITY_SECRET_BYTES = 32
+"""RFC 7518 (3.2): an HS256 key must be at least as long as the hash, 256 bits."""
 
 # Browsers and JavaScript engines keep timer delays in a signed 32-bit count of
 # milliseconds; a longer ping interval or timeout fires at once in the client.
@@ -109,6 +112,22 @@ class RoomServerConfig:
     log_level: str = "info"
     """One of ``debug``, ``info``, ``warning``, ``error``, ``critical``."""
 
+    # -- seats and identity (race.md, "Seats that outlive a connection", "Identity")
+    reconnect_grace: float = 60.0
+    """Seconds a user whose connection dropped (no goodbye: the network went, the
+    page reloaded, a missed heartbeat) keeps their place (lobby, room, host seat,
+    race progress) to come back to; 0: a drop leaves at once, like a goodbye.
+    Engine.IO v3 clients always have 0."""
+
+    identity_secret: str | None = field(default=None, repr=False)
+    """The HS256 secret shared with the school's site that signs identities
+    (``join_lobby {credential}``); None: open identity (ids are the clients'
+    claims, guarded by seat tokens). At least 32 bytes. Never printed."""
+
+    teachers_only_create: bool = False
+    """Only users whose role (``auth_level``) is ``teacher`` or ``admin`` may
+    create rooms (``forbidden`` otherwise); meaningful with ``identity_secret``."""
+
     def __post_init__(self) -> None:
         _check_host(self.host)
         _check_int("port", self.port, low=0, high=65535, hint="use 0 to pick a free port")
@@ -142,10 +161,28 @@ class RoomServerConfig:
                     "client_js_path must be the path of a socket.io.min.js file, "
                     f"or None to use client_js_url; got {self.client_js_path!r}"
                 )
+        _check_seconds("reconnect_grace", self.reconnect_grace, allow_zero=True)
+        _check_identity_secret(self.identity_secret)
+        if not isinstance(self.teachers_only_create, bool):
+            raise TypeError(f"teachers_only_create must be True or False; got {self.teachers_only_create!r}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}"
             )
+
+
+def _check_identity_secret(secret: object) -> None:
+    """Says what is wrong without ever showing the secret."""
+    if secret is None:
+        return
+    if not isinstance(secret, str):
+        raise TypeError(f"identity_secret must be a string, or None for open identity; got a {type(secret).__name__}")
+    size = len(secret.encode())
+    if size < MIN_IDENTITY_SECRET_BYTES:
+        raise ValueError(
+            f"identity_secret must be at least {MIN_IDENTITY_SECRET_BYTES} bytes (an HS256 key as long as its "
+            f"hash, RFC 7518), got {size}; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 def _check_host(host: object) -> None:

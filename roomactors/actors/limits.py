@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .client import RoomList
 from .records import UserId
@@ -31,6 +32,9 @@ class RoomLimits:
     """Messages queued for the lobby before senders wait (back-pressure)."""
     room_mailbox_size: int = 16
     """Messages queued for a room; only the lobby sends to rooms, one ask at a time."""
+    reconnect_grace: float = 60.0
+    """Seconds a dropped client's user keeps their place (lobby, room, host seat,
+    race progress) with ``connected: false``; 0: a drop is a ``leave_lobby``."""
 
     def __post_init__(self) -> None:
         if self.max_rooms < 0 or self.max_players < 0:
@@ -39,6 +43,8 @@ class RoomLimits:
             raise ValueError("command_rate must be positive, or None for no limit")
         if self.flood_limit is not None and self.flood_limit < 1:
             raise ValueError("flood_limit must be at least 1, or None to never expel a client")
+        if not (math.isfinite(self.reconnect_grace) and self.reconnect_grace >= 0):
+            raise ValueError("reconnect_grace must be a finite number of seconds, 0 or more")
         if not self.flood_window > 0:
             raise ValueError("flood_window must be a positive number of seconds")
         if self.command_burst < 1 or self.lobby_mailbox_size < 1 or self.room_mailbox_size < 1:
@@ -64,3 +70,6 @@ class LobbySnapshot:
     """client id -> the user it speaks for, or None (anonymous watcher)."""
     rooms: RoomList
     """The directory, as the last ``updaterooms`` showed it."""
+    held: Mapping[UserId, float] = field(default_factory=dict)
+    """user id -> the trio time their seat's grace ends, for users whose
+    connection dropped (they are in ``places`` but in no ``connections``)."""

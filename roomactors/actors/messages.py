@@ -27,9 +27,12 @@ class Connect:
 
 @dataclass(frozen=True)
 class Disconnect:
-    """A client left; counts as ``leave_lobby`` (a host's room closes: host_disconnected)."""
+    """A client left. After a goodbye (``dropped`` False) it counts as
+    ``leave_lobby`` (a host's room closes: host_disconnected); a dropped client's
+    user keeps their place for ``RoomLimits.reconnect_grace`` (race.md)."""
 
     client: Client
+    dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,12 @@ class Inspect:
     """Ask the lobby for a :class:`~roomactors.actors.api.LobbySnapshot`."""
 
 
-LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged
+@dataclass(frozen=True)
+class Tick:
+    """From the lobby's alarm: a deferred room list is due (see ``RoomLimits.large_list_interval``)."""
+
+
+LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged | Tick
 
 # --- to a room (only the lobby sends these) ---------------------------------
 

@@ -103,6 +103,9 @@ class RoomActor:
         self.max_players = max_players
         self.players: list[User] = []
         self._clients: dict[UserId, Client | None] = {host.id: host_client}
+        #: Seated users whose connection dropped and whose seat the lobby holds
+        #: (``connected: false`` in lists and ``raceprogress``).
+        self._offline: set[UserId] = set()
         self._clock = clock if clock is not None else ServerClock(0)
         self._lobby = lobby
         self._rng = rng if rng is not None else random.Random()
@@ -124,7 +127,7 @@ class RoomActor:
     def summary(self) -> RoomSummary:
         return RoomSummary(
             self.room_id, self.name, self.host, self._deck.info, tuple(self.players), self.max_players,
-            state=self._phase, locked=self.locked,
+            state=self._phase, locked=self.locked, offline=frozenset(self._offline),
         )
 
     @property
@@ -231,6 +234,7 @@ class RoomActor:
     def _remove_player(self, user_id: UserId) -> None:
         self.players = [p for p in self.players if p.id != user_id]
         self._clients.pop(user_id, None)
+        self._offline.discard(user_id)
         race = self.running
         if race is not None and user_id in race.racers:
             race.racers[user_id].left = True
@@ -246,11 +250,22 @@ class RoomActor:
             self.race.racers[user.id].user = user
 
     def _reseat(self, user_id: UserId, client: Client | None) -> None:
+        """A seated user's connection changed: a takeover, a drop (None: the
+        lobby holds the seat) or a return; a racer's ``connected`` follows."""
         if user_id not in self._clients:
             return
         self._clients[user_id] = client
-        if client is not None and self.running is not None:
-            self._send_state(user_id)
+        was_offline = user_id in self._offline
+        if client is None:
+            self._offline.add(user_id)
+        else:
+            self._offline.discard(user_id)
+        race = self.running
+        if race is not None:
+            if client is not None:
+                self._send_state(user_id)
+            if was_offline != (client is None) and user_id in race.racers:
+                self._progress_changed()
 
     # --- commands -----------------------------------------------------------------------
 
@@ -386,7 +401,8 @@ class RoomActor:
     def _send_state(self, user_id: UserId) -> None:
         race, client = self.running, self._clients.get(user_id)
         if race is not None and client is not None:
-            self._hand(client, "send_event", "racestate", race.state_json(self._clock.ms(), user_id))
+            self._hand(client, "send_event", "racestate",
+                       race.state_json(self._clock.ms(), user_id, frozenset(self._offline)))
 
     def _progress_changed(self) -> None:
         self._progress_dirty = True
@@ -401,7 +417,8 @@ class RoomActor:
             return  # the timer sends it (see deadline)
         self._progress_dirty = False
         self._progress_sent_at = now
-        event = SharedEvent(PROGRESS_KEY, race.progress_json(self._clock.ms()), replace_key=PROGRESS_KEY)
+        progress = race.progress_json(self._clock.ms(), frozenset(self._offline))
+        event = SharedEvent(PROGRESS_KEY, progress, replace_key=PROGRESS_KEY)
         for client in self._members():
             self._hand(client, "send_shared", event)
 

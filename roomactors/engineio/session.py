@@ -25,7 +25,7 @@ from .config import EngineIOConfig
 from .outbox import Outbox, OutItem
 from .packets import Packet, PacketError, PacketType, SharedMessage, encode_control, encode_open, encode_payload
 
-__all__ = ["EngineSession", "POLLING", "WEBSOCKET"]
+__all__ = ["DROP_REASONS", "EngineSession", "POLLING", "WEBSOCKET"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ WEBSOCKET = "websocket"
 CLOSE_PACKET = encode_control(PacketType.CLOSE)
 PING_PACKET = encode_control(PacketType.PING)
 NOOP_PACKET = encode_control(PacketType.NOOP)
+DROP_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+"""Close reasons that mean the client vanished without saying goodbye (its
+transport closed or failed, or it missed its heartbeat); every other reason is
+a goodbye: the client's close packet (``client close``) or a close the server
+decided (``server close``, an overflow, a protocol error)."""
+
 #: Outbox replace keys of the heartbeat's packets: at most one of each is queued.
 _PING_KEY = ("engineio", "ping")
 _PONG_KEY = ("engineio", "pong")

@@ -16,6 +16,7 @@ FLAGS = (
     "--max-sessions-per-address", "--connect-timeout", "--command-rate", "--command-burst",
     "--flood-limit", "--flood-window", "--shutdown-timeout",
     "--client-js-url", "--client-js-path", "--log-level",
+    "--reconnect-grace", "--identity-secret", "--identity-secret-file", "--teachers-only-create",
 )
 
 
@@ -47,7 +48,8 @@ def test_help_names_every_option_its_default_and_env_var(capsys: pytest.CaptureF
 
 def test_every_config_field_has_exactly_one_option() -> None:
     fields = {f.name for f in dataclasses.fields(RoomServerConfig)}
-    assert sorted(option.field for option in OPTIONS) == sorted(fields)
+    # the identity secret alone has two: the value, or a file holding it
+    assert sorted(option.field for option in OPTIONS) == sorted([*fields, "identity_secret"])
     assert tuple(option.flag for option in OPTIONS) == FLAGS
     assert all(option.env == _env_name(option.flag) for option in OPTIONS)
 
