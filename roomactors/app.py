@@ -105,9 +105,11 @@ class SocketClient:
             return self._sio.encode_event(event.name, event.payload, namespace=namespace)
 
         # Encoded once per event per namespace (a room's progress: once per room,
-        # not once per player); sent at once, like a list to a watcher.
+        # not once per player). Coalesced, like a list, only for the client whose
+        # command is being answered (the player whose answer caused this progress
+        # gets it in one write with their ack); every other member at once.
         encoded: EncodedEvent = event.encoded(("event", namespace), encode)
-        self.socket.send_encoded(encoded, replace_key=event.replace_key)
+        self.socket.send_encoded(encoded, replace_key=event.replace_key, coalesce=self._in_lobby)
 
     def detach(self, reason: str) -> None:
         logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)

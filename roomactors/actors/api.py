@@ -122,6 +122,21 @@ class Lobby:
     async def answer(self, client: Client, room_id: int, race_id: int, card: int, answer: object) -> dict[str, Any]:
         return await self.command(client, "answer", {"id": room_id, "race_id": race_id, "card": card, "answer": answer})
 
+    async def end_race(self, client: Client, room_id: int) -> dict[str, Any]:
+        return await self.command(client, "end_race", {"id": room_id})
+
+    async def race_results(self, client: Client, room_id: int, race_id: int | None = None) -> dict[str, Any]:
+        return await self.command(client, "race_results", {"id": room_id, "race_id": race_id})
+
+    async def kick_player(self, client: Client, room_id: int, user_id: UserId) -> dict[str, Any]:
+        return await self.command(client, "kick_player", {"id": room_id, "user": user_id})
+
+    async def lock_room(self, client: Client, room_id: int, locked: bool) -> dict[str, Any]:
+        return await self.command(client, "lock_room", {"id": room_id, "locked": locked})
+
+    async def time_sync(self, client: Client, t0: float) -> dict[str, Any]:
+        return await self.command(client, "time_sync", {"t0": t0})
+
     def statistics(self) -> LobbyStatistics:
         return self._actor.statistics()
 

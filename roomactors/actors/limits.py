@@ -30,8 +30,10 @@ class RoomLimits:
     """Seconds over which ``flood_limit`` counts; the count restarts after each window."""
     lobby_mailbox_size: int = 1024
     """Messages queued for the lobby before senders wait (back-pressure)."""
-    room_mailbox_size: int = 16
-    """Messages queued for a room; only the lobby sends to rooms, one ask at a time."""
+    room_mailbox_size: int = 64
+    """Messages queued for a room; only the lobby sends to rooms: its asks, and the
+    ``answer`` commands it forwards without waiting (a full room mailbox makes the
+    lobby wait, so it holds a classroom's burst of answers)."""
     reconnect_grace: float = 60.0
     """Seconds a dropped client's user keeps their place (lobby, room, host seat,
     race progress) with ``connected: false``; 0: a drop is a ``leave_lobby``."""

@@ -225,8 +225,9 @@ class LobbyActor:
 
     async def _command(self, client: Client, spec: CommandSpec[Any], request: object) -> dict[str, Any] | Forward:
         name = spec.name
-        handler = self._commands.get(name)
-        if handler is None and spec.handled_by != "room":  # the caller's bug (Lobby.command checks first): refuse, don't crash the lobby
+        handler = self._commands.get(name)  # None for the rooms' commands
+        if handler is None and spec.handled_by != "room":
+            # a registry entry without a lobby handler: our bug; refuse, don't crash the lobby
             logger.error("unknown command %r from %r", name, client.client_id)
             return ProtocolError("internal", f"unknown command {name!r}").to_ack()
         conn = self._clients.get(client.client_id)
@@ -239,6 +240,10 @@ class LobbyActor:
                 await self._refuse_rate_limited(conn)
             if isinstance(request, ProtocolError):
                 raise request  # invalid_payload, found by the spec in the sender's task
+            if not spec.anonymous and conn.user_id is None:
+                raise ProtocolError(
+                    "not_in_lobby", f"this connection has not joined the lobby: send join_lobby first, then {name}"
+                )
             if handler is None:
                 return await self._room_command(conn, spec, cast(RoomRequest, request))
             reply: dict[str, Any] = await handler(conn, request)
@@ -483,7 +488,7 @@ class LobbyActor:
         entry = self._room(room_id)
         message = RoomCommand(state.user.id, request)
         if not spec.changes_room:
-            return Forward(entry.ref, message, _ack_of, _room_failed(room_id))
+            return Forward(entry.ref, message, _ack_of, partial(_room_failed, room_id))
         done = await self._ask_room(room_id, message)
         assert isinstance(done, CommandDone)
         if done.removed is not None:  # kicked: back to the lobby
@@ -605,7 +610,7 @@ class LobbyActor:
         if isinstance(reply, ProtocolError):
             raise reply
         summary = reply.summary if isinstance(reply, CommandDone) else reply
-        if summary != entry.summary:
+        if summary is not None and summary != entry.summary:
             entry.summary = summary
             self._dirty = True
         return reply

@@ -144,6 +144,19 @@ class ActorRef(Generic[M]):
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             reply_to.fail(self._stopped(exc))
 
+    def post_nowait(self, message: M, reply_to: ReplyTo) -> bool:
+        """:meth:`post` without waiting and without a checkpoint: False (nothing
+        sent) when the mailbox is full. An actor forwarding many messages uses it
+        so that each one does not cost it a trip through the scheduler; if the
+        actor is gone, ``reply_to.fail`` is called and the result is True."""
+        try:
+            self._send.send_nowait(Envelope(message, reply_to))
+        except trio.WouldBlock:
+            return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            reply_to.fail(self._stopped(exc))
+        return True
+
     async def ask(self, message: M) -> Any:
         """Deliver (waiting while the mailbox is full) and wait for the actor's reply.
 
@@ -161,14 +174,14 @@ class ActorRef(Generic[M]):
 class Forward:
     """A handler's result meaning "``to`` answers this one": the mailbox posts
     ``message`` to ``to`` with the asker's reply slot, and the asker gets
-    ``adapt(to's reply)``, or ``fallback`` if ``to`` stops first. The handling
+    ``adapt(to's reply)``, or ``fallback()`` if ``to`` stops first. The handling
     actor goes on at once (the lobby forwards ``answer`` to a room this way,
     so it never waits on a race's hot path)."""
 
     to: ActorRef[Any]
     message: Any
     adapt: Callable[[Any], Any] = field(repr=False)
-    fallback: Any = field(repr=False)
+    fallback: Callable[[], Any] = field(repr=False)
 
     async def deliver(self, reply: ReplyTo | None) -> None:
         if reply is None:
@@ -177,22 +190,24 @@ class Forward:
             except ActorStopped:
                 pass
             return
-        await self.to.post(self.message, _Adapted(reply, self.adapt, self.fallback))
+        reply_to = _Adapted(reply, self.adapt, self.fallback)
+        if not self.to.post_nowait(self.message, reply_to):
+            await self.to.post(self.message, reply_to)
 
 
 class _Adapted:
-    """A reply slot that hands ``adapt(value)`` (or ``fallback`` on failure) on."""
+    """A reply slot that hands ``adapt(value)`` (or ``fallback()`` on failure) on."""
 
     __slots__ = ("_reply", "_adapt", "_fallback")
 
-    def __init__(self, reply: ReplyTo, adapt: Callable[[Any], Any], fallback: Any) -> None:
+    def __init__(self, reply: ReplyTo, adapt: Callable[[Any], Any], fallback: Callable[[], Any]) -> None:
         self._reply, self._adapt, self._fallback = reply, adapt, fallback
 
     def set(self, value: Any) -> None:
         self._reply.set(self._adapt(value))
 
     def fail(self, error: ActorStopped) -> None:
-        self._reply.set(self._fallback)
+        self._reply.set(self._fallback())
 
 
 def open_mailbox(name: str, capacity: int) -> tuple[ActorRef[M], Mailbox[M]]:

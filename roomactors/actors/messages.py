@@ -144,10 +144,12 @@ class RoomCommand:
 @dataclass(frozen=True)
 class CommandDone:
     """A room's answer to a RoomCommand: the client's ack dict, the room's
-    summary after it, and a player the command removed (``kick_player``)."""
+    summary after it (None for commands that cannot change it, such as
+    ``answer``: not built on the hot path), and a player the command removed
+    (``kick_player``)."""
 
     ack: dict[str, Any] = field(repr=False)
-    summary: RoomSummary
+    summary: RoomSummary | None
     removed: UserId | None = None
 
 

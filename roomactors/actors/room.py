@@ -103,9 +103,6 @@ class RoomActor:
         self.max_players = max_players
         self.players: list[User] = []
         self._clients: dict[UserId, Client | None] = {host.id: host_client}
-        #: Seated users whose connection dropped and whose seat the lobby holds
-        #: (``connected: false`` in lists and ``raceprogress``).
-        self._offline: set[UserId] = set()
         self._clock = clock if clock is not None else ServerClock(0)
         self._lobby = lobby
         self._rng = rng if rng is not None else random.Random()
@@ -127,8 +124,12 @@ class RoomActor:
     def summary(self) -> RoomSummary:
         return RoomSummary(
             self.room_id, self.name, self.host, self._deck.info, tuple(self.players), self.max_players,
-            state=self._phase, locked=self.locked, offline=frozenset(self._offline),
+            state=self._phase, locked=self.locked, offline=self._offline(),
         )
+
+    def _offline(self) -> frozenset[UserId]:
+        """Seated users whose connection is gone while their seat is kept (``Reseat(id, None)``)."""
+        return frozenset(user_id for user_id, client in self._clients.items() if client is None)
 
     @property
     def running(self) -> Race | None:
@@ -225,8 +226,8 @@ class RoomActor:
             racer = race.racers.get(user.id)
             if racer is None:
                 race.racers[user.id] = Racer(user)
-            else:
-                racer.left = False  # back in the race they left, with what they had answered
+            else:  # back in the race they left, with what they had answered
+                racer.left, racer.user = False, user
             self._send_state(user.id)
             self._progress_changed()
         return self.summary()
@@ -234,7 +235,6 @@ class RoomActor:
     def _remove_player(self, user_id: UserId) -> None:
         self.players = [p for p in self.players if p.id != user_id]
         self._clients.pop(user_id, None)
-        self._offline.discard(user_id)
         race = self.running
         if race is not None and user_id in race.racers:
             race.racers[user_id].left = True
@@ -250,22 +250,15 @@ class RoomActor:
             self.race.racers[user.id].user = user
 
     def _reseat(self, user_id: UserId, client: Client | None) -> None:
-        """A seated user's connection changed: a takeover, a drop (None: the
-        lobby holds the seat) or a return; a racer's ``connected`` follows."""
         if user_id not in self._clients:
             return
+        was_offline = self._clients[user_id] is None
         self._clients[user_id] = client
-        was_offline = user_id in self._offline
-        if client is None:
-            self._offline.add(user_id)
-        else:
-            self._offline.discard(user_id)
-        race = self.running
-        if race is not None:
+        if self.running is not None:
             if client is not None:
                 self._send_state(user_id)
-            if was_offline != (client is None) and user_id in race.racers:
-                self._progress_changed()
+            if was_offline != (client is None):
+                self._progress_changed()  # connected changed
 
     # --- commands -----------------------------------------------------------------------
 
@@ -280,14 +273,16 @@ class RoomActor:
                 case EndRaceRequest():
                     self._require_host(user_id, "end_race")
                     if self.running is None:
-                        raise ProtocolError("not_racing", f"no race is running in room {self.room_id}; start one with start_race")
+                        raise ProtocolError(
+                            "not_racing", f"no race is running in room {self.room_id}; start one with start_race"
+                        )
                     self._finish("host_ended")
                     ack = dict(OK)
                 case RaceResultsRequest():
                     ack = self._race_results(user_id, request)
                 case KickPlayerRequest():
                     ack = self._kick(user_id, request)
-                    removed = request.user
+                    removed = request.user  # only reached when the kick succeeded
                 case LockRoomRequest():
                     self._require_host(user_id, "lock_room")
                     self.locked = request.locked
@@ -296,12 +291,17 @@ class RoomActor:
                     raise TypeError(f"room {self.room_id} got an unknown request {type(request).__name__}")
         except ProtocolError as error:
             logger.debug("room %d: %s from %r refused: %s", self.room_id, type(request).__name__, user_id, error.code)
-            return CommandDone(error.to_ack(), self.summary())
-        return CommandDone(ack, self.summary(), removed)
+            ack = error.to_ack()
+        # answer and race_results are forwarded (the lobby ignores the summary):
+        # no summary on the hot path; a phase change they cause goes by RoomChanged
+        summary = None if isinstance(request, (AnswerRequest, RaceResultsRequest)) else self.summary()
+        return CommandDone(ack, summary, removed)
 
     def _require_host(self, user_id: UserId, command: str) -> None:
         if user_id != self.host.id:
-            raise ProtocolError("not_host", f"only the host of room {self.room_id} may send {command}")
+            raise ProtocolError(
+                "not_host", f"only the host of room {self.room_id} may send {command}; ask the host to do it"
+            )
 
     def _start_race(self, user_id: UserId, request: StartRaceRequest) -> JsonDict:
         self._require_host(user_id, "start_race")
@@ -340,7 +340,9 @@ class RoomActor:
             racer = race.racers.get(user_id)
         if race is None or racer is None or racer.left:
             raise ProtocolError(
-                "not_racing", f"you are not a player of race {request.race_id} in room {self.room_id}"
+                "not_racing",
+                f"you are not a player of race {request.race_id} in room {self.room_id}; "
+                "answer only in a race you were started in (see racestart), with its race_id",
             )
         now_ms = self._clock.ms()
         if race.over:
@@ -356,7 +358,7 @@ class RoomActor:
         correct = race.record(racer, request.answer, now_ms)
         ack = {"ok": True, "card": request.card, "correct": correct, "next": race.next_of(racer)}
         self._progress_changed()
-        if race.all_done():
+        if ack["next"] is None and race.all_done():  # only this racer's last answer can end it
             self._finish("all_done")
         return ack
 
@@ -381,7 +383,9 @@ class RoomActor:
     def _kick(self, user_id: UserId, request: KickPlayerRequest) -> JsonDict:
         self._require_host(user_id, "kick_player")
         if not any(p.id == request.user for p in self.players):
-            raise ProtocolError("not_in_room", f"user {request.user!r} is not a player of room {self.room_id}")
+            raise ProtocolError(
+                "not_in_room", f"user {request.user!r} is not a player of room {self.room_id}; kick one of its players"
+            )
         client = self._clients.get(request.user)
         self._banned.add(request.user)
         self._remove_player(request.user)
@@ -401,8 +405,7 @@ class RoomActor:
     def _send_state(self, user_id: UserId) -> None:
         race, client = self.running, self._clients.get(user_id)
         if race is not None and client is not None:
-            self._hand(client, "send_event", "racestate",
-                       race.state_json(self._clock.ms(), user_id, frozenset(self._offline)))
+            self._hand(client, "send_event", "racestate", race.state_json(self._clock.ms(), user_id, self._offline()))
 
     def _progress_changed(self) -> None:
         self._progress_dirty = True
@@ -417,7 +420,7 @@ class RoomActor:
             return  # the timer sends it (see deadline)
         self._progress_dirty = False
         self._progress_sent_at = now
-        progress = race.progress_json(self._clock.ms(), frozenset(self._offline))
+        progress = race.progress_json(self._clock.ms(), self._offline())
         event = SharedEvent(PROGRESS_KEY, progress, replace_key=PROGRESS_KEY)
         for client in self._members():
             self._hand(client, "send_shared", event)
