@@ -55,6 +55,7 @@ async def test_embed_server_serves_clients() -> None:
         sock = clients.connect(url, "/lobby")
         await sock.wait_connected()
         (ack,) = await sock.call("join_lobby", {"id": 7, "username": "eve"})
+        assert isinstance(ack.pop("token"), str)  # the seat's token
         assert ack == {"ok": True, "user": {"id": 7, "username": "eve", "auth_level": None}, "room": None}
         assert await sock.next_event("updaterooms") == [[]]
 
