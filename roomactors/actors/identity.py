@@ -123,6 +123,8 @@ def _decode(credential: str, secret: str) -> dict[str, Any]:
         raise _refused("its signature does not match this server's secret; it was not made for this server") from None
     except jwt.InvalidAlgorithmError:
         raise _refused(f"it is not signed with {ALGORITHM}; the school's site must sign with {ALGORITHM}") from None
+    except jwt.exceptions.InvalidSubjectError:
+        raise _refused("its sub claim (the user id) must be a non-empty string") from None
     except jwt.ImmatureSignatureError:
         raise _refused("it is not valid yet (nbf/iat in the future); check the clock of the school's site") from None
     except jwt.InvalidTokenError as error:
