@@ -32,6 +32,7 @@ not come back, and a locked room shows as locked in the lobby.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ def node() -> str:
     return node
 
 
-async def run_scenario(node: str, base_url: str, artifacts: Path, script: Path = SCENARIO) -> dict[str, Any]:
+async def run_scenario(
+    node: str, base_url: str, artifacts: Path, script: Path = SCENARIO, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``script`` (``scenario.mjs`` by default) against ``base_url`` and return its report."""
     with trio.fail_after(SCENARIO_TIMEOUT):
         result = await trio.run_process(
@@ -81,6 +84,7 @@ async def run_scenario(node: str, base_url: str, artifacts: Path, script: Path =
             capture_stderr=True,
             check=False,
             cwd=str(HERE),
+            env={**os.environ, **(env or {})},
         )
     stderr = result.stderr.decode(errors="replace")
     lines = result.stdout.decode(errors="replace").strip().splitlines()
@@ -298,6 +302,21 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
 RACE_SCREENSHOTS = ("race.png", "race-phone.png", "results.png", "results-phone.png")
 
 
+def assert_the_pages_came_back_mid_race(report: dict[str, Any]) -> None:
+    """Seats that outlive a connection: a student's and the teacher's reload mid-race,
+    and a phone 5 s offline, each carry on where they were."""
+    teacher, alice, bob = (report["pages"][name] for name in ("teacher", "alice", "bob"))
+    assert alice["reload"] == {
+        "sawReconnecting": "reconnecting",
+        "problem": "1/2 + 1/4",
+        "me": "Alice",
+    }
+    assert teacher["reload"]["roomTitle"] == "Race day"
+    assert teacher["reload"]["aliceLane"] == teacher["aliceLaneAfterOne"]
+    assert teacher["reload"]["answerFormShown"] is False
+    assert bob["afterOffline"] == {"next": 0}
+
+
 async def test_race_page_with_node_reference_server(node: str) -> None:
     """A whole race against the stand-in (``standin_server.mjs``): the page is a
     correct client of race.md as socket.io 4 speaks it."""
@@ -315,7 +334,8 @@ async def test_race_page_with_roomserver(nursery: trio.Nursery, node: str, serve
     config = RoomServerConfig(port=0, client_js_path=str(CLIENT_JS))
     server = await nursery.start(serve_roomserver, config)
     artifacts = ARTIFACTS / "roomserver-race"
-    report = await run_scenario(node, server.url, artifacts, RACE_SCENARIO)
+    report = await run_scenario(node, server.url, artifacts, RACE_SCENARIO, env={"SCENARIO_SEATS": "1"})
     assert_the_race_the_pages_showed(report)
+    assert_the_pages_came_back_mid_race(report)
     for name in RACE_SCREENSHOTS:
         assert (artifacts / name).stat().st_size > 0

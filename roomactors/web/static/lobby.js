@@ -137,6 +137,7 @@
     credential: takeCredential(), // a signed identity from the school's site, or null
     me: null, // {id, username, auth_level} once join_lobby succeeded
     rejoining: false, // a join_lobby sent by itself (reload, reconnect) is on its way
+    pendingRaceState: null, // a racestate that came before our join_lobby's ack
     profile: loadProfile(), // what the user signed in with; re-sent after a reconnect
     rooms: [],
     pendingRoom: null, // a create/join ack's room, until an updaterooms arrives
@@ -605,10 +606,20 @@
 
   socket.on("racestate", (info) => {
     if (!info || typeof info !== "object") return;
+    if (!state.me) {
+      // Coming back after a reload: the server sends racestate as it reseats us,
+      // before our join_lobby's ack says who we are. Applied once the ack is in.
+      state.pendingRaceState = info;
+      return;
+    }
+    applyRaceState(info);
+  });
+
+  function applyRaceState(info) {
     const progress = Array.isArray(info.progress) ? info.progress : [];
     const next = Number.isInteger(info.next) ? info.next : null;
     beginRace(info, { next, progress, players: progress });
-  });
+  }
 
   socket.on("raceprogress", (info) => {
     const race = state.race;
@@ -733,7 +744,10 @@
         state.droppedFrom = null;
         // Seated nowhere: a race we saw is not ours any more. Still seated (back
         // within the server's grace): racestate brings the race back.
+        const raceState = state.pendingRaceState;
+        state.pendingRaceState = null;
         if (reply.room === null || reply.room === undefined) forgetRace();
+        else if (raceState) applyRaceState(raceState);
       },
       onError: (error) => {
         done();
