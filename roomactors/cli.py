@@ -261,6 +261,11 @@ OPTIONS: tuple[CliOption, ...] = (
               default_text="none, browsers load --client-js-url"),
     CliOption("log_level", "--log-level", "ROOMSERVER_LOG_LEVEL", _parse_log_level, "LEVEL",
               f"one of {', '.join(LOG_LEVELS)}"),
+    # -- Engine.IO v3 (issue 14): a switch, --eio3 / --no-eio3
+    CliOption("eio3", "--eio3", "ROOMSERVER_EIO3", _parse_bool, "",
+              "serve socket.io-client 1.x/2.x (Engine.IO v3) in the room protocol's legacy "
+              "mode; --no-eio3 refuses them (env: 1/0, true/false, yes/no, on/off)",
+              default_text="on"),
     # -- seats and identity (issue 12)
     CliOption("reconnect_grace", "--reconnect-grace", "ROOMSERVER_RECONNECT_GRACE", _parse_float, "SECONDS",
               "seconds a user whose connection dropped keeps their place (lobby, room, host seat, race) "

@@ -132,6 +132,10 @@ class RoomServerConfig:
     log_level: str = "info"
     """One of ``debug``, ``info``, ``warning``, ``error``, ``critical``."""
 
+    eio3: bool = True
+    """Also serve Engine.IO protocol 3 (socket.io-client 1.x and 2.x, such as the
+    2017 game client) in the room protocol's legacy mode; ``False`` refuses those
+    clients with Engine.IO error 5 "Unsupported protocol version"."""
     # -- seats and identity (race.md, "Seats that outlive a connection", "Identity")
     reconnect_grace: float = 60.0
     """Seconds a user whose connection dropped (no goodbye: the network went, the
@@ -183,6 +187,8 @@ class RoomServerConfig:
                     "client_js_path must be the path of a socket.io.min.js file, "
                     f"or None to use client_js_url; got {self.client_js_path!r}"
                 )
+        if not isinstance(self.eio3, bool):
+            raise TypeError(f"eio3 must be True (serve socket.io-client 1.x/2.x) or False; got {self.eio3!r}")
         _check_seconds("reconnect_grace", self.reconnect_grace, allow_zero=True)
         _check_identity_secret(self.identity_secret)
         if not isinstance(self.teachers_only_create, bool):
