@@ -286,3 +286,22 @@ async def test_players_of_a_vanished_host_are_told_and_keep_their_connection(
         assert (await player.call("create_room", {"name": "mine", "deck": DECK}, ack=3))["ok"] is True
         assert len(running.tasks()) > baseline_tasks
         await player.aclose()
+
+
+async def test_a_vanished_legacy_host_closes_its_room_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """An Engine.IO v3 client (socket.io-client 1.x/2.x) cannot resume a session, so
+    its drop is a goodbye whatever the reconnect grace (race.md)."""
+    async with running_server(CONFIG) as running:
+        host = await RawWebSocket.open(running.port, eio=3)
+        await host.send("40/lobby,")
+        await host.next_matching("40/lobby,")  # Socket.IO protocol 4: no sid in the CONNECT ack
+        assert (await host.call("join_lobby", {"id": 1}))["ok"] is True
+        player = await joined_websocket(running, 2)
+        assert (await host.call("create_room", {"name": "r", "deck": DECK}, ack=2))["ok"] is True
+        assert (await player.call("join_room", {"id": 1}, ack=2))["ok"] is True
+        host.vanish()
+        with trio.fail_after(AT_ONCE):
+            closed = await player.next_matching('42/lobby,["roomclosed"')
+        assert json.loads(closed[len("42/lobby,"):]) == ["roomclosed", {"id": 1, "reason": "host_disconnected"}]
+        assert dict((await running.server.app.lobby.snapshot()).held) == {}
+        await player.aclose()
