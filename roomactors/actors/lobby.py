@@ -34,8 +34,8 @@ from .commands import (
     UnwatchRoomsRequest,
     WatchRoomsRequest,
 )
-from .identity import IdentityPolicy, new_seat_token, token_matches
 from .feed import LobbyFeed
+from .identity import IdentityPolicy, new_seat_token, token_matches
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .mailbox import ActorRef, ActorStopped, Forward, Mailbox, open_mailbox
 from .messages import (

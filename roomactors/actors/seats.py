@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+
 from .records import UserId
 
 __all__ = ("GraceTimers",)

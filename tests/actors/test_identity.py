@@ -14,7 +14,15 @@ import trio
 import trio.testing
 from actors.helpers import make_deck
 
-from roomactors.actors import IdentityPolicy, Lobby, MemoryClient, ProtocolError, RoomLimits, User, open_lobby
+from roomactors.actors import (
+    IdentityPolicy,
+    Lobby,
+    MemoryClient,
+    ProtocolError,
+    RoomLimits,
+    User,
+    open_lobby,
+)
 
 SECRET = "a-school-secret-of-at-least-32-bytes!!"
 POLICY = IdentityPolicy(secret=SECRET)
