@@ -26,7 +26,13 @@ and each student's answers against the right ones; the teacher's table of every
 answer downloads as CSV; the race locked the room, the teacher unlocks it and Alice
 leaves; a rematch from the results with a time limit and late join, which Alice
 joins while it runs (``racestate``), ended by the teacher; Alice is removed and may
-not come back, and a locked room shows as locked in the lobby.
+not come back, and a locked room shows as locked in the lobby. Against roomserver,
+Alice and then the teacher reload mid-race and Bob's phone is offline for 5 s; each
+carries on where they were (seats outlive a connection, race.md).
+
+Signed identity (``signed_scenario.mjs``): the page opened with ``#credential=...``
+signs in by itself, hides the name and role, keeps the teacher's room on a reload,
+and says why an expired credential is refused.
 """
 
 from __future__ import annotations
@@ -339,3 +345,48 @@ async def test_race_page_with_roomserver(nursery: trio.Nursery, node: str, serve
     assert_the_pages_came_back_mid_race(report)
     for name in RACE_SCREENSHOTS:
         assert (artifacts / name).stat().st_size > 0
+
+
+# ---- signed identity (race.md, "Identity") ----
+
+SIGNED_SCENARIO = HERE / "signed_scenario.mjs"
+SIGNING_SECRET = "the-school-site-and-the-room-server-share-this"
+
+
+def school_credential(sub: str, name: str, role: str, expires_in: float = 600) -> str:
+    """What a school's site makes for a signed-in user (docs/configuration.md)."""
+    import time
+
+    import jwt
+
+    claims = {"sub": sub, "name": name, "role": role, "exp": int(time.time() + expires_in)}
+    return jwt.encode(claims, SIGNING_SECRET, algorithm="HS256")
+
+
+async def test_signed_identity_on_the_page(nursery: trio.Nursery, node: str, serve_roomserver: Any) -> None:
+    config = RoomServerConfig(
+        port=0, client_js_path=str(CLIENT_JS), identity_secret=SIGNING_SECRET, teachers_only_create=True
+    )
+    server = await nursery.start(serve_roomserver, config)
+    credentials = {
+        "teacher": school_credential("t-1", "Ms Rivera", "teacher"),
+        "student": school_credential("s-7", "Sam", "student"),
+        "expired": school_credential("s-8", "Late", "student", expires_in=-3600),
+    }
+    report = await run_scenario(
+        node, server.url, ARTIFACTS / "roomserver-signed", SIGNED_SCENARIO,
+        env={"SCENARIO_CREDENTIALS": json.dumps(credentials)},
+    )
+    teacher, student, late = (report["pages"][name] for name in ("teacher", "student", "late"))
+    assert teacher["signed"] == {
+        "hash": "",  # taken out of the address bar
+        "namesFieldHidden": True,
+        "rolePickerHidden": True,
+        "me": {"id": "t-1", "username": "Ms Rivera", "auth_level": "teacher"},
+    }
+    assert teacher["whoami"] == "Signed in as Ms Rivera (teacher)"
+    assert student["signed"]["me"] == {"id": "s-7", "username": "Sam", "auth_level": "student"}
+    assert student["signed"]["rolePickerHidden"] is True
+    assert late["code"] == "unauthenticated" and "expired" in late["error"] and late["view"] == "signin"
+    assert teacher["afterReload"] == {"view": "room", "room": "Signed room", "hash": ""}
+    assert report["problems"] == []

@@ -313,6 +313,8 @@
     const message = error && typeof error.message === "string" ? error.message : "";
     const words = ERROR_TEXT[code];
     if (code === "invalid_payload") return message ? `${words}: ${message}` : `${words}.`;
+    // the server says what is wrong with a credential (expired, not signed for this server)
+    if (code === "unauthenticated" && message) return `${words} ${message.charAt(0).toUpperCase()}${message.slice(1)}.`;
     return words || message || `The server refused (${code}).`;
   }
 
