@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -31,6 +31,9 @@ from .actors import (
 )
 from .engineio import coalesced_writes
 from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
+
+if TYPE_CHECKING:  # prometheus-client is optional: only a server with metrics on imports it
+    from .metrics import RoomMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +54,12 @@ class SocketClient:
     Every method hands over to the socket's outbox and returns at once.
     """
 
-    __slots__ = ("socket", "_sio", "_in_lobby", "_lobby_done")
+    __slots__ = ("socket", "_sio", "_in_lobby", "_lobby_done", "_metrics")
 
-    def __init__(self, socket: Socket, sio: SocketIOServer) -> None:
+    def __init__(self, socket: Socket, sio: SocketIOServer, metrics: RoomMetrics | None = None) -> None:
         self.socket = socket
         self._sio = sio
+        self._metrics = metrics
         #: A command of this socket is queued in, or being handled by, the lobby.
         self._in_lobby = False
         self._lobby_done: trio.Event | None = None
@@ -103,6 +107,8 @@ class SocketClient:
         # whose command the lobby is answering: deferring every watcher's write
         # would cost a fan-out more than it saves.
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace, legacy), encode)
+        if self._metrics is not None:
+            self._metrics.room_list_sent(replaced_undelivered=self.socket.holds(UPDATEROOMS_KEY))
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
     def send_latest(self, event: str, payload: object) -> None:
@@ -123,12 +129,20 @@ class SocketClient:
         # command is being answered (the player whose answer caused this progress
         # gets it in one write with their ack); every other member at once.
         encoded: EncodedEvent = event.encoded(("event", namespace), encode)
+        if self._metrics is not None and event.name == "raceprogress":
+            replaced = event.replace_key is not None and self.socket.holds(event.replace_key)
+            self._metrics.race_progress_sent(replaced_undelivered=replaced)
         self.socket.send_encoded(encoded, replace_key=event.replace_key, coalesce=self._in_lobby)
 
     def detach(self, reason: str) -> None:
-        logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
+        logger.debug(
+            "socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason,
+            extra={"connection_id": self.socket.eio.sid, "client_id": self.socket.sid},
+        )
         self.socket.disconnect()
         if reason == DETACH_FLOODING:
+            if self._metrics is not None:
+                self._metrics.flood_disconnected()
             # The DISCONNECT packet stops socket.io-client from reconnecting; closing
             # the Engine.IO session too makes a scripted flooder start from the
             # handshake (where the connection limits apply) instead of rejoining.
@@ -138,9 +152,11 @@ class SocketClient:
 class RoomApp:
     """The handlers of both namespaces, bound to one running lobby."""
 
-    def __init__(self, sio: SocketIOServer, lobby: Lobby) -> None:
+    def __init__(self, sio: SocketIOServer, lobby: Lobby, metrics: RoomMetrics | None = None) -> None:
         self.sio = sio
         self.lobby = lobby
+        #: Counts commands, joins, room lists and floods when the server has metrics on.
+        self.metrics = metrics
         self._clients: dict[tuple[str, str], SocketClient] = {}
         for namespace in NAMESPACES:
             sio.on("connect", namespace)(self._on_connect)
@@ -152,12 +168,14 @@ class RoomApp:
                 sio.on(command, namespace, inline=True)(self._handler_for(command))
 
     async def _on_connect(self, socket: Socket, auth: Any) -> None:
-        client = SocketClient(socket, self.sio)
+        client = SocketClient(socket, self.sio, self.metrics)
         try:
             await self.lobby.connect(client)
         except ActorStopped:
             raise ConnectionRefused("the server is shutting down") from None
         self._clients[(socket.namespace, socket.sid)] = client
+        if self.metrics is not None:
+            self.metrics.namespace_joined(socket.namespace)
 
     async def _on_disconnect(self, socket: Socket, reason: str) -> None:
         client = self._clients.pop((socket.namespace, socket.sid), None)
@@ -188,9 +206,16 @@ class RoomApp:
             return  # the socket is gone; nobody to answer
         await client.wait_lobby_done()  # in order, one at a time per socket
         ack = socket.take_ack()
+        metrics = self.metrics
+        # The answer's ack latency, from here (the command decoded) to its ack queued.
+        arrived = trio.current_time() if metrics is not None and command == "answer" else None
 
         def on_reply(reply: dict[str, Any]) -> None:
             client._set_in_lobby(False)
+            if metrics is not None:
+                metrics.command_answered(command, "ok" if reply["ok"] else str(reply["error"]["code"]))
+                if arrived is not None:
+                    metrics.answer_acked(trio.current_time() - arrived)
             if ack is not None:
                 ack(reply)
             elif not reply["ok"]:
@@ -215,6 +240,13 @@ class RoomApp:
     def statistics(self) -> LobbyStatistics:
         return self.lobby.statistics()
 
+    def sockets_by_namespace(self) -> dict[str, int]:
+        """Sockets connected now, per namespace (for metrics)."""
+        counts = dict.fromkeys(NAMESPACES, 0)
+        for namespace, _ in self._clients:
+            counts[namespace] = counts.get(namespace, 0) + 1
+        return counts
+
     async def shutdown(self) -> None:
         """Close every room with reason ``shutdown`` (hosts and players told) and
         stop the lobby; call it while still serving, so the clients hear it."""
@@ -223,7 +255,11 @@ class RoomApp:
 
 @asynccontextmanager
 async def open_room_app(
-    sio: SocketIOServer, limits: RoomLimits = RoomLimits(), *, identity: IdentityPolicy = IdentityPolicy()
+    sio: SocketIOServer,
+    limits: RoomLimits = RoomLimits(),
+    *,
+    metrics: RoomMetrics | None = None,
+    identity: IdentityPolicy = IdentityPolicy(),
 ) -> AsyncIterator[RoomApp]:
     """Install the room protocol on ``sio`` and run its lobby for the block.
 
@@ -236,4 +272,4 @@ async def open_room_app(
     stops serving; disconnects that arrive afterwards are ignored.
     """
     async with open_lobby(limits, batch_scope=coalesced_writes, identity=identity) as lobby:
-        yield RoomApp(sio, lobby)
+        yield RoomApp(sio, lobby, metrics)
