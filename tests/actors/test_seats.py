@@ -73,7 +73,7 @@ async def newest_list(lobby: Lobby) -> list[dict[str, Any]]:
 
 
 async def test_a_drop_and_a_return_within_the_grace_keep_everything(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    host, p, _q, room_id, race_id = await racing_room(lobby)
     assert (await lobby.answer(p, room_id, race_id, 0, "secret-1"))["correct"] is True
     dropped_at = trio.current_time()
     await lobby.disconnect(p, dropped=True)
@@ -137,7 +137,7 @@ async def test_a_return_after_the_grace_finds_the_seat_gone(lobby: Lobby, autoju
 
 
 async def test_a_held_id_needs_its_token(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    host, p, q, _room_id, _race_id = await racing_room(lobby)
     thief = Seat("thief")
     await lobby.connect(thief)
     for state in ("connected", "in grace"):
@@ -171,7 +171,7 @@ async def test_each_join_issues_a_new_token_and_the_old_one_stops_working(lobby:
 
 
 async def test_a_second_tab_takes_over_with_the_token(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    _host, _p, q, room_id, race_id = await racing_room(lobby)
     await lobby.answer(q, room_id, race_id, 0, "secret-1")
     tab = Seat("q-tab")
     await lobby.connect(tab)
@@ -187,7 +187,7 @@ async def test_a_second_tab_takes_over_with_the_token(lobby: Lobby, autojump_clo
 
 
 async def test_a_host_drop_mid_race_lets_the_race_run_until_the_grace_ends(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    host, p, _q, room_id, race_id = await racing_room(lobby)
     await lobby.disconnect(host, dropped=True)
     await trio.sleep(1)
     # the race runs on: answers count, progress goes out, host shown offline
@@ -208,7 +208,7 @@ async def test_a_host_drop_mid_race_lets_the_race_run_until_the_grace_ends(lobby
 
 
 async def test_a_host_back_within_the_grace_keeps_the_room(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    host, p, _q, room_id, _race_id = await racing_room(lobby)
     await lobby.disconnect(host, dropped=True)
     await trio.sleep(GRACE / 2)
     back = await joined(lobby, "h", token=host.token)
@@ -220,7 +220,7 @@ async def test_a_host_back_within_the_grace_keeps_the_room(lobby: Lobby, autojum
 
 
 async def test_a_kicked_player_who_drops(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    host, p, _q, room_id, _race_id = await racing_room(lobby)
     assert (await lobby.command(host, "kick_player", {"id": room_id, "user": "p"}))["ok"] is True
     assert p.events_named("kicked") == [{"id": room_id}]
     await lobby.disconnect(p, dropped=True)
@@ -236,7 +236,7 @@ async def test_a_kicked_player_who_drops(lobby: Lobby, autojump_clock: trio.test
 
 
 async def test_a_player_kicked_while_held_stays_held_in_the_lobby(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    host, p, _q, room_id, _race_id = await racing_room(lobby)
     await lobby.disconnect(p, dropped=True)
     assert (await lobby.command(host, "kick_player", {"id": room_id, "user": "p"}))["ok"] is True
     snapshot = await lobby.snapshot()
@@ -252,7 +252,7 @@ async def _connected(lobby: Lobby, name: str) -> Seat:
 
 
 async def test_a_goodbye_and_explicit_commands_act_at_once(lobby: Lobby, autojump_clock: trio.testing.MockClock) -> None:
-    host, p, q, room_id, race_id = await racing_room(lobby)
+    host, p, q, room_id, _race_id = await racing_room(lobby)
     await lobby.disconnect(p)  # a goodbye (Socket.IO DISCONNECT, Engine.IO close)
     assert "p" not in (await lobby.snapshot()).places
     await lobby.disconnect(q, dropped=True)
@@ -267,7 +267,7 @@ async def test_a_goodbye_and_explicit_commands_act_at_once(lobby: Lobby, autojum
 
 async def test_a_grace_of_zero_is_the_old_behaviour(autojump_clock: trio.testing.MockClock) -> None:
     async with open_lobby(RoomLimits(command_rate=None, reconnect_grace=0)) as lobby:
-        host, p, q, room_id, race_id = await racing_room(lobby)
+        host, p, _q, room_id, _race_id = await racing_room(lobby)
         await lobby.disconnect(host, dropped=True)
         assert p.events_named("roomclosed") == [{"id": room_id, "reason": "host_disconnected"}]
         assert (await lobby.snapshot()).held == {}
