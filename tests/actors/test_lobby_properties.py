@@ -16,7 +16,7 @@ from typing import Any
 import trio
 import trio.testing
 from actors.helpers import NO_RATE_LIMIT, make_deck
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from roomactors.actors import Lobby, LobbySnapshot, MemoryClient, RoomLimits, open_lobby
@@ -39,6 +39,9 @@ step = st.one_of(
     st.tuples(st.just("leave_lobby"), slot, user),
     st.tuples(st.just("disconnect"), slot, st.none()),
     st.tuples(st.just("drop"), slot, st.none()),
+    # a dropped user coming back with the seat's token, weighted so that returns to a
+    # seat in a room happen often
+    st.tuples(st.just("join_lobby"), slot, st.tuples(user, st.just("right"))),
     st.tuples(st.just("wait"), slot, st.sampled_from((0.5, GRACE - 0.001, GRACE, GRACE + 0.001))),
 )
 
@@ -106,6 +109,8 @@ async def run_steps(steps: list[tuple[str, int, Any]]) -> None:
             before = await lobby.snapshot()
             if kind == "wait":
                 await trio.sleep(arg)
+                if set(before.held) - set((await lobby.snapshot()).held):
+                    event("a grace ended")
             elif kind in ("disconnect", "drop"):
                 await lobby.disconnect(clients[index], dropped=kind == "drop")
                 generation[index] += 1
@@ -118,8 +123,13 @@ async def run_steps(steps: list[tuple[str, int, Any]]) -> None:
                 after = await lobby.snapshot()
                 if not ack["ok"]:
                     assert ack["error"]["code"] in KNOWN_REFUSALS, ack
+                    if ack["error"]["code"] == "identity_taken":
+                        claimed = arg[0] if kind == "join_lobby" else arg
+                        event(f"identity_taken of a {'held' if claimed in before.held else 'connected'} user")
                     assert after == before, f"failed {kind} changed something"
                 elif kind == "join_lobby":
+                    if arg[0] in before.held:
+                        event("came back to a held seat" + (" in a room" if ack["room"] is not None else ""))
                     assert ack["room"] == after.places[arg[0]]
                     assert arg[0] not in after.held
                     tokens[arg[0]] = ack["token"]
@@ -136,7 +146,7 @@ async def run_steps(steps: list[tuple[str, int, Any]]) -> None:
             check_invariants(await lobby.snapshot(), clients, connected_at)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=8, max_size=40))
 def test_random_command_sequences_keep_the_invariants(steps: list[tuple[str, int, Any]]) -> None:
     trio.run(run_steps, steps, clock=trio.testing.MockClock(autojump_threshold=0))
