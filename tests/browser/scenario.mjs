@@ -96,6 +96,16 @@ async function main() {
       `alice: room meta "${report.pages.alice.roomsBeforeJoin[0].meta}"`);
     await alice.page.screenshot({ path: join(artifacts, "lobby.png"), fullPage: true });
 
+    step("the search box asks the feed again: a name nobody has, then part of the room's");
+    const search = alice.page.getByLabel("Search rooms by name");
+    await search.fill("geometry");
+    await waitVisible(byTest(alice.page, "rooms-empty"), "alice: no room matches the search");
+    report.pages.alice.searchEmpty = (await byTest(alice.page, "rooms-empty").textContent()).trim();
+    await search.fill("FRAC");
+    await waitVisible(alice.page.locator("[data-testid=room-item]", { hasText: "Fractions" }), "alice: found by a piece of its name");
+    await search.fill("");
+    await waitVisible(alice.page.locator("[data-testid=room-item]", { hasText: "Fractions" }), "alice: the full list again");
+
     step("a server error is shown next to the action that caused it (too_many_rooms)");
     const ap = alice.page;
     await ap.getByLabel("Room name").fill("Second room");
@@ -162,6 +172,8 @@ async function main() {
         window.roomactorsLobby.socket.io.engine.transport.name === "websocket" &&
         document.querySelector("[data-testid=connection-state]").dataset.transport === "websocket");
       report.pages[p.name].transport = await transportOf(p.page);
+      const feed = await p.page.evaluate(() => window.roomactorsLobby.state.feed);
+      check(feed.watching === true && feed.fallback === false, `${p.name}: on the room feed (${JSON.stringify(feed)})`);
     }
 
     step("a dropped connection shows 'reconnecting'; the page signs in again, back in its seat (a server with a reconnect grace) or told the seat was lost");
@@ -204,6 +216,47 @@ async function main() {
     };
     await tp.getByRole("button", { name: "Close room" }).click();
     await waitVisible(byTest(ap, "rooms-empty"), "alice: second room gone");
+
+    step("an unlisted room: in nobody's list; bob on the phone joins it by its code, keyboard only");
+    await tp.getByLabel("Room name").fill("Secret quiz");
+    await tp.getByLabel("Deck name").fill("Tables");
+    await tp.getByLabel("Listed in the lobby").uncheck();
+    await tp.getByRole("button", { name: "Create room" }).click();
+    await waitVisible(byTest(tp, "room-view"), "teacher: unlisted room");
+    await waitVisible(byTest(tp, "room-code"), "teacher: the room's code");
+    const code = (await byTest(tp, "room-code").textContent()).trim();
+    check(/^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}$/.test(code), `teacher: room code "${code}"`);
+    report.pages.teacher.unlistedCode = code;
+    await tp.screenshot({ path: join(artifacts, "room-code.png"), fullPage: true });
+    for (const p of [alice, bob]) {
+      await waitVisible(byTest(p.page, "rooms-empty"), `${p.name}: the unlisted room is in no list`);
+    }
+    const codeField = bp.getByLabel("Room code from your teacher");
+    await codeField.focus();
+    await bp.keyboard.type(" zzzzzz ");
+    await bp.keyboard.press("Enter");
+    const codeError = byTest(bp, "join-code-error");
+    await waitVisible(codeError, "bob: wrong code refused");
+    report.pages.bob.wrongCode = {
+      text: (await codeError.textContent()).trim(),
+      code: await codeError.getAttribute("data-code"),
+      focus: await bp.evaluate(() => document.activeElement?.id),
+    };
+    check(report.pages.bob.wrongCode.code === "room_not_found", `bob: wrong code error ${report.pages.bob.wrongCode.code}`);
+    check(report.pages.bob.wrongCode.focus === "join-code", `bob: focus after a wrong code ${report.pages.bob.wrongCode.focus}`);
+    await bp.keyboard.press("Control+A");
+    await bp.keyboard.type(`  ${code.toLowerCase()} `); // as people type it
+    await bp.screenshot({ path: join(artifacts, "join-code-phone.png"), fullPage: true });
+    await bp.keyboard.press("Enter");
+    await waitVisible(byTest(bp, "room-view"), "bob: in the unlisted room by its code");
+    report.pages.bob.byCode = {
+      title: (await byTest(bp, "room-title").textContent()).trim(),
+      code: (await byTest(bp, "room-code").textContent()).trim(),
+    };
+    await waitPlayers(tp, "teacher", ["Bob"]);
+    await waitVisible(byTest(ap, "rooms-empty"), "alice: still no room listed");
+    await tp.getByRole("button", { name: "Close room" }).click();
+    await waitVisible(byTest(bp, "lobby-view"), "bob: back in the lobby after the unlisted room closed");
 
     step("the same user in a new tab takes over; the old tab is told");
     const bobTab = await bob.context.newPage();

@@ -1,15 +1,19 @@
 // A stand-in room server on Node's socket.io 4, for the lobby page's browser test.
 //
 // Why: the page must be proven a correct client of the room protocol
-// (/work/shared/protocol.md) against a server built on the reference library,
+// (docs/protocol.md) against a server built on the reference library,
 // independently of roomactors' own server. It implements just enough of the
 // protocol for the page: join_lobby, leave_lobby, create_room, join_room,
 // leave_room with acks and `rejected`, updaterooms, roomclosed, replaced,
-// max_rooms / max_players; and the race of /work/shared/race.md ("Roles and
+// max_rooms / max_players; and the race (docs/protocol.md, "The race": "Roles and
 // phases", "Time", "Commands", "Events"): time_sync, start_race, answer, end_race,
 // race_results, kick_player, lock_room; racestart, racestate (late join),
 // raceprogress (at most every 200 ms per room), raceover, kicked; lists with
-// `state`, `locked` and `connected`. Not here: seats that outlive a connection (a
+// `state`, `locked` and `connected`; room codes, unlisted rooms, `roomupdated` and
+// the room feed (watch_rooms / roomschanged / unwatch_rooms) of protocol.md "Room
+// codes and the room feed", simply: on each change every watcher's filtered list is
+// computed again and compared with what it was sent (no coalescing, so no
+// snapshots after the ack). Not here: seats that outlive a connection (a
 // disconnect is a leave, as before) and signed identity. It serves the page like
 // roomactors.web.routes does (the client from node_modules at
 // /static/socket.io.min.js).
@@ -125,11 +129,90 @@ function summary(room) {
     max_players: room.max_players,
     state: room.state,
     locked: room.locked,
+    code: room.code,
   };
 }
-const roomList = () => [...rooms.values()].map(summary);
+const roomList = () => [...rooms.values()].filter((room) => room.listed).map(summary);
 const namespaces = [io.of("/"), io.of("/lobby")];
-const broadcast = () => namespaces.forEach((nsp) => nsp.emit("updaterooms", roomList()));
+
+// ---- codes ----
+const CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+function newCode() {
+  for (;;) {
+    const code = Array.from({ length: 6 }, () => CODE_ALPHABET[Math.floor(Math.random() * CODE_ALPHABET.length)]).join("");
+    if (![...rooms.values()].some((room) => room.code === code)) return code;
+  }
+}
+
+// ---- the feed: socket.data.watch = {filter, limit, version, sent: Map id -> JSON} ----
+const STATES = ["waiting", "countdown", "racing", "finished"];
+function hasSeats(room) {
+  const late = running(room) && room.race.options.late_join;
+  return !room.locked && room.players.length < room.max_players && (!running(room) || late);
+}
+function matches(room, filter) {
+  if (filter.state !== null && !filter.state.includes(room.state)) return false;
+  if (filter.has_seats !== null && hasSeats(room) !== filter.has_seats) return false;
+  if (filter.name !== null && !room.name.toLowerCase().includes(filter.name.toLowerCase())) return false;
+  if (filter.host !== null && key(room.host.id) !== key(filter.host)) return false;
+  return true;
+}
+function feedRooms(watch) {
+  return [...rooms.values()].filter((room) => room.listed && matches(room, watch.filter))
+    .sort((a, b) => b.id - a.id).slice(0, watch.limit).map(summary);
+}
+function readFilter(payload) {
+  if (payload !== undefined && payload !== null && (typeof payload !== "object" || Array.isArray(payload)))
+    throw new Refusal("invalid_payload", "send watch_rooms {filter?, limit?}");
+  const limit = payload?.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new Refusal("invalid_payload", "limit must be an integer from 1 to 1000");
+  const raw = payload?.filter ?? {};
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new Refusal("invalid_payload", "filter must be an object");
+  const filter = { state: null, has_seats: null, name: null, host: null };
+  if (!absent(raw.state)) {
+    const list = Array.isArray(raw.state) ? raw.state : [raw.state];
+    if (!list.every((s) => STATES.includes(s))) throw new Refusal("invalid_payload", `filter.state must be one of ${STATES.join(", ")} or a list of them`);
+    filter.state = list;
+  }
+  if (!absent(raw.has_seats)) {
+    if (typeof raw.has_seats !== "boolean") throw new Refusal("invalid_payload", "filter.has_seats must be true or false");
+    filter.has_seats = raw.has_seats;
+  }
+  if (!absent(raw.name)) {
+    if (typeof raw.name !== "string") throw new Refusal("invalid_payload", "filter.name must be a string");
+    filter.name = raw.name;
+  }
+  if (!absent(raw.host)) {
+    if (!validId(raw.host)) throw new Refusal("invalid_payload", "filter.host must be a user id");
+    filter.host = raw.host;
+  }
+  return { filter, limit };
+}
+function sendFeed(socket) {
+  const watch = socket.data.watch;
+  const now = new Map(feedRooms(watch).map((room) => [room.id, room]));
+  const upsert = [...now.values()].filter((room) => watch.sent.get(room.id) !== JSON.stringify(room));
+  const remove = [...watch.sent.keys()].filter((id) => !now.has(id));
+  if (upsert.length === 0 && remove.length === 0) return;
+  watch.version += 1;
+  watch.sent = new Map([...now.values()].map((room) => [room.id, JSON.stringify(room)]));
+  socket.emit("roomschanged", { version: watch.version, upsert, remove, snapshot: false });
+}
+
+// Every change: roomupdated to every room's members, then lists or feeds.
+function broadcast() {
+  for (const room of rooms.values()) {
+    const room_ = summary(room);
+    toMembers(room, "roomupdated", () => ({ room: room_ }));
+  }
+  for (const nsp of namespaces) {
+    const list = roomList();
+    for (const socket of nsp.sockets.values()) {
+      if (socket.data.watch) sendFeed(socket);
+      else socket.emit("updaterooms", list);
+    }
+  }
+}
 const socketOf = (userId) => users.get(key(userId))?.socket ?? null;
 
 function seatOf(userId) {
@@ -343,9 +426,11 @@ function serve(nsp) {
     const signedIn = () => {
       if (!me) throw new Refusal("not_in_lobby", "sign in first (join_lobby)");
     };
+    // An unlisted room's id reveals nothing to whoever is not in it.
     const existingRoom = (id) => {
       const room = rooms.get(id);
-      if (!room) throw new Refusal("room_not_found", `no room ${id}: refresh the room list`);
+      const member = room && me && seatOf(me.id)?.room === room;
+      if (!room || (!room.listed && !member)) throw new Refusal("room_not_found", `no room ${id}: refresh the room list`);
       return room;
     };
     // Steps 1, 2, 4 and "who may do it" of a host's command.
@@ -372,7 +457,9 @@ function serve(nsp) {
         }
         me = user;
         users.set(key(user.id), { user, socket });
-        socket.emit("updaterooms", roomList());
+        if (!socket.data.watch) socket.emit("updaterooms", roomList());
+        const seat = seatOf(user.id);
+        if (seat && !previous) socket.emit("roomupdated", { room: summary(seat.room) });
         return { user, room: seatOf(user.id)?.room.id ?? null };
       },
       leave_lobby(payload) {
@@ -392,6 +479,8 @@ function serve(nsp) {
           throw new Refusal("invalid_payload", "deck needs a name and 1 to 1000 cards");
         if (!me) throw new Refusal("not_in_lobby", "sign in first");
         if (seatOf(me.id)) throw new Refusal("already_in_room", "leave your room first");
+        if (!absent(payload.listed) && typeof payload.listed !== "boolean")
+          throw new Refusal("invalid_payload", "listed must be true, false or null");
         if (rooms.size >= maxRooms) throw new Refusal("too_many_rooms", `the server holds at most ${maxRooms} rooms`);
         const room = {
           id: nextRoomId++,
@@ -407,6 +496,8 @@ function serve(nsp) {
           max_players: maxPlayers,
           state: "waiting",
           locked: false,
+          code: newCode(),
+          listed: absent(payload.listed) ? deck.private !== true : payload.listed,
           banned: new Set(),
           race: null, // the running race, or the last one (over: true)
           results: [], // the last KEPT_RESULTS finished races, for race_results
@@ -418,9 +509,20 @@ function serve(nsp) {
         return { room: summary(room) };
       },
       join_room(payload) {
-        const id = roomId(payload);
-        signedIn();
-        const room = existingRoom(id);
+        let room;
+        if (payload && typeof payload === "object" && "code" in payload) {
+          const code = payload.code;
+          if (!absent(payload.id)) throw new Refusal("invalid_payload", "send either id or code, not both");
+          if (typeof code !== "string" || code.length < 1 || code.length > 16)
+            throw new Refusal("invalid_payload", "code must be a string of 1 to 16 characters");
+          signedIn();
+          room = [...rooms.values()].find((r) => r.code === code.toUpperCase());
+          if (!room) throw new Refusal("room_not_found", "no open room has that code; check it with your host");
+        } else {
+          const id = roomId(payload);
+          signedIn();
+          room = existingRoom(id);
+        }
         const seat = seatOf(me.id);
         if (seat && seat.room === room) return { room: summary(room) };
         if (seat) throw new Refusal("already_in_room", "leave your room first");
@@ -450,6 +552,22 @@ function serve(nsp) {
         if (seatOf(me.id)?.room.id !== id) throw new Refusal("not_in_room", "you are not in that room");
         leaveSeat(me.id, "host_left");
         broadcast();
+        return {};
+      },
+      watch_rooms(payload) {
+        const { filter, limit } = readFilter(payload);
+        const version = (socket.data.watch?.version ?? 0) + 1;
+        const watch = { filter, limit, version, sent: new Map() };
+        const list = feedRooms(watch);
+        watch.sent = new Map(list.map((room) => [room.id, JSON.stringify(room)]));
+        socket.data.watch = watch;
+        return { version, rooms: list };
+      },
+      unwatch_rooms() {
+        if (socket.data.watch) {
+          socket.data.watch = null;
+          socket.emit("updaterooms", roomList());
+        }
         return {};
       },
       time_sync(payload) {

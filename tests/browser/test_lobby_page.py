@@ -14,7 +14,9 @@ teacher closes the room and the remaining student is told and is back in the lob
 a second create_room hits max_rooms=1 and the error shows next to the form; every
 page ends up on WebSocket; a dropped connection shows "reconnecting", the page
 signs in again by itself, back in its seat (or told the seat was lost, on a server
-without a reconnect grace); a second tab of the same user, with the seat's token, takes over. Screenshots go
+without a reconnect grace); the teacher makes an unlisted room, which nobody's list
+shows, and Bob (phone, keyboard only) joins it by its code after a wrong one is
+refused in words; a second tab of the same user, with the seat's token, takes over. Screenshots go
 to ``test-artifacts/browser/<server>/``.
 
 The race (``race_scenario.mjs``, its own tests so the lobby's stay green on a server
@@ -116,6 +118,9 @@ def assert_what_the_pages_showed(report: dict[str, Any], seat_kept: bool = True)
     assert alice["roomsBeforeJoin"][0]["meta"] == "Host: Ms Rivera · Deck: Week 3 (3 cards) · 0 / 50 players"
     assert alice["roomHost"] == "Ms Rivera (teacher)"
 
+    # The search box filters the feed on the server (filter.name).
+    assert alice["searchEmpty"] == "No open room’s name contains “geometry”."
+
     # A server error, in words, inside the form that caused it.
     assert alice["createError"] == {
         "text": "The server has too many rooms right now. Try again later.",
@@ -148,6 +153,17 @@ def assert_what_the_pages_showed(report: dict[str, Any], seat_kept: bool = True)
         "whoami": "Signed in as Alice (student)",
         "reloaded": False,
     }
+
+    # An unlisted room, joined by its code on the phone with the keyboard alone: a
+    # wrong code in words, then the right one typed in lower case with spaces.
+    code = teacher["unlistedCode"]
+    assert len(code) == 6 and set(code) <= set("ABCDEFGHJKMNPQRSTUVWXYZ23456789")
+    assert bob["wrongCode"] == {
+        "text": "No open room has that code. Check it and try again.",
+        "code": "room_not_found",
+        "focus": "join-code",
+    }
+    assert bob["byCode"] == {"title": "Secret quiz", "code": code}
 
     assert bob["replaced"] == {
         "text": "You signed in from another tab or window, so this one stopped.",

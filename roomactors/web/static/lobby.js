@@ -3,10 +3,15 @@
  * first, then the upgrade to WebSocket), namespace /lobby.
  *
  * Why it is built this way:
- * - Which room we sit in is read from `updaterooms` (the server's truth), not kept
- *   as a flag of our own: after a reconnect, a takeover or a disbanded room the list
- *   is right and a flag would be stale. Acks only bridge the moment between "the
- *   server said yes" and the list that shows it (the protocol does not order them).
+ * - Which room we sit in is read from the server's truth, not kept as a flag of our
+ *   own: `roomupdated` (our own room, listed or not), or, from a server that does not
+ *   send it, `updaterooms`. Acks only bridge the moment between "the server said
+ *   yes" and the event that shows it (the protocol does not order them).
+ * - The lobby's list is the room feed (`watch_rooms`: the newest 100 rooms, or those
+ *   whose name holds the search box's text, then `roomschanged` deltas applied in
+ *   version order; a gap means asking again), so a change costs a few rooms, not
+ *   the whole list. A server that answers `watch_rooms` with an error keeps sending
+ *   full `updaterooms` lists, and the page keeps showing them.
  * - Every command asks for an ack with a timeout, so each error can be shown next
  *   to the button that caused it; `rejected` is still handled for completeness.
  * - Commands are refused locally while disconnected: socket.io-client would buffer
@@ -65,6 +70,16 @@
     signout: $("signout-button"),
     signoutError: $("signout-error"),
     roomList: $("room-list"),
+    roomSearch: $("room-search"),
+    roomsError: $("rooms-error"),
+    joinCodeForm: $("join-code-form"),
+    joinCode: $("join-code"),
+    joinCodeError: $("join-code-error"),
+    createListed: $("create-listed"),
+    roomCodeBox: document.querySelector("[data-testid=room-code-box]"),
+    roomCode: document.querySelector("[data-testid=room-code]"),
+    copyCode: $("copy-code"),
+    copyStatus: document.querySelector("[data-testid=copy-status]"),
     roomsEmpty: document.querySelector("[data-testid=rooms-empty]"),
     roomCount: document.querySelector("[data-testid=room-count]"),
     createForm: $("create-form"),
@@ -140,8 +155,16 @@
     pendingRaceState: null, // a racestate that came before our join_lobby's ack
     profile: loadProfile(), // what the user signed in with; re-sent after a reconnect
     rooms: [],
-    pendingRoom: null, // a create/join ack's room, until an updaterooms arrives
-    leftRoomId: null, // a room we left (ack or roomclosed), until an updaterooms arrives
+    // Our room as the server last described it: a roomupdated's (or a create/join
+    // ack's) summary. From a server without roomupdated: an ack's, until an updaterooms.
+    pendingRoom: null,
+    roomUpdates: false, // the server sends roomupdated (so it, not the list, says where we sit)
+    leftRoomId: null, // a room we left (ack, roomclosed, kicked): late news of it is ignored
+    // The room feed: `watching` once a watch_rooms ack came; `version` of the last
+    // snapshot or delta applied; `request` numbers watch_rooms so only the newest
+    // ack counts; `pending` while one is on its way; `fallback` when the server
+    // refused the feed (full lists then, searched here).
+    feed: { watching: false, version: 0, request: 0, pending: false, fallback: false },
     view: null,
     droppedFrom: null, // name of the room we sat in when the connection dropped
     race: null, // the race running in our room (racestart/racestate), until raceover
@@ -460,12 +483,168 @@
   });
 
   socket.on("updaterooms", (rooms) => {
-    state.rooms = Array.isArray(rooms) ? rooms.filter((r) => r && typeof r === "object") : [];
-    state.pendingRoom = null;
-    state.leftRoomId = null;
+    if (state.feed.watching) return; // a list sent before the feed started
+    state.rooms = newestFirst(rooms);
+    if (!state.roomUpdates) {
+      state.pendingRoom = null;
+      state.leftRoomId = null;
+    }
     state.lockWanted = null;
     render();
   });
+
+  /* ---------- the room feed and our own room ---------- */
+
+  const ROOM_LIMIT = 100;
+  const SEARCH_DELAY_MS = 250;
+
+  const objects = (list) => (Array.isArray(list) ? list.filter((r) => r && typeof r === "object") : []);
+  // Newest (highest id) first, as the feed sends them; lists come oldest first.
+  const newestFirst = (list) => objects(list).sort((a, b) => Number(b.id) - Number(a.id) || 0);
+
+  // Asks for the feed: the newest rooms, or those whose name holds the search text.
+  // The ack is the snapshot; only the newest request's ack counts.
+  function watchRooms() {
+    const feed = state.feed;
+    if (!socket.connected || feed.fallback) return;
+    feed.request += 1;
+    feed.pending = true;
+    const request = feed.request;
+    const name = el.roomSearch.value.trim();
+    const payload = name ? { filter: { name }, limit: ROOM_LIMIT } : { limit: ROOM_LIMIT };
+    socket.timeout(ACK_TIMEOUT_MS).emit("watch_rooms", payload, (err, reply) => {
+      if (request !== feed.request) return;
+      feed.pending = false;
+      const error = err ? { code: "timeout" } : reply && reply.ok === true ? null : (reply && reply.error) || {};
+      if (error && (error.code === "rate_limited" || (error.code === "timeout" && feed.watching))) {
+        // The last filter stays in force; the next search asks again.
+        showError(el.roomsError, error.code === "timeout" ? "The server did not answer the search. Try again." :
+          describeError(error), error.code);
+        return;
+      }
+      clearError(el.roomsError);
+      if (error) {
+        // A server without the feed: it keeps sending full lists, searched here.
+        feed.fallback = true;
+        feed.watching = false;
+      } else {
+        feed.watching = true;
+        feed.version = Number(reply.version) || 0;
+        state.rooms = newestFirst(reply.rooms);
+      }
+      render();
+    });
+  }
+
+  socket.on("roomschanged", (change) => {
+    const feed = state.feed;
+    if (!feed.watching || feed.pending || !change || typeof change.version !== "number") return;
+    if (change.version <= feed.version) return; // sent before our newest snapshot
+    if (change.snapshot === true) {
+      feed.version = change.version;
+      state.rooms = newestFirst(change.rooms);
+    } else if (change.version !== feed.version + 1) {
+      watchRooms(); // a gap: start over from a fresh snapshot
+      return;
+    } else {
+      feed.version = change.version;
+      const upsert = new Map(objects(change.upsert).map((room) => [String(room.id), room]));
+      const gone = new Set((Array.isArray(change.remove) ? change.remove : []).map(String));
+      const kept = state.rooms.filter((room) => !gone.has(String(room.id)) && !upsert.has(String(room.id)));
+      state.rooms = newestFirst([...kept, ...upsert.values()]).slice(0, ROOM_LIMIT);
+    }
+    render();
+  });
+
+  // Our own room, listed or not (the only way to see an unlisted one).
+  socket.on("roomupdated", (info) => {
+    const room = info && info.room;
+    if (!room || typeof room !== "object") return;
+    state.roomUpdates = true;
+    if (sameId(room.id, state.leftRoomId)) return; // news of a room we left
+    state.pendingRoom = room;
+    state.lockWanted = null;
+    render();
+  });
+
+  // Each connection starts its own feed (watch_rooms needs no sign-in). Our room
+  // is forgotten: a server that kept our seat sends roomupdated after join_lobby.
+  socket.on("connect", () => {
+    state.feed = { watching: false, version: 0, request: state.feed.request, pending: false, fallback: false };
+    if (state.roomUpdates) state.pendingRoom = null;
+    watchRooms();
+    render();
+  });
+
+  let searchTimer = null;
+  el.roomSearch.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      if (state.feed.fallback) render();
+      else watchRooms();
+    }, SEARCH_DELAY_MS);
+  });
+
+  // Codes are shown in capitals; people type them any way, with stray spaces.
+  el.joinCodeForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const code = el.joinCode.value.trim().toUpperCase();
+    el.joinCode.value = code;
+    if (!code) {
+      el.joinCode.setAttribute("aria-invalid", "true");
+      showError(el.joinCodeError, "Type the room's code first.", "local");
+      el.joinCode.focus();
+      return;
+    }
+    el.joinCode.removeAttribute("aria-invalid");
+    command("join_room", { code }, {
+      errorNode: el.joinCodeError,
+      button: el.joinCodeForm.querySelector("button[type=submit]"),
+      onOk: (reply) => {
+        adoptAckRoom(reply.room);
+        el.joinCode.value = "";
+      },
+      onError: () => {
+        if (el.joinCodeError.dataset.code === "room_not_found") {
+          el.joinCodeError.textContent = "No open room has that code. Check it and try again.";
+        }
+        if (el.joinCodeError.dataset.code !== "timeout") el.joinCode.setAttribute("aria-invalid", "true");
+        el.joinCode.focus();
+      },
+    });
+  });
+  el.joinCode.addEventListener("input", () => {
+    el.joinCode.removeAttribute("aria-invalid");
+    clearError(el.joinCodeError);
+  });
+
+  el.copyCode.addEventListener("click", async () => {
+    const code = el.roomCode.textContent;
+    try {
+      await navigator.clipboard.writeText(code);
+      el.copyStatus.textContent = `Copied ${code}.`;
+    } catch {
+      // No clipboard access (an insecure page, a refused permission): select it instead.
+      const range = document.createRange();
+      range.selectNodeContents(el.roomCode);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      el.copyStatus.textContent = "The code is selected: press Ctrl+C (⌘C on a Mac) to copy it.";
+    }
+  });
+
+  // A create/join ack's room bridges the moment until roomupdated (or, from an
+  // older server, the list) shows it; a newer roomupdated of that room wins.
+  function adoptAckRoom(room) {
+    state.leftRoomId = null;
+    if (!room || typeof room !== "object") return;
+    if (state.roomUpdates) {
+      if (!(state.pendingRoom && sameId(state.pendingRoom.id, room.id))) state.pendingRoom = room;
+    } else if (!myRoomFromList()) {
+      state.pendingRoom = room;
+    }
+  }
 
   socket.on("roomclosed", (info) => {
     const id = info && info.id;
@@ -503,6 +682,7 @@
     state.me = null;
     forgetRace();
     state.rooms = [];
+    state.pendingRoom = null;
     showNotice("You signed in from another tab or window, so this one stopped.", "warning", {
       label: "Use this tab instead",
       reconnect: true,
@@ -813,10 +993,7 @@
     command("join_room", { id: room.id }, {
       errorNode,
       button,
-      onOk: (reply) => {
-        state.leftRoomId = null;
-        if (!myRoomFromList()) state.pendingRoom = reply.room || room;
-      },
+      onOk: (reply) => adoptAckRoom(reply.room || room),
     });
   }
 
@@ -1237,12 +1414,11 @@
       }
       return;
     }
-    command("create_room", { name, deck }, {
+    command("create_room", { name, deck, listed: el.createListed.checked }, {
       errorNode: el.createError,
       button: el.createForm.querySelector("button[type=submit]"),
       onOk: (reply) => {
-        state.leftRoomId = null;
-        if (!myRoomFromList()) state.pendingRoom = reply.room || null;
+        adoptAckRoom(reply.room);
         el.createName.value = "";
       },
     });
@@ -1263,8 +1439,14 @@
 
   function currentRoom() {
     const listed = myRoomFromList();
+    const own = state.pendingRoom;
+    if (state.roomUpdates) {
+      // roomupdated is the truth; the list only covers a moment without it.
+      if (own && !sameId(own.id, state.leftRoomId)) return own;
+      return listed && !sameId(listed.id, state.leftRoomId) ? listed : null;
+    }
     if (listed && !sameId(listed.id, state.leftRoomId)) return listed;
-    if (!listed && state.pendingRoom) return state.pendingRoom;
+    if (!listed && own) return own;
     return null;
   }
 
@@ -1336,9 +1518,18 @@
   function renderLobby() {
     const me = state.me;
     el.whoami.textContent = `Signed in as ${displayName(me)}${roleWords(me) ? ` (${roleWords(me)})` : ""}`;
-    const rooms = state.rooms;
+    // The feed filters on the server; full lists (a server without it) are searched here.
+    const search = el.roomSearch.value.trim();
+    const needle = search.toLowerCase();
+    const rooms = state.feed.fallback && needle
+      ? state.rooms.filter((room) => String(room.name).toLowerCase().includes(needle))
+      : state.rooms;
     el.roomsEmpty.hidden = rooms.length > 0;
-    el.roomCount.textContent = rooms.length ? `(${rooms.length})` : "";
+    el.roomsEmpty.textContent = search
+      ? `No open room’s name contains “${search}”.`
+      : "No rooms yet. Create one, or wait for your teacher.";
+    const newest = state.feed.watching && rooms.length >= ROOM_LIMIT ? " newest" : "";
+    el.roomCount.textContent = rooms.length ? `(${rooms.length}${newest})` : "";
 
     // Keyed update: existing items are changed in place so a focused Join button
     // keeps its focus while other rooms come and go.
@@ -1434,8 +1625,15 @@
     el.leave.textContent = hosting ? "Close room" : "Leave room";
     const phase = typeof room.state === "string" ? room.state : "waiting";
     el.roomState.textContent = `${STATE_WORDS[phase] || phase}${room.locked === true ? " · room locked" : ""}`;
+    const code = typeof room.code === "string" ? room.code : "";
+    el.roomCodeBox.hidden = !code;
+    el.roomCodeBox.dataset.size = hosting ? "big" : "small"; // big for the host to read out or project
+    if (el.roomCode.textContent !== code) {
+      el.roomCode.textContent = code;
+      el.copyStatus.textContent = "";
+    }
     el.roomHint.textContent = hosting
-      ? "Students join from their lobby. Closing the room sends everyone back to the lobby."
+      ? `Students join with the code${code ? ` ${code}` : ""} in their lobby. Closing the room sends everyone back to the lobby.`
       : phase === "waiting"
         ? "Waiting for the host to start the race."
         : phase === "finished"
