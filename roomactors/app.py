@@ -21,6 +21,7 @@ from .actors import (
     DETACH_FLOODING,
     REGISTRY,
     ActorStopped,
+    IdentityPolicy,
     Lobby,
     LobbyStatistics,
     RoomLimits,
@@ -179,7 +180,10 @@ class RoomApp:
     async def _on_disconnect(self, socket: Socket, reason: str) -> None:
         client = self._clients.pop((socket.namespace, socket.sid), None)
         if client is not None:
-            await self.lobby.disconnect(client)
+            # A drop (no goodbye) keeps the user's seat for the reconnect grace;
+            # a legacy (Engine.IO v3) client cannot resume, so its drop is a goodbye.
+            dropped = socket.dropped and not socket.legacy
+            await self.lobby.disconnect(client, dropped=dropped)
 
     def _handler_for(self, command: str) -> Any:
         async def handle(socket: Socket, *args: Any) -> None:
@@ -251,13 +255,21 @@ class RoomApp:
 
 @asynccontextmanager
 async def open_room_app(
-    sio: SocketIOServer, limits: RoomLimits = RoomLimits(), *, metrics: RoomMetrics | None = None
+    sio: SocketIOServer,
+    limits: RoomLimits = RoomLimits(),
+    *,
+    metrics: RoomMetrics | None = None,
+    identity: IdentityPolicy = IdentityPolicy(),
 ) -> AsyncIterator[RoomApp]:
     """Install the room protocol on ``sio`` and run its lobby for the block.
+
+    ``identity``: open identity with seat tokens (the default) or signed
+    credentials (race.md, "Identity"); ``limits.reconnect_grace`` how long a
+    dropped client's seat is kept.
 
     Serve ``sio`` inside the block. Leaving it shuts the lobby down: every room is
     closed with reason ``shutdown`` (hosts and players told) before the caller
     stops serving; disconnects that arrive afterwards are ignored.
     """
-    async with open_lobby(limits, batch_scope=coalesced_writes) as lobby:
+    async with open_lobby(limits, batch_scope=coalesced_writes, identity=identity) as lobby:
         yield RoomApp(sio, lobby, metrics)

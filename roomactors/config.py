@@ -14,9 +14,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_FORMATS", "LOG_LEVELS", "RoomServerConfig")
+__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_FORMATS", "LOG_LEVELS", "MIN_IDENTITY_SECRET_BYTES", "RoomServerConfig")
 
 DEFAULT_CLIENT_JS_URL = "https://cdn.socket.io/4.8.4/socket.io.min.js"
 """The official CDN build of socket.io-client 4.8.4, the newest 4.x on npm when written."""
@@ -26,6 +26,9 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 """The names ``log_format`` accepts: lines for people, or one JSON object a line."""
+
+MIN_IDENTITY_SECRET_BYTES = 32
+"""RFC 7518 (3.2): an HS256 key must be at least as long as the hash, 256 bits."""
 
 # Browsers and JavaScript engines keep timer delays in a signed 32-bit count of
 # milliseconds; a longer ping interval or timeout fires at once in the client.
@@ -152,6 +155,21 @@ class RoomServerConfig:
     """Also serve Engine.IO protocol 3 (socket.io-client 1.x and 2.x, such as the
     2017 game client) in the room protocol's legacy mode; ``False`` refuses those
     clients with Engine.IO error 5 "Unsupported protocol version"."""
+    # -- seats and identity (race.md, "Seats that outlive a connection", "Identity")
+    reconnect_grace: float = 60.0
+    """Seconds a user whose connection dropped (no goodbye: the network went, the
+    page reloaded, a missed heartbeat) keeps their place (lobby, room, host seat,
+    race progress) to come back to; 0: a drop leaves at once, like a goodbye.
+    Engine.IO v3 clients always have 0."""
+
+    identity_secret: str | None = field(default=None, repr=False)
+    """The HS256 secret shared with the school's site that signs identities
+    (``join_lobby {credential}``); None: open identity (ids are the clients'
+    claims, guarded by seat tokens). At least 32 bytes. Never printed."""
+
+    teachers_only_create: bool = False
+    """Only users whose role (``auth_level``) is ``teacher`` or ``admin`` may
+    create rooms (``forbidden`` otherwise); meaningful with ``identity_secret``."""
 
     def __post_init__(self) -> None:
         _check_host(self.host)
@@ -190,6 +208,10 @@ class RoomServerConfig:
                 )
         if not isinstance(self.eio3, bool):
             raise TypeError(f"eio3 must be True (serve socket.io-client 1.x/2.x) or False; got {self.eio3!r}")
+        _check_seconds("reconnect_grace", self.reconnect_grace, allow_zero=True)
+        _check_identity_secret(self.identity_secret)
+        if not isinstance(self.teachers_only_create, bool):
+            raise TypeError(f"teachers_only_create must be True or False; got {self.teachers_only_create!r}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}"
@@ -208,6 +230,20 @@ def _check_deployment(config: RoomServerConfig) -> None:
         raise TypeError(f"metrics must be True or False; got {config.metrics!r}")
     if config.log_format not in LOG_FORMATS:
         raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}; got {config.log_format!r}")
+
+
+def _check_identity_secret(secret: object) -> None:
+    """Says what is wrong without ever showing the secret."""
+    if secret is None:
+        return
+    if not isinstance(secret, str):
+        raise TypeError(f"identity_secret must be a string, or None for open identity; got a {type(secret).__name__}")
+    size = len(secret.encode())
+    if size < MIN_IDENTITY_SECRET_BYTES:
+        raise ValueError(
+            f"identity_secret must be at least {MIN_IDENTITY_SECRET_BYTES} bytes (an HS256 key as long as its "
+            f"hash, RFC 7518), got {size}; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 def _check_host(host: object) -> None:

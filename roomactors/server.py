@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .actors import ActorStopped, RoomLimits
+from .actors import ActorStopped, IdentityPolicy, RoomLimits
 from .app import RoomApp, open_room_app
 from .config import RoomServerConfig
 from .engineio import EngineIOConfig, HttpRequest, HttpResponse
@@ -189,7 +189,13 @@ def room_limits(config: RoomServerConfig) -> RoomLimits:
         command_burst=config.command_burst,
         flood_limit=config.flood_limit or None,
         flood_window=config.flood_window,
+        reconnect_grace=config.reconnect_grace,
     )
+
+
+def identity_policy(config: RoomServerConfig) -> IdentityPolicy:
+    """Who may speak for a user id: open identity, or signed with the secret."""
+    return IdentityPolicy(secret=config.identity_secret, teachers_only_create=config.teachers_only_create)
 
 
 async def serve_roomserver(
@@ -204,7 +210,9 @@ async def serve_roomserver(
     """
     server = RoomServer(config)
     sio = server.sio
-    async with open_room_app(sio, room_limits(config), metrics=server.metrics) as app:
+    async with open_room_app(
+        sio, room_limits(config), metrics=server.metrics, identity=identity_policy(config)
+    ) as app:
         server._app = app
         try:
             async with trio.open_nursery() as nursery:

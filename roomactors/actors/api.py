@@ -16,6 +16,7 @@ import trio
 
 from .client import Client
 from .commands import command_spec
+from .identity import IdentityPolicy
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .lobby import LobbyActor, run_lobby
 from .mailbox import ActorRef, ActorStopped
@@ -41,10 +42,12 @@ class Lobby:
         """Register a connected client: it receives every ``updaterooms`` from now on."""
         await self._ref.ask(Connect(client))
 
-    async def disconnect(self, client: Client) -> None:
-        """The client is gone: counts as ``leave_lobby``. A no-op once the lobby stopped."""
+    async def disconnect(self, client: Client, *, dropped: bool = False) -> None:
+        """The client is gone: after a goodbye it counts as ``leave_lobby``;
+        ``dropped`` (no goodbye: the network went) keeps its user's place for the
+        reconnect grace. A no-op once the lobby stopped."""
         try:
-            await self._ref.ask(Disconnect(client))
+            await self._ref.ask(Disconnect(client, dropped))
         except ActorStopped:
             pass
 
@@ -82,9 +85,13 @@ class Lobby:
     # Typed conveniences: the same commands with keyword arguments.
 
     async def join_lobby(
-        self, client: Client, user_id: UserId, username: str | None = None, auth_level: str | None = None
+        self, client: Client, user_id: UserId, username: str | None = None, auth_level: str | None = None,
+        *, token: str | None = None,
     ) -> dict[str, Any]:
+        """``token``: the seat's token, to take over or come back to a held id."""
         payload: dict[str, Any] = {"id": user_id}
+        if token is not None:
+            payload["token"] = token
         if username is not None:
             payload["username"] = username
         if auth_level is not None:
@@ -190,7 +197,10 @@ class _AckReply:
 
 @asynccontextmanager
 async def open_lobby(
-    limits: RoomLimits = RoomLimits(), *, batch_scope: Callable[[], AbstractContextManager[object]] | None = None
+    limits: RoomLimits = RoomLimits(),
+    *,
+    batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
+    identity: IdentityPolicy = IdentityPolicy(),
 ) -> AsyncIterator[Lobby]:
     """Run a lobby for the duration of the block; on a normal exit it shuts down
     gracefully (rooms closed with ``shutdown``), on an error it is cancelled.
@@ -198,10 +208,11 @@ async def open_lobby(
     ``batch_scope`` is entered around each batch of messages the lobby handles
     (see ``Mailbox.serve``); the server passes
     :func:`roomactors.engineio.coalesced_writes` so that what one batch sends
-    a client (room list, acks) leaves in one write.
+    a client (room list, acks) leaves in one write. ``identity`` says who may
+    speak for a user id (open with seat tokens, or signed; see :mod:`.identity`).
     """
     async with trio.open_nursery() as nursery:
-        ref, actor = await nursery.start(partial(run_lobby, limits, batch_scope=batch_scope))
+        ref, actor = await nursery.start(partial(run_lobby, limits, batch_scope=batch_scope, identity=identity))
         lobby = Lobby(ref, actor)
         try:
             yield lobby

@@ -27,9 +27,12 @@ class Connect:
 
 @dataclass(frozen=True)
 class Disconnect:
-    """A client left; counts as ``leave_lobby`` (a host's room closes: host_disconnected)."""
+    """A client left. After a goodbye (``dropped`` False) it counts as
+    ``leave_lobby`` (a host's room closes: host_disconnected); a dropped client's
+    user keeps their place for ``RoomLimits.reconnect_grace`` (race.md)."""
 
     client: Client
+    dropped: bool = False
 
 
 @dataclass(frozen=True)

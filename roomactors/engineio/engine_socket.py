@@ -22,7 +22,7 @@ from .errors import EngineClosed
 from .inbox import Inbox
 from .outbox import OutboxOverflow
 from .packets import Packet, SharedMessage
-from .protocol import EngineSession, PingReceived, PongReceived, SessionEvent
+from .protocol import DROP_REASONS, EngineSession, PingReceived, PongReceived, SessionEvent
 
 __all__ = ["EngineReceiver", "EngineSocket"]
 
@@ -124,6 +124,13 @@ class EngineSocket:
     @property
     def close_reason(self) -> str | None:
         return self._session.close_reason
+
+    @property
+    def dropped(self) -> bool:
+        """True once the session ended without a goodbye: the transport closed or
+        failed, or the client missed its heartbeat (``DROP_REASONS``). False while
+        open, and after the client's close packet or a close by the server."""
+        return self._session.close_reason in DROP_REASONS
 
     def send(
         self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None, coalesce: bool = False

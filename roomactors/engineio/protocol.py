@@ -39,6 +39,7 @@ from .packets import Packet, PacketError, PacketType, SharedMessage, encode_cont
 from .packets_v3 import encode_binary_payload, encode_open_v3, encode_text_payload
 
 __all__ = [
+    "DROP_REASONS",
     "POLLING",
     "WEBSOCKET",
     "BadPacket",
@@ -59,6 +60,12 @@ WEBSOCKET = "websocket"
 CLOSE_PACKET = encode_control(PacketType.CLOSE)
 PING_PACKET = encode_control(PacketType.PING)
 NOOP_PACKET = encode_control(PacketType.NOOP)
+DROP_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+"""Close reasons that mean the client vanished without saying goodbye (its
+transport closed or failed, or it missed its heartbeat); every other reason is
+a goodbye: the client's close packet (``client close``) or a close the server
+decided (``server close``, an overflow, a protocol error)."""
+
 #: Outbox replace keys of the heartbeat's packets: at most one of each is queued.
 _PING_KEY = ("engineio", "ping")
 _PONG_KEY = ("engineio", "pong")
