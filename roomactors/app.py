@@ -197,6 +197,15 @@ class RoomApp:
     def statistics(self) -> LobbyStatistics:
         return self.lobby.statistics()
 
+    def socket(self, namespace: str, sid: str) -> Socket | None:
+        """The connected socket ``sid`` of ``namespace``, if it is on this server."""
+        client = self._clients.get((namespace, sid))
+        return client.socket if client is not None else None
+
+    def sockets(self, namespace: str) -> list[Socket]:
+        """Every connected socket of ``namespace`` on this server (a copy)."""
+        return [client.socket for (ns, _), client in self._clients.items() if ns == namespace]
+
     async def shutdown(self) -> None:
         """Close every room with reason ``shutdown`` (hosts and players told) and
         stop the lobby; call it while still serving, so the clients hear it."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import trio
 
 from .actors import RoomLimits
@@ -21,6 +23,9 @@ from .config import RoomServerConfig
 from .engineio import EngineIOConfig, HttpRequest, HttpResponse
 from .socketio import SocketIOConfig, SocketIOServer
 from .web import LobbyPageRoutes
+
+if TYPE_CHECKING:
+    from .cluster import ClusterNode
 
 __all__ = ("RoomServer", "RoomServerStatistics", "serve_roomserver")
 
@@ -52,6 +57,8 @@ class RoomServer:
         self._page = LobbyPageRoutes(client_js_url=config.client_js_url, client_js_path=config.client_js_path)
         self.sio = SocketIOServer(socketio_config(config), engineio_config(config), http_fallback=self._route)
         self._app: RoomApp | None = None
+        self.cluster: ClusterNode | None = None
+        """This node on Redis when ``config.redis_url`` is set (docs/cluster.md)."""
         self.addresses: list[tuple[str, int]] = []
         self._started_at = trio.current_time()
         self._shutdown_requested = trio.Event()
@@ -111,12 +118,15 @@ class RoomServer:
             return HttpResponse(405, (("allow", "GET, HEAD"), ("content-type", "text/plain")), b"use GET\n")
         stats = self.statistics()
         status = "shutting down" if self._shutdown_requested.is_set() else "ok"
-        body = {
+        body: dict[str, Any] = {
             "status": status,
             "connections": stats.connections,
             "rooms": stats.rooms,
             "uptime": round(stats.uptime, 3),
         }
+        if self.cluster is not None:
+            # Still 200 without Redis: this node goes on serving its own clients.
+            body["cluster"] = self.cluster.status()
         return HttpResponse(
             200 if status == "ok" else 503,
             (("content-type", "application/json"), ("cache-control", "no-store")),
@@ -172,6 +182,11 @@ async def serve_roomserver(
             async with trio.open_nursery() as nursery:
                 server.addresses = await nursery.start(sio.serve, config.host, config.port)
                 server._started_at = trio.current_time()
+                if config.redis_url is not None:
+                    from .cluster import ClusterNode  # only here: one node needs no Redis
+
+                    server.cluster = ClusterNode(config, sio, app)
+                    await nursery.start(server.cluster.run)
                 if config.cors_origins == ("*",):
                     logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")
                 logger.debug("listening on %s (Socket.IO path %s)", server.url, config.path)

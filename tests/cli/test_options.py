@@ -16,6 +16,8 @@ FLAGS = (
     "--max-sessions-per-address", "--connect-timeout", "--command-rate", "--command-burst",
     "--flood-limit", "--flood-window", "--shutdown-timeout",
     "--client-js-url", "--client-js-path", "--log-level",
+    # many nodes on Redis
+    "--redis", "--node-id", "--redis-prefix", "--redis-channel", "--node-ttl",
 )
 
 

@@ -1,0 +1,11 @@
+"""Many roomserver nodes joined on Redis (``roomserver --redis``; docs/cluster.md).
+
+Imported only when a server is configured with ``redis_url``: a single node needs
+neither this package nor coredis. The actors never import it either.
+"""
+
+from .interop import decode_message
+from .link import RedisHealth
+from .node import ClusterNode, default_node_id
+
+__all__ = ("ClusterNode", "RedisHealth", "decode_message", "default_node_id")
