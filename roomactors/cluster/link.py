@@ -100,12 +100,26 @@ async def supervise(health: RedisHealth, name: str, job: Callable[[], Awaitable[
         started = trio.current_time()
         try:
             await job()
-        except Exception as exc:  # coredis raises exception groups from its task groups
-            health.job_failed(name, exc)
-            logger.debug("cluster job %s failed", name, exc_info=exc)
+        except BaseExceptionGroup as group:
+            # coredis raises groups from its task groups; when we are being cancelled,
+            # what its clean-up then failed at (a closed connection) is no outage.
+            cancelled, failure = group.split(trio.Cancelled)
+            if cancelled is not None:
+                if failure is not None:
+                    logger.debug("cluster job %s: errors while stopping", name, exc_info=failure)
+                raise cancelled from None
+            await _failed(health, name, group)
+        except Exception as exc:
+            await _failed(health, name, exc)
         else:
             return
         if trio.current_time() - started > 2 * BACKOFF_MAX:
             delay = BACKOFF_FIRST  # it ran a while: a new outage starts afresh
         await trio.sleep(delay * (0.5 + random.random() / 2))
         delay = min(delay * 2, BACKOFF_MAX)
+
+
+async def _failed(health: RedisHealth, name: str, exc: BaseException) -> None:
+    await trio.lowlevel.checkpoint()  # raises Cancelled when this failure is our own stop
+    health.job_failed(name, exc)
+    logger.debug("cluster job %s failed", name, exc_info=exc)

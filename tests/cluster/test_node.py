@@ -10,45 +10,18 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import trio
 from support.pyclient import open_python_clients
-from support.rawhttp import http
+from support.clusternodes import healthz, node_config, open_node
 from support.redisserver import RedisServer
 from support.waiting import wait_until
 
 from roomactors.cli import UsageError, load_config
 from roomactors.config import RoomServerConfig
-from roomactors.server import RoomServer, serve_roomserver
 
 DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
-
-
-def node_config(redis: RedisServer, prefix: str, node_id: str, **more: Any) -> RoomServerConfig:
-    return RoomServerConfig(
-        port=0, shutdown_timeout=5, redis_url=redis.url, node_id=node_id,
-        redis_prefix=prefix, redis_channel=f"{prefix}socketio", **more,
-    )
-
-
-@asynccontextmanager
-async def open_node(config: RoomServerConfig) -> AsyncIterator[RoomServer]:
-    async with trio.open_nursery() as nursery:
-        server: RoomServer = await nursery.start(serve_roomserver, config)
-        try:
-            yield server
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-async def healthz(server: RoomServer) -> dict[str, Any]:
-    reply = await http(server.port, "GET", "/healthz")
-    assert reply.status == 200
-    return json.loads(reply.body)
 
 
 def test_options_and_environment() -> None:
