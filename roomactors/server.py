@@ -10,6 +10,7 @@ installed on it (:func:`roomactors.app.open_room_app`), and the plain HTTP route
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -176,7 +177,14 @@ async def serve_roomserver(
     """
     server = RoomServer(config)
     sio = server.sio
-    async with open_room_app(sio, room_limits(config)) as app:
+    limits = room_limits(config)
+    if config.redis_url is not None:
+        from .cluster import claim_id_block, default_node_id  # only here: one node needs no Redis
+
+        node_id = config.node_id or default_node_id()
+        first = await claim_id_block(config.redis_url, config.redis_prefix, node_id)
+        limits = dataclasses.replace(limits, first_room_id=first)
+    async with open_room_app(sio, limits) as app:
         server._app = app
         try:
             async with trio.open_nursery() as nursery:
@@ -185,7 +193,7 @@ async def serve_roomserver(
                 if config.redis_url is not None:
                     from .cluster import ClusterNode  # only here: one node needs no Redis
 
-                    server.cluster = ClusterNode(config, sio, app)
+                    server.cluster = ClusterNode(config, sio, app, app.lobby)
                     await nursery.start(server.cluster.run)
                 if config.cors_origins == ("*",):
                     logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")

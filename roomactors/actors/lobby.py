@@ -34,6 +34,7 @@ from .commands import (
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .mailbox import ActorRef, ActorStopped, Forward, Mailbox, open_mailbox
 from .messages import (
+    AttachDirectory,
     CloseRoom,
     Command,
     CommandDone,
@@ -44,10 +45,12 @@ from .messages import (
     JoinRoom,
     LeaveRoom,
     LobbyMessage,
+    RemoteRoomsChanged,
     Reseat,
     RoomChanged,
     RoomCommand,
     RoomCrashed,
+    RoomDirectoryView,
     RoomMessage,
     Shutdown,
     UpdateUser,
@@ -110,7 +113,8 @@ class LobbyActor:
         self._clients: dict[Hashable, _Connection] = {}
         self._users: dict[UserId, _UserState] = {}
         self._rooms: dict[int, _RoomEntry] = {}  # insertion order == creation order
-        self._next_room_id = 1
+        self._next_room_id = limits.first_room_id
+        self._directory: RoomDirectoryView | None = None  # a cluster node's (docs/cluster.md)
         self._room_list = RoomList(0, ())
         self._dirty = False
         # The lobby's own commands (the registry says which are the lobby's).
@@ -156,6 +160,11 @@ class LobbyActor:
                 await self._close_room(room_id, "crashed")
             case Inspect():
                 return self._snapshot()
+            case AttachDirectory(directory):
+                self._directory = directory
+                self._dirty = True
+            case RemoteRoomsChanged():
+                self._dirty = True
             case Shutdown():
                 for room_id in list(self._rooms):
                     await self._close_room(room_id, "shutdown")
@@ -515,9 +524,11 @@ class LobbyActor:
     def _publish(self) -> None:
         """One RoomList per change, handed to every client: O(clients) work."""
         self._dirty = False
-        self._room_list = RoomList(
-            self._room_list.version + 1, tuple(entry.summary for entry in self._rooms.values())
-        )
+        rooms = tuple(entry.summary for entry in self._rooms.values())
+        if self._directory is not None:
+            self._directory.report(rooms)  # the other nodes learn of our rooms
+            rooms = self._directory.merged(rooms)  # ours and theirs
+        self._room_list = RoomList(self._room_list.version + 1, rooms)
         for conn in list(self._clients.values()):
             self._hand(conn.client, "send_room_list", self._room_list)
 

@@ -8,7 +8,7 @@ deck answers, so they are kept out of reprs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .client import Client
 from .commands import CommandSpec, RoomRequest
@@ -73,7 +73,35 @@ class Inspect:
     """Ask the lobby for a :class:`~roomactors.actors.api.LobbySnapshot`."""
 
 
-LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged
+class RoomDirectoryView(Protocol):
+    """Where a cluster node's lobby meets the other nodes' rooms (docs/cluster.md).
+
+    The lobby stays the single writer of its own rooms: it ``report``s them, and
+    shows its clients what ``merged`` makes of them (its own rooms plus those of
+    the other nodes). Both are called from the lobby's task and must not block.
+    """
+
+    def report(self, rooms: tuple[RoomSummary, ...]) -> None: ...
+
+    def merged(self, rooms: tuple[RoomSummary, ...]) -> tuple[RoomSummary, ...]: ...
+
+
+@dataclass(frozen=True)
+class AttachDirectory:
+    """From now on, report this lobby's rooms to ``directory`` and show its merged list."""
+
+    directory: RoomDirectoryView
+
+
+@dataclass(frozen=True)
+class RemoteRoomsChanged:
+    """Rooms of other nodes changed: the lobby publishes a new list (batched as usual)."""
+
+
+LobbyMessage = (
+    Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged
+    | AttachDirectory | RemoteRoomsChanged
+)
 
 # --- to a room (only the lobby sends these) ---------------------------------
 

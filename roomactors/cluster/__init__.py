@@ -4,8 +4,17 @@ Imported only when a server is configured with ``redis_url``: a single node need
 neither this package nor coredis. The actors never import it either.
 """
 
+from .directory import RemoteRoom, RoomDirectory, claim_id_block
 from .interop import decode_message
 from .link import RedisHealth
 from .node import ClusterNode, default_node_id
 
-__all__ = ("ClusterNode", "RedisHealth", "decode_message", "default_node_id")
+__all__ = (
+    "ClusterNode",
+    "RedisHealth",
+    "RemoteRoom",
+    "RoomDirectory",
+    "claim_id_block",
+    "decode_message",
+    "default_node_id",
+)

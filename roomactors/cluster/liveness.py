@@ -10,6 +10,7 @@ alive, and (later) how the room directory knows whose rooms to drop.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import trio
 
@@ -35,15 +36,22 @@ async def alive_nodes(client: object, prefix: str) -> list[str]:
     return sorted(found)
 
 
-async def keep_alive(url: str, prefix: str, node_id: str, ttl: float, health: RedisHealth) -> None:
-    """Refresh this node's liveness key every ``ttl / 3`` s and count the living
-    nodes; returns only by cancellation (or raises when Redis fails)."""
+async def keep_alive(
+    url: str, prefix: str, node_id: str, ttl: float, health: RedisHealth,
+    on_alive: Callable[[frozenset[str]], None] | None = None,
+) -> None:
+    """Refresh this node's liveness key every ``ttl / 3`` s and find the living
+    nodes (``on_alive`` gets them); returns only by cancellation (or raises when
+    Redis fails)."""
     key = node_key(prefix, node_id)
     ttl_ms = max(1, round(ttl * 1000))
     async with connect(url) as client:
         while True:
             await client.set(key, str(time.time()), px=ttl_ms)
-            health.alive_nodes = len(await alive_nodes(client, prefix))
+            nodes = await alive_nodes(client, prefix)
+            health.alive_nodes = len(nodes)
+            if on_alive is not None:
+                on_alive(frozenset(nodes))
             health.job_ok("liveness")
             await trio.sleep(ttl / REFRESHES_PER_TTL)
 

@@ -3,6 +3,8 @@
 :class:`ClusterNode` runs, each under :func:`~roomactors.cluster.link.supervise`:
 
 - the liveness key (``liveness.keep_alive``), which also counts the living nodes;
+- the room directory's writer and replica (``directory``), which make every
+  node's lobby list every node's rooms;
 - the python-socketio listener, which reads ``redis_channel`` with a
   ``get_message()`` loop (coredis's ``async for`` over a pubsub silently ends
   after a Redis restart) and delivers what Python programs emit to this node's
@@ -23,11 +25,13 @@ from typing import Any, Protocol
 import trio
 from coredis.retry import NoRetryPolicy
 
+from ..actors import Lobby
 from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
-from .link import RedisHealth, connect, supervise
-from .liveness import keep_alive, leave
+from .directory import RoomDirectory
+from .link import BACKOFF_MAX, RedisHealth, connect, supervise
+from .liveness import REFRESHES_PER_TTL, keep_alive, leave
 
 __all__ = ("ClusterNode", "LocalSockets", "default_node_id")
 
@@ -50,7 +54,7 @@ class LocalSockets(Protocol):
 class ClusterNode:
     """This process as a node on Redis; run :meth:`run` in the server's nursery."""
 
-    def __init__(self, config: RoomServerConfig, sio: SocketIOServer, local: LocalSockets) -> None:
+    def __init__(self, config: RoomServerConfig, sio: SocketIOServer, local: LocalSockets, lobby: Lobby) -> None:
         if config.redis_url is None:
             raise ValueError("a cluster node needs redis_url")
         self.config = config
@@ -61,6 +65,9 @@ class ClusterNode:
         self.health = RedisHealth(self.url)
         self._sio = sio
         self._local = local
+        self._lobby = lobby
+        self.directory = RoomDirectory(self.node_id, self.prefix, self.url, self.health, lobby.remote_rooms_changed)
+        self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
         self.subscribed = trio.Event()
@@ -74,6 +81,7 @@ class ClusterNode:
             "node_id": self.node_id,
             "redis": "reachable" if self.health.reachable else "unreachable",
             "nodes_alive": self.health.alive_nodes,
+            "rooms_version": self.directory.version,
         }
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -83,13 +91,19 @@ class ClusterNode:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(supervise, self.health, "liveness", self._liveness)
                 nursery.start_soon(supervise, self.health, "pubsub", self._listen)
+                nursery.start_soon(supervise, self.health, "directory-writer", self.directory.write)
+                nursery.start_soon(supervise, self.health, "directory-replica", self.directory.replicate)
+                nursery.start_soon(self.directory.tell_lobby)
+                await self._lobby.attach_directory(self.directory)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
                 await leave(self.url, self.prefix, self.node_id)
 
     async def _liveness(self) -> None:
-        await keep_alive(self.url, self.prefix, self.node_id, self.config.node_ttl, self.health)
+        await keep_alive(
+            self.url, self.prefix, self.node_id, self.config.node_ttl, self.health, self.directory.set_alive
+        )
 
     async def _listen(self) -> None:
         async with connect(self.url) as client:

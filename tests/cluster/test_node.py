@@ -63,7 +63,7 @@ async def test_healthz_counts_living_nodes_and_a_stopped_node_leaves(redis_serve
                 await wait_until(lambda: a.cluster.health.alive_nodes == 2 and b.cluster.health.reachable)
             health = await healthz(b)
             assert health["status"] == "ok"
-            assert health["cluster"] == {"node_id": "b", "redis": "reachable", "nodes_alive": 2}
+            assert health["cluster"].items() >= {"node_id": "b", "redis": "reachable", "nodes_alive": 2}.items()
         # b stopped and deleted its key; a counts it gone at its next refresh
         with trio.fail_after(10):
             await wait_until(lambda: a.cluster.health.alive_nodes == 1)

@@ -35,15 +35,23 @@ async def open_node(config: RoomServerConfig) -> AsyncIterator[RoomServer]:
 
 
 @asynccontextmanager
-async def open_nodes(redis: RedisServer, prefix: str, count: int, **more: Any) -> AsyncIterator[list[RoomServer]]:
-    """``count`` nodes, returned once each has subscribed to the python-socketio channel."""
+async def open_nodes(
+    redis: RedisServer, prefix: str, count: int, *, first: int = 0, **more: Any
+) -> AsyncIterator[list[RoomServer]]:
+    """``count`` nodes (ids ``n{first}`` on), returned once each has subscribed to the
+    python-socketio channel and synced its room directory."""
     async with AsyncExitStack() as stack:
         nodes = [
             await stack.enter_async_context(open_node(node_config(redis, prefix, f"n{i}", **more)))
-            for i in range(count)
+            for i in range(first, first + count)
         ]
         with trio.fail_after(10):
-            await wait_until(lambda: all(n.cluster is not None and n.cluster.subscribed.is_set() for n in nodes))
+            await wait_until(
+                lambda: all(
+                    n.cluster is not None and n.cluster.subscribed.is_set() and n.cluster.directory.synced.is_set()
+                    for n in nodes
+                )
+            )
         yield nodes
 
 

@@ -1,0 +1,160 @@
+"""One room list across nodes: clients spread over three nodes see the same lists.
+
+Real redis-server, nodes as servers in the test's nursery (and one as a real
+``roomserver`` process for ``kill -9``), real python-socketio clients.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+from support.clusternodes import open_nodes
+from support.pyclient import PySocket, PythonClients, open_python_clients
+from support.redisserver import RedisServer
+from support.waiting import wait_until
+
+DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
+
+
+def _names(rooms: list[dict[str, Any]]) -> list[str]:
+    return [room["name"] for room in rooms]
+
+
+async def lists_become(socks: list[PySocket], expected: list[str], timeout: float = 15) -> list[list[dict[str, Any]]]:
+    """Wait until every client's newest ``updaterooms`` names exactly ``expected``; those lists."""
+
+    def newest(sock: PySocket) -> list[dict[str, Any]] | None:
+        lists = sock.received("updaterooms")
+        return lists[-1][0] if lists else None
+
+    with trio.fail_after(timeout):
+        await wait_until(
+            lambda: all((n := newest(s)) is not None and _names(n) == expected for s in socks),
+            state=lambda: [_names(newest(s) or []) for s in socks],
+        )
+    return [newest(s) for s in socks]  # type: ignore[misc]
+
+
+async def join(clients: PythonClients, url: str, user_id: int, name: str) -> PySocket:
+    sock = clients.connect(url, "/lobby")
+    await sock.wait_connected()
+    (ack,) = await sock.call("join_lobby", {"id": user_id, "username": name, "auth_level": "student"})
+    assert ack["ok"] is True
+    return sock
+
+
+async def test_clients_on_three_nodes_see_the_same_lists(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 3) as nodes, open_python_clients() as clients:
+        socks = [await join(clients, node.url, i + 1, f"user{i + 1}") for i, node in enumerate(nodes)]
+        await lists_become(socks, [])
+        (ack,) = await socks[0].call("create_room", {"name": "Fractions", "deck": DECK})
+        assert ack["ok"] is True
+        lists = await lists_become(socks, ["Fractions"])
+        assert lists[0] == lists[1] == lists[2]  # the same entry, byte for byte, on every node
+        assert lists[1][0]["id"] == ack["room"]["id"] and lists[1][0]["host"]["id"] == 1
+        (ack2,) = await socks[2].call("create_room", {"name": "Decimals", "deck": DECK})
+        assert ack2["ok"] is True and ack2["room"]["id"] != ack["room"]["id"]
+        order = [r["name"] for r in sorted([ack["room"], ack2["room"]], key=lambda room: room["id"])]
+        lists = await lists_become(socks, order)
+        assert lists[0] == lists[1] == lists[2]
+        # a player joins a room on its own node: every node lists the player
+        player = await join(clients, nodes[0].url, 9, "sam")
+        (joined,) = await player.call("join_room", {"id": ack["room"]["id"]})
+        assert joined["ok"] is True
+
+        def fractions_players(sock: PySocket) -> list[Any]:
+            rooms = sock.received("updaterooms")[-1][0]
+            return [p["id"] for r in rooms if r["name"] == "Fractions" for p in r["players"]]
+
+        with trio.fail_after(15):
+            await wait_until(lambda: all(fractions_players(s) == [9] for s in socks))
+        # the host leaves: the room leaves every list
+        (left,) = await socks[0].call("leave_room", {"id": ack["room"]["id"]})
+        assert left["ok"] is True
+        await lists_become(socks, ["Decimals"])
+        # a room of another node cannot be joined yet (docs/cluster.md): a clear refusal
+        (refused,) = await socks[1].call("join_room", {"id": ack2["room"]["id"]})
+        assert refused["ok"] is False and refused["error"]["code"] == "room_not_found"
+        versions = {node.cluster.directory.version for node in nodes}
+        assert len(versions) == 1  # every replica caught up to the same stream id
+
+
+async def test_a_stopped_node_s_rooms_leave_every_list(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        watcher = await join(clients, a.url, 1, "mia")
+        async with open_nodes(redis_server, prefix, 1, first=2, node_ttl=1.5) as (c,):
+            host = await join(clients, c.url, 2, "tom")
+            (ack,) = await host.call("create_room", {"name": "On C", "deck": DECK})
+            assert ack["ok"]
+            await lists_become([watcher], ["On C"])
+        await lists_become([watcher], [])
+
+
+@asynccontextmanager
+async def roomserver_process(redis: RedisServer, prefix: str, node_id: str, ttl: float) -> AsyncIterator[tuple[str, trio.Process]]:
+    """A real ``roomserver`` process; yields its URL and the process (to kill)."""
+    argv = [sys.executable, "-m", "roomactors.cli", "--port", "0", "--redis", redis.url, "--node-id", node_id,
+            "--redis-prefix", prefix, "--redis-channel", f"{prefix}socketio", "--node-ttl", str(ttl)]
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(
+            lambda task_status: trio.run_process(argv, stderr=subprocess.PIPE, check=False, task_status=task_status)
+        )
+        assert process.stderr is not None
+        seen = b""
+        marker = b"clients connect to "
+        with trio.fail_after(30):
+            while marker not in seen or b"\n" not in seen.split(marker, 1)[1]:
+                chunk = await process.stderr.receive_some()
+                assert chunk, f"roomserver exited: {seen.decode(errors='replace')}"
+                seen += chunk
+        url = seen.split(marker, 1)[1].split(b"\n", 1)[0].decode().strip()
+
+        async def drain() -> None:
+            assert process.stderr is not None
+            while await process.stderr.receive_some():
+                pass
+
+        nursery.start_soon(drain)
+        try:
+            yield url, process
+        finally:
+            if process.returncode is None:
+                process.kill()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_killed_node_s_rooms_leave_every_list_within_the_ttl(redis_server: RedisServer, prefix: str) -> None:
+    ttl = 2.0
+    async with open_nodes(redis_server, prefix, 2, node_ttl=ttl) as (a, b), open_python_clients() as clients:
+        watchers = [await join(clients, a.url, 1, "mia"), await join(clients, b.url, 2, "sam")]
+        async with roomserver_process(redis_server, prefix, "doomed", ttl) as (url, process):
+            host = await join(clients, url, 3, "tom")
+            (ack,) = await host.call("create_room", {"name": "Doomed", "deck": DECK})
+            assert ack["ok"]
+            await lists_become(watchers, ["Doomed"])
+            os.kill(process.pid, signal.SIGKILL)
+            killed_at = trio.current_time()
+            await lists_become(watchers, [], timeout=ttl * 4)
+            # the bound: the TTL, plus one liveness refresh of the watching nodes
+            assert trio.current_time() - killed_at <= ttl + ttl / 3 + 1.0
+
+
+async def test_lists_converge_after_a_redis_restart(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        socks = [await join(clients, a.url, 1, "mia"), await join(clients, b.url, 2, "sam")]
+        (ack,) = await socks[0].call("create_room", {"name": "Before", "deck": DECK})
+        assert ack["ok"]
+        await lists_become(socks, ["Before"])
+        await redis_server.restart()  # empty: --save ""
+        (ack2,) = await socks[1].call("create_room", {"name": "After", "deck": DECK})
+        assert ack2["ok"]
+        order = [r["name"] for r in sorted([ack["room"], ack2["room"]], key=lambda room: room["id"])]
+        await lists_become(socks, order, timeout=20)
+        assert all(s.connected for s in socks)
