@@ -97,6 +97,13 @@ class SocketClient:
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace), encode)
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
+    def send_latest(self, event: str, payload: object) -> None:
+        # ``roomupdated``/``roomschanged``: the event name is the outbox replace key
+        self.socket.emit(event, payload, replace_key=event, coalesce=self._in_lobby)
+
+    def holds(self, event: str) -> bool:
+        return self.socket.holds(event)
+
     def send_shared(self, event: SharedEvent) -> None:
         namespace = self.socket.namespace
 

@@ -23,7 +23,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, cast
 
 import trio
 
@@ -120,6 +120,14 @@ def _parse_origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _parse_list(raw: str) -> tuple[str, ...]:
+    """Host names and addresses never contain commas: a comma separates two."""
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not items:
+        raise ValueError("must name at least one, or '*' for any")
+    return items
+
+
 def _parse_log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level not in LOG_LEVELS:
@@ -148,6 +156,7 @@ class CliOption:
     metavar: str
     help: str
     default_text: str | None = None  # when the field's default needs words, not a value
+    repeatable: bool = False  # the flag may be given again; the env var takes a comma-separated list
 
 
 OPTIONS: tuple[CliOption, ...] = (
@@ -166,7 +175,7 @@ OPTIONS: tuple[CliOption, ...] = (
     CliOption("cors_origins", "--cors-origin", "ROOMSERVER_CORS_ORIGIN", _parse_origins, "ORIGIN",
               "an origin (scheme://host[:port]) whose pages may connect; repeat it for "
               "several (the env var takes them comma-separated); '*' allows every origin",
-              default_text="only the server's own origin"),
+              default_text="only the server's own origin", repeatable=True),
     CliOption("max_rooms", "--max-rooms", "ROOMSERVER_MAX_ROOMS", _parse_int, "N",
               "rooms that may exist at once"),
     CliOption("max_players", "--max-players", "ROOMSERVER_MAX_PLAYERS", _parse_int, "N",
@@ -175,8 +184,19 @@ OPTIONS: tuple[CliOption, ...] = (
               "connections open at once; more are refused with HTTP 503; 0: no limit"),
     CliOption("max_sessions_per_address", "--max-sessions-per-address",
               "ROOMSERVER_MAX_SESSIONS_PER_ADDRESS", _parse_int, "N",
-              "connections open at once from one IP address (behind a reverse proxy use 0: "
-              "no limit)"),
+              "connections open at once from one IP address (behind a reverse proxy, name it "
+              "with --forwarded-allow-ips so that clients are counted, not the proxy)"),
+    CliOption("allowed_hosts", "--allowed-host", "ROOMSERVER_ALLOWED_HOST", _parse_list, "NAME",
+              "a host name clients may reach the server by (requests for other hosts get HTTP "
+              "400: DNS rebinding); repeat it for several (the env var takes them "
+              "comma-separated); '.example.org' allows its subdomains too; '*' any host",
+              default_text="any IP address, localhost and this machine's names", repeatable=True),
+    CliOption("forwarded_allow_ips", "--forwarded-allow-ips", "ROOMSERVER_FORWARDED_ALLOW_IPS",
+              _parse_list, "ADDR",
+              "a reverse proxy (IP address or network) whose X-Forwarded-For/-Proto/-Host and "
+              "Forwarded headers are believed; repeat it or separate them with commas; '*' "
+              "trusts any peer",
+              default_text="none, forwarded headers are ignored", repeatable=True),
     CliOption("connect_timeout", "--connect-timeout", "ROOMSERVER_CONNECT_TIMEOUT", _parse_float,
               "SECONDS", "seconds a connection may stay without joining a namespace"),
     CliOption("command_rate", "--command-rate", "ROOMSERVER_COMMAND_RATE", _parse_rate, "N",
@@ -256,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
             option.flag,
             dest=option.field,
             metavar=option.metavar,
-            action="append" if option.field == "cors_origins" else "store",
+            action="append" if option.repeatable else "store",
             default=None,
             help=help_text.replace("%", "%%"),
         )
@@ -276,7 +296,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
         given = getattr(namespace, option.field)
         if given is not None:
             raws = given if isinstance(given, list) else [given]
-            if option.field != "cors_origins":
+            if not option.repeatable:
                 raws = raws[-1:]  # a repeated single-valued option: the last one wins
             where = " ".join(f"{option.flag} {raw!r}" for raw in raws)
         elif environ.get(option.env, "").strip():
@@ -285,8 +305,8 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
         else:
             continue
         try:
-            if option.field == "cors_origins":
-                value: object = tuple(o for raw in raws for o in _parse_origins(raw))
+            if option.repeatable:
+                value: object = tuple(item for raw in raws for item in cast("tuple[str, ...]", option.parse(raw)))
             else:
                 value = option.parse(raws[0])
             RoomServerConfig(**{option.field: value})

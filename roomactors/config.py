@@ -11,6 +11,7 @@ refuses to start.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 # Browsers and JavaScript engines keep timer delays in a signed 32-bit count of
 # milliseconds; a longer ping interval or timeout fires at once in the client.
 _MAX_TIMER_SECONDS = (2**31 - 1) / 1000
+
+# A host name (or a leading-dot domain) as allowed_hosts takes it: letters,
+# digits, '-', '_' and dots, or an IP address (with ':' for IPv6).
+_HOST_NAME = re.compile(r"^\*$|^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$|^\[?[0-9A-Fa-f:.]+\]?$")
 
 # An origin as a browser sends it in the Origin header: scheme://host[:port], no path.
 _ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+$")
@@ -75,8 +80,23 @@ class RoomServerConfig:
 
     max_sessions_per_address: int = 500
     """Connections open at once from one IP address; one more gets HTTP 503
-    ``too_many_sessions_per_address``. Behind a reverse proxy every client has the
-    proxy's address: use 0 (no limit) there and limit at the proxy."""
+    ``too_many_sessions_per_address``. Behind a reverse proxy every connection comes
+    from the proxy: name it in ``forwarded_allow_ips`` so that clients are counted
+    by their own addresses."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names clients may reach the server by, besides those always answered
+    (any IP address, ``localhost``, the machine's own names). A request for any
+    other ``Host`` gets HTTP 400 before anything else: a defence against DNS
+    rebinding. ``(".school.example",)`` allows a domain and its subdomains;
+    ``("*",)`` any host."""
+
+    forwarded_allow_ips: tuple[str, ...] = ()
+    """Reverse proxies (IP addresses or networks such as ``10.0.0.0/8``; ``("*",)``:
+    any peer) whose ``X-Forwarded-For``/``-Proto``/``-Host`` and ``Forwarded`` headers
+    are believed: the client's address then comes from them (the per-address limit
+    counts real clients, not the proxy), and so do the scheme and host the origin
+    check compares with. Empty: such headers are ignored."""
 
     connect_timeout: float = 45.0
     """Seconds a connection may stay open without joining a namespace (Socket.IO
@@ -151,6 +171,8 @@ class RoomServerConfig:
         _check_int(
             "max_sessions_per_address", self.max_sessions_per_address, low=0, hint="0 for no limit, e.g. 500"
         )
+        _check_allowed_hosts(self.allowed_hosts)
+        _check_forwarded_allow_ips(self.forwarded_allow_ips)
         _check_seconds("connect_timeout", self.connect_timeout, allow_zero=False)
         _check_seconds("command_rate", self.command_rate, allow_zero=True, unit="commands per second")
         _check_int("command_burst", self.command_burst, low=1, hint="commands at once, e.g. 40")
@@ -277,6 +299,41 @@ def _check_cors_origins(origins: object) -> None:
                 "scheme://host[:port] with no path or trailing slash, "
                 f"e.g. 'https://example.org:8443'; got {origin!r}"
             )
+
+
+def _check_allowed_hosts(hosts: object) -> None:
+    if not isinstance(hosts, tuple):
+        raise TypeError(
+            "allowed_hosts must be a tuple of host names such as ('school.example',), "
+            f"or ('*',) for any host; got {hosts!r}"
+        )
+    if "*" in hosts and len(hosts) > 1:
+        raise ValueError(f"allowed_hosts: '*' already allows every host; give it alone; got {hosts!r}")
+    for host in hosts:
+        if not isinstance(host, str) or not _HOST_NAME.match(host):
+            raise ValueError(
+                "each of allowed_hosts must be a host name as clients type it, without scheme, "
+                f"port or path, e.g. 'school.example' or '.school.example' for its subdomains too; got {host!r}"
+            )
+
+
+def _check_forwarded_allow_ips(entries: object) -> None:
+    if not isinstance(entries, tuple):
+        raise TypeError(
+            "forwarded_allow_ips must be a tuple of proxy addresses or networks such as "
+            f"('127.0.0.1', '10.0.0.0/8'), or ('*',) for any peer; got {entries!r}"
+        )
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise TypeError(f"each of forwarded_allow_ips must be a string; got {entry!r}")
+        if entry.strip() != "*":
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"forwarded_allow_ips: {entry!r} is not an IP address or network; give the "
+                    "proxy's address (e.g. 127.0.0.1, 10.0.0.0/8, ::1) or '*' to trust any peer"
+                ) from None
 
 
 def _check_client_js_url(url: object) -> None:

@@ -145,6 +145,8 @@ def engineio_config(config: RoomServerConfig) -> EngineIOConfig:
         cors_origins=config.cors_origins,
         max_sessions=config.max_connections or None,
         max_sessions_per_address=config.max_sessions_per_address or None,
+        allowed_hosts=config.allowed_hosts,
+        forwarded_allow_ips=config.forwarded_allow_ips,
     )
 
 
@@ -197,6 +199,10 @@ async def serve_roomserver(
                     await nursery.start(server.cluster.run)
                 if config.cors_origins == ("*",):
                     logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")
+                logger.info(
+                    "answering requests for %s (add a name clients use with --allowed-host)",
+                    sio.engineio.describe_hosts(),
+                )
                 logger.debug("listening on %s (Socket.IO path %s)", server.url, config.path)
                 task_status.started(server)
                 await server._shutdown_requested.wait()

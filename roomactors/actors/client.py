@@ -32,10 +32,20 @@ class RoomList:
 
     version: int
     rooms: tuple[RoomSummary, ...]
+    items: tuple[JsonDict, ...] | None = field(default=None, repr=False)
+    """Each room's JSON (made once per change of the room, ``code`` included);
+    None: made from ``rooms``."""
+    total: int | None = None
+    """How many rooms are listed; more than ``len(rooms)`` when the list was cut
+    to its size bound (the newest rooms that fit); None: ``len(rooms)``."""
     _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> list[JsonDict]:
-        """The ``updaterooms`` argument: a fresh JSON-ready list, rooms in creation order."""
+        """The ``updaterooms`` argument: a JSON-ready list, rooms in creation order.
+
+        The room objects may be shared with other lists: don't modify them."""
+        if self.items is not None:
+            return list(self.items)
         return [room.to_json() for room in self.rooms]
 
     def encoded(self, key: Hashable, encode: Callable[[RoomList], T]) -> T:
@@ -90,6 +100,14 @@ class Client(Protocol):
 
     def send_room_list(self, rooms: RoomList) -> None:
         """Show ``rooms`` as ``updaterooms``; an undelivered older list may be dropped."""
+
+    def send_latest(self, event: str, payload: object) -> None:
+        """Send ``roomupdated`` or ``roomschanged``: an undelivered earlier event of
+        the same name is dropped in favour of this one (newest wins)."""
+
+    def holds(self, event: str) -> bool:
+        """Whether the last ``send_latest`` of ``event`` is still undelivered (so
+        that the feed can merge what it carried into the next one)."""
 
     def send_shared(self, event: SharedEvent) -> None:
         """Send ``event`` (shared by many clients, encoded once); with a

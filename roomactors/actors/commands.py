@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeVar
 
+from .directory import RoomFilter
+from .feed_validation import parse_join_target, parse_listed, parse_watch_rooms
 from .records import UserId
 from .validation import (
     MAX_ANSWER_CHARS,
@@ -62,12 +64,26 @@ class LeaveLobbyRequest:
 
 @dataclass(frozen=True)
 class JoinRoomRequest:
-    id: int
+    """By ``id`` or by ``code`` (exactly one of them is set)."""
+
+    id: int | None
+    code: str | None = None
 
 
 @dataclass(frozen=True)
 class LeaveRoomRequest:
     id: int
+
+
+@dataclass(frozen=True)
+class WatchRoomsRequest:
+    filter: RoomFilter
+    limit: int
+
+
+@dataclass(frozen=True)
+class UnwatchRoomsRequest:
+    pass
 
 
 @dataclass(frozen=True)
@@ -261,7 +277,8 @@ def _leave_lobby(payload: object) -> LeaveLobbyRequest:
 
 
 def _join_room(payload: object) -> JoinRoomRequest:
-    return JoinRoomRequest(parse_room_id(payload, "join_room"))
+    target = parse_join_target(payload, "join_room")
+    return JoinRoomRequest(None, target) if isinstance(target, str) else JoinRoomRequest(target)
 
 
 def _leave_room(payload: object) -> LeaveRoomRequest:
@@ -269,7 +286,18 @@ def _leave_room(payload: object) -> LeaveRoomRequest:
 
 
 def _create_room(payload: object) -> CreateRoomRequest:
-    return parse_create_room(payload)
+    request = parse_create_room(payload)
+    listed = parse_listed(payload, request.deck.info)
+    return request if listed else CreateRoomRequest(request.name, request.deck, request.host, listed=False)
+
+
+def _watch_rooms(payload: object) -> WatchRoomsRequest:
+    return WatchRoomsRequest(*parse_watch_rooms(payload))
+
+
+def _unwatch_rooms(payload: object) -> UnwatchRoomsRequest:
+    require_object(payload, "unwatch_rooms")
+    return UnwatchRoomsRequest()
 
 
 REGISTRY: Final[Mapping[str, CommandSpec[Any]]] = {
@@ -281,6 +309,8 @@ REGISTRY: Final[Mapping[str, CommandSpec[Any]]] = {
         CommandSpec("join_room", _join_room, "lobby"),
         CommandSpec("leave_room", _leave_room, "lobby"),
         CommandSpec("time_sync", parse_time_sync, "lobby", anonymous=True),
+        CommandSpec("watch_rooms", _watch_rooms, "lobby", anonymous=True),
+        CommandSpec("unwatch_rooms", _unwatch_rooms, "lobby", anonymous=True),
         CommandSpec("start_race", parse_start_race, "room", changes_room=True),
         CommandSpec("answer", parse_answer, "room"),
         CommandSpec("end_race", parse_end_race, "room", changes_room=True),

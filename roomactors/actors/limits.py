@@ -36,6 +36,12 @@ class RoomLimits:
     """Messages queued for a room; only the lobby sends to rooms: its asks, and the
     ``answer`` commands it forwards without waiting (a full room mailbox makes the
     lobby wait, so it holds a classroom's burst of answers)."""
+    max_list_bytes: int = 1_000_000
+    """Bytes of JSON one ``updaterooms`` list may hold; past it, the newest rooms that fit."""
+    large_list_bytes: int = 64 * 1024
+    """A list larger than this is followed by the next no sooner than ``large_list_interval``."""
+    large_list_interval: float = 0.25
+    """Seconds between two lists once they are large (their changes are coalesced)."""
 
     def __post_init__(self) -> None:
         if self.max_rooms < 0 or self.max_players < 0:
@@ -46,6 +52,8 @@ class RoomLimits:
             raise ValueError("flood_limit must be at least 1, or None to never expel a client")
         if not self.flood_window > 0:
             raise ValueError("flood_window must be a positive number of seconds")
+        if self.max_list_bytes < 2 or self.large_list_bytes < 0 or self.large_list_interval < 0:
+            raise ValueError("max_list_bytes must be at least 2; large_list_bytes and large_list_interval not negative")
         if self.command_burst < 1 or self.lobby_mailbox_size < 1 or self.room_mailbox_size < 1:
             raise ValueError("command_burst and mailbox sizes must be at least 1")
 

@@ -11,7 +11,8 @@ changes nothing (protocol.md), except when a room crashes under it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+import math
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +20,7 @@ from typing import Any, Final, cast
 
 import trio
 
-from .client import DETACH_FLOODING, DETACH_REPLACED, Client, RoomList
+from .client import DETACH_FLOODING, DETACH_REPLACED, Client
 from .clock import ServerClock
 from .commands import (
     COMMANDS,
@@ -30,7 +31,10 @@ from .commands import (
     LeaveRoomRequest,
     RoomRequest,
     TimeSyncRequest,
+    UnwatchRoomsRequest,
+    WatchRoomsRequest,
 )
+from .feed import LobbyFeed
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .mailbox import ActorRef, ActorStopped, Forward, Mailbox, open_mailbox
 from .messages import (
@@ -53,6 +57,7 @@ from .messages import (
     RoomDirectoryView,
     RoomMessage,
     Shutdown,
+    Tick,
     UpdateUser,
 )
 from .records import RoomSummary, User, UserId
@@ -114,9 +119,13 @@ class LobbyActor:
         self._users: dict[UserId, _UserState] = {}
         self._rooms: dict[int, _RoomEntry] = {}  # insertion order == creation order
         self._next_room_id = limits.first_room_id
-        self._directory: RoomDirectoryView | None = None  # a cluster node's (docs/cluster.md)
-        self._room_list = RoomList(0, ())
-        self._dirty = False
+        #: A cluster node's view of the other nodes' rooms (docs/cluster.md), or None.
+        self._cluster: RoomDirectoryView | None = None
+        #: Lists, the feed, codes and roomupdated (see feed.py).
+        self._feed = LobbyFeed(limits)
+        #: When the deferred room list is due; the alarm task sends ``Tick`` then.
+        self.alarm_at = math.inf
+        self.alarm_changed: Callable[[], None] = lambda: None
         # The lobby's own commands (the registry says which are the lobby's).
         self._commands: dict[str, Callable[[_Connection, Any], Any]] = {
             "join_lobby": self._join_lobby,
@@ -125,6 +134,8 @@ class LobbyActor:
             "join_room": self._join_room,
             "leave_room": self._leave_room,
             "time_sync": self._time_sync,
+            "watch_rooms": self._watch_rooms,
+            "unwatch_rooms": self._unwatch_rooms,
         }
 
     # --- read-only views (sizes only; safe to call from any task) ------------
@@ -137,7 +148,7 @@ class LobbyActor:
         return LobbySnapshot(
             places={uid: state.room_id for uid, state in self._users.items()},
             connections={cid: conn.user_id for cid, conn in self._clients.items()},
-            rooms=self._room_list,
+            rooms=self._feed.room_list,
         )
 
     # --- the message loop ---------------------------------------------------
@@ -160,11 +171,12 @@ class LobbyActor:
                 await self._close_room(room_id, "crashed")
             case Inspect():
                 return self._snapshot()
+            case Tick():
+                pass  # after_batch publishes what is due
             case AttachDirectory(directory):
-                self._directory = directory
-                self._dirty = True
+                self._cluster = directory
             case RemoteRoomsChanged():
-                self._dirty = True
+                self._merge_remote_rooms()
             case Shutdown():
                 for room_id in list(self._rooms):
                     await self._close_room(room_id, "shutdown")
@@ -174,9 +186,39 @@ class LobbyActor:
         return None
 
     def after_batch(self) -> None:
-        """What a batch of messages changed goes out as one list (see ``Mailbox.serve``)."""
-        if self._dirty:
-            self._publish()
+        """What a batch of messages changed goes out as one list (see ``Mailbox.serve``):
+        ``roomupdated`` to the members of changed rooms, feed frames, then the list
+        (at once while small, or when due: ``RoomLimits.large_list_interval``)."""
+        if self._cluster is not None:  # the other nodes learn of our listed rooms
+            listings = (self._feed.directory.listing(room_id) for room_id in self._rooms)
+            self._cluster.report(tuple(x for x in listings if x is not None and x.listed))
+        due = self._feed.publish(trio.current_time(), self._members_of)
+        alarm_at = math.inf if due is None else due
+        if alarm_at != self.alarm_at:
+            self.alarm_at = alarm_at
+            self.alarm_changed()
+
+    def _merge_remote_rooms(self) -> None:
+        """Other nodes' rooms join (or leave) our lists and feeds like our own
+        listed rooms; they have no members here, and their ids are not ours."""
+        assert self._cluster is not None
+        directory = self._feed.directory
+        for room_id, summary, code in self._cluster.take_remote():
+            if room_id in self._rooms:
+                continue  # never let a remote entry shadow a room of ours
+            if summary is None:
+                directory.drop(room_id)
+            else:
+                directory.put(summary, code=code, listed=True)
+
+    def _members_of(self, summary: RoomSummary) -> Iterator[Client]:
+        for seated in (summary.host, *summary.players):
+            state = self._users.get(seated.id)
+            if state is None or state.room_id != summary.id:
+                continue
+            conn = self._clients.get(state.client_id)
+            if conn is not None:
+                yield conn.client
 
     def close(self) -> None:
         """When the lobby stops: end every room (their mailboxes see EndOfChannel)."""
@@ -194,6 +236,7 @@ class LobbyActor:
         self._clients[client.client_id] = _Connection(
             client, tokens=float(self._limits.command_burst), refilled_at=trio.current_time()
         )
+        self._feed.connect(client)
 
     async def _disconnect(self, client: Client) -> None:
         conn = self._clients.get(client.client_id)
@@ -202,6 +245,7 @@ class LobbyActor:
         if conn.user_id is not None:
             await self._remove_user(conn, host_reason="host_disconnected")
         del self._clients[client.client_id]
+        self._feed.disconnect(client)
 
     # --- commands -------------------------------------------------------------
 
@@ -278,6 +322,7 @@ class LobbyActor:
             await self._remove_user(conn, host_reason="host_disconnected")
         if self._clients.get(conn.client.client_id) is conn:
             del self._clients[conn.client.client_id]
+        self._feed.disconnect(conn.client)
         self._hand(conn.client, "detach", reason)
 
     async def _join_lobby(self, conn: _Connection, request: JoinLobbyRequest) -> dict[str, Any]:
@@ -287,9 +332,11 @@ class LobbyActor:
                 "identity_mismatch",
                 f"this connection speaks for user {conn.user_id!r}; use another connection for user {claim.id!r}",
             )
+        newly_bound = conn.user_id is None
         state = await self._bind(conn, claim)
-        if not self._dirty:
-            self._hand(conn.client, "send_room_list", self._room_list)  # else the broadcast covers it
+        self._feed.send_list(conn.client)  # a list that is due follows at the batch's end
+        if newly_bound and state.room_id is not None:
+            self._feed.mark_changed(state.room_id)  # a takeover or a return: this connection sees its room
         return {"ok": True, "user": state.user.to_json(), "room": state.room_id}
 
     async def _leave_lobby(self, conn: _Connection, request: LeaveLobbyRequest) -> dict[str, Any]:
@@ -357,28 +404,37 @@ class LobbyActor:
             raise ProtocolError("internal", f"room {room_id} failed as it was created; try again") from None
         self._rooms[room_id] = _RoomEntry(summary, ref)
         state.room_id = room_id
-        self._dirty = True
-        logger.info("room %d %r created by user %r", room_id, request.name, state.user.id)
-        return {"ok": True, "room": summary.to_json()}
+        listing = self._feed.create(summary, listed=request.listed)
+        logger.info("room %d %r created by user %r (%s)", room_id, request.name, state.user.id,
+                    "listed" if request.listed else "unlisted")
+        return {"ok": True, "room": listing.json}
 
     async def _join_room(self, conn: _Connection, request: JoinRoomRequest) -> dict[str, Any]:
-        room_id = request.id
         state = self._speaker(conn)
-        entry = self._room(room_id)
+        if request.code is not None:
+            found = self._feed.room_by_code(request.code)
+            if found is None:
+                raise ProtocolError("room_not_found", "no open room has that code; check the code and try again")
+            room_id = found
+            self._room(room_id, seated=room_id)  # whoever knows the code may see the room
+        else:
+            assert request.id is not None
+            room_id = request.id
+            self._room(room_id, seated=state.room_id)
         if state.room_id == room_id:
-            return {"ok": True, "room": entry.summary.to_json()}
+            return {"ok": True, "room": self._feed.room_json(room_id)}
         if state.room_id is not None:
             raise ProtocolError(
                 "already_in_room", f"you sit in room {state.room_id}; leave it before joining room {room_id}"
             )
-        summary = await self._ask_room(room_id, JoinRoom(state.user, conn.client))
+        await self._ask_room(room_id, JoinRoom(state.user, conn.client))
         state.room_id = room_id
-        return {"ok": True, "room": summary.to_json()}
+        return {"ok": True, "room": self._feed.room_json(room_id)}
 
     async def _leave_room(self, conn: _Connection, request: LeaveRoomRequest) -> dict[str, Any]:
         room_id = request.id
         state = self._speaker(conn)
-        entry = self._room(room_id)
+        entry = self._room(room_id, seated=state.room_id)
         if state.room_id != room_id:
             raise ProtocolError("not_in_room", f"you are not in room {room_id}")
         if entry.summary.host.id == state.user.id:
@@ -402,7 +458,7 @@ class LobbyActor:
         """
         state = self._speaker(conn)
         room_id = request.id
-        entry = self._room(room_id)
+        entry = self._room(room_id, seated=state.room_id)
         message = RoomCommand(state.user.id, request)
         if not spec.changes_room:
             return Forward(entry.ref, message, _ack_of, partial(_room_failed, room_id))
@@ -421,11 +477,19 @@ class LobbyActor:
             raise ProtocolError("not_in_lobby", "this connection has not joined the lobby (send join_lobby first)")
         return self._users[conn.user_id]
 
-    def _room(self, room_id: int) -> _RoomEntry:
+    def _room(self, room_id: int, seated: int | None = None) -> _RoomEntry:
+        """The room ``room_id``; an unlisted room exists only for its members
+        (``seated``: the room the asking user sits in), so ids reveal nothing."""
         entry = self._rooms.get(room_id)
-        if entry is None:
+        if entry is None or (seated != room_id and not self._feed.listed(room_id)):
             raise ProtocolError("room_not_found", f"room {room_id} does not exist (it may have closed)")
         return entry
+
+    async def _watch_rooms(self, conn: _Connection, request: WatchRoomsRequest) -> dict[str, Any]:
+        return self._feed.watch(conn.client, request.filter, request.limit)
+
+    async def _unwatch_rooms(self, conn: _Connection, request: UnwatchRoomsRequest) -> dict[str, Any]:
+        return self._feed.unwatch(conn.client)
 
     # --- helpers that change things ------------------------------------------------
 
@@ -453,6 +517,7 @@ class LobbyActor:
         conn.user_id = state.user.id
         if old is not None:
             old.user_id = None
+            self._feed.disconnect(old.client)  # no more lists or frames for it
             reason = f"user {state.user.id!r} joined from another connection"
             self._hand(old.client, "send_event", "replaced", {"reason": reason})
             self._hand(old.client, "detach", DETACH_REPLACED)
@@ -490,7 +555,7 @@ class LobbyActor:
         summary = reply.summary if isinstance(reply, CommandDone) else reply
         if summary is not None and summary != entry.summary:
             entry.summary = summary
-            self._dirty = True
+            self._feed.update(summary)
         return reply
 
     async def _close_room(self, room_id: int, reason: str) -> None:
@@ -506,7 +571,7 @@ class LobbyActor:
             except ActorStopped:
                 pass  # it crashed meanwhile: it can send nothing, roomclosed still goes out
         entry.ref.close()
-        self._dirty = True
+        self._feed.close(room_id)
         summary = entry.summary
         tell_host = reason in ("shutdown", "crashed")
         for seated in (summary.host, *summary.players):
@@ -520,17 +585,6 @@ class LobbyActor:
             if conn is not None:
                 self._hand(conn.client, "send_event", "roomclosed", {"id": room_id, "reason": reason})
         logger.info("room %d closed: %s", room_id, reason)
-
-    def _publish(self) -> None:
-        """One RoomList per change, handed to every client: O(clients) work."""
-        self._dirty = False
-        rooms = tuple(entry.summary for entry in self._rooms.values())
-        if self._directory is not None:
-            self._directory.report(rooms)  # the other nodes learn of our rooms
-            rooms = self._directory.merged(rooms)  # ours and theirs
-        self._room_list = RoomList(self._room_list.version + 1, rooms)
-        for conn in list(self._clients.values()):
-            self._hand(conn.client, "send_room_list", self._room_list)
 
     def _hand(self, client: Client, method: str, *args: object) -> None:
         """Call a client method; one client that raises must not stop the lobby."""
@@ -565,6 +619,35 @@ async def run_lobby(
         actor = LobbyActor(limits, ref.clone(), room_nursery, mailbox, ServerClock.start(), batch_scope)
         task_status.started((ref, actor))
         try:
-            await mailbox.serve(actor.handle, after_batch=actor.after_batch, batch_scope=batch_scope)
+            async with trio.open_nursery() as alarm_nursery:
+                alarm_nursery.start_soon(_run_alarm, actor, ref.clone())
+                await mailbox.serve(actor.handle, after_batch=actor.after_batch, batch_scope=batch_scope)
+                alarm_nursery.cancel_scope.cancel()
         finally:
             actor.close()
+
+
+async def _run_alarm(actor: LobbyActor, ref: ActorRef[LobbyMessage]) -> None:
+    """Wake the lobby (``Tick``) when a deferred room list is due.
+
+    The lobby sets ``alarm_at`` from its own task and calls ``alarm_changed``;
+    this task only reads it, so the lobby's state stays the lobby's. After a
+    ``Tick`` it waits for the lobby to re-arm, so a late lobby gets one, not many.
+    """
+    wake = trio.Event()
+
+    def changed() -> None:
+        wake.set()
+
+    actor.alarm_changed = changed
+    with ref:
+        while True:
+            wake = trio.Event()
+            with trio.move_on_at(actor.alarm_at) as scope:
+                await wake.wait()
+            if scope.cancelled_caught:
+                try:
+                    await ref.tell(Tick())
+                except ActorStopped:
+                    return
+                await wake.wait()

@@ -1,7 +1,7 @@
 """A ready-made recording :class:`~roomactors.actors.client.Client` for embedders and tests.
 
-It keeps every event it is sent and only the newest room list (like a real
-connection does), and lets a task wait for the next list or event. A
+It keeps every event it is sent (``roomupdated``/``roomschanged`` apart, in
+``updates``) and only the newest room list (like a real connection does), and lets a task wait for the next list or event. A
 ``MemoryClient`` nobody reads from never blocks the lobby: it is a "slow client".
 """
 
@@ -33,6 +33,13 @@ class MemoryClient:
         self.room_lists_received = 0
         self.detached: str | None = None
         self._taken_version = -1
+        #: False: a client that stopped reading; ``send_latest`` events wait in
+        #: ``_held`` (newest wins per event) until ``resume()``.
+        self.reading = True
+        self._held: dict[str, Any] = {}
+        #: ``roomupdated`` and ``roomschanged`` as they arrived (kept apart from
+        #: ``events`` unless ``transcript``: newest-wins updates, like lists).
+        self.updates: list[tuple[str, Any]] = []
         self._lot = trio.lowlevel.ParkingLot()
 
     def __repr__(self) -> str:
@@ -51,6 +58,23 @@ class MemoryClient:
             self.events.append(("updaterooms", rooms))
         self._lot.unpark_all()
 
+    def send_latest(self, event: str, payload: object) -> None:
+        if self.reading:
+            self._receive_latest(event, payload)
+        else:
+            self._held.pop(event, None)  # newest wins, and goes last, like an outbox entry
+            self._held[event] = payload
+        self._lot.unpark_all()
+
+    def holds(self, event: str) -> bool:
+        return event in self._held
+
+    def _receive_latest(self, event: str, payload: object) -> None:
+        self.updates.append((event, payload))
+        if self.transcript:
+            self.events.append((event, payload))
+
+
     def send_shared(self, event: SharedEvent) -> None:
         # every event is kept, keyed ones too: tests scan all that was sent
         self.events.append((event.name, event.payload))
@@ -61,6 +85,19 @@ class MemoryClient:
         self._lot.unpark_all()
 
     # --- for the embedder ------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop reading: from now on ``send_latest`` events wait, newest wins per
+        event, as in a connection's outbox (other events and lists still arrive)."""
+        self.reading = False
+
+    def resume(self) -> None:
+        """Read again: what waited arrives, in the order it was (last) sent."""
+        held, self._held = self._held, {}
+        self.reading = True
+        for event, payload in held.items():
+            self._receive_latest(event, payload)
+        self._lot.unpark_all()
 
     @property
     def rooms(self) -> list[JsonDict] | None:
@@ -77,6 +114,10 @@ class MemoryClient:
     def events_named(self, event: str) -> list[Any]:
         """Payloads of ``event`` in arrival order."""
         return [payload for name, payload in self.events if name == event]
+
+    def updates_named(self, event: str) -> list[Any]:
+        """Payloads of ``roomupdated`` or ``roomschanged`` in arrival order."""
+        return [payload for name, payload in self.updates if name == event]
 
     async def wait_event(self, event: str, count: int = 1) -> Any:
         """Wait until ``event`` has arrived ``count`` times; return the last payload."""

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from .client import Client
 from .commands import CommandSpec, RoomRequest
+from .directory import Listing
 from .records import RoomSummary, User, UserId
 from .validation import ProtocolError
 
@@ -76,14 +77,16 @@ class Inspect:
 class RoomDirectoryView(Protocol):
     """Where a cluster node's lobby meets the other nodes' rooms (docs/cluster.md).
 
-    The lobby stays the single writer of its own rooms: it ``report``s them, and
-    shows its clients what ``merged`` makes of them (its own rooms plus those of
-    the other nodes). Both are called from the lobby's task and must not block.
+    The lobby stays the single writer of its own rooms: after each batch it
+    ``report``s their listings; on ``RemoteRoomsChanged`` it takes the other
+    nodes' rooms that changed (``take_remote``: room id, summary or None for
+    gone, code) into its lists and feeds. Both run in the lobby's task and must
+    not block.
     """
 
-    def report(self, rooms: tuple[RoomSummary, ...]) -> None: ...
+    def report(self, listings: tuple[Listing, ...]) -> None: ...
 
-    def merged(self, rooms: tuple[RoomSummary, ...]) -> tuple[RoomSummary, ...]: ...
+    def take_remote(self) -> list[tuple[int, RoomSummary | None, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,13 @@ class RemoteRoomsChanged:
     """Rooms of other nodes changed: the lobby publishes a new list (batched as usual)."""
 
 
+@dataclass(frozen=True)
+class Tick:
+    """From the lobby's alarm: a deferred room list is due (see ``RoomLimits.large_list_interval``)."""
+
+
 LobbyMessage = (
-    Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged
+    Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged | Tick
     | AttachDirectory | RemoteRoomsChanged
 )
 

@@ -117,6 +117,9 @@ class RoomSummary:
     offline: frozenset[UserId] = frozenset()
     """Seated users whose connection is gone but whose seat is kept
     (``connected: false`` in lists); empty until seats outlive connections."""
+    late_join: bool = False
+    """The running race lets newcomers join (not shown in lists; the room
+    feed's ``has_seats`` filter reads it)."""
 
     def seats(self, user_id: UserId) -> bool:
         """True when the user sits in this room, as its host or as a player."""

@@ -125,6 +125,7 @@ class RoomActor:
         return RoomSummary(
             self.room_id, self.name, self.host, self._deck.info, tuple(self.players), self.max_players,
             state=self._phase, locked=self.locked, offline=self._offline(),
+            late_join=self.running is not None and self.running.late_join,
         )
 
     def _offline(self) -> frozenset[UserId]:

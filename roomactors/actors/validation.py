@@ -111,6 +111,8 @@ class CreateRoomRequest:
     name: str
     deck: Deck
     host: UserClaim | None
+    listed: bool = True
+    """False: in no list and no feed, joined by code only (see ``feed_validation.parse_listed``)."""
 
 
 # --- field helpers ---------------------------------------------------------

@@ -4,7 +4,7 @@ Imported only when a server is configured with ``redis_url``: a single node need
 neither this package nor coredis. The actors never import it either.
 """
 
-from .directory import RemoteRoom, RoomDirectory, claim_id_block
+from .directory import RemoteRoom, ClusterDirectory, claim_id_block
 from .interop import decode_message
 from .link import RedisHealth
 from .node import ClusterNode, default_node_id
@@ -13,7 +13,7 @@ __all__ = (
     "ClusterNode",
     "RedisHealth",
     "RemoteRoom",
-    "RoomDirectory",
+    "ClusterDirectory",
     "claim_id_block",
     "decode_message",
     "default_node_id",

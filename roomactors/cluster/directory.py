@@ -1,18 +1,19 @@
 """One room list across nodes: a directory in Redis, written by each room's own node.
 
-Each node's lobby is the single writer of the rooms it owns. It reports them
-(``report``, from the lobby's task) and this module writes the difference to
-Redis: the hash ``{prefix}rooms`` (room id -> ``{"node", "room"}`` JSON) and the
+Each node's lobby is the single writer of the rooms it owns. It reports its
+listed rooms (``report``, from the lobby's task) and this module writes the
+difference to Redis: the hash ``{prefix}rooms`` (room id -> ``{"node", "code",
+"late_join", "room"}`` JSON, ``room`` being the room's list entry) and the
 stream ``{prefix}rooms:log`` of changes, both by one Lua script, so they never
 disagree; every change also takes the next number of ``{prefix}rooms:seq``.
 
 Every node keeps a replica of the other nodes' rooms: it snapshots (hash, last
 stream id and sequence number, read atomically by a script), then tails the stream
 with ``XREAD BLOCK``. A gap in the sequence (the stream was trimmed past it, or
-Redis restarted and counts from 0 again) makes it snapshot again. The lobby shows
-``merged``: its own rooms plus the other nodes' rooms whose node is alive (a dead
-node's rooms leave every list within the liveness TTL plus one refresh), ordered
-by room id, which is the same order on every node.
+Redis restarted and counts from 0 again) makes it snapshot again. The lobby takes
+the other nodes' rooms whose node is alive (``take_remote``) into its own lists
+and feeds, which order rooms by id: the same order on every node. A dead node's
+rooms leave every list within the liveness TTL plus one refresh.
 
 Room ids are unique across nodes because each node numbers its rooms in its own
 block (``claim_id_block``): ``block * 2**32 + 1`` onwards, with ``block`` claimed
@@ -29,10 +30,11 @@ from typing import Any
 
 import trio
 
-from ..actors.records import RoomSummary
+from ..actors.directory import Listing
+from ..actors.records import DeckInfo, RoomSummary, User
 from .link import RedisHealth, connect
 
-__all__ = ("RemoteRoom", "RoomDirectory", "claim_id_block")
+__all__ = ("ClusterDirectory", "RemoteRoom", "claim_id_block", "summary_from_json")
 
 logger = logging.getLogger("roomactors.cluster")
 
@@ -85,29 +87,55 @@ def _text(value: Any) -> str:
 
 
 class RemoteRoom:
-    """A room of another node as the lobby lists it: its ``updaterooms`` entry as
-    that node wrote it (re-encoding is not needed, so it is kept as JSON)."""
+    """A room of another node, as its entry in Redis says (parsed when needed)."""
 
-    __slots__ = ("id", "node", "_json")
+    __slots__ = ("id", "node", "text")
 
-    def __init__(self, room_id: int, node: str, room_json: dict[str, Any]) -> None:
+    def __init__(self, room_id: int, node: str, text: str) -> None:
         self.id = room_id
         self.node = node
-        self._json = room_json
+        self.text = text
 
-    @property
-    def name(self) -> str:
-        return str(self._json.get("name", ""))
-
-    @property
-    def state(self) -> str:
-        return str(self._json.get("state", "waiting"))
-
-    def to_json(self) -> dict[str, Any]:
-        return self._json
+    def summary(self) -> tuple[RoomSummary, str] | None:
+        """The room's summary and code, or None for an entry we cannot read."""
+        try:
+            entry = json.loads(self.text)
+            return summary_from_json(entry["room"], late_join=bool(entry.get("late_join"))), str(entry["code"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            logger.warning("room directory: skipped an unreadable entry for room %s", self.id)
+            return None
 
     def __repr__(self) -> str:
         return f"RemoteRoom({self.id}, node={self.node!r})"
+
+
+def _user(raw: dict[str, Any]) -> User:
+    return User(raw["id"], raw.get("username"), raw.get("auth_level"))
+
+
+def summary_from_json(room: dict[str, Any], *, late_join: bool = False) -> RoomSummary:
+    """The summary whose ``to_json()`` is ``room`` (an ``updaterooms`` entry)."""
+    deck = room["deck"]
+    host = room["host"]
+    players = room["players"]
+    offline = frozenset(u["id"] for u in (host, *players) if u.get("connected") is False)
+    return RoomSummary(
+        id=int(room["id"]),
+        name=str(room["name"]),
+        host=_user(host),
+        deck=DeckInfo(
+            name=deck["name"], num_problems=deck["numProblems"], id=deck.get("id"),
+            description=deck.get("description"), user_id=deck.get("user_id"),
+            user_name=deck.get("user_name"), created=deck.get("created"),
+            changed=deck.get("changed"), private=deck.get("private"),
+        ),
+        players=tuple(_user(p) for p in players),
+        max_players=int(room["max_players"]),
+        state=str(room.get("state", "waiting")),
+        locked=bool(room.get("locked", False)),
+        offline=offline,
+        late_join=late_join,
+    )
 
 
 async def claim_id_block(url: str, prefix: str, node_id: str) -> int:
@@ -131,10 +159,10 @@ async def claim_id_block(url: str, prefix: str, node_id: str) -> int:
     raise RuntimeError("no free block of room ids after 8 tries; clean up the {prefix}idblock:* keys")
 
 
-class RoomDirectory:
+class ClusterDirectory:
     """This node's side of the directory: the writer of its rooms, the replica of the others'.
 
-    ``report`` and ``merged`` are the lobby's hooks (``RoomDirectoryView``); the
+    ``report`` and ``take_remote`` are the lobby's hooks (``RoomDirectoryView``); the
     jobs ``write`` and ``replicate`` run under ``supervise`` in the node's nursery.
     """
 
@@ -154,11 +182,12 @@ class RoomDirectory:
         self._notify_lobby = notify_lobby
         # --- this node's rooms: what the lobby reported, and what Redis holds
         self._own: dict[int, str] = {}
-        self._encoded: dict[int, tuple[RoomSummary, str]] = {}
+        self._encoded: dict[int, tuple[Listing, str]] = {}
         self._written: dict[int, str] = {}
         self._own_changed = trio.Event()
         # --- the other nodes' rooms
         self._remote: dict[int, RemoteRoom] = {}
+        self._given: dict[int, str] = {}  # what the lobby was handed, by take_remote
         self._alive: frozenset[str] | None = None  # None: not known yet, show everything
         self._missing_since: dict[str, float] = {}
         self.dead_after = 10.0
@@ -174,33 +203,44 @@ class RoomDirectory:
 
     # --- the lobby's hooks (its task; must not block) ---------------------------
 
-    def report(self, rooms: tuple[RoomSummary, ...]) -> None:
+    def report(self, listings: tuple[Listing, ...]) -> None:
         own: dict[int, str] = {}
-        for room in rooms:
-            if not isinstance(room, RoomSummary):
-                continue  # someone else's room, merged in by us
-            cached = self._encoded.get(room.id)
-            if cached is None or cached[0] is not room:
-                text = json.dumps({"node": self.node_id, "room": room.to_json()}, separators=(",", ":"))
-                cached = self._encoded[room.id] = (room, text)
-            own[room.id] = cached[1]
-        for gone in self._encoded.keys() - own.keys():
-            del self._encoded[gone]
+        encoded: dict[int, tuple[Listing, str]] = {}
+        for listing in listings:
+            cached = self._encoded.get(listing.id)
+            if cached is None or cached[0] is not listing:  # a Listing is new per change
+                text = json.dumps(
+                    {"node": self.node_id, "code": listing.code, "late_join": listing.summary.late_join,
+                     "room": listing.json},
+                    separators=(",", ":"),
+                )
+                cached = (listing, text)
+            encoded[listing.id] = cached
+            own[listing.id] = cached[1]
+        self._encoded = encoded
         if own != self._own:
             self._own = own
             self._own_changed.set()
 
-    def merged(self, rooms: tuple[RoomSummary, ...]) -> tuple[RoomSummary, ...]:
+    def take_remote(self) -> list[tuple[int, RoomSummary | None, str]]:
+        """What the lobby must change to show the other nodes' rooms as they are now."""
         alive = self._alive
-        theirs = [
-            room for room in self._remote.values()
+        visible = {
+            room_id: room for room_id, room in self._remote.items()
             if room.node != self.node_id and (alive is None or room.node in alive)
-        ]
-        if not theirs:
-            return rooms
-        everything: list[Any] = [*rooms, *theirs]
-        everything.sort(key=lambda room: room.id)
-        return tuple(everything)
+        }
+        changes: list[tuple[int, RoomSummary | None, str]] = []
+        for room_id in self._given.keys() - visible.keys():
+            changes.append((room_id, None, ""))
+            del self._given[room_id]
+        for room_id, room in visible.items():
+            if self._given.get(room_id) != room.text:
+                parsed = room.summary()
+                if parsed is None:
+                    continue
+                changes.append((room_id, parsed[0], parsed[1]))
+                self._given[room_id] = room.text
+        return changes
 
     # --- liveness ----------------------------------------------------------------
 
@@ -335,12 +375,8 @@ def _owner(value: str) -> str | None:
 
 
 def _decode(room_id: int, value: str) -> RemoteRoom | None:
-    try:
-        entry = json.loads(value)
-        node, room = entry["node"], entry["room"]
-    except (ValueError, KeyError, TypeError):
+    owner = _owner(value)
+    if owner is None:
         logger.warning("room directory: skipped a malformed entry for room %s", room_id)
         return None
-    if not isinstance(node, str) or not isinstance(room, dict):
-        return None
-    return RemoteRoom(room_id, node, room)
+    return RemoteRoom(room_id, owner, value)

@@ -29,7 +29,7 @@ from ..actors import Lobby
 from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
-from .directory import RoomDirectory
+from .directory import ClusterDirectory
 from .link import BACKOFF_MAX, RedisHealth, connect, supervise
 from .liveness import REFRESHES_PER_TTL, keep_alive, leave
 
@@ -66,7 +66,7 @@ class ClusterNode:
         self._sio = sio
         self._local = local
         self._lobby = lobby
-        self.directory = RoomDirectory(self.node_id, self.prefix, self.url, self.health, lobby.remote_rooms_changed)
+        self.directory = ClusterDirectory(self.node_id, self.prefix, self.url, self.health, lobby.remote_rooms_changed)
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}

@@ -37,8 +37,47 @@ class EngineIOConfig:
     #: None: no limit.
     max_sessions_per_address: int | None = None
 
+    # -- HTTP: who may ask, and how long a request may take (issue 10, issue 15) --
+    #: ``Host`` names answered besides the machine's own (IP addresses,
+    #: ``localhost``, its host names: see :mod:`.hosts`); other hosts get HTTP
+    #: 400 before anything else (DNS rebinding). ``("*",)``: every host.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Proxies (IP addresses, networks, or ``"*"``) whose ``X-Forwarded-*`` /
+    #: ``Forwarded`` headers are believed for the client's address, scheme and
+    #: host (see :mod:`.forwarded`); from anyone else they are ignored.
+    forwarded_allow_ips: tuple[str, ...] = ()
+    #: Seconds a new TCP connection has to send its first request head.
+    first_request_timeout: float = 10.0
+    #: Seconds one whole request (head and body) may take from its first byte,
+    #: like Node's ``requestTimeout``; a slower one is answered 408 and closed.
+    request_timeout: float = 60.0
+    #: Seconds a keep-alive connection may wait for its next request.
+    keepalive_timeout: float = 120.0
+    #: Bytes of one request head (request line and headers); larger: HTTP 431.
+    max_request_head: int = 16384
+    #: Connections from one address still sending their first request
+    #: ("half-open"); beyond it, the oldest of them that are older than
+    #: ``half_open_grace`` are closed, so idle sockets cannot pile up. (At the
+    #: address's TCP share the oldest makes room whatever its age, so idle
+    #: sockets cannot lock out the other clients of a shared NAT address.)
+    max_half_open_per_address: int = 64
+    #: Seconds a half-open connection is spared by that budget: a burst of
+    #: real clients connecting at once (a class after a restart) is younger.
+    half_open_grace: float = 1.0
+
     def __post_init__(self) -> None:
         for name in ("max_sessions", "max_sessions_per_address"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a whole number of at least 1, or None for no limit; got {value!r}")
+        for name in ("first_request_timeout", "request_timeout", "keepalive_timeout", "half_open_grace"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"{name} must be a number of seconds above 0; got {value!r}")
+        for name in ("max_request_head", "max_half_open_per_address"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1; got {value!r}")
+        for name in ("allowed_hosts", "forwarded_allow_ips"):
+            if not isinstance(getattr(self, name), tuple):
+                raise TypeError(f"{name} must be a tuple of strings; got {getattr(self, name)!r}")

@@ -130,6 +130,10 @@ class EngineSocket:
         """
         self._append((_as_message(data),), replace_key, coalesce)
 
+    def holds(self, replace_key: Hashable) -> bool:
+        """Whether a message sent with ``replace_key`` is still queued (undelivered)."""
+        return not self._session.closed and self._session.outbox.holds(replace_key)
+
     def send_many(self, items: Sequence[str | bytes | SharedMessage], *, coalesce: bool = False) -> None:
         """Queue several messages that must stay together and in order."""
         if items:

@@ -10,7 +10,8 @@ at once, as the reference server does, instead of lingering until the ping.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -19,35 +20,48 @@ import trio
 
 from .engine_socket import EngineSocket
 from .errors import ErrorCode, SessionRefused, error_response, refusal_response
+from .forwarded import request_source
+from .routing import OpenSession, Poll, Preflight, Refuse, Upgrade, is_engineio_path, route, route_session
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
-from .session import POLLING, WEBSOCKET
+from .session import NOOP_PACKET, POLLING, WEBSOCKET
 from .wsconnection import ServerWebSocket, WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe
 from .wshandshake import WebSocketHandshake, check_websocket_handshake
 
 if TYPE_CHECKING:
-    from .server import EngineIOServer
+    from .server import EngineIOServer, Reservation
 
 __all__ = ["serve_http_requests"]
 
 logger = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 65536
-#: Seconds an idle keep-alive connection (or a slow request head) may stay open.
-IDLE_TIMEOUT = 120.0
-#: Seconds a new connection has to send its first request head: a connection
-#: that never speaks must not hold a task (and a file descriptor) for long.
-FIRST_REQUEST_TIMEOUT = 10.0
-#: Seconds a client may take to send a request body.
-BODY_TIMEOUT = 60.0
-MAX_HEAD_SIZE = 16384
+# The time bounds of a request are EngineIOConfig's (first_request_timeout,
+# request_timeout, keepalive_timeout): docs/limits.md lists them.
+#: The close reason of a session the client closed with a close packet.
+CLIENT_CLOSE = "client close"
 
 Headers = list[tuple[str, str]]
 
 
 class _Abort(Exception):
     """The connection cannot go on (peer gone or protocol broken)."""
+
+
+class _Timeout(_Abort):
+    """The request did not arrive within its deadline, or the connection was
+    evicted while still sending its first one (see ``EngineIOServer``)."""
+
+
+#: Seconds the 408 answer may take to write (a client that does not read gets none).
+TIMEOUT_ANSWER_GRACE = 1.0
+_TIMEOUT_BODY = b"the request took too long to arrive; send it again, whole"
+#: Written as is (not through h11, which may be mid-head): 408, like Node's requestTimeout.
+_REQUEST_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
 
 
 class HttpConnection:
@@ -57,10 +71,29 @@ class HttpConnection:
         self.server = server
         self.config = server.config
         self.stream = stream
+        #: The peer's address (a proxy's, behind one); each request's client comes from request_source().
         self.remote_address = remote_address
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        #: The scheme the peer uses: https once something wrapped the socket in TLS.
+        self.scheme = "https" if isinstance(stream, trio.SSLStream) else "http"
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_request_head)
         #: Set by a WebSocket request: what the connection becomes once ``run`` returns.
         self.upgrade: _Upgrade | None = None
+        #: When the request being read must have arrived (trio time).
+        self._deadline = math.inf
+        #: When its first byte arrived (None: none yet).
+        self._request_started: float | None = None
+        #: True until the first request head is complete ("half-open").
+        self.half_open = True
+        #: The scope of the read under way; :meth:`evict` cancels it.
+        self._read_scope: trio.CancelScope | None = None
+        self._evicted = False
+
+    def evict(self) -> None:
+        """Close this connection, still sending its first request, to make room
+        (the server's half-open budget of its address is full)."""
+        self._evicted = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
 
     # -- h11 plumbing --------------------------------------------------------
 
@@ -73,12 +106,49 @@ class HttpConnection:
                 await self._send_simple(exc.error_status_hint, b"", close=True)
                 raise _Abort from exc
             if event is not h11.NEED_DATA:
+                if isinstance(event, h11.Request):
+                    self._head_done()
                 return event
+            self.conn.receive_data(bytes(await self._receive()))  # bytes() of bytes is itself: no copy
+
+    async def _receive(self) -> bytes | bytearray:
+        """Bytes of the request being read, before its deadline (else :class:`_Timeout`)."""
+        if self._evicted:
+            raise _Timeout
+        with trio.move_on_at(self._deadline) as scope:
+            self._read_scope = scope
             try:
                 data = await self.stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _Abort from exc
-            self.conn.receive_data(data)
+            finally:
+                self._read_scope = None
+        if scope.cancelled_caught:
+            raise _Timeout
+        if data and self._request_started is None:
+            # The request's clock starts at its first byte: the whole of it
+            # (head and body) must be in within request_timeout.
+            now = trio.current_time()
+            self._request_started = now
+            until = now + self.config.request_timeout
+            self._deadline = min(self._deadline, until) if self.half_open else until
+        return data
+
+    def _wait_for_request(self) -> None:
+        """A new request may come now: the first within first_request_timeout
+        of the connection's start, a later one within keepalive_timeout."""
+        timeout = self.config.first_request_timeout if self.half_open else self.config.keepalive_timeout
+        self._deadline = trio.current_time() + timeout
+        self._request_started = None
+
+    def _head_done(self) -> None:
+        """A request head is complete: its body has what is left of request_timeout."""
+        if self._request_started is None:  # its bytes came with the previous request's
+            self._request_started = trio.current_time()
+        self._deadline = self._request_started + self.config.request_timeout
+        if self.half_open:
+            self.half_open = False
+            self.server.half_open_done(self)
 
     async def _send(self, event: h11.Event) -> None:
         try:
@@ -125,37 +195,44 @@ class HttpConnection:
     async def run(self) -> _Upgrade | None:
         """Answer requests until the connection ends or a WebSocket takes it
         over (returned, to be served without this object and its h11 state)."""
+        self.server.half_open_started(self)
         try:
-            timeout = FIRST_REQUEST_TIMEOUT
             while True:
-                with trio.move_on_after(timeout) as idle:
-                    event = await self._next_event()
-                timeout = IDLE_TIMEOUT
-                if idle.cancelled_caught:
-                    return
+                self._wait_for_request()
+                event = await self._next_event()
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                    return
+                    return None
                 assert isinstance(event, h11.Request), event
                 if await self._handle(event):
                     return self.upgrade  # None: closed after a refusal
                 if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
-                    return
+                    return None
                 if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
                     self.conn.start_next_cycle()
                 else:
-                    return
+                    return None
+        except _Timeout:
+            if self._request_started is not None:  # part of a request came: say why it ends
+                logger.info("%s: request not complete within its time; closing", self.remote_address)
+                with trio.move_on_after(TIMEOUT_ANSWER_GRACE):
+                    try:
+                        await self.stream.send_all(_REQUEST_TIMEOUT_ANSWER)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+            return None
         except _Abort:
-            return
+            return None
+        finally:
+            if self.half_open:
+                self.half_open = False
+                self.server.half_open_done(self)
 
     async def _read_body(self, limit: int) -> bytes | None:
         """The request body, or None when it exceeds ``limit`` bytes."""
         chunks: list[bytes] = []
         size = 0
         while True:
-            with trio.move_on_after(BODY_TIMEOUT) as slow:
-                event = await self._next_event()
-            if slow.cancelled_caught:
-                raise _Abort
+            event = await self._next_event()  # within the request's deadline
             if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
                 return b"".join(chunks)
             if isinstance(event, h11.Data):
@@ -174,8 +251,21 @@ class HttpConnection:
         query = dict(reversed(parse_qsl(split.query, keep_blank_values=True)))  # first value wins
         headers = _header_map(request.headers)
         method = request.method.decode("ascii").upper()
-        if path != self.config.path and path.rstrip("/") + "/" != self.config.path:
-            await self._fallback(request, method, target, path, query, headers)
+        source = request_source(self.remote_address, self.scheme, headers, self.server.trusted_proxies)
+        if not self.server.host_allowed(source.host):
+            # before anything else: a page on a rebound name gets nothing here
+            logger.info("%s: Host %r refused (not an allowed host)", source.client, source.host)
+            await self._respond(
+                400,
+                [("Content-Type", "text/plain; charset=UTF-8")],
+                f"this server does not answer to the host {source.host!r}; connect to it by an allowed "
+                "name (its operator can add one with --allowed-host)\n".encode("utf-8", "replace"),
+                close=True,
+            )
+            return True
+        client = source.client
+        if not is_engineio_path(path, self.config.path):
+            await self._fallback(request, method, target, path, query, headers, client)
             return False
         is_upgrade = headers.get("upgrade", "").lower() == "websocket"
         handshake = check_websocket_handshake(method, request.http_version.decode("ascii"), headers) if is_upgrade else None
@@ -191,59 +281,52 @@ class HttpConnection:
         body = await self._read_body(self.config.max_payload)
 
         origin = headers.get("origin")
-        if origin is not None and not self.server.origin_allowed(origin, headers.get("host")):
-            logger.info("%s: origin %r refused", self.remote_address, origin)
+        scheme = source.scheme if source.scheme_known else None
+        if origin is not None and not self.server.origin_allowed(origin, source.host, scheme):
+            logger.info(
+                "%s: origin %r refused (this server is %s://%s to it; behind a proxy, name it with "
+                "--forwarded-allow-ips; another site's pages need --cors-origin)",
+                client, origin, source.scheme, source.host,
+            )
             await self._error(ErrorCode.FORBIDDEN, close=is_upgrade)
             return False
         cors = _cors_headers(origin)
-        if method == "OPTIONS":
+
+        decision = route(method, query, is_upgrade=is_upgrade)
+        if isinstance(decision, Preflight):
             await self._respond(204, [*cors, *_preflight_headers(headers)], b"")
             return False
-
-        transport = query.get("transport")
-        if transport not in (POLLING, WEBSOCKET):
-            await self._error(ErrorCode.UNKNOWN_TRANSPORT, cors, close=is_upgrade)
+        if isinstance(decision, Refuse):
+            await self._error(decision.code, cors, close=decision.close)
             return False
-        if query.get("EIO") != "4":
-            await self._error(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, cors, close=is_upgrade)
-            return False
-        sid = query.get("sid")
-        if transport == WEBSOCKET and not is_upgrade or transport == POLLING and is_upgrade:
-            await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade)
-            return False
-        if sid is None:
-            if method != "GET":
-                await self._error(ErrorCode.BAD_HANDSHAKE_METHOD, cors)
-                return False
-            refusal = self.server.admit(self.remote_address)
-            if refusal is not None:
-                await self._refuse(refusal, cors)
+        if isinstance(decision, OpenSession):
+            admitted = self.server.admit(client)
+            if isinstance(admitted, SessionRefused):
+                await self._refuse(admitted, cors)
                 return True
-            if transport == WEBSOCKET:
-                return self._take_over(handshake, query, headers, None)
-            sock = self.server.open_session(POLLING, self.remote_address, query, headers)
+            if decision.transport == WEBSOCKET:
+                # the place stays reserved through the handshake (serve_http_requests gives it back)
+                return self._take_over(handshake, query, headers, None, admitted)
+            sock = self.server.open_session(POLLING, client, query, headers, admitted)
             await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
             return False
-        sock = self.server.lookup(sid)
-        if sock is None:
-            await self._error(ErrorCode.UNKNOWN_SID, cors, close=is_upgrade)
+
+        found = self.server.lookup(decision.sid)
+        step = route_session(method, decision.transport, found.transport if found is not None else None)
+        if isinstance(step, Refuse):
+            await self._error(step.code, cors, close=step.close)
             return False
-        if transport == WEBSOCKET:
-            return self._take_over(handshake, query, headers, sock)
-        if sock.transport != POLLING:
-            await self._error(ErrorCode.BAD_REQUEST, cors)
-            return False
-        if method == "GET":
-            await self._poll(sock, cors)
-        elif method == "POST":
-            if body is None:
-                logger.info("session %s: POST over maxPayload", sid)
-                sock.fail("payload too large")
-                await self._respond(413, [*cors, ("Content-Type", "text/plain")], b"", close=True)
-                return False
-            await self._post(sock, body, cors)
+        assert found is not None
+        if isinstance(step, Upgrade):
+            return self._take_over(handshake, query, headers, found)
+        if isinstance(step, Poll):
+            await self._poll(found, cors)
+        elif body is None:  # a POST over maxPayload
+            logger.info("session %s: POST over maxPayload", found.sid)
+            found.fail("payload too large")
+            await self._respond(413, [*cors, ("Content-Type", "text/plain")], b"", close=True)
         else:
-            await self._error(ErrorCode.BAD_REQUEST, cors)
+            await self._post(found, body, cors)
         return False
 
     # -- long-polling ----------------------------------------------------------
@@ -274,6 +357,10 @@ class HttpConnection:
                     raise _Abort
         finally:
             sock.get_pending = False
+        if session.close_reason == CLIENT_CLOSE:
+            # The client closed the session itself (a POSTed close packet):
+            # its pending GET is released with a noop, as the reference servers do.
+            payload = NOOP_PACKET
         sock.notify()  # the outbox drained: a closing session may finish
         try:
             await self._respond(200, [*cors, *_TEXT], payload.encode())
@@ -293,7 +380,7 @@ class HttpConnection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         if data:
-            self.conn.receive_data(data)
+            self.conn.receive_data(bytes(data))
             return
         lost.set()
         cancel_scope.cancel()
@@ -334,16 +421,24 @@ class HttpConnection:
         query: Mapping[str, str],
         headers: Mapping[str, str],
         sock: EngineSocket | None,
+        reservation: Reservation | None = None,
     ) -> bool:
         """Hand the connection to a WebSocket: ``run`` returns what it needs."""
         assert handshake is not None  # transport=websocket came with an accepted upgrade
-        self.upgrade = _Upgrade(handshake.response, self.conn.trailing_data[0], query, headers, sock)
+        self.upgrade = _Upgrade(handshake.response, self.conn.trailing_data[0], query, headers, sock, reservation)
         return True
 
     # -- other paths -----------------------------------------------------------
 
     async def _fallback(
-        self, request: h11.Request, method: str, target: str, path: str, query: dict[str, str], headers: dict[str, str]
+        self,
+        request: h11.Request,
+        method: str,
+        target: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        client: str | None,
     ) -> None:
         body = await self._read_body(self.config.max_payload)
         if body is None:
@@ -357,7 +452,7 @@ class HttpConnection:
             routed_method = "GET" if method == "HEAD" else method
             try:
                 response = await route(
-                    HttpRequest(routed_method, target, path, query, headers, body, self.remote_address)
+                    HttpRequest(routed_method, target, path, query, headers, body, client)
                 )
             except Exception:
                 logger.exception("http_fallback failed for %s %s", method, target)
@@ -374,7 +469,7 @@ class HttpConnection:
 _TEXT: Headers = [("Content-Type", "text/plain; charset=UTF-8")]
 
 
-def _header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def _header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in raw:
         key = name.decode("latin-1").lower()
@@ -405,6 +500,7 @@ class _Upgrade(NamedTuple):
     query: Mapping[str, str]
     headers: Mapping[str, str]
     sock: EngineSocket | None  #: the polling session to upgrade; None opens one
+    reservation: Reservation | None = None  #: the new session's place in the limits
 
 
 async def serve_http_requests(
@@ -421,7 +517,11 @@ async def serve_http_requests(
     upgrade = await HttpConnection(server, stream, remote_address).run()
     if upgrade is None:
         return None
-    return await _open_websocket(server, stream, remote_address, upgrade)
+    try:
+        return await _open_websocket(server, stream, remote_address, upgrade)
+    finally:
+        if upgrade.reservation is not None:
+            upgrade.reservation.release()  # the handshake failed: nothing once the session took it
 
 
 async def _open_websocket(
@@ -435,7 +535,7 @@ async def _open_websocket(
     sock = upgrade.sock
     try:
         if sock is None:
-            sock = server.open_session(WEBSOCKET, remote_address, upgrade.query, upgrade.headers)
+            sock = server.open_session(WEBSOCKET, remote_address, upgrade.query, upgrade.headers, upgrade.reservation)
             try:
                 await ws.send_message(sock.session.handshake_packet())
             except Exception:

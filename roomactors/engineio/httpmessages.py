@@ -29,7 +29,7 @@ class HttpRequest:
     query: Mapping[str, str]         #: first value of each query parameter
     headers: Mapping[str, str]       #: lower-case names; repeated headers joined with ", "
     body: bytes = b""
-    remote_address: str | None = None
+    remote_address: str | None = None  #: the client's (behind a trusted proxy, the one it forwarded)
 
 
 @dataclass(frozen=True)

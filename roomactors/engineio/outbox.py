@@ -115,6 +115,11 @@ class Outbox:
         self.messages = new_messages
         self.bytes = new_bytes
 
+    def holds(self, replace_key: Hashable) -> bool:
+        """Whether an entry appended with ``replace_key`` is still undelivered
+        (a sender that merges what it sends into the undelivered entry asks this)."""
+        return self._by_key is not None and replace_key in self._by_key
+
     def held(self) -> tuple[int, int]:
         """Messages and bytes queued now, keyed entries included (``messages``
         and ``bytes`` count only what the limits count). O(entries): for

@@ -27,13 +27,15 @@ import trio
 from .config import EngineIOConfig
 from .engine_socket import EngineSocket
 from .errors import SessionRefused
-from .http import serve_http_requests
+from .forwarded import TrustedProxies
+from .hosts import HostPolicy
+from .http import HttpConnection, serve_http_requests
 from .httpmessages import HttpRoute, PackedMapping
 from .session import POLLING, WEBSOCKET, EngineSession
 from .websocket import run_websocket_transport
 from .wsconnection import WebSocketClosed
 
-__all__ = ["EngineHandler", "EngineIOServer", "EngineIOStatistics", "serve_engineio", "HANDLER_GRACE"]
+__all__ = ["HANDLER_GRACE", "EngineHandler", "EngineIOServer", "EngineIOStatistics", "Reservation", "serve_engineio"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class EngineIOStatistics:
     outbox_messages: int = 0    #: messages queued in all outboxes, not yet taken by a transport
     outbox_bytes: int = 0       #: their size in bytes (what ``outbox_max_bytes`` counts)
     connections_refused: int = 0  #: TCP connections closed at once, over the limits' TCP share
+    half_open_evicted: int = 0  #: connections closed before their first request to make room (NAT)
 
 
 class EngineIOServer:
@@ -99,7 +102,10 @@ class EngineIOServer:
         self._sessions_opened = 0
         self._overflows = 0
         self._refused = 0
+        #: Sessions per remote address, places reserved by handshakes under way included.
         self._per_address: Counter[str] = Counter()
+        #: Places reserved by handshakes that have passed :meth:`admit` and not yet opened or failed.
+        self._reserved = 0
         self._tcp_per_address: Counter[str] = Counter()
         self._tcp_refused = 0
         self._accept_scope = trio.CancelScope()
@@ -107,6 +113,13 @@ class EngineIOServer:
         self._session_gone = trio.Event()
         #: One bound method for every session, not one made per session.
         self._on_close_callback = self._on_close
+        #: The proxies whose forwarded headers are believed (issue 15).
+        self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
+        self._hosts = HostPolicy(config.allowed_hosts)
+        #: Connections still sending their first request, per peer address, oldest
+        #: first, with the time each connected.
+        self._half_open: dict[str, dict[HttpConnection, float]] = {}
+        self._half_open_evicted = 0
 
     # -- serving ---------------------------------------------------------------
 
@@ -120,6 +133,7 @@ class EngineIOServer:
     ) -> NoReturn:
         """Listen on ``host``:``port`` (0: any free port) and serve forever;
         ``task_status.started`` gets the bound ``(host, port)`` pairs."""
+        self._hosts = HostPolicy(self.config.allowed_hosts, bound_host=host)  # a name to listen on is one to answer
         listeners = await trio.open_tcp_listeners(port, host=host)
         await self.serve_listeners(listeners, handler_nursery=handler_nursery, task_status=task_status)
 
@@ -196,14 +210,18 @@ class EngineIOServer:
 
     async def _serve_stream(self, stream: trio.abc.Stream) -> None:
         remote = _remote_address(stream)
-        if not self._tcp_allowed(remote):
+        if self.trusted_proxies.trusts(remote):
+            per_address_key = None  # a proxy carries everyone: its clients are counted per request
+        else:
+            per_address_key = remote
+        if not self._tcp_allowed(per_address_key) and not self._evict_half_open(per_address_key):
             self._tcp_refused += 1
             logger.info("TCP connection from %s closed at once: too many connections", remote)
             await trio.aclose_forcefully(stream)
             return
         self._connections += 1
-        if remote is not None:
-            self._tcp_per_address[remote] += 1
+        if per_address_key is not None:
+            self._tcp_per_address[per_address_key] += 1
         try:
             opened = await serve_http_requests(self, stream, remote)
             if opened is not None:
@@ -218,10 +236,10 @@ class EngineIOServer:
             logger.exception("connection from %s failed", remote)
         finally:
             self._connections -= 1
-            if remote is not None:
-                self._tcp_per_address[remote] -= 1
-                if self._tcp_per_address[remote] <= 0:
-                    del self._tcp_per_address[remote]
+            if per_address_key is not None:
+                self._tcp_per_address[per_address_key] -= 1
+                if self._tcp_per_address[per_address_key] <= 0:
+                    del self._tcp_per_address[per_address_key]
             await trio.aclose_forcefully(stream)
 
     def _tcp_allowed(self, remote: str | None) -> bool:
@@ -240,23 +258,78 @@ class EngineIOServer:
             or self._tcp_per_address[remote] < per_address * TCP_CONNECTIONS_PER_SESSION
         )
 
+    # -- half-open connections (issue 10, finding 6) -------------------------
+    #
+    # A connection that has not sent its first request head yet costs little,
+    # but a TCP share that idle sockets can fill locks out everyone who shares
+    # their address (a school's NAT). So at the address's share, the oldest
+    # half-open connection makes room for the newcomer, whatever its age: a
+    # real client sends its request at once and leaves the set within a round
+    # trip; a socket that sits there is soon the oldest, and goes first. And
+    # the half-open ones of an address have a small budget of their own
+    # (max_half_open_per_address): beyond it, those older than half_open_grace
+    # go, oldest first; younger ones are spared, since a class connecting at
+    # once after a restart is a burst of them. Every one goes after
+    # first_request_timeout anyway.
+
+    def half_open_started(self, connection: HttpConnection) -> None:
+        """``connection`` waits for its first request head."""
+        address = connection.remote_address
+        if address is None or self.trusted_proxies.trusts(address):
+            return
+        now = trio.current_time()
+        waiting = self._half_open.setdefault(address, {})
+        waiting[connection] = now
+        budget = self.config.max_half_open_per_address
+        spared_since = now - self.config.half_open_grace
+        while len(waiting) > budget and next(iter(waiting.values())) <= spared_since:
+            self._evict_oldest(waiting)
+
+    def half_open_done(self, connection: HttpConnection) -> None:
+        """``connection`` sent its first request head, or ended."""
+        address = connection.remote_address
+        waiting = self._half_open.get(address) if address is not None else None
+        if waiting is not None and waiting.pop(connection, None) is not None and not waiting:
+            del self._half_open[address]  # type: ignore[arg-type]
+
+    def _evict_half_open(self, address: str | None) -> bool:
+        """Make room for one more connection from ``address`` at its TCP share
+        by closing its oldest half-open one; False when it has none."""
+        waiting = self._half_open.get(address) if address is not None else None
+        if not waiting:
+            return False
+        self._evict_oldest(waiting)
+        return True
+
+    def _evict_oldest(self, waiting: dict[HttpConnection, float]) -> None:
+        oldest = next(iter(waiting))
+        del waiting[oldest]
+        self._half_open_evicted += 1
+        logger.debug("half-open connection from %s closed to make room", oldest.remote_address)
+        oldest.evict()
+
     # -- used by the transports ----------------------------------------------
 
     def lookup(self, sid: str) -> EngineSocket | None:
         return self._sessions.get(sid)
 
-    def admit(self, remote_address: str | None) -> SessionRefused | None:
-        """Whether a new session may open now; the refusal a client is told otherwise.
+    def admit(self, remote_address: str | None) -> SessionRefused | Reservation:
+        """A place for a new session, or the refusal a client is told.
 
         Checked before anything is set up for the session (for a WebSocket,
         before the handshake is accepted), so a refused client costs one answer.
+        The place counts against the limits from now on, while the handshake
+        is still under way: handshakes racing each other cannot all pass the
+        check before any of them is counted (issue 10, finding 4). Hand it to
+        :meth:`open_session`, or :meth:`Reservation.release` it when the
+        handshake fails.
         """
         refusal: SessionRefused | None = None
         limit = self.config.max_sessions
         per_address = self.config.max_sessions_per_address
         if self._shutting_down:
             refusal = SessionRefused("shutting_down", "the server is shutting down; connect again in a moment")
-        elif limit is not None and len(self._sessions) >= limit:
+        elif limit is not None and len(self._sessions) + self._reserved >= limit:
             refusal = SessionRefused(
                 "too_many_connections",
                 f"the server holds its limit of {limit} connections; try again later",
@@ -274,13 +347,37 @@ class EngineIOServer:
         if refusal is not None:
             self._refused += 1
             logger.info("session from %s refused: %s", remote_address, refusal.code)
-        return refusal
+            return refusal
+        self._reserved += 1
+        if remote_address is not None:
+            self._per_address[remote_address] += 1
+        return Reservation(self, remote_address)
+
+    def _release(self, reservation: Reservation) -> None:
+        self._reserved -= 1
+        self._forget_address(reservation.remote_address)
 
     def open_session(
-        self, transport: str, remote_address: str | None, query: Mapping[str, str], headers: Mapping[str, str]
+        self,
+        transport: str,
+        remote_address: str | None,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        reservation: Reservation | None = None,
     ) -> EngineSocket:
-        """Register a new session and start its runner (handler + heartbeat)."""
+        """Register a new session and start its runner (handler + heartbeat).
+
+        ``reservation`` (from :meth:`admit`) becomes the session's place;
+        without one the session is counted now, unchecked.
+        """
         assert self._session_nursery is not None, "server is not serving"
+        if reservation is not None:
+            remote_address = reservation.remote_address  # the client's, also behind a proxy
+        if reservation is None or not reservation.take():
+            if remote_address is not None:
+                self._per_address[remote_address] += 1
+        else:
+            self._reserved -= 1
         sid = secrets.token_urlsafe(15)
         while sid in self._sessions:  # pragma: no cover - 120 random bits
             sid = secrets.token_urlsafe(15)
@@ -297,18 +394,34 @@ class EngineIOServer:
         if self.on_open is not None:
             self.on_open(sock)
         self._sessions_opened += 1
-        if remote_address is not None:
-            self._per_address[remote_address] += 1
         # One shared name, not one with the sid: a string per session held for its life.
         self._session_nursery.start_soon(self._run_session, sock, name=SESSION_TASK_NAME)
         logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
         return sock
 
-    def origin_allowed(self, origin: str, host: str | None) -> bool:
-        """Whether a request with this ``Origin`` may use Engine.IO (CORS policy)."""
+    def describe_hosts(self) -> str:
+        """The ``Host`` names this server answers, in words (see :mod:`.hosts`)."""
+        return self._hosts.describe()
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether this server answers a request for ``host`` (its ``Host``, or
+        a trusted proxy's ``X-Forwarded-Host``): see :mod:`.hosts`."""
+        return self._hosts.allows(host)
+
+    def origin_allowed(self, origin: str, host: str | None, scheme: str | None = None) -> bool:
+        """Whether a request with this ``Origin`` may use Engine.IO (CORS policy).
+
+        The server's own origin (``scheme://host`` as the client reached it)
+        is always allowed: the lobby page it serves must keep working when
+        an operator allows other sites too (issue 10, finding 7). ``scheme``
+        None: not known (plain HTTP, maybe behind a TLS proxy nobody named),
+        so only the host and port are compared.
+        """
+        if host is not None and _same_origin(origin, scheme, host):
+            return True
         allowed = self.config.cors_origins
         if allowed is None:
-            return host is not None and _origin_netloc(origin) == _host_netloc(host, origin)
+            return False
         if "*" in allowed:
             return True
         return origin.rstrip("/").lower() in {a.rstrip("/").lower() for a in allowed}
@@ -325,6 +438,7 @@ class EngineIOServer:
             outbox_overflows=self._overflows,
             sessions_refused=self._refused,
             connections_refused=self._tcp_refused,
+            half_open_evicted=self._half_open_evicted,
             outbox_messages=sum(outbox.messages for outbox in outboxes),
             outbox_bytes=sum(outbox.bytes for outbox in outboxes),
         )
@@ -346,7 +460,11 @@ class EngineIOServer:
                 # heartbeat task of its own (a task and its frames are KBs each).
                 await sock.run_heartbeat()  # returns once the session is closed
                 if sock.session.outbox:  # the close packet is still queued: let a transport take it
-                    with trio.move_on_after(self.config.ping_timeout):
+                    # ... for ping_timeout at most, and never beyond the heartbeat's own
+                    # deadline: a client that stopped answering is gone, close packet or not
+                    # (a session closed by the connect timeout lingered 20 s more, issue 10)
+                    flush_until = trio.current_time() + self.config.ping_timeout
+                    with trio.move_on_at(min(flush_until, sock.session.heartbeat_deadline)):
                         while sock.session.outbox:
                             await sock.wait_changed()
                 self._forget(sock)
@@ -371,14 +489,40 @@ class EngineIOServer:
     def _forget(self, sock: EngineSocket) -> None:
         if self._sessions.get(sock.sid) is sock:
             del self._sessions[sock.sid]
-            address = sock.remote_address
-            if address is not None:
-                self._per_address[address] -= 1
-                if self._per_address[address] <= 0:
-                    del self._per_address[address]
+            self._forget_address(sock.remote_address)
             logger.debug("session %s gone: %s", sock.sid, sock.close_reason)
             self._session_gone.set()
             self._session_gone = trio.Event()
+
+
+    def _forget_address(self, address: str | None) -> None:
+        if address is not None:
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
+
+
+class Reservation:
+    """A session's place in the limits, held from :meth:`EngineIOServer.admit`
+    until the session opens (:meth:`EngineIOServer.open_session` takes it) or
+    its handshake fails (:meth:`release`, safe to call in any case)."""
+
+    __slots__ = ("_held", "_server", "remote_address")
+
+    def __init__(self, server: EngineIOServer, remote_address: str | None) -> None:
+        self._server = server
+        self.remote_address = remote_address
+        self._held = True
+
+    def take(self) -> bool:
+        """Hand the place over to the session opening now; False if it was given back already."""
+        held, self._held = self._held, False
+        return held
+
+    def release(self) -> None:
+        """Give the place back (the handshake failed); nothing once taken or released."""
+        if self.take():
+            self._server._release(self)
 
 
 async def serve_engineio(
@@ -409,21 +553,24 @@ def _remote_address(stream: trio.abc.Stream) -> str | None:
     return sys.intern(str(peer[0]) if isinstance(peer, tuple) else str(peer))
 
 
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _origin_netloc(origin: str) -> str:
-    split = urlsplit(origin)
-    netloc = split.netloc.lower()
-    default = _DEFAULT_PORTS.get(split.scheme.lower())
-    if default and netloc.endswith(":" + default):
-        netloc = netloc[: -len(default) - 1]
-    return netloc
-
-
-def _host_netloc(host: str, origin: str) -> str:
-    netloc = host.strip().lower()
-    default = _DEFAULT_PORTS.get(urlsplit(origin).scheme.lower())
-    if default and netloc.endswith(":" + default):
-        netloc = netloc[: -len(default) - 1]
-    return netloc
+def _same_origin(origin: str, scheme: str | None, host: str) -> bool:
+    """Whether ``origin`` is ``scheme://host``: the same scheme, name and port
+    (a missing port is the scheme's default), as a browser compares them. With
+    ``scheme`` None (not known) the origin's own scheme stands in for ours."""
+    try:
+        theirs = urlsplit(origin.strip())
+        their_scheme = theirs.scheme.lower()
+        ours = urlsplit(f"{scheme or their_scheme}://{host.strip()}")
+        their_port = theirs.port or _DEFAULT_PORTS.get(their_scheme)
+        our_port = ours.port or _DEFAULT_PORTS.get(scheme or their_scheme)
+    except ValueError:  # a port that is not a number
+        return False
+    return (
+        their_scheme == (scheme or their_scheme)
+        and theirs.hostname is not None
+        and theirs.hostname == ours.hostname
+        and their_port == our_port
+    )

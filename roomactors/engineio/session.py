@@ -82,6 +82,16 @@ class EngineSession:
             return self._pong_deadline
         return self._next_ping_at
 
+    @property
+    def heartbeat_deadline(self) -> float:
+        """When the heartbeat gives up on a client that stays silent from now
+        on: its pong's deadline, or ``ping_timeout`` after the next ping. Kept
+        after the close, so waiting for a close packet to be fetched never
+        outlasts it (a polling client that is gone fetches nothing)."""
+        if self._pong_deadline is not None:
+            return self._pong_deadline
+        return self._next_ping_at + self.config.ping_timeout
+
     def on_timer(self, now: float) -> None:
         """Send the ping that is due, or end the session whose pong is late."""
         if self.closed:

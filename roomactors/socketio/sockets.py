@@ -104,12 +104,24 @@ class Socket:
         if event.namespace != self.namespace:
             raise ValueError(f"event encoded for {event.namespace}, socket is in {self.namespace}")
         if self._state == "connecting":
+            if replace_key is not None:  # newest wins here too
+                self._buffer = [entry for entry in self._buffer if entry[1] != replace_key]
             self._buffer.append((event, replace_key))
         elif self._state == "connected":
             key = None if replace_key is None else (self.namespace, replace_key)
             self._session.send_messages(event.messages, replace_key=key, coalesce=coalesce)
         else:
             logger.debug("socket %s on %s: emit after disconnect dropped", self.sid, self.namespace)
+
+    def holds(self, replace_key: Hashable) -> bool:
+        """Whether an event sent with ``replace_key`` (in this namespace) is still
+        waiting in the connection's outbox, not yet written to the transport.
+
+        A sender that must not lose what a replaced event carried (a feed of
+        changes) merges it into the next one while this is true."""
+        if self._state == "connecting":
+            return any(key == replace_key for _, key in self._buffer)
+        return self._state == "connected" and self.eio.holds((self.namespace, replace_key))
 
     def take_ack(self) -> Ack | None:
         """Take over the ack of the event being handled; call it from a handler.

@@ -3,7 +3,8 @@
 // the way people do, through labels, buttons and the keyboard.
 //
 // Usage: node scenario.mjs <base-url> <artifacts-dir>
-// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000).
+// Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000),
+// SCENARIO_COLOR_SCHEME (light, the default, or dark).
 // Prints one JSON line on stdout with what the pages showed, for the pytest side
 // to assert on; progress and failures go to stderr; exit code 1 on any failure.
 //
@@ -11,101 +12,25 @@
 // scenario provokes an error from the server (too_many_rooms) deterministically.
 
 import { mkdirSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(join(here, "..", "js", "package.json"));
-const { chromium } = require("playwright-core");
+import {
+  byTest, check, launchBrowser, openPerson as openPersonAt, signIn, STEP_MS, waitIn, waitPlayers, waitVisible, log,
+} from "./pages.mjs";
 
 const [baseUrl, artifacts] = process.argv.slice(2);
 if (!baseUrl || !artifacts) {
   console.error("usage: node scenario.mjs <base-url> <artifacts-dir>");
   process.exit(2);
 }
-const STEP_MS = Number(process.env.SCENARIO_STEP_TIMEOUT_MS || 15000);
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 mkdirSync(artifacts, { recursive: true });
 
-const log = (...args) => console.error("[scenario]", ...args);
 const report = { steps: [], pages: {} };
-
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
-
-const byTest = (page, id) => page.locator(`[data-testid="${id}"]`);
-
-async function waitVisible(locator, what) {
-  try {
-    await locator.waitFor({ state: "visible", timeout: STEP_MS });
-  } catch (err) {
-    throw new Error(`${what}: not visible within ${STEP_MS} ms (${err.message.split("\n")[0]})`);
-  }
-}
-
-// Waits until fn(page) (evaluated in the page with arg) is truthy; returns its value.
-async function waitIn(page, what, fn, arg) {
-  try {
-    const handle = await page.waitForFunction(fn, arg, { timeout: STEP_MS, polling: "raf" });
-    return await handle.jsonValue();
-  } catch (err) {
-    throw new Error(`${what}: not within ${STEP_MS} ms (${err.message.split("\n")[0]})`);
-  }
-}
-
-const texts = (locator) => locator.evaluateAll((nodes) => nodes.map((n) => n.textContent.trim()));
 const step = (name) => {
   log(name);
   report.steps.push(name);
 };
-
-async function openPerson(browser, name, viewport) {
-  const context = await browser.newContext({ viewport, reducedMotion: "reduce" });
-  const page = await context.newPage();
-  const problems = [];
-  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
-  });
-  page.on("requestfailed", (req) => problems.push(`requestfailed: ${req.url()} ${req.failure()?.errorText}`));
-  await page.goto(baseUrl, { waitUntil: "load", timeout: STEP_MS });
-  // Set once per document: if the page ever reloads, the marker is gone.
-  await page.evaluate(() => {
-    window.__noReloadMarker = "still-here";
-  });
-  await waitIn(page, `${name}: connected`, () =>
-    document.querySelector("[data-testid=connection-state]")?.dataset.state === "connected");
-  return { name, context, page, problems };
-}
-
-async function signIn(person, username, role, { keyboard }) {
-  const { page } = person;
-  await waitVisible(byTest(page, "signin-view"), `${person.name}: sign-in view`);
-  // The name field has focus on load, so typing goes straight in.
-  const focused = await page.evaluate(() => document.activeElement?.id);
-  check(focused === "signin-name", `${person.name}: name field focused on load (got ${focused})`);
-  if (keyboard) {
-    await page.keyboard.type(username);
-    if (role === "teacher") {
-      await page.keyboard.press("Tab"); // to the role radios (the checked one: student)
-      await page.keyboard.press("ArrowDown"); // radios move with arrows: teacher
-    }
-    await page.keyboard.press("Enter");
-  } else {
-    await page.getByLabel("Your name").fill(username);
-    await page.getByLabel(role === "teacher" ? "Teacher" : "Student").check();
-    await page.getByRole("button", { name: "Enter the lobby" }).click();
-  }
-  await waitVisible(byTest(page, "lobby-view"), `${person.name}: lobby view after sign-in`);
-  const whoami = (await byTest(page, "whoami").textContent()).trim();
-  check(whoami === `Signed in as ${username} (${role})`, `${person.name}: whoami is "${whoami}"`);
-  // Focus moved to the new view's heading, not lost on <body>.
-  const active = await page.evaluate(() => document.activeElement?.id);
-  check(active === "lobby-heading", `${person.name}: focus on the lobby heading (got ${active})`);
-  return whoami;
-}
+const openPerson = (browser, name, viewport) => openPersonAt(browser, baseUrl, name, viewport);
 
 async function roomItems(page) {
   return page.locator("[data-testid=room-item]").evaluateAll((items) =>
@@ -116,14 +41,6 @@ async function roomItems(page) {
     })));
 }
 
-async function waitPlayers(page, who, expected) {
-  await waitIn(page, `${who}: players ${JSON.stringify(expected)}`, (want) => {
-    const names = [...document.querySelectorAll("[data-testid=player]")].map((li) => li.firstChild.textContent);
-    return JSON.stringify(names) === JSON.stringify(want);
-  }, expected);
-  return expected;
-}
-
 async function transportOf(page) {
   return page.evaluate(() => ({
     attribute: document.querySelector("[data-testid=connection-state]").dataset.transport,
@@ -132,22 +49,7 @@ async function transportOf(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Playwright gives every launch a fresh temporary profile (user-data-dir).
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 60000,
-  });
+  const browser = await launchBrowser();
   const people = [];
   try {
     step("open three browser contexts");

@@ -15,6 +15,17 @@ a second create_room hits max_rooms=1 and the error shows next to the form; ever
 page ends up on WebSocket; a dropped connection shows "reconnecting", the page
 signs in again by itself and says the seat was lost; a second tab of the same user takes over. Screenshots go
 to ``test-artifacts/browser/<server>/``.
+
+The race (``race_scenario.mjs``, its own tests so the lobby's stay green on a server
+without the race): the same three people; the teacher starts a race with a 3 s
+countdown; every page shows the same ``start_at`` and, after ``time_sync``, the same
+estimate of the server's clock; Alice answers with the mouse, Bob on a phone with the
+keyboard alone, and each sees the other's lane move; the results give the places
+and each student's answers against the right ones; the teacher's table of every
+answer downloads as CSV; the race locked the room, the teacher unlocks it and Alice
+leaves; a rematch from the results with a time limit and late join, which Alice
+joins while it runs (``racestate``), ended by the teacher; Alice is removed and may
+not come back, and a locked room shows as locked in the lobby.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 JS_DIR = REPO / "tests" / "js"
 SCENARIO = HERE / "scenario.mjs"
+RACE_SCENARIO = HERE / "race_scenario.mjs"
 STANDIN_SERVER = HERE / "standin_server.mjs"
 CLIENT_JS = JS_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,11 +71,11 @@ def node() -> str:
     return node
 
 
-async def run_scenario(node: str, base_url: str, artifacts: Path) -> dict[str, Any]:
-    """Run ``scenario.mjs`` against ``base_url`` and return its report."""
+async def run_scenario(node: str, base_url: str, artifacts: Path, script: Path = SCENARIO) -> dict[str, Any]:
+    """Run ``script`` (``scenario.mjs`` by default) against ``base_url`` and return its report."""
     with trio.fail_after(SCENARIO_TIMEOUT):
         result = await trio.run_process(
-            [node, str(SCENARIO), base_url, str(artifacts)],
+            [node, str(script), base_url, str(artifacts)],
             capture_stdout=True,
             capture_stderr=True,
             check=False,
@@ -158,4 +170,147 @@ async def test_lobby_page_with_node_reference_server(node: str) -> None:
         report = await run_scenario(node, url, artifacts)
     assert_what_the_pages_showed(report)
     for name in ("lobby.png", "room.png"):
+        assert (artifacts / name).stat().st_size > 0
+
+
+# ---- the race ----
+
+#: What the CSV holds: one row per student and card, the winner first.
+CSV_HEADER = ["place", "student", "user_id", "card", "problem", "right_answer", "given", "correct", "seconds"]
+EXPECTED_CSV = [
+    # place, student, card, problem, right answer, given, correct
+    ["1", "Bob", "1", "6 × 7", "42", "42", "yes"],
+    ["1", "Bob", "2", "1/2 + 1/4", "3/4", " 0.75 ", "yes"],
+    ["1", "Bob", "3", "Capital of France", "Paris", "paris", "yes"],
+    ["2", "Alice", "1", "6 × 7", "42", "42", "yes"],
+    ["2", "Alice", "2", "1/2 + 1/4", "3/4", "'=1/3", "no"],  # a formula guard: students type "="
+    ["2", "Alice", "3", "Capital of France", "Paris", "PARIS", "yes"],
+]
+
+
+def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
+    teacher, alice, bob = (report["pages"][name] for name in ("teacher", "alice", "bob"))
+    for page in (teacher, alice, bob):
+        assert page["problems"] == []
+
+    # One countdown for everyone: the same start_at, clocks synced to within 250 ms.
+    assert report["countdown"] == {
+        "sameStartAt": True,
+        "shown": {"teacher": True, "alice": True, "bob": True},
+        "synced": True,
+        "clockSpreadUnder250ms": True,
+    }
+    # Bob (keyboard only) waits in the answer field; his screen reader heard the start once.
+    assert bob["focusDuringCountdown"] == "answer-input"
+    assert bob["liveUntilGo"] == [
+        "The race starts in 3 seconds. Type each answer and press Enter.",
+        "Go! Card 1 of 3: 6 × 7",
+    ]
+    assert alice["cardDuringCountdown"] == "Your first card appears here at the start."
+    assert alice["firstProblem"] == "6 × 7"
+
+    # Right/wrong at once; the answer field keeps the focus until the last card.
+    assert [(a["feedback"], a["cardCount"]) for a in bob["answers"]] == [
+        ("right", "Card 2 of 3"), ("right", "Card 3 of 3"), ("right", "Card 3 of 3")]
+    assert [a["focus"] for a in bob["answers"][:2]] == ["answer-input", "answer-input"]
+    assert bob["focusWhenDone"] == "race-done"
+    assert [a["feedback"] for a in alice["answers"]] == ["right", "wrong", "right"]
+    assert alice["answers"][1]["text"] == "✗ Wrong — on to the next card"
+
+    # Live progress, seen by the others.
+    assert teacher["aliceLaneAfterOne"] == {
+        "answered": "1",
+        "correct": "1",
+        "done": "false",
+        "name": "Alice",
+        "stats": "1 of 3 · 1 right",
+        "spoken": ": 1 of 3 answered, 1 right",  # what a screen reader reads after the name
+    }
+    assert alice["bobLane"]["done"] == "true"
+    assert alice["bobLane"]["stats"].startswith("Done: 3 of 3 right · ")
+    assert teacher["answerFormShown"] is False  # the host does not race
+
+    # The results: places, and each student's own answers against the right ones.
+    for page in (teacher, alice, bob):
+        results = page["results"]
+        assert results["reason"] == "Everyone answered every card."
+        assert [(r["place"], r["name"], r["cells"][0], r["cells"][2]) for r in results["ranking"]] == [
+            (1, "Bob", "1st", "3 of 3"), (2, "Alice", "2nd", "2 of 3")]
+        assert results["focus"] == "results-heading"
+    assert alice["results"]["ranking"][1]["badges"] == ["you"]
+    assert alice["results"]["mine"] == [
+        {"result": "right", "given": "42", "expected": "42"},
+        {"result": "wrong", "given": "=1/3", "expected": "3/4"},
+        {"result": "right", "given": "PARIS", "expected": "Paris"},
+    ]
+    assert [m["result"] for m in bob["results"]["mine"]] == ["right", "right", "right"]
+    assert teacher["results"]["mine"] is None
+
+    # The teacher's table and its CSV: one row per student and card.
+    assert teacher["matrix"] == [
+        ["Bob", "✓\u00a042 (right)", "✓\u00a0 0.75  (right)", "✓\u00a0paris (right)"],
+        ["Alice", "✓\u00a042 (right)", "✗\u00a0=1/3 (wrong)", "✓\u00a0PARIS (right)"],
+    ]
+    csv = report["csv"]
+    assert csv["filename"] == "race-race-day-1.csv"
+    assert csv["bom"] is True
+    assert csv["rows"][0] == CSV_HEADER
+    body = csv["rows"][1:]
+    assert [[r[0], r[1], r[3], r[4], r[5], r[6], r[7]] for r in body] == EXPECTED_CSV
+    assert all(float(r[8]) >= 0 for r in body)
+    assert len({r[2] for r in body}) == 2  # the two students' user ids
+
+    # The race locked the room; the rematch, with late join, did not.
+    assert teacher["lockedByRace"] is True
+    first, second = report["rematch"]["raceIds"]
+    assert first != second
+    assert report["rematch"]["roomLocked"] is False
+    # A time limit shows the time left, in a silent role=timer.
+    assert report["rematch"]["timer"] == {"phase": "Time left", "timerRole": "timer", "underAMinute": True}
+    assert bob["rematchAnswer"]["feedback"] == "wrong"
+    # Alice, back during the race, starts at card 1 with everyone's progress so far.
+    assert alice["lateJoin"]["card"] == "Card 1 of 3"
+    assert alice["lateJoin"]["problem"] == "6 × 7"
+    assert alice["lateJoin"]["focus"] == "answer-input"
+    assert alice["lateJoin"]["bobLane"]["answered"] == "1"
+    assert alice["lateAnswer"]["feedback"] == "right"
+    rematch = report["rematch"]["results"]
+    assert rematch["reason"] == "The host ended the race."
+    assert [(r["place"], r["name"], r["cells"][2]) for r in rematch["ranking"]] == [
+        (1, "Alice", "1 of 3"), (2, "Bob", "0 of 3")]
+
+    # Kick and lock.
+    assert alice["kicked"] == "The host removed you from “Race day”. You are back in the lobby."
+    assert alice["rejoin"] == {
+        "code": "banned", "text": "The host removed you from this room, so you cannot join it again."}
+    assert alice["lockedRoom"] == {
+        "button": "Locked",
+        "disabled": True,
+        "meta": "Host: Ms Rivera · Deck: Mixed bag (3 cards) · 1 / 50 players · Race over · Locked",
+    }
+
+
+RACE_SCREENSHOTS = ("race.png", "race-phone.png", "results.png", "results-phone.png")
+
+
+async def test_race_page_with_node_reference_server(node: str) -> None:
+    """A whole race against the stand-in (``standin_server.mjs``): the page is a
+    correct client of race.md as socket.io 4 speaks it."""
+    from support.refservers import open_subprocess_server
+
+    async with open_subprocess_server([node, str(STANDIN_SERVER)], cwd=HERE) as url:
+        artifacts = ARTIFACTS / "node-reference-race"
+        report = await run_scenario(node, url, artifacts, RACE_SCENARIO)
+    assert_the_race_the_pages_showed(report)
+    for name in RACE_SCREENSHOTS:
+        assert (artifacts / name).stat().st_size > 0
+
+
+async def test_race_page_with_roomserver(nursery: trio.Nursery, node: str, serve_roomserver: Any) -> None:
+    config = RoomServerConfig(port=0, client_js_path=str(CLIENT_JS))
+    server = await nursery.start(serve_roomserver, config)
+    artifacts = ARTIFACTS / "roomserver-race"
+    report = await run_scenario(node, server.url, artifacts, RACE_SCENARIO)
+    assert_the_race_the_pages_showed(report)
+    for name in RACE_SCREENSHOTS:
         assert (artifacts / name).stat().st_size > 0

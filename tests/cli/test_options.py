@@ -13,7 +13,7 @@ from roomactors.config import RoomServerConfig
 FLAGS = (
     "--host", "--port", "--path", "--ping-interval", "--ping-timeout", "--max-payload",
     "--cors-origin", "--max-rooms", "--max-players", "--max-connections",
-    "--max-sessions-per-address", "--connect-timeout", "--command-rate", "--command-burst",
+    "--max-sessions-per-address", "--allowed-host", "--forwarded-allow-ips", "--connect-timeout", "--command-rate", "--command-burst",
     "--flood-limit", "--flood-window", "--shutdown-timeout",
     "--client-js-url", "--client-js-path", "--log-level",
     # many nodes on Redis
@@ -200,3 +200,40 @@ def test_a_good_command_line_value_hides_a_bad_env_value() -> None:
 def test_load_config_raises_usage_error() -> None:
     with pytest.raises(UsageError, match="ROOMSERVER_MAX_ROOMS='many'"):
         load_config([], {"ROOMSERVER_MAX_ROOMS": "many"})
+
+
+# --allowed-host and --forwarded-allow-ips (issue 10 finding 8, issue 15) ------
+
+
+def test_allowed_hosts_and_forwarded_ips_repeat_on_the_command_line_and_split_in_the_environment() -> None:
+    config = load_config(
+        ["--allowed-host", "school.example", "--allowed-host", ".games.example",
+         "--forwarded-allow-ips", "127.0.0.1,10.0.0.0/8", "--forwarded-allow-ips", "::1"],
+        {},
+    )
+    assert config.allowed_hosts == ("school.example", ".games.example")
+    assert config.forwarded_allow_ips == ("127.0.0.1", "10.0.0.0/8", "::1")
+    config = load_config(
+        [], {"ROOMSERVER_ALLOWED_HOST": "a.example, b.example", "ROOMSERVER_FORWARDED_ALLOW_IPS": "*"}
+    )
+    assert config.allowed_hosts == ("a.example", "b.example")
+    assert config.forwarded_allow_ips == ("*",)
+    assert RoomServerConfig().allowed_hosts == () and RoomServerConfig().forwarded_allow_ips == ()
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["--allowed-host", "https://school.example"], "--allowed-host 'https://school.example': each of allowed_hosts"),
+        (["--allowed-host", "*", "--allowed-host", "a.example"], "--allowed-host '*' --allowed-host 'a.example': allowed_hosts: '*'"),
+        (["--forwarded-allow-ips", "proxy.lan"], "--forwarded-allow-ips 'proxy.lan': forwarded_allow_ips: 'proxy.lan' is not an IP address"),
+        (["--forwarded-allow-ips", ","], "--forwarded-allow-ips ',': must name at least one"),
+    ],
+)
+def test_bad_hosts_and_proxies_exit_2_with_one_line(
+    argv: list[str], start: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("roomserver: error: " + start), err

@@ -234,7 +234,7 @@ async def test_overlapping_post_closes_the_session(start_server) -> None:
 async def test_broken_websocket_handshake_is_400_code_3_at_once(start_server, extra: str) -> None:
     started = await start_server()
     stream = await trio.open_tcp_stream("127.0.0.1", started.port)
-    request = f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n{extra}\r\n"
+    request = f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n{extra}\r\n"
     await stream.send_all(request.encode())
     data = b""
     with trio.fail_after(5):
@@ -254,7 +254,7 @@ async def test_unsupported_websocket_version_is_426_with_the_version_we_speak(st
     stream = await trio.open_tcp_stream("127.0.0.1", started.port)
     header = f"Sec-WebSocket-Version: {version}\r\n" if version else ""
     request = (
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{header}\r\n"
     )
     await stream.send_all(request.encode())

@@ -100,6 +100,24 @@ async def test_client_close_ends_the_session(start_server) -> None:
     assert started.server.statistics().sessions == 0
 
 
+async def test_a_close_packet_posted_during_a_pending_get_answers_it_with_a_noop(start_server) -> None:
+    """As the reference servers do ("forcefully closes the session" of the
+    Engine.IO protocol suite): the client closed the session itself, so its
+    pending GET is released with a noop (``6``), not told ``1``; the session
+    is gone for the next request."""
+    started = await start_server(lambda sock: trio.sleep_forever())
+    sid, _ = await started.handshake()
+    getter = await raw(started)
+    await getter.send_request("GET", started.poll_url(sid))
+    await wait_until(lambda: started.sockets and started.sockets[0].get_pending)
+    assert (await http_post(started, started.poll_url(sid), b"1")).body == b"ok"
+    reply = await getter.read_response()
+    assert (reply.status, reply.text) == (200, "6")
+    reply = await getter.request("GET", started.poll_url(sid))
+    assert (reply.status, reply.json()) == (400, {"code": 1, "message": "Session ID unknown"})
+    await getter.aclose()
+
+
 async def test_keep_alive_several_requests_on_one_connection(start_server) -> None:
     started = await start_server()
     client = await raw(started)
@@ -139,6 +157,7 @@ async def test_http_10_request(start_server) -> None:
 # helpers --------------------------------------------------------------------
 
 from eio_client import RawHttp, Reply, http  # noqa: E402
+from support.waiting import wait_until  # noqa: E402
 
 
 async def raw(started) -> RawHttp:

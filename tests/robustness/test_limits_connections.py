@@ -105,9 +105,12 @@ async def eof(stream: trio.SocketStream) -> bool:
         return True
 
 
-async def test_tcp_connections_that_never_speak_are_capped_and_closed_soon(
+async def test_tcp_connections_that_never_speak_make_room_and_are_closed_soon(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    """At the address's TCP share, a newcomer gets the place of the oldest
+    connection that never sent a request (issue 10, finding 6): idle sockets
+    cannot lock out the other clients of their address."""
     config = RoomServerConfig(port=0, max_connections=10, max_sessions_per_address=2, shutdown_timeout=1)
     async with running_server(config) as running:
         engine = running.server.sio.engineio
@@ -115,16 +118,32 @@ async def test_tcp_connections_that_never_speak_are_capped_and_closed_soon(
         silent = [await open_stream(running.port) for _ in range(3 * 2)]  # the address's TCP share
         with trio.fail_after(1):
             await wait_until(lambda: engine.statistics().http_connections == 6, state=engine.statistics)
-            extra = await open_stream(running.port)
-            assert await eof(extra)  # closed before a byte was read
-        assert engine.statistics().connections_refused == 1
+            # its two connections (GET and POST) take the places of the two oldest
+            newcomer = await RawPolling.open(running.port)
+            assert await eof(silent[0]) and await eof(silent[1])
+        stats = engine.statistics()
+        assert (stats.connections_refused, stats.half_open_evicted) == (0, 2)
         other = await RawPolling.open(running.port, local_address="127.0.0.2")  # its own share
 
         # Connections that never send a request are closed after 10 s, not 120 s.
-        for stream in silent:
+        for stream in silent[2:]:
             assert await eof(stream)
         assert trio.current_time() - opened_at == pytest.approx(10.0, abs=0.1)
-        again = await RawPolling.open(running.port)
         assert running.statistics().connections == 2
-        for client in (other, again):
+        for client in (other, newcomer):
+            await client.aclose()
+
+
+async def test_tcp_connections_beyond_the_share_are_closed_when_none_is_half_open() -> None:
+    config = RoomServerConfig(port=0, max_connections=10, max_sessions_per_address=1, shutdown_timeout=1)
+    async with running_server(config) as running:
+        engine = running.server.sio.engineio
+        clients = [await RawHttp.connect(running.port) for _ in range(3)]  # the address's TCP share
+        for client in clients:  # each sent a request: none is half-open
+            assert (await client.request("GET", "/healthz")).status == 200
+        with trio.fail_after(5):
+            extra = await open_stream(running.port)
+            assert await eof(extra)  # closed before a byte was read
+        assert engine.statistics().connections_refused == 1
+        for client in clients:
             await client.aclose()

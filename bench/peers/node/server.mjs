@@ -1,4 +1,4 @@
-// The room protocol (/work/shared/protocol.md) on Node's socket.io 4: a benchmark peer.
+// The room protocol (docs/protocol.md in this repository) on Node's socket.io 4: a benchmark peer.
 //
 // Why it exists: the benchmark compares roomactors with the reference stacks doing
 // the same work, so this server follows the same contract, check for check:
