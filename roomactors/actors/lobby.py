@@ -121,6 +121,7 @@ class LobbyActor:
         self._next_room_id = limits.first_room_id
         #: A cluster node's view of the other nodes' rooms (docs/cluster.md), or None.
         self._cluster: RoomDirectoryView | None = None
+        self._reported_stamp = -1
         #: Lists, the feed, codes and roomupdated (see feed.py).
         self._feed = LobbyFeed(limits)
         #: When the deferred room list is due; the alarm task sends ``Tick`` then.
@@ -189,7 +190,8 @@ class LobbyActor:
         """What a batch of messages changed goes out as one list (see ``Mailbox.serve``):
         ``roomupdated`` to the members of changed rooms, feed frames, then the list
         (at once while small, or when due: ``RoomLimits.large_list_interval``)."""
-        if self._cluster is not None:  # the other nodes learn of our listed rooms
+        if self._cluster is not None and self._feed.directory.stamp != self._reported_stamp:
+            self._reported_stamp = self._feed.directory.stamp  # the other nodes learn of our listed rooms
             listings = (self._feed.directory.listing(room_id) for room_id in self._rooms)
             self._cluster.report(tuple(x for x in listings if x is not None and x.listed))
         due = self._feed.publish(trio.current_time(), self._members_of)

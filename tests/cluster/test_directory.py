@@ -158,3 +158,29 @@ async def test_lists_converge_after_a_redis_restart(redis_server: RedisServer, p
         order = [r["name"] for r in sorted([ack["room"], ack2["room"]], key=lambda room: room["id"])]
         await lists_become(socks, order, timeout=20)
         assert all(s.connected for s in socks)
+
+
+async def test_a_feed_watcher_sees_rooms_of_other_nodes(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        host = await join(clients, a.url, 1, "mia")
+        watcher = clients.connect(b.url, "/lobby")
+        await watcher.wait_connected()
+        (ack,) = await watcher.call("watch_rooms", {"filter": {"name": "frac"}})
+        assert ack["ok"] is True and ack["rooms"] == []
+        (created,) = await host.call("create_room", {"name": "Fractions", "deck": DECK})
+        (frame,) = await watcher.next_event("roomschanged", where=lambda args: args[0].get("upsert"))
+        assert [room["id"] for room in frame["upsert"]] == [created["room"]["id"]]
+        assert frame["upsert"][0]["code"] == created["room"]["code"]
+
+
+def test_a_list_entry_survives_the_trip_through_redis() -> None:
+    from roomactors.actors.records import DeckInfo, RoomSummary, User
+    from roomactors.cluster.directory import summary_from_json
+
+    summary = RoomSummary(
+        id=7, name="Fractions", host=User(1, "mia", "teacher"),
+        deck=DeckInfo(name="Week 3", num_problems=4, id="d1", private=False),
+        players=(User(2, "sam", None), User("x", None, "student")), max_players=30,
+        state="racing", locked=True, offline=frozenset({2}), late_join=True,
+    )
+    assert summary_from_json(summary.to_json(), late_join=True) == summary
