@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
+from coredis.tokens import PureToken
 
 from ..actors.directory import Listing
 from ..actors.records import DeckInfo, RoomSummary, User
@@ -150,7 +151,7 @@ async def claim_id_block(url: str, prefix: str, node_id: str) -> int:
         try:
             with trio.fail_after(2):
                 async with connect(url) as client:
-                    claimed = await client.set(f"{prefix}idblock:{block}", node_id, condition="NX")
+                    claimed = await client.set(f"{prefix}idblock:{block}", node_id, condition=PureToken.NX)
         except Exception as exc:  # noqa: BLE001 - any failure: go without a claim
             logger.warning("could not claim a block of room ids in Redis (%s); using a random one", exc)
             return (block << ID_BLOCK_BITS) + 1

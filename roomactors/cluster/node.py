@@ -114,7 +114,9 @@ class ClusterNode:
                     message = await pubsub.get_message(ignore_subscribe_messages=True)
                     if message is None or message.get("type") != "message":
                         continue
-                    self.handle_raw(message["data"])
+                    data = message["data"]
+                    if isinstance(data, (bytes, str)):
+                        self.handle_raw(data)
 
     def handle_raw(self, raw: bytes | str) -> None:
         """One message from the channel; a bad one is logged and skipped."""
