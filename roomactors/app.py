@@ -10,9 +10,9 @@ an actor.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import trio
 
@@ -127,6 +127,27 @@ class SocketClient:
             self.socket.eio.close()
 
 
+class CommandRouter(Protocol):
+    """A cluster node's hook into command handling (roomactors.cluster.relay).
+
+    ``takes`` says (at once) whether a command goes to another node instead of
+    the lobby; ``submit`` sends it there and calls ``on_reply`` exactly once (the
+    answer, or an error after its deadline); ``observe`` wraps the ``on_reply`` of
+    a command the lobby handles (to learn who a socket speaks for)."""
+
+    def takes(self, socket: Socket, command: str, payload: dict[str, Any]) -> bool: ...
+
+    def submit(
+        self, socket: Socket, command: str, payload: dict[str, Any], on_reply: Callable[[dict[str, Any]], None]
+    ) -> None: ...
+
+    def observe(
+        self, socket: Socket, command: str, on_reply: Callable[[dict[str, Any]], None]
+    ) -> Callable[[dict[str, Any]], None]: ...
+
+    def disconnected(self, socket: Socket) -> None: ...
+
+
 class RoomApp:
     """The handlers of both namespaces, bound to one running lobby."""
 
@@ -134,6 +155,8 @@ class RoomApp:
         self.sio = sio
         self.lobby = lobby
         self._clients: dict[tuple[str, str], SocketClient] = {}
+        self.router: CommandRouter | None = None
+        """Set by a cluster node: routes commands for rooms on other nodes."""
         for namespace in NAMESPACES:
             sio.on("connect", namespace)(self._on_connect)
             sio.on("disconnect", namespace)(self._on_disconnect)
@@ -153,6 +176,8 @@ class RoomApp:
 
     async def _on_disconnect(self, socket: Socket, reason: str) -> None:
         client = self._clients.pop((socket.namespace, socket.sid), None)
+        if self.router is not None:
+            self.router.disconnected(socket)
         if client is not None:
             await self.lobby.disconnect(client)
 
@@ -195,6 +220,14 @@ class RoomApp:
             })
             return
         client._set_in_lobby(True)
+        router = self.router
+        if router is not None and router.takes(socket, command, args[0]):
+            # a command for a room on another node (docs/cluster.md): the router
+            # answers through on_reply, within its deadline
+            router.submit(socket, command, args[0], on_reply)
+            return
+        if router is not None:
+            on_reply = router.observe(socket, command, on_reply)
         try:
             await self.lobby.submit(client, command, args[0], on_reply)
         except BaseException:

@@ -243,6 +243,15 @@ class ClusterDirectory:
                 self._given[room_id] = room.text
         return changes
 
+    def owner_of(self, room_id: int) -> str | None:
+        """The node holding a room listed by another node (alive), or None."""
+        room = self._remote.get(room_id)
+        if room is None or room.node == self.node_id:
+            return None
+        if self._alive is not None and room.node not in self._alive:
+            return None
+        return room.node
+
     # --- liveness ----------------------------------------------------------------
 
     def set_alive(self, nodes: frozenset[str]) -> None:

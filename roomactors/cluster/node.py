@@ -5,6 +5,8 @@
 - the liveness key (``liveness.keep_alive``), which also counts the living nodes;
 - the room directory's writer and replica (``directory``), which make every
   node's lobby list every node's rooms;
+- the relay of commands and events for rooms held by other nodes (``relay``),
+  reading this node's inbox channel on the same subscription as
 - the python-socketio listener, which reads ``redis_channel`` with a
   ``get_message()`` loop (coredis's ``async for`` over a pubsub silently ends
   after a Redis restart) and delivers what Python programs emit to this node's
@@ -30,6 +32,7 @@ from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
 from .directory import ClusterDirectory
+from .relay import Relay
 from .link import BACKOFF_MAX, RedisHealth, connect, supervise
 from .liveness import REFRESHES_PER_TTL, keep_alive, leave
 
@@ -44,7 +47,10 @@ def default_node_id() -> str:
 
 
 class LocalSockets(Protocol):
-    """This node's connected sockets (the room app knows them)."""
+    """This node's connected sockets (the room app knows them); the node installs
+    its relay as the app's command router."""
+
+    router: Any
 
     def socket(self, namespace: str, sid: str) -> Socket | None: ...
 
@@ -67,6 +73,7 @@ class ClusterNode:
         self._local = local
         self._lobby = lobby
         self.directory = ClusterDirectory(self.node_id, self.prefix, self.url, self.health, lobby.remote_rooms_changed)
+        self.relay = Relay(self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of)
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
@@ -94,20 +101,34 @@ class ClusterNode:
                 nursery.start_soon(supervise, self.health, "directory-writer", self.directory.write)
                 nursery.start_soon(supervise, self.health, "directory-replica", self.directory.replicate)
                 nursery.start_soon(self.directory.tell_lobby)
+                await nursery.start(self.relay.run)
+                nursery.start_soon(supervise, self.health, "relay-publisher", self._publish_relayed)
                 await self._lobby.attach_directory(self.directory)
+                self._local.router = self.relay
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
                 await leave(self.url, self.prefix, self.node_id)
 
     async def _liveness(self) -> None:
-        await keep_alive(
-            self.url, self.prefix, self.node_id, self.config.node_ttl, self.health, self.directory.set_alive
-        )
+        await keep_alive(self.url, self.prefix, self.node_id, self.config.node_ttl, self.health, self._nodes_alive)
+
+    def _nodes_alive(self, nodes: frozenset[str]) -> None:
+        self.directory.set_alive(nodes)
+        self.relay.nodes_alive(nodes | {self.node_id})
+
+    async def _publish_relayed(self) -> None:
+        """Sends what the relay queued for other nodes' inboxes (in order)."""
+        async with connect(self.url) as client:
+            self.health.job_ok("relay-publisher")
+            while True:
+                channel, text = await self.relay.outbox.receive()
+                await client.publish(channel, text)
 
     async def _listen(self) -> None:
         async with connect(self.url) as client:
-            async with client.pubsub(channels=[self.channel], retry_policy=NoRetryPolicy()) as pubsub:
+            channels = [self.channel, self.relay.inbox]
+            async with client.pubsub(channels=channels, retry_policy=NoRetryPolicy()) as pubsub:
                 self.health.job_ok("pubsub")
                 self.subscribed.set()
                 while True:
@@ -115,7 +136,12 @@ class ClusterNode:
                     if message is None or message.get("type") != "message":
                         continue
                     data = message["data"]
-                    if isinstance(data, (bytes, str)):
+                    if not isinstance(data, (bytes, str)):
+                        continue
+                    channel = message.get("channel")
+                    if channel in (self.relay.inbox, self.relay.inbox.encode()):
+                        self.relay.handle_inbox(data)
+                    else:
                         self.handle_raw(data)
 
     def handle_raw(self, raw: bytes | str) -> None:

@@ -1,0 +1,100 @@
+"""A student on node A joins a teacher's room on node B and races in it.
+
+Real redis-server, two nodes in the test's nursery (and a real ``roomserver``
+process for ``kill -9``), real python-socketio clients.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import trio
+from support.clusternodes import DECK, join, lists_become, open_nodes, roomserver_process
+from support.pyclient import open_python_clients
+from support.redisserver import RedisServer
+from support.waiting import wait_until
+
+DECK3 = {"name": "Sums", "flashcards": [
+    {"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"},
+]}
+
+
+async def test_a_student_on_one_node_races_in_a_room_on_another(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, b.url, 1, "mia")
+        student = await join(clients, a.url, 2, "sam")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
+        room_id = created["room"]["id"]
+        await lists_become([student], ["Sums"])
+        (joined,) = await student.call("join_room", {"id": room_id})
+        assert joined["ok"] is True and [p["id"] for p in joined["room"]["players"]] == [2]
+        # both nodes list the player (the room's node wrote it, the other replicated it)
+        for sock in (teacher, student):
+            with trio.fail_after(10):
+                await wait_until(lambda s=sock: any(
+                    r["id"] == room_id and [p["id"] for p in r["players"]] == [2]
+                    for r in s.received("updaterooms")[-1][0]))
+        # a seated student cannot create a room or join another while there
+        (refused,) = await student.call("create_room", {"name": "Mine", "deck": DECK})
+        assert refused["error"]["code"] == "already_in_room"
+        # the race: started on B, answered from A, over for both
+        (started,) = await teacher.call("start_race", {"id": room_id, "countdown": 0})
+        assert started["ok"] is True
+        (racestart,) = await student.next_event("racestart")
+        assert [c["problem"] for c in racestart["cards"]] == ["1+1", "2+2"]
+        race_id = started["race_id"]
+        (first,) = await student.call("answer", {"id": room_id, "race_id": race_id, "card": 0, "answer": "2"})
+        assert first == {"ok": True, "card": 0, "correct": True, "next": 1}
+        (second,) = await student.call("answer", {"id": room_id, "race_id": race_id, "card": 1, "answer": "5"})
+        assert second["ok"] is True and second["correct"] is False and second["next"] is None
+        (over,) = await student.next_event("raceover")
+        assert over["reason"] == "all_done" and over["ranking"][0]["id"] == 2
+        assert [m["correct"] for m in over["mine"]] == [True, False]
+        (teacher_over,) = await teacher.next_event("raceover")
+        assert teacher_over["mine"] == []
+        # the student leaves: back in A's lobby, free to create a room there
+        (left,) = await student.call("leave_room", {"id": room_id})
+        assert left == {"ok": True}
+        with trio.fail_after(10):
+            await wait_until(lambda: any(
+                r["id"] == room_id and r["players"] == [] for r in teacher.received("updaterooms")[-1][0]))
+        (mine,) = await student.call("create_room", {"name": "Mine", "deck": DECK})
+        assert mine["ok"] is True
+
+
+async def test_the_host_leaving_closes_the_room_for_players_on_other_nodes(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, b.url, 1, "mia")
+        student = await join(clients, a.url, 2, "sam")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
+        room_id = created["room"]["id"]
+        await lists_become([student], ["Sums"])
+        assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+        assert (await teacher.call("leave_room", {"id": room_id}))[0]["ok"] is True
+        assert await student.next_event("roomclosed") == [{"id": room_id, "reason": "host_left"}]
+        await lists_become([student], [])
+        # back in A's lobby: joining anything else works as usual
+        (mine,) = await student.call("create_room", {"name": "Mine", "deck": DECK})
+        assert mine["ok"] is True
+
+
+async def test_a_killed_node_s_players_elsewhere_get_node_lost(redis_server: RedisServer, prefix: str) -> None:
+    ttl = 2.0
+    async with open_nodes(redis_server, prefix, 1, node_ttl=ttl) as (a,), open_python_clients() as clients:
+        student = await join(clients, a.url, 2, "sam")
+        async with roomserver_process(redis_server, prefix, "doomed", ttl) as (url, process):
+            teacher = await join(clients, url, 1, "mia")
+            (created,) = await teacher.call("create_room", {"name": "Doomed", "deck": DECK3})
+            room_id = created["room"]["id"]
+            await lists_become([student], ["Doomed"])
+            assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+            os.kill(process.pid, signal.SIGKILL)
+            with trio.fail_after(ttl * 4):
+                assert await student.next_event("roomclosed") == [{"id": room_id, "reason": "node_lost"}]
+            await lists_become([student], [])
+            # the node is gone: a command for its room fails at once, clearly
+            (gone,) = await student.call("join_room", {"id": room_id})
+            assert gone["ok"] is False and gone["error"]["code"] == "room_not_found"
