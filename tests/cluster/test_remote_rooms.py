@@ -98,3 +98,24 @@ async def test_a_killed_node_s_players_elsewhere_get_node_lost(redis_server: Red
             # the node is gone: a command for its room fails at once, clearly
             (gone,) = await student.call("join_room", {"id": room_id})
             assert gone["ok"] is False and gone["error"]["code"] == "room_not_found"
+
+
+async def test_a_command_for_a_silent_node_fails_after_its_deadline(redis_server: RedisServer, prefix: str) -> None:
+    """The room's node was killed but is not yet counted dead (a long TTL): the
+    command does not hang; it fails with node_unavailable after the deadline."""
+    ttl = 30.0
+    async with open_nodes(redis_server, prefix, 1, node_ttl=ttl) as (a,), open_python_clients() as clients:
+        student = await join(clients, a.url, 2, "sam")
+        async with roomserver_process(redis_server, prefix, "silent", ttl) as (url, process):
+            teacher = await join(clients, url, 1, "mia")
+            (created,) = await teacher.call("create_room", {"name": "Silent", "deck": DECK3})
+            room_id = created["room"]["id"]
+            await lists_become([student], ["Silent"])
+            assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+            os.kill(process.pid, signal.SIGKILL)
+            asked_at = trio.current_time()
+            (reply,) = await student.call("race_results", {"id": room_id}, timeout=a.cluster.relay.timeout + 5)
+            assert reply["ok"] is False and reply["error"]["code"] == "node_unavailable"
+            assert "try again" in reply["error"]["message"]
+            assert a.cluster.relay.timeout <= trio.current_time() - asked_at < a.cluster.relay.timeout + 2
+            assert student.connected
