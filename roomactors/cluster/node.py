@@ -77,6 +77,9 @@ class ClusterNode:
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
+        self._held: tuple[str, str] | None = None
+        self.subscriptions = 0
+        """How often the listener has (re)subscribed (statistics; tests wait on it)."""
         self.subscribed = trio.Event()
         """Set once the python-socketio listener has subscribed (for tests and start-up)."""
         self.delivered = 0
@@ -122,14 +125,17 @@ class ClusterNode:
         async with connect(self.url) as client:
             self.health.job_ok("relay-publisher")
             while True:
-                channel, text = await self.relay.outbox.receive()
-                await client.publish(channel, text)
+                if self._held is None:
+                    self._held = await self.relay.outbox.receive()
+                await client.publish(*self._held)
+                self._held = None  # sent; one that failed is sent again after the reconnect
 
     async def _listen(self) -> None:
         async with connect(self.url) as client:
             channels = [self.channel, self.relay.inbox]
             async with client.pubsub(channels=channels, retry_policy=NoRetryPolicy()) as pubsub:
                 self.health.job_ok("pubsub")
+                self.subscriptions += 1
                 self.subscribed.set()
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True)

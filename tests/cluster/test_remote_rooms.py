@@ -119,3 +119,36 @@ async def test_a_command_for_a_silent_node_fails_after_its_deadline(redis_server
             assert "try again" in reply["error"]["message"]
             assert a.cluster.relay.timeout <= trio.current_time() - asked_at < a.cluster.relay.timeout + 2
             assert student.connected
+
+
+async def test_a_redis_restart_mid_race_and_the_race_still_finishes(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, b.url, 1, "mia")
+        local = await join(clients, b.url, 3, "kim")
+        remote = await join(clients, a.url, 2, "sam")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
+        room_id = created["room"]["id"]
+        await lists_become([remote], ["Sums"])
+        for player in (local, remote):
+            assert (await player.call("join_room", {"id": room_id}))[0]["ok"] is True
+        (started,) = await teacher.call("start_race", {"id": room_id, "countdown": 0})
+        race_id = started["race_id"]
+        for player in (local, remote):
+            (ack,) = await player.call("answer", {"id": room_id, "race_id": race_id, "card": 0, "answer": "2"})
+            assert ack["correct"] is True
+        await redis_server.restart()
+        with trio.fail_after(15):  # both nodes have subscribed again (to their inboxes too)
+            await wait_until(lambda: a.cluster.subscriptions >= 2 and b.cluster.subscriptions >= 2)
+        for player in (local, remote):
+            (ack,) = await player.call("answer", {"id": room_id, "race_id": race_id, "card": 1, "answer": "4"})
+            assert ack == {"ok": True, "card": 1, "correct": True, "next": None}
+        for sock in (teacher, local, remote):
+            (over,) = await sock.next_event("raceover")
+            assert over["reason"] == "all_done" and {r["id"] for r in over["ranking"]} == {2, 3}
+        # the lists converge again: both nodes list the room with both players
+        for sock in (teacher, remote):
+            with trio.fail_after(15):
+                await wait_until(lambda s=sock: any(
+                    r["id"] == room_id and {p["id"] for p in r["players"]} == {2, 3} and r["state"] == "finished"
+                    for r in s.received("updaterooms")[-1][0]))
+        assert all(s.connected for s in (teacher, local, remote))
