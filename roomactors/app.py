@@ -9,6 +9,7 @@ an actor.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
@@ -86,15 +87,21 @@ class SocketClient:
 
     def send_room_list(self, rooms: RoomList) -> None:
         namespace = self.socket.namespace
+        # Legacy mode (protocol.md): the 2017 client (socket.io-client 1.x, Engine.IO
+        # v3) runs JSON.parse on the list, so it gets the list's JSON text.
+        legacy = self.socket.legacy
 
         def encode(rooms: RoomList) -> EncodedEvent:
-            return self._sio.encode_event("updaterooms", _room_list_json(rooms), namespace=namespace)
+            data: object = _room_list_json(rooms)
+            if legacy:
+                data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            return self._sio.encode_event("updaterooms", data, namespace=namespace)
 
         # Encoded once per change per namespace, shared by every socket of it.
         # Coalesced (with the ack the lobby is about to send) only for a client
         # whose command the lobby is answering: deferring every watcher's write
         # would cost a fan-out more than it saves.
-        encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace), encode)
+        encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace, legacy), encode)
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
     def send_latest(self, event: str, payload: object) -> None:

@@ -135,6 +135,17 @@ def _parse_log_level(raw: str) -> str:
     return level
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"must be one of {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)")
+
+
 def _parse_existing_file(raw: str) -> str:
     """Checked here, not in the config, so that the server refuses to start at once."""
     path = raw.strip()
@@ -219,6 +230,11 @@ OPTIONS: tuple[CliOption, ...] = (
               default_text="none, browsers load --client-js-url"),
     CliOption("log_level", "--log-level", "ROOMSERVER_LOG_LEVEL", _parse_log_level, "LEVEL",
               f"one of {', '.join(LOG_LEVELS)}"),
+    # -- Engine.IO v3 (issue 14): a switch, --eio3 / --no-eio3
+    CliOption("eio3", "--eio3", "ROOMSERVER_EIO3", _parse_bool, "",
+              "serve socket.io-client 1.x/2.x (Engine.IO v3) in the room protocol's legacy "
+              "mode; --no-eio3 refuses them (env: 1/0, true/false, yes/no, on/off)",
+              default_text="on"),
     # --- many nodes on Redis (docs/cluster.md) ---
     CliOption("redis_url", "--redis", "ROOMSERVER_REDIS", _parse_str, "URL",
               "redis://HOST:PORT/DB of the Redis that joins several nodes into one server",
@@ -272,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         help_text = f"{option.help} (default: {_default_text(option)}; env {option.env})"
+        if option.parse is _parse_bool:  # a switch: --name / --no-name
+            parser.add_argument(
+                option.flag, dest=option.field, action=argparse.BooleanOptionalAction, default=None,
+                help=help_text.replace("%", "%%"),
+            )
+            continue
         parser.add_argument(
             option.flag,
             dest=option.field,
@@ -299,6 +321,9 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
             if not option.repeatable:
                 raws = raws[-1:]  # a repeated single-valued option: the last one wins
             where = " ".join(f"{option.flag} {raw!r}" for raw in raws)
+            if isinstance(given, bool):  # a switch: no value to parse
+                values[option.field] = given
+                continue
         elif environ.get(option.env, "").strip():
             raws = [environ[option.env]]
             where = f"{option.env}={raws[0]!r}"

@@ -129,6 +129,11 @@ class RoomServerConfig:
     log_level: str = "info"
     """One of ``debug``, ``info``, ``warning``, ``error``, ``critical``."""
 
+    eio3: bool = True
+    """Also serve Engine.IO protocol 3 (socket.io-client 1.x and 2.x, such as the
+    2017 game client) in the room protocol's legacy mode; ``False`` refuses those
+    clients with Engine.IO error 5 "Unsupported protocol version"."""
+
     # --- many nodes on Redis (docs/cluster.md) ---
     redis_url: str | None = None
     """``redis://HOST:PORT/DB`` (or ``rediss://``, ``unix://``) of the Redis that joins
@@ -186,6 +191,8 @@ class RoomServerConfig:
                     "client_js_path must be the path of a socket.io.min.js file, "
                     f"or None to use client_js_url; got {self.client_js_path!r}"
                 )
+        if not isinstance(self.eio3, bool):
+            raise TypeError(f"eio3 must be True (serve socket.io-client 1.x/2.x) or False; got {self.eio3!r}")
         _check_cluster(self)
         if self.log_level not in LOG_LEVELS:
             raise ValueError(

@@ -147,6 +147,7 @@ def engineio_config(config: RoomServerConfig) -> EngineIOConfig:
         max_sessions_per_address=config.max_sessions_per_address or None,
         allowed_hosts=config.allowed_hosts,
         forwarded_allow_ips=config.forwarded_allow_ips,
+        eio3=config.eio3,
     )
 
 

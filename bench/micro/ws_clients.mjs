@@ -19,6 +19,8 @@ const frame = (payload < 126 ? 2 : payload < 65536 ? 4 : 10) + payload;
 const expected = messages * frame;
 // --socketio 1: join the main namespace ("40") and wait for its CONNECT reply.
 const socketio = args.socketio === "1";
+// --eio 3: Engine.IO v3 (socket.io-client 1.x/2.x): the server joins "/" itself.
+const eio = args.eio ?? "4";
 
 function masked(text) {
   const payload = Buffer.from(text);
@@ -80,7 +82,7 @@ function open() {
   socket.on("connect", () => {
     const key = crypto.randomBytes(16).toString("base64");
     socket.write(
-      `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+      `GET /socket.io/?EIO=${eio}&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
         `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
     );
   });
@@ -118,7 +120,7 @@ function open() {
       const packet = buffer.subarray(offset, offset + length).toString();
       const rest = buffer.subarray(offset + length);
       if (socketio && packet.startsWith("0")) {
-        socket.write(masked("40"));
+        if (eio !== "3") socket.write(masked("40"));
         buffer = rest;
         if (rest.length) socket.emit("data", Buffer.alloc(0));
         return;

@@ -79,7 +79,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
         command = [
             "taskset", "-c", str(args.client_cpu), "node", str(HERE / "ws_clients.mjs"),
             "--port", str(port), "--clients", str(args.clients), "--messages", "0",
-            "--socketio", "1" if args.layer == "socketio" else "0",
+            "--socketio", "1" if args.layer == "socketio" else "0", "--eio", str(args.eio),
         ]
         client = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         try:
@@ -96,6 +96,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             tasks = count_tasks() - tasks_before
             result: dict[str, object] = {
                 "layer": args.layer,
+                "eio": args.eio,
                 "clients": args.clients,
                 "rss_bytes_per_connection": round((rss_after - rss_before) / args.clients),
                 "tasks_per_connection": round(sum(tasks.values()) / args.clients, 2),
@@ -127,6 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--layer", choices=["engineio", "socketio"], default="socketio")
+    parser.add_argument("--eio", type=int, choices=[3, 4], default=4,
+                        help="Engine.IO protocol of the clients (3: socket.io-client 1.x/2.x)")
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--lines", type=int, default=0, help="with --tracemalloc: top source lines to stderr")

@@ -1,5 +1,6 @@
 """Engine.IO v4 server on trio: long-polling (h11) and WebSocket on one port,
-with the upgrade between them.
+with the upgrade between them; Engine.IO v3 (socket.io-client 1.x/2.x) beside
+it, chosen by the client's ``EIO`` query parameter (:mod:`.packets_v3`).
 
 The WebSocket side is our own lean connection (:mod:`.wsframes`, :mod:`.wshandshake`,
 :mod:`.wsconnection`) rather than trio-websocket's: a broadcast frames its

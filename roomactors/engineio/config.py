@@ -36,6 +36,9 @@ class EngineIOConfig:
     #: address counts as one); beyond it HTTP 503 ``too_many_sessions_per_address``.
     #: None: no limit.
     max_sessions_per_address: int | None = None
+    #: Serve Engine.IO protocol 3 (``EIO=3``: socket.io-client 1.x and 2.x)
+    #: beside v4; False refuses it with error 5 "Unsupported protocol version".
+    eio3: bool = True
 
     # -- HTTP: who may ask, and how long a request may take (issue 10, issue 15) --
     #: ``Host`` names answered besides the machine's own (IP addresses,

@@ -115,6 +115,13 @@ class EngineSocket:
         return self._session.closed
 
     @property
+    def protocol(self) -> int:
+        """The Engine.IO protocol revision the client speaks: 4, or 3 for the
+        legacy clients (socket.io-client 1.x/2.x), which cannot resume a
+        session and get the room protocol's legacy mode (docs/protocol.md)."""
+        return self._session.protocol
+
+    @property
     def close_reason(self) -> str | None:
         return self._session.close_reason
 
@@ -207,7 +214,7 @@ class EngineSocket:
         except PacketError as exc:
             self.fail(f"protocol error: {exc}")
             raise
-        if packet.type is PacketType.PONG:  # moves the heartbeat deadline
+        if packet.type is PacketType.PONG or packet.type is PacketType.PING:  # moves the heartbeat deadline
             self._wake_heartbeat()
         self._sync()
         return data

@@ -53,10 +53,11 @@ _MESSAGES = {
 }
 
 
-def error_response(code: ErrorCode) -> tuple[int, list[tuple[str, str]], bytes]:
+def error_response(code: ErrorCode, message: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
     """Status, headers and body the reference server sends for ``code``:
-    ``{"code":N,"message":"..."}`` as compact JSON (like ``JSON.stringify``)."""
-    body = json.dumps({"code": int(code), "message": code.message}, separators=(",", ":")).encode()
+    ``{"code":N,"message":"..."}`` as compact JSON (like ``JSON.stringify``);
+    ``message`` replaces the code's own where we can say more."""
+    body = json.dumps({"code": int(code), "message": message or code.message}, separators=(",", ":")).encode()
     return code.status, [("Content-Type", "application/json")], body
 
 

@@ -21,10 +21,11 @@ import trio
 from .engine_socket import EngineSocket
 from .errors import ErrorCode, SessionRefused, error_response, refusal_response
 from .forwarded import request_source
-from .routing import OpenSession, Poll, Preflight, Refuse, Upgrade, is_engineio_path, route, route_session
+from .routing import OpenSession, Poll, Preflight, Refuse, Upgrade, UseSession, is_engineio_path, route, route_session
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
-from .session import NOOP_PACKET, POLLING, WEBSOCKET
+from .packets_v3 import BINARY_CONTENT_TYPE, decode_payload_v3
+from .session import POLLING, WEBSOCKET
 from .wsconnection import ServerWebSocket, WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe
 from .wshandshake import WebSocketHandshake, check_websocket_handshake
@@ -186,8 +187,10 @@ class HttpConnection:
         status, headers, body = refusal_response(refusal)
         await self._respond(status, [*headers, *cors], body, close=True)
 
-    async def _error(self, code: ErrorCode, extra_headers: Headers | None = None, *, close: bool = False) -> None:
-        status, headers, body = error_response(code)
+    async def _error(
+        self, code: ErrorCode, extra_headers: Headers | None = None, *, close: bool = False, message: str | None = None
+    ) -> None:
+        status, headers, body = error_response(code, message)
         await self._respond(status, [*headers, *(extra_headers or [])], body, close=close)
 
     # -- main loop -----------------------------------------------------------
@@ -292,12 +295,15 @@ class HttpConnection:
             return False
         cors = _cors_headers(origin)
 
-        decision = route(method, query, is_upgrade=is_upgrade)
+        decision = route(method, query, is_upgrade=is_upgrade, protocols=_PROTOCOLS[self.config.eio3])
         if isinstance(decision, Preflight):
             await self._respond(204, [*cors, *_preflight_headers(headers)], b"")
             return False
         if isinstance(decision, Refuse):
             await self._error(decision.code, cors, close=decision.close)
+            return False
+        if isinstance(decision, (OpenSession, UseSession)) and "j" in query:
+            await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade, message=JSONP_REFUSED)
             return False
         if isinstance(decision, OpenSession):
             admitted = self.server.admit(client)
@@ -308,7 +314,11 @@ class HttpConnection:
                 # the place stays reserved through the handshake (serve_http_requests gives it back)
                 return self._take_over(handshake, query, headers, None, admitted)
             sock = self.server.open_session(POLLING, client, query, headers, admitted)
-            await self._respond(200, [*cors, *_TEXT], sock.session.handshake_packet().encode())
+            opened = sock.session.handshake_payload()  # v3: framed, maybe binary
+            if isinstance(opened, bytes):
+                await self._respond(200, [*cors, *_BINARY], opened)
+            else:
+                await self._respond(200, [*cors, *_TEXT], opened.encode())
             return False
 
         found = self.server.lookup(decision.sid)
@@ -317,6 +327,9 @@ class HttpConnection:
             await self._error(step.code, cors, close=step.close)
             return False
         assert found is not None
+        if str(found.protocol) != query.get("EIO"):  # a session keeps the protocol it opened with
+            await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade)
+            return False
         if isinstance(step, Upgrade):
             return self._take_over(handshake, query, headers, found)
         if isinstance(step, Poll):
@@ -360,10 +373,11 @@ class HttpConnection:
         if session.close_reason == CLIENT_CLOSE:
             # The client closed the session itself (a POSTed close packet):
             # its pending GET is released with a noop, as the reference servers do.
-            payload = NOOP_PACKET
+            payload = session.noop_payload()
         sock.notify()  # the outbox drained: a closing session may finish
+        body, content = (payload, _BINARY) if isinstance(payload, bytes) else (payload.encode(), _TEXT)
         try:
-            await self._respond(200, [*cors, *_TEXT], payload.encode())
+            await self._respond(200, [*cors, *content], body)
         except _Abort:
             # The packets just taken from the outbox are lost with this
             # response: end the session now, so the client learns it on its
@@ -392,7 +406,7 @@ class HttpConnection:
             await self._error(ErrorCode.BAD_REQUEST, cors)
             return
         try:
-            packets = decode_payload(body)
+            packets = decode_payload(body) if sock.protocol == 4 else decode_payload_v3(body)
         except PacketError as exc:
             logger.info("session %s: bad POST body: %s", sock.sid, exc)
             sock.fail("parse error")
@@ -467,6 +481,12 @@ class HttpConnection:
 
 
 _TEXT: Headers = [("Content-Type", "text/plain; charset=UTF-8")]
+#: v3 binary polling payloads (socket.io-client 1.x/2.x with XHR2 match it exactly).
+_BINARY: Headers = [("Content-Type", BINARY_CONTENT_TYPE)]
+#: Engine.IO v3's JSONP polling (``j=``, for browsers without XHR) is not served.
+#: The ``EIO`` versions served, by ``config.eio3``.
+_PROTOCOLS = {True: ("3", "4"), False: ("4",)}
+JSONP_REFUSED = "JSONP polling is not supported; use XHR polling or WebSocket (the default transports)"
 
 
 def _header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -151,6 +151,29 @@ class SharedMessage:
         packet = self.websocket
         return binary_frame(packet) if isinstance(packet, bytes) else text_frame(packet)
 
+    # -- Engine.IO v3 (socket.io-client 1.x/2.x): see .packets_v3 ---------------
+
+    @functools.cached_property
+    def polling_v3(self) -> str:
+        """The packet as it goes into a v3 text payload: ``4...`` or ``b4<base64>``."""
+        if isinstance(self.data, bytes):
+            return "b4" + base64.b64encode(self.data).decode("ascii")
+        return self.polling
+
+    @property
+    def websocket_v3(self) -> str | bytes:
+        """The packet as one v3 WebSocket frame: ``4...`` text or ``\\x04`` + the bytes."""
+        if isinstance(self.data, bytes):
+            return b"\x04" + self.data
+        return self.websocket
+
+    @functools.cached_property
+    def websocket_frame_v3(self) -> bytes:
+        """:attr:`websocket_v3` as a complete server WebSocket frame (text: the v4 one)."""
+        if isinstance(self.data, bytes):
+            return binary_frame(b"\x04" + self.data)
+        return self.websocket_frame
+
     @functools.cached_property
     def size(self) -> int:
         """Bytes this message costs in an outbox (its payload, as the limit counts it)."""

@@ -80,7 +80,8 @@ class EngineIOStatistics:
 
 
 class EngineIOServer:
-    """An Engine.IO v4 server; ``handler`` runs once per session."""
+    """An Engine.IO v4 (and v3, unless ``config.eio3`` is False) server;
+    ``handler`` runs once per session, whatever its protocol (``sock.protocol``)."""
 
     def __init__(
         self,
@@ -381,7 +382,12 @@ class EngineIOServer:
         sid = secrets.token_urlsafe(15)
         while sid in self._sessions:  # pragma: no cover - 120 random bits
             sid = secrets.token_urlsafe(15)
-        session = EngineSession(sid, self.config, trio.current_time(), transport)
+        # EIO=3 was checked by the HTTP layer (allowed by ``config.eio3``);
+        # ``b64=1``: a v3 client that cannot read binary polling payloads.
+        session = EngineSession(
+            sid, self.config, trio.current_time(), transport,
+            protocol=3 if query.get("EIO") == "3" else 4, binary_payloads="b64" not in query,
+        )
         sock = EngineSocket(
             session,
             remote_address=remote_address,

@@ -10,6 +10,12 @@ ping ``ping_interval`` after open; the pong must arrive within ``ping_timeout``
 of that ping or the session is gone; after a pong the next ping is
 ``ping_interval`` after the pong.
 
+Engine.IO v3 (``protocol == 3``, socket.io-client 1.x/2.x) turns the
+heartbeat around: the client pings every ``ping_interval`` and the server
+answers pong; a session that has not pinged for ``ping_interval +
+ping_timeout`` (counted from open, then from each ping) is gone. Its polling
+payloads are framed by :mod:`.packets_v3`.
+
 Upgrade (polling -> websocket): a probe WebSocket sends ``2probe`` and gets
 ``3probe``; from then on polling GETs are released with a ``6`` noop and the
 outbox is kept for the WebSocket; ``5`` switches the transport. A probe that
@@ -24,6 +30,7 @@ import math
 from .config import EngineIOConfig
 from .outbox import Outbox, OutItem
 from .packets import Packet, PacketError, PacketType, SharedMessage, encode_control, encode_open, encode_payload
+from .packets_v3 import encode_binary_payload, encode_open_v3, encode_text_payload
 
 __all__ = ["EngineSession", "POLLING", "WEBSOCKET"]
 
@@ -44,11 +51,14 @@ class EngineSession:
     """The state of one session, driven by packets and ``now``; no I/O."""
 
     __slots__ = (
-        "_next_ping_at", "_pong_deadline", "close_reason", "closed", "config", "flush_on_close", "opened_at",
-        "outbox", "sid", "transport", "upgrading",
+        "_next_ping_at", "_pong_deadline", "binary_payloads", "close_reason", "closed", "config", "flush_on_close",
+        "opened_at", "outbox", "protocol", "sid", "transport", "upgrading",
     )
 
-    def __init__(self, sid: str, config: EngineIOConfig, now: float, transport: str) -> None:
+    def __init__(
+        self, sid: str, config: EngineIOConfig, now: float, transport: str, *, protocol: int = 4,
+        binary_payloads: bool = False,
+    ) -> None:
         self.sid = sid
         self.config = config
         self.transport = transport
@@ -60,17 +70,36 @@ class EngineSession:
         self.flush_on_close = False
         #: True while a probe WebSocket has answered ``3probe`` and ``5`` is awaited.
         self.upgrading = False
-        self._next_ping_at = now + config.ping_interval
-        self._pong_deadline: float | None = None
+        #: The Engine.IO protocol revision the client speaks: 4, or 3 (legacy).
+        self.protocol = protocol
+        #: v3 only: the client reads binary polling payloads (XHR2: it did not
+        #: ask ``b64=1``), which keep UTF-8 text intact for 1.x and 2.x alike.
+        self.binary_payloads = protocol == 3 and binary_payloads
+        if protocol == 3:
+            # The client pings: no ping of ours, only its deadline.
+            self._next_ping_at = math.inf
+            self._pong_deadline: float | None = now + config.ping_interval + config.ping_timeout
+        else:
+            self._next_ping_at = now + config.ping_interval
+            self._pong_deadline = None
 
     # -- handshake -----------------------------------------------------------
 
     def handshake_packet(self) -> str:
         """The OPEN packet; only a polling session offers the upgrade."""
         upgrades = [WEBSOCKET] if self.transport == POLLING else []
+        if self.protocol == 3:
+            return encode_open_v3(self.sid, upgrades, self.config.ping_interval, self.config.ping_timeout)
         return encode_open(
             self.sid, upgrades, self.config.ping_interval, self.config.ping_timeout, self.config.max_payload
         )
+
+    def handshake_payload(self) -> str | bytes:
+        """The OPEN packet as the handshake's polling response: v4 sends the
+        packet alone, v3 frames it as a payload (see :mod:`.packets_v3`)."""
+        if self.protocol == 4:
+            return self.handshake_packet()
+        return self._encode_payload([self.handshake_packet()])
 
     # -- heartbeat -----------------------------------------------------------
 
@@ -118,6 +147,8 @@ class EngineSession:
         if kind is PacketType.MESSAGE:
             return packet.data
         if kind is PacketType.PONG:
+            if self.protocol == 3:
+                return None  # v3 servers never ping; a stray pong changes nothing
             self._pong_deadline = None
             self._next_ping_at = now + self.config.ping_interval
             return None
@@ -131,6 +162,8 @@ class EngineSession:
             # queued pong at most: a client that pings without reading must not
             # grow the outbox (control packets are not counted against its limits).
             self.outbox.append((encode_control(PacketType.PONG, str(packet.data)),), replace_key=_PONG_KEY)
+            if self.protocol == 3:  # the v3 heartbeat: each ping moves the client's deadline
+                self._pong_deadline = now + self.config.ping_interval + self.config.ping_timeout
             return None
         raise PacketError(f"unexpected {kind.name} packet on {self.transport}")
 
@@ -160,25 +193,41 @@ class EngineSession:
 
     # -- outgoing ------------------------------------------------------------
 
-    def take_polling_payload(self, *, final: bool = False) -> str | None:
+    def take_polling_payload(self, *, final: bool = False) -> str | bytes | None:
         """What a GET answers now, or None to keep waiting.
 
         While upgrading, GETs are released with a noop and the outbox waits for
         the WebSocket. ``final`` (the GET must be answered now: the session
         ended or the request overlapped) adds the close packet if the session
         is closed and the outbox does not already end with it.
+
+        A v3 session's payload is framed as v3 does (bytes for a client that
+        reads binary payloads, see :mod:`.packets_v3`).
         """
         if self.upgrading or (self.transport != POLLING and not self.closed):
-            return NOOP_PACKET
+            return self._encode_payload([NOOP_PACKET])
         items = self.outbox.take_all()
         if self.closed and (final or items) and CLOSE_PACKET not in items:
             items.append(CLOSE_PACKET)
         if not items:
-            return NOOP_PACKET if final else None
-        return encode_payload([item.polling if isinstance(item, SharedMessage) else item for item in items])
+            return self._encode_payload([NOOP_PACKET]) if final else None
+        return self._encode_payload(items)
+
+    def noop_payload(self) -> str | bytes:
+        """A noop as a whole polling body, framed for the session's protocol."""
+        return self._encode_payload([NOOP_PACKET])
+
+    def _encode_payload(self, items: list[OutItem]) -> str | bytes:
+        if self.protocol == 4:
+            return encode_payload([item.polling if isinstance(item, SharedMessage) else item for item in items])
+        if not self.binary_payloads:
+            return encode_text_payload([item.polling_v3 if isinstance(item, SharedMessage) else item for item in items])
+        return encode_binary_payload([item.websocket_v3 if isinstance(item, SharedMessage) else item for item in items])
 
     def take_websocket_frames(self) -> list[str | bytes]:
         """Every queued packet, one WebSocket frame each."""
+        if self.protocol == 3:
+            return [item.websocket_v3 if isinstance(item, SharedMessage) else item for item in self.outbox.take_all()]
         return [_ws_frame(item) for item in self.outbox.take_all()]
 
     # -- close ---------------------------------------------------------------

@@ -19,6 +19,7 @@ import trio
 
 from .engine_socket import EngineSocket
 from .packets import PacketError, SharedMessage, decode_packet
+from .packets_v3 import decode_websocket_v3
 from .wsconnection import ServerWebSocket, WebSocketClosed, accept_server_websocket
 from .wsframes import text_frame
 
@@ -73,6 +74,7 @@ async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> No
     ends when the application takes it or the session's end releases it.
     """
     pump = _Pump(sock, ws)
+    decode = decode_packet if sock.protocol == 4 else decode_websocket_v3
     try:
         pump.nursery = trio.lowlevel.current_task().parent_nursery
         sock.on_notify = ws.on_control = pump
@@ -91,7 +93,7 @@ async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> No
                     sock.fail("message too big" if reason.code == 1009 else "transport close")
                 break
             try:
-                data = sock.handle_packet(decode_packet(message))
+                data = sock.handle_packet(decode(message))
             except PacketError as exc:
                 logger.info("session %s: bad packet over websocket: %s", sock.sid, exc)
                 sock.fail("parse error")
@@ -166,7 +168,9 @@ class _Pump:
         if not outbox:
             return ws.take_control()
         items = outbox.take_all()
-        if len(items) == 1:  # no join (a copy) for the common case
+        if self.sock.protocol == 3:  # binary frames start with a type byte (see .packets_v3)
+            frames = b"".join([_frame_v3(item) for item in items])
+        elif len(items) == 1:  # no join (a copy) for the common case
             item = items[0]
             frames = item.websocket_frame if isinstance(item, SharedMessage) else text_frame(item)
         else:
@@ -223,6 +227,10 @@ class _Pump:
 
 def _frame(item: SharedMessage | str) -> bytes:
     return item.websocket_frame if isinstance(item, SharedMessage) else text_frame(item)
+
+
+def _frame_v3(item: SharedMessage | str) -> bytes:
+    return item.websocket_frame_v3 if isinstance(item, SharedMessage) else text_frame(item)
 
 
 async def run_upgrade_probe(sock: EngineSocket, ws: ServerWebSocket, upgrade_timeout: float) -> bool:

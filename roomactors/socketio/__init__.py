@@ -1,4 +1,5 @@
-"""Socket.IO v5 server on trio, on top of :mod:`roomactors.engineio`.
+"""Socket.IO v5 server on trio, on top of :mod:`roomactors.engineio`; protocol 4
+on Engine.IO v3 sessions (socket.io-client 1.x/2.x, ``Socket.legacy``).
 
 Layers, bottom up: :mod:`.packets` (sans-IO codec with validation),
 :mod:`.connection` (sans-IO per-session protocol state), :mod:`.session` and

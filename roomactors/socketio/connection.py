@@ -11,6 +11,13 @@ an undecodable packet, a packet type a client may not send (CONNECT_ERROR),
 binary data while no attachment is expected, text while attachments are
 pending, CONNECT to a namespace already joined or joining, and any other packet
 for a namespace that was never joined.
+
+``protocol=4`` speaks Socket.IO protocol 4 instead (socket.io-client 1.x/2.x,
+over Engine.IO v3): the main namespace is joined implicitly as the session
+opens (:meth:`SocketIOConnection.open_implicit`), a CONNECT carries no auth
+(its namespace may carry the client's query, ``/lobby?x=1``, which is
+dropped), the CONNECT ack has no payload and CONNECT_ERROR carries the
+message as a plain JSON string (``4/lobby,"Invalid namespace"``).
 """
 
 from __future__ import annotations
@@ -130,7 +137,7 @@ class SocketIOConnection:
     __slots__ = (
         "_connect_burst", "_connect_deadline", "_connect_rate", "_connect_refilled_at", "_connect_tokens",
         "_max_attachments", "_namespaces", "_next_ack_id", "_outgoing", "_pending_acks", "_pending_binary",
-        "_states", "closed",
+        "_protocol", "_states", "closed",
     )
 
     def __init__(
@@ -142,7 +149,11 @@ class SocketIOConnection:
         max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
         connect_rate: float = DEFAULT_CONNECT_RATE,
         connect_burst: int = DEFAULT_CONNECT_BURST,
+        protocol: int = 5,
     ) -> None:
+        if protocol not in (4, 5):
+            raise ValueError(f"Socket.IO protocol must be 4 or 5, got {protocol!r}")
+        self._protocol = protocol
         self._namespaces = namespaces
         self._connect_deadline: float | None = now + connect_timeout
         self._max_attachments = max_attachments
@@ -188,23 +199,40 @@ class SocketIOConnection:
             return []
         return self._handle(decoded.packet, now)
 
+    def open_implicit(self, now: float) -> list[ConnectionEvent]:
+        """Protocol 4: the client is in ``/`` from the start, without asking;
+        call once as the session opens (the CONNECT request it would have sent)."""
+        if self._protocol != 4:
+            raise RuntimeError("only Socket.IO protocol 4 joins / implicitly")
+        return self._handle(SocketIOPacket(PacketType.CONNECT, "/"), now)
+
+    def _connect_error(self, namespace: str, message: str, data: Any = None) -> None:
+        payload: Any
+        if self._protocol == 4:
+            payload = message  # v4: the message alone, as a JSON string
+        else:
+            payload = {"message": message}
+            if data is not None:
+                payload["data"] = data
+        self._queue(SocketIOPacket(PacketType.CONNECT_ERROR, namespace, payload))
+
     def _handle(self, packet: SocketIOPacket, now: float) -> list[ConnectionEvent]:
         namespace = packet.namespace
         if packet.type is PacketType.CONNECT:
+            if self._protocol == 4:
+                # v4 clients append their query to the namespace, and send no auth
+                namespace = namespace.partition("?")[0]
+                packet = SocketIOPacket(PacketType.CONNECT, namespace)
             if namespace in self._states:
                 raise ProtocolViolation(f"CONNECT to {namespace} twice")
             if namespace not in self._namespaces:
-                self._queue(SocketIOPacket(
-                    PacketType.CONNECT_ERROR, namespace, {"message": "Invalid namespace"}
-                ))
+                self._connect_error(namespace, "Invalid namespace")
                 return []
             if not self._take_connect_token(now):
                 # Joining a namespace costs the application a connect and a
                 # disconnect, and a fresh socket starts with fresh per-socket
                 # limits: leaving and rejoining in a loop must not bypass them.
-                self._queue(SocketIOPacket(
-                    PacketType.CONNECT_ERROR, namespace, {"message": TOO_MANY_CONNECTS}
-                ))
+                self._connect_error(namespace, TOO_MANY_CONNECTS)
                 return []
             self._states[namespace] = "connecting"
             return [ConnectRequested(namespace, packet.data)]
@@ -259,7 +287,7 @@ class SocketIOConnection:
             return False
         self._states[namespace] = "connected"
         self._connect_deadline = None
-        self._queue(SocketIOPacket(PacketType.CONNECT, namespace, {"sid": sid}))
+        self._queue(SocketIOPacket(PacketType.CONNECT, namespace, {"sid": sid} if self._protocol == 5 else None))
         return True
 
     def refuse_namespace(self, namespace: str, message: str, data: Any = None) -> None:
@@ -267,10 +295,7 @@ class SocketIOConnection:
         if self.closed or self._states.get(namespace) != "connecting":
             return
         del self._states[namespace]
-        payload: dict[str, Any] = {"message": message}
-        if data is not None:
-            payload["data"] = data
-        self._queue(SocketIOPacket(PacketType.CONNECT_ERROR, namespace, payload))
+        self._connect_error(namespace, message, data)
 
     def disconnect_namespace(self, namespace: str) -> bool:
         """Server-side disconnect: send DISCONNECT, forget the namespace.

@@ -142,6 +142,8 @@ class SocketIOSession:
             max_attachments=config.max_attachments,
             connect_rate=config.connect_rate,
             connect_burst=config.connect_burst,
+            # Engine.IO v3 clients (socket.io-client 1.x/2.x) speak Socket.IO protocol 4
+            protocol=4 if eio.protocol == 3 else 5,
         )
         self.sockets: dict[str, Socket] = {}
         self._calls: dict[int, _PendingCall] = {}
@@ -158,6 +160,10 @@ class SocketIOSession:
         self._inline_task: trio.lowlevel.Task | None = None
         #: Set when an inline handler ends, for a dispatcher waiting on it.
         self._released: trio.Event | None = None
+        if eio.protocol == 3:  # protocol 4: in "/" from the start, handled before anything the client sends
+            for event in self.connection.open_implicit(trio.current_time()):
+                self._queue_work(event, from_client=False)
+            self._flush()  # a refusal ("/" not accepting now) is answered at once
 
     async def run(self) -> None:
         try:

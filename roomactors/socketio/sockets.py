@@ -76,6 +76,13 @@ class Socket:
         self._ack_id: int | None = None
 
     @property
+    def legacy(self) -> bool:
+        """True for a socket.io-client 1.x/2.x client (Socket.IO protocol 4 over
+        Engine.IO v3): it cannot resume a session, and applications may owe it
+        older payload forms (the room protocol's legacy mode)."""
+        return self.eio.protocol == 3
+
+    @property
     def connected(self) -> bool:
         """True from the CONNECT ack until either side disconnects the namespace."""
         return self._state == "connected"

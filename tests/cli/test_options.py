@@ -18,6 +18,7 @@ FLAGS = (
     "--client-js-url", "--client-js-path", "--log-level",
     # many nodes on Redis
     "--redis", "--node-id", "--redis-prefix", "--redis-channel", "--node-ttl",
+    "--eio3",
 )
 
 
@@ -237,3 +238,16 @@ def test_bad_hosts_and_proxies_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("roomserver: error: " + start), err
+
+
+def test_eio3_is_a_switch_on_by_default() -> None:
+    assert load_config([], {}).eio3 is True
+    assert load_config(["--no-eio3"], {}).eio3 is False
+    assert load_config(["--no-eio3", "--eio3"], {}).eio3 is True  # the last one wins
+    for word, value in (("0", False), ("off", False), ("No", False), ("1", True), ("true", True), ("on", True)):
+        assert load_config([], {"ROOMSERVER_EIO3": word}).eio3 is value
+    assert load_config(["--eio3"], {"ROOMSERVER_EIO3": "off"}).eio3 is True  # the command line wins
+    with pytest.raises(UsageError, match="ROOMSERVER_EIO3='maybe': must be one of 1, true, yes, on"):
+        load_config([], {"ROOMSERVER_EIO3": "maybe"})
+    with pytest.raises(UsageError):
+        load_config(["--eio3=yes"], {})

@@ -24,7 +24,7 @@ def error(code: int, message: str) -> dict[str, object]:
         ("POST", "EIO=4&transport=polling", 400, error(2, "Bad handshake method")),
         ("PUT", "EIO=4&transport=polling", 400, error(2, "Bad handshake method")),
         ("GET", "EIO=4&transport=websocket", 400, error(3, "Bad request")),
-        ("GET", "EIO=3&transport=polling", 400, error(5, "Unsupported protocol version")),
+        ("GET", "EIO=2&transport=polling", 400, error(5, "Unsupported protocol version")),
         ("GET", "transport=polling", 400, error(5, "Unsupported protocol version")),
     ],
 )

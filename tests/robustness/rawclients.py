@@ -87,11 +87,12 @@ class RawWebSocket:
 
     @classmethod
     async def open(
-        cls, port: int, *, sid: str | None = None, rcvbuf: int | None = None, read_open: bool = True
+        cls, port: int, *, sid: str | None = None, rcvbuf: int | None = None, read_open: bool = True, eio: int = 4
     ) -> RawWebSocket:
-        """Open ``/socket.io/?EIO=4&transport=websocket`` (an upgrade probe with ``sid``)."""
+        """Open ``/socket.io/?EIO=4&transport=websocket`` (an upgrade probe with
+        ``sid``; ``eio=3``: as socket.io-client 1.x/2.x do)."""
         client = cls(await open_stream(port, rcvbuf=rcvbuf))
-        target = f"{PATH}?EIO=4&transport=websocket" + (f"&sid={sid}" if sid else "")
+        target = f"{PATH}?EIO={eio}&transport=websocket" + (f"&sid={sid}" if sid else "")
         await client.stream.send_all(client.ws.send(Request(host=f"127.0.0.1:{port}", target=target)))
         await client._accepted()
         if sid is None and read_open:

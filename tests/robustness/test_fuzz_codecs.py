@@ -24,6 +24,7 @@ from roomactors.actors.validation import (
 )
 from roomactors.engineio.config import EngineIOConfig
 from roomactors.engineio.packets import Packet, PacketError, PacketType, decode_packet, decode_payload
+from roomactors.engineio.packets_v3 import decode_payload_v3, decode_websocket_v3
 from roomactors.engineio.session import EngineSession
 from roomactors.socketio.connection import (
     AckReceived,
@@ -356,3 +357,83 @@ def test_attachments_that_never_come_block_nothing_but_that_packet() -> None:
     (closed,) = connection.receive_message('2["x"]', 3.0)
     assert isinstance(closed, ConnectionClosed) and closed.reason == "parse error"
     assert connection.receive_message(b"two", 4.0) == []
+
+
+# -- Engine.IO v3 and Socket.IO protocol 4 (legacy clients) ------------------------------
+
+VALID_EIO3 = ["6:4hello", "1:2", "6:2probe1:5", "6:b4AQID", "2:4é", "3:4😀", "1:6", "1:1", "1:3"]
+
+
+@given(st.binary(max_size=200) | st.lists(st.sampled_from(VALID_EIO3), max_size=2000).map(lambda ps: "".join(ps).encode()))
+@example(b"\x00\x03\xff4hi\x01\x02\xff\x04\x01")
+@example(b"\x00" + b"\x09" * 400 + b"\xff")
+@example("".join(["2:4x"] * 10_000).encode())
+def test_decode_payload_v3_gives_packets_or_packet_error(body: bytes) -> None:
+    try:
+        packets = decode_payload_v3(body)
+    except PacketError:
+        return
+    assert packets and all(isinstance(packet, Packet) for packet in packets)
+
+
+@given(st.one_of(any_text, st.binary(max_size=40)))
+def test_decode_websocket_v3_gives_a_packet_or_packet_error(raw: str | bytes) -> None:
+    try:
+        packet = decode_websocket_v3(raw)
+    except PacketError:
+        return
+    assert isinstance(packet, Packet) and isinstance(packet.type, PacketType)
+
+
+@given(st.lists(st.tuples(st.sampled_from(VALID_EIO) | any_text, st.floats(0, 100)), max_size=30), st.data())
+def test_v3_engine_session_takes_any_packet_sequence(steps: list[tuple[str, float]], data: st.DataObject) -> None:
+    config = EngineIOConfig(ping_interval=5.0, ping_timeout=3.0)
+    binary = data.draw(st.booleans())
+    session = EngineSession(
+        "sid", config, 0.0, data.draw(st.sampled_from(["polling", "websocket"])), protocol=3, binary_payloads=binary
+    )
+    now = 0.0
+    for raw, dt in steps:
+        now += dt
+        if data.draw(st.booleans()):
+            raw = mutate(raw, data)
+        session.on_timer(now)
+        try:
+            packet = decode_websocket_v3(raw)
+            result = session.on_packet(packet, now)
+        except PacketError:
+            session.close("protocol error", notify_peer=False)
+            continue
+        assert result is None or isinstance(result, (str, bytes))
+        payload = session.take_polling_payload(final=session.closed)
+        if payload is not None:
+            assert isinstance(payload, bytes if binary else str)
+            assert decode_payload_v3(payload if binary else payload.encode("utf-8"))  # it reads back
+        if session.closed:
+            assert session.next_deadline() == math.inf
+
+
+@given(
+    st.lists(st.one_of(st.sampled_from(VALID_SIO + ["0/lobby?x=1", '4"no"']), any_text, st.binary(max_size=8)), max_size=25),
+    st.data(),
+)
+def test_protocol4_connection_takes_any_message_sequence(messages: list[str | bytes], data: st.DataObject) -> None:
+    connection = SocketIOConnection(namespaces={"/", "/lobby"}, connect_timeout=45.0, now=0.0, protocol=4)
+    assert connection.open_implicit(0.0) == [ConnectRequested("/", None)]
+    connection.accept_namespace("/", "s0")
+    for i, message in enumerate(messages):
+        if isinstance(message, str) and data.draw(st.booleans()):
+            message = mutate(message, data)
+        events = connection.receive_message(message, float(i))
+        assert all(isinstance(event, EVENT_TYPES) for event in events), events
+        for event in events:
+            if isinstance(event, ConnectRequested):
+                assert event.auth is None and "?" not in event.namespace
+                connection.accept_namespace(event.namespace, f"s{i}")
+        for group in connection.data_to_send():
+            for item in group:
+                if isinstance(item, str) and item.startswith("4"):
+                    assert json.loads(item.partition(",")[2] if item.startswith("4/") else item[1:]) in (
+                        "Invalid namespace", "Too many namespace connections; slow down"
+                    )
+    assert connection.on_timer(1000.0) == []  # in "/" from the start: no connect timeout

@@ -401,3 +401,70 @@ async def test_abused_upgrade_hurts_only_its_session(caplog: pytest.LogCaptureFi
                 assert client.acks.get(424242), (client.eio_frames, client.events)
         await check_bystanders(server, by, lists_before)
     assert_no_errors_logged(caplog)
+
+
+# -- legacy clients (Engine.IO v3): the same limits, the same answers ---------------------
+
+
+async def open_v3_polling(port: int) -> str:
+    """A v3 polling session (socket.io-client 2.x under Node asks b64=1); its sid."""
+    reply = await http_request(port, "GET", "/socket.io/?EIO=3&transport=polling&t=x&b64=1")
+    assert reply.status == 200, reply
+    length, _, packet = reply.body.decode().partition(":")
+    assert packet.startswith("0") and len(packet) == int(length)
+    return str(json.loads(packet[1:])["sid"])
+
+
+async def test_v3_polling_post_just_over_max_payload_is_refused(
+    start_roomserver: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    max_payload = 10_000
+    server = await start_roomserver(max_payload=max_payload)
+    async with bystanders(server) as by:
+        sid = await open_v3_polling(server.port)
+        target = f"/socket.io/?EIO=3&transport=polling&sid={sid}"
+        packet = '42/lobby,["nope","' + "x" * max_payload + '"]'
+        body = f"{len(packet)}:{packet}".encode()[: max_payload + 1]
+        reply = await http_request(server.port, "POST", target, body)
+        assert reply.status == 413
+        gone = await http_request(server.port, "GET", target)
+        assert json.loads(gone.body)["code"] == 1  # the session is closed
+        await check_bystanders(server, by)
+    assert_no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe\xfd", b"6:4hello\xc3", b"", b"0:", b"9:4short", b"4:b4!!", b"2:9x", b"\x00\x09\xff4", b"\x01\x01\xff\x02"],
+    ids=["latin1", "truncated-utf8", "empty", "zero-length", "short", "bad-base64", "bad-type", "binary-short", "binary-type"],
+)
+async def test_broken_v3_post_bodies_close_only_their_session(
+    start_roomserver: Callable[..., Any], caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    server = await start_roomserver()
+    async with bystanders(server) as by:
+        sid = await open_v3_polling(server.port)
+        reply = await http_request(server.port, "POST", f"/socket.io/?EIO=3&transport=polling&sid={sid}", body)
+        assert reply.status == 400 and json.loads(reply.body)["code"] == 3
+        assert server.sio.engineio.lookup(sid) is None
+        await check_bystanders(server, by)
+    assert_no_errors_logged(caplog)
+
+
+async def test_v3_websocket_message_just_over_max_payload_closes_with_1009(
+    start_roomserver: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    max_payload = 10_000
+    server = await start_roomserver(max_payload=max_payload)
+    async with bystanders(server) as by:
+        url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=3&transport=websocket"
+        async with open_websocket_url(url, max_message_size=2**24) as ws:
+            assert (await ws.get_message()).startswith("0{")
+            assert await ws.get_message() == "40"  # joined to "/" at open (Socket.IO protocol 4)
+            await ws.send_message(b"\x04" + b"x" * max_payload)
+            with trio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await ws.get_message()
+            assert closed.value.reason.code == 1009
+        await check_bystanders(server, by)
+    assert_no_errors_logged(caplog)

@@ -26,6 +26,7 @@ from robustness.serving import Running, idle, running_server
 from support.waiting import wait_until
 
 from roomactors.config import RoomServerConfig
+from roomactors.engineio.websocket import CLOSE_TIMEOUT
 
 PING_INTERVAL = 10.0
 PING_TIMEOUT = 5.0
@@ -174,6 +175,28 @@ async def polling_for_waiting_packets(running: Running) -> list[Any]:
     return [host, polling]
 
 
+async def legacy_client_that_stops_pinging(running: Running) -> list[Any]:
+    """Engine.IO v3 (socket.io-client 1.x/2.x): the client pings; this one, a
+    host with a room, stays connected and never does."""
+    ws = await RawWebSocket.open(running.port, eio=3)
+    assert await ws.receive() == "40"  # in "/" from the open (Socket.IO protocol 4)
+    await ws.send("40/lobby")
+    assert await ws.next_matching("40/lobby") == "40/lobby,"
+    assert (await ws.call("join_lobby", {"id": 1}))["ok"] is True
+    assert (await ws.call("create_room", {"name": "r", "deck": DECK}, ack=2))["ok"] is True
+    return [ws]
+
+
+async def legacy_polling_between_polls(running: Running) -> list[Any]:
+    getter = await RawHttp.connect(running.port)
+    opened = await getter.request("GET", "/socket.io/?EIO=3&transport=polling&b64=1")
+    sid = json.loads(opened.text.partition(":")[2][1:])["sid"]
+    joined = await getter.request("POST", f"/socket.io/?EIO=3&transport=polling&sid={sid}", b"8:40/lobby")
+    assert joined.text == "ok"
+    getter.vanish()
+    return [getter]
+
+
 SCENARIOS: list[tuple[Scenario, float]] = [
     (mid_http_head, AT_ONCE),
     (mid_websocket_handshake, AT_ONCE),
@@ -189,6 +212,9 @@ SCENARIOS: list[tuple[Scenario, float]] = [
     (during_create_room_reset, AT_ONCE),
     (seated_in_a_room, AT_ONCE),
     (polling_for_waiting_packets, AT_ONCE),  # the lost answer ends the session
+    # no ping for interval + timeout: gone; its WebSocket gets CLOSE_TIMEOUT to say goodbye
+    (legacy_client_that_stops_pinging, BY_HEARTBEAT + CLOSE_TIMEOUT),
+    (legacy_polling_between_polls, BY_HEARTBEAT),
 ]
 
 

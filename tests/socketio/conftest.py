@@ -17,8 +17,10 @@ from roomactors.engineio.packets import SharedMessage
 
 
 class FakeEngineSocket:
-    def __init__(self, sid: str = "eio") -> None:
+    def __init__(self, sid: str = "eio", protocol: int = 4) -> None:
         self.sid = sid
+        #: Engine.IO protocol: 3 makes the session speak Socket.IO protocol 4.
+        self.protocol = protocol
         self.transport = "websocket"
         self.remote_address: str | None = "127.0.0.1"
         self.query: dict[str, str] = {}

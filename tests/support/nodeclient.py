@@ -50,14 +50,17 @@ logger = logging.getLogger(__name__)
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 CLIENT_SCRIPT = JS_DIR / "client.mjs"
+#: socket.io-client 1.x/2.x (npm aliases in tests/js/package.json), driven by this script.
+LEGACY_SCRIPT = JS_DIR / "legacy_client.cjs"
+LEGACY_LIBRARIES = ("socket.io-client-1", "socket.io-client-2")
 
 #: Node starts in well under a second, but the CI machine is shared.
 STARTUP_TIMEOUT = 30.0
 
 
-def node_or_skip() -> str:
+def node_or_skip(library: str = "socket.io-client") -> str:
     """The node executable, or skip the test saying what to install."""
-    if not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
+    if not (JS_DIR / "node_modules" / library).is_dir():
         pytest.skip(f"socket.io-client is not installed: run `npm install --no-package-lock` in {JS_DIR}")
     node = shutil.which("node")
     if node is None:
@@ -283,15 +286,20 @@ class NodeClients:
 
 
 @asynccontextmanager
-async def open_node_clients() -> AsyncIterator[NodeClients]:
-    """Start ``node tests/js/client.mjs`` for the block's duration (see the module doc)."""
-    node = node_or_skip()
+async def open_node_clients(library: str | None = None) -> AsyncIterator[NodeClients]:
+    """Start ``node tests/js/client.mjs`` for the block's duration (see the module doc).
+
+    ``library``: one of :data:`LEGACY_LIBRARIES` runs that old socket.io-client
+    (Engine.IO v3) through ``legacy_client.cjs`` instead, with the same API.
+    """
+    node = node_or_skip(library or "socket.io-client")
+    command = [node, str(CLIENT_SCRIPT)] if library is None else [node, str(LEGACY_SCRIPT), library]
     with single_errors():
         async with trio.open_nursery() as nursery:
             process: trio.Process = await nursery.start(
                 partial(
                     trio.run_process,
-                    [node, str(CLIENT_SCRIPT)],
+                    command,
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     check=False,
