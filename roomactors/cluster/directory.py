@@ -31,6 +31,7 @@ from typing import Any
 import trio
 from coredis.tokens import PureToken
 
+from ..actors import ActorStopped
 from ..actors.directory import Listing
 from ..actors.records import DeckInfo, RoomSummary, User
 from .link import RedisHealth, connect
@@ -372,7 +373,10 @@ class ClusterDirectory:
         while True:
             await self._replica_changed.wait()
             self._replica_changed = trio.Event()
-            await self._notify_lobby()
+            try:
+                await self._notify_lobby()
+            except ActorStopped:
+                return  # the server is shutting down: no more lists
 
 
 

@@ -18,6 +18,7 @@ logged once, the jobs come back with backoff.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket as _socket
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 import trio
 from coredis.retry import NoRetryPolicy
 
-from ..actors import Lobby
+from ..actors import ActorStopped, Lobby
 from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
@@ -106,7 +107,8 @@ class ClusterNode:
                 nursery.start_soon(self.directory.tell_lobby)
                 await nursery.start(self.relay.run)
                 nursery.start_soon(supervise, self.health, "relay-publisher", self._publish_relayed)
-                await self._lobby.attach_directory(self.directory)
+                with contextlib.suppress(ActorStopped):  # stopped already: nothing to attach
+                    await self._lobby.attach_directory(self.directory)
                 self._local.router = self.relay
                 task_status.started()
         finally:

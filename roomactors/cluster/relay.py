@@ -35,7 +35,7 @@ from typing import Any
 
 import trio
 
-from ..actors import REGISTRY, Lobby
+from ..actors import REGISTRY, ActorStopped, Lobby
 from ..actors.client import RoomList, SharedEvent
 from ..socketio import Socket
 
@@ -355,7 +355,10 @@ class Relay:
     async def _serve_guest(self, guest: RelayedClient, commands: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
         """One guest's commands, in order; it joins this lobby with its first."""
         joined = False
-        await self._lobby.connect(guest)
+        try:
+            await self._lobby.connect(guest)
+        except ActorStopped:
+            return  # shutting down
         try:
             async with commands:
                 async for message in commands:
@@ -373,6 +376,9 @@ class Relay:
                             reply = _error("invalid_payload", "unknown command")
                     self._publish(guest.origin, {"t": "reply", "conn": guest.conn, "req": message.get("req"),
                                                  "reply": reply})
+        except Exception:  # one guest's failure must not stop this node
+            logger.exception("relay: serving %s failed; it leaves", guest.conn)
+            self._guests.pop(guest.conn, None)
         finally:
             with trio.CancelScope(shield=True):
                 await self._lobby.disconnect(guest)

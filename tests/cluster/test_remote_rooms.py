@@ -152,3 +152,19 @@ async def test_a_redis_restart_mid_race_and_the_race_still_finishes(redis_server
                     r["id"] == room_id and {p["id"] for p in r["players"]} == {2, 3} and r["state"] == "finished"
                     for r in s.received("updaterooms")[-1][0]))
         assert all(s.connected for s in (teacher, local, remote))
+
+
+async def test_a_graceful_shutdown_of_the_room_s_node(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, b.url, 1, "mia")
+        student = await join(clients, a.url, 2, "sam")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
+        room_id = created["room"]["id"]
+        await lists_become([student], ["Sums"])
+        assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+        with trio.fail_after(10):
+            await b.shutdown()
+        (closed,) = await student.next_event("roomclosed")
+        assert closed["id"] == room_id and closed["reason"] in ("shutdown", "node_lost")
+        await lists_become([student], [])
+        assert student.connected
