@@ -233,10 +233,11 @@ class RoomApp:
             # answers through on_reply, within its deadline
             router.submit(socket, command, args[0], on_reply)
             return
+        reply_to: Callable[[dict[str, Any]], None] = on_reply
         if router is not None:
-            on_reply = router.observe(socket, command, on_reply)
+            reply_to = router.observe(socket, command, on_reply)
         try:
-            await self.lobby.submit(client, command, args[0], on_reply)
+            await self.lobby.submit(client, command, args[0], reply_to)
         except BaseException:
             client._set_in_lobby(False)  # not queued (cancelled while the mailbox was full)
             raise

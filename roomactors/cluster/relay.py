@@ -384,7 +384,7 @@ class Relay:
                 await self._lobby.disconnect(guest)
 
     def _close_guest(self, conn: object) -> None:
-        guest = self._guests.pop(conn, None)  # type: ignore[arg-type]
+        guest = self._guests.pop(conn, None) if isinstance(conn, str) else None
         if guest is not None and guest.commands is not None:
             guest.commands.close()  # its task disconnects it from the lobby
 

@@ -74,7 +74,7 @@ async def test_a_killed_node_s_rooms_leave_every_list_within_the_ttl(redis_serve
             killed_at = trio.current_time()
             await lists_become(watchers, [], timeout=ttl * 4)
             # the bound: the TTL, plus one liveness refresh of the watching nodes
-            assert trio.current_time() - killed_at <= ttl + ttl / 3 + 1.0
+            assert trio.current_time() - killed_at <= ttl + ttl / 3 + 2.0  # (+ slack for a busy machine)
 
 
 async def test_lists_converge_after_a_redis_restart(redis_server: RedisServer, prefix: str) -> None:
