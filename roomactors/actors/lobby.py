@@ -191,9 +191,9 @@ class LobbyActor:
         ``roomupdated`` to the members of changed rooms, feed frames, then the list
         (at once while small, or when due: ``RoomLimits.large_list_interval``)."""
         if self._cluster is not None and self._feed.directory.stamp != self._reported_stamp:
-            self._reported_stamp = self._feed.directory.stamp  # the other nodes learn of our listed rooms
+            self._reported_stamp = self._feed.directory.stamp  # the other nodes learn of our rooms
             listings = (self._feed.directory.listing(room_id) for room_id in self._rooms)
-            self._cluster.report(tuple(x for x in listings if x is not None and x.listed))
+            self._cluster.report(tuple(x for x in listings if x is not None))
         due = self._feed.publish(trio.current_time(), self._members_of)
         alarm_at = math.inf if due is None else due
         if alarm_at != self.alarm_at:

@@ -78,7 +78,7 @@ class RoomDirectoryView(Protocol):
     """Where a cluster node's lobby meets the other nodes' rooms (docs/cluster.md).
 
     The lobby stays the single writer of its own rooms: after each batch it
-    ``report``s their listings; on ``RemoteRoomsChanged`` it takes the other
+    ``report``s their listings (unlisted ones too: joined by code from anywhere); on ``RemoteRoomsChanged`` it takes the other
     nodes' rooms that changed (``take_remote``: room id, summary or None for
     gone, code) into its lists and feeds. Both run in the lobby's task and must
     not block.

@@ -1,9 +1,10 @@
 """One room list across nodes: a directory in Redis, written by each room's own node.
 
 Each node's lobby is the single writer of the rooms it owns. It reports its
-listed rooms (``report``, from the lobby's task) and this module writes the
-difference to Redis: the hash ``{prefix}rooms`` (room id -> ``{"node", "code",
-"late_join", "room"}`` JSON, ``room`` being the room's list entry) and the
+rooms (``report``, from the lobby's task; unlisted ones are kept for joins by
+code and shown nowhere) and this module writes the difference to Redis: the
+hash ``{prefix}rooms`` (room id -> ``{"node", "code", "listed", "late_join",
+"room"}`` JSON, ``room`` being the room's list entry) and the
 stream ``{prefix}rooms:log`` of changes, both by one Lua script, so they never
 disagree; every change also takes the next number of ``{prefix}rooms:seq``.
 
@@ -91,12 +92,14 @@ def _text(value: Any) -> str:
 class RemoteRoom:
     """A room of another node, as its entry in Redis says (parsed when needed)."""
 
-    __slots__ = ("id", "node", "text")
+    __slots__ = ("id", "node", "text", "code", "listed")
 
-    def __init__(self, room_id: int, node: str, text: str) -> None:
+    def __init__(self, room_id: int, node: str, text: str, code: str = "", listed: bool = True) -> None:
         self.id = room_id
         self.node = node
         self.text = text
+        self.code = code
+        self.listed = listed
 
     def summary(self) -> tuple[RoomSummary, str] | None:
         """The room's summary and code, or None for an entry we cannot read."""
@@ -212,8 +215,8 @@ class ClusterDirectory:
             cached = self._encoded.get(listing.id)
             if cached is None or cached[0] is not listing:  # a Listing is new per change
                 text = json.dumps(
-                    {"node": self.node_id, "code": listing.code, "late_join": listing.summary.late_join,
-                     "room": listing.json},
+                    {"node": self.node_id, "code": listing.code, "listed": listing.listed,
+                     "late_join": listing.summary.late_join, "room": listing.json},
                     separators=(",", ":"),
                 )
                 cached = (listing, text)
@@ -229,7 +232,7 @@ class ClusterDirectory:
         alive = self._alive
         visible = {
             room_id: room for room_id, room in self._remote.items()
-            if room.node != self.node_id and (alive is None or room.node in alive)
+            if room.listed and room.node != self.node_id and (alive is None or room.node in alive)
         }
         changes: list[tuple[int, RoomSummary | None, str]] = []
         for room_id in self._given.keys() - visible.keys():
@@ -245,13 +248,24 @@ class ClusterDirectory:
         return changes
 
     def owner_of(self, room_id: int) -> str | None:
-        """The node holding a room listed by another node (alive), or None."""
+        """The node holding a listed room of another node (alive), or None."""
         room = self._remote.get(room_id)
-        if room is None or room.node == self.node_id:
+        if room is None or room.node == self.node_id or not room.listed:
             return None
         if self._alive is not None and room.node not in self._alive:
             return None
         return room.node
+
+    def room_of_code(self, code: str) -> tuple[int, str] | None:
+        """The id and node of another node's room (listed or not) with this code
+        (matched without regard to case), or None. A linear scan: joining by code
+        is rare next to lists, and the replica keeps no second index to go stale."""
+        wanted = code.upper()
+        alive = self._alive
+        for room in self._remote.values():
+            if room.code == wanted and room.node != self.node_id and (alive is None or room.node in alive):
+                return room.id, room.node
+        return None
 
     # --- liveness ----------------------------------------------------------------
 
@@ -389,8 +403,12 @@ def _owner(value: str) -> str | None:
 
 
 def _decode(room_id: int, value: str) -> RemoteRoom | None:
-    owner = _owner(value)
-    if owner is None:
+    try:
+        entry = json.loads(value)
+        node, code, listed = entry["node"], entry.get("code", ""), entry.get("listed", True)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        node = None
+    if not isinstance(node, str) or not isinstance(code, str):
         logger.warning("room directory: skipped a malformed entry for room %s", room_id)
         return None
-    return RemoteRoom(room_id, owner, value)
+    return RemoteRoom(room_id, node, value, code.upper(), listed is not False)

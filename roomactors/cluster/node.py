@@ -74,7 +74,9 @@ class ClusterNode:
         self._local = local
         self._lobby = lobby
         self.directory = ClusterDirectory(self.node_id, self.prefix, self.url, self.health, lobby.remote_rooms_changed)
-        self.relay = Relay(self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of)
+        self.relay = Relay(
+            self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of, self.directory.room_of_code
+        )
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}

@@ -131,6 +131,7 @@ class Relay:
         lobby: Lobby,
         socket_of: Callable[[str, str], Socket | None],
         owner_of: Callable[[int], str | None],
+        room_of_code: Callable[[str], tuple[int, str] | None],
         timeout: float = RELAY_TIMEOUT,
     ) -> None:
         self.node_id = node_id
@@ -140,6 +141,7 @@ class Relay:
         self._lobby = lobby
         self._socket_of = socket_of
         self._owner_of = owner_of
+        self._room_of_code = room_of_code
         self._outbox_send, self.outbox = trio.open_memory_channel[tuple[str, str]](OUTBOX_SIZE)
         self._nursery: trio.Nursery | None = None
         # --- this node's sockets seated elsewhere
@@ -182,22 +184,30 @@ class Relay:
             return command in ("join_room", "leave_room", "create_room") or REGISTRY[command].handled_by == "room"
         if command != "join_room" or key not in self._users:
             return False
-        room_id = payload.get("id")
-        if not isinstance(room_id, int) or isinstance(room_id, bool) or "code" in payload:
-            return False
-        owner = self._owner_of(room_id)
-        return owner is not None and owner != self.node_id
+        return self._target(payload) is not None
+
+    def _target(self, payload: dict[str, Any]) -> tuple[int, str] | None:
+        """The room of another node that a join_room names (by id, or by code), or None."""
+        room_id, code = payload.get("id"), payload.get("code")
+        if code is None and isinstance(room_id, int) and not isinstance(room_id, bool):
+            owner = self._owner_of(room_id)
+            return None if owner is None else (room_id, owner)
+        if room_id is None and isinstance(code, str) and 1 <= len(code) <= 16:
+            # codes are unique per node: should a room here hold the same code as one
+            # elsewhere (about one chance in 10^9 per pair), the other node's wins
+            return self._room_of_code(code)
+        return None  # invalid payloads are the lobby's to refuse
 
     def submit(self, socket: Socket, command: str, payload: dict[str, Any], on_reply: Reply) -> None:
         key = (socket.namespace, socket.sid)
         seat = self._seats.get(key)
         if seat is None:  # a join_room for a room of another node (takes() said so)
-            owner = self._owner_of(payload["id"])
-            if owner is None:
-                on_reply(_error("room_not_found", f"room {payload['id']} does not exist (it may have closed)"))
+            target = self._target(payload)
+            if target is None:
+                on_reply(_error("room_not_found", "that room does not exist (it may have closed)"))
                 return
             conn = f"{self.node_id}|{socket.namespace}|{socket.sid}"
-            seat = self._seats[key] = _Seat(owner, payload["id"], conn)
+            seat = self._seats[key] = _Seat(target[1], target[0], conn)
             self._by_conn[conn] = key
         elif command == "create_room":
             on_reply(_error("already_in_room", f"you sit in room {seat.room_id}; leave it before creating a room"))

@@ -168,3 +168,24 @@ async def test_a_graceful_shutdown_of_the_room_s_node(redis_server: RedisServer,
         assert closed["id"] == room_id and closed["reason"] in ("shutdown", "node_lost")
         await lists_become([student], [])
         assert student.connected
+
+
+async def test_joining_an_unlisted_room_of_another_node_by_its_code(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, b.url, 1, "mia")
+        student = await join(clients, a.url, 2, "sam")
+        (created,) = await teacher.call("create_room", {"name": "Secret", "deck": DECK3, "listed": False})
+        room_id, code = created["room"]["id"], created["room"]["code"]
+        with trio.fail_after(10):  # A's replica has it (though no list shows it)
+            await wait_until(lambda: a.cluster.directory.room_of_code(code) == (room_id, "n1"))
+        (joined,) = await student.call("join_room", {"code": code.lower()})
+        assert joined["ok"] is True and joined["room"]["id"] == room_id
+        (update,) = await student.next_event("roomupdated")
+        assert update["room"]["code"] == code and [p["id"] for p in update["room"]["players"]] == [2]
+        assert all(room["id"] != room_id for lst in student.received("updaterooms") for room in lst[0])
+        # an unlisted room's id says nothing from another node either
+        other = await join(clients, a.url, 3, "kim")
+        (refused,) = await other.call("join_room", {"id": room_id})
+        assert refused["error"]["code"] == "room_not_found"
+        (unknown,) = await other.call("join_room", {"code": "ZZZZZZ"})
+        assert unknown["error"]["code"] == "room_not_found"
