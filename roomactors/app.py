@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
@@ -30,6 +30,9 @@ from .actors import (
 )
 from .engineio import coalesced_writes
 from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
+
+if TYPE_CHECKING:  # prometheus-client is optional: only a server with metrics on imports it
+    from .metrics import RoomMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +53,12 @@ class SocketClient:
     Every method hands over to the socket's outbox and returns at once.
     """
 
-    __slots__ = ("socket", "_sio", "_in_lobby", "_lobby_done")
+    __slots__ = ("socket", "_sio", "_in_lobby", "_lobby_done", "_metrics")
 
-    def __init__(self, socket: Socket, sio: SocketIOServer) -> None:
+    def __init__(self, socket: Socket, sio: SocketIOServer, metrics: RoomMetrics | None = None) -> None:
         self.socket = socket
         self._sio = sio
+        self._metrics = metrics
         #: A command of this socket is queued in, or being handled by, the lobby.
         self._in_lobby = False
         self._lobby_done: trio.Event | None = None
@@ -102,6 +106,8 @@ class SocketClient:
         # whose command the lobby is answering: deferring every watcher's write
         # would cost a fan-out more than it saves.
         encoded: EncodedEvent = rooms.encoded(("updaterooms", namespace, legacy), encode)
+        if self._metrics is not None:
+            self._metrics.room_list_sent(replaced_undelivered=self.socket.holds(UPDATEROOMS_KEY))
         self.socket.send_encoded(encoded, replace_key=UPDATEROOMS_KEY, coalesce=self._in_lobby)
 
     def send_latest(self, event: str, payload: object) -> None:
@@ -122,12 +128,20 @@ class SocketClient:
         # command is being answered (the player whose answer caused this progress
         # gets it in one write with their ack); every other member at once.
         encoded: EncodedEvent = event.encoded(("event", namespace), encode)
+        if self._metrics is not None and event.name == "raceprogress":
+            replaced = event.replace_key is not None and self.socket.holds(event.replace_key)
+            self._metrics.race_progress_sent(replaced_undelivered=replaced)
         self.socket.send_encoded(encoded, replace_key=event.replace_key, coalesce=self._in_lobby)
 
     def detach(self, reason: str) -> None:
-        logger.debug("socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason)
+        logger.debug(
+            "socket %s on %s detached: %s", self.socket.sid, self.socket.namespace, reason,
+            extra={"connection_id": self.socket.eio.sid, "client_id": self.socket.sid},
+        )
         self.socket.disconnect()
         if reason == DETACH_FLOODING:
+            if self._metrics is not None:
+                self._metrics.flood_disconnected()
             # The DISCONNECT packet stops socket.io-client from reconnecting; closing
             # the Engine.IO session too makes a scripted flooder start from the
             # handshake (where the connection limits apply) instead of rejoining.
@@ -158,9 +172,11 @@ class CommandRouter(Protocol):
 class RoomApp:
     """The handlers of both namespaces, bound to one running lobby."""
 
-    def __init__(self, sio: SocketIOServer, lobby: Lobby) -> None:
+    def __init__(self, sio: SocketIOServer, lobby: Lobby, metrics: RoomMetrics | None = None) -> None:
         self.sio = sio
         self.lobby = lobby
+        #: Counts commands, joins, room lists and floods when the server has metrics on.
+        self.metrics = metrics
         self._clients: dict[tuple[str, str], SocketClient] = {}
         self.router: CommandRouter | None = None
         """Set by a cluster node: routes commands for rooms on other nodes."""
@@ -174,12 +190,14 @@ class RoomApp:
                 sio.on(command, namespace, inline=True)(self._handler_for(command))
 
     async def _on_connect(self, socket: Socket, auth: Any) -> None:
-        client = SocketClient(socket, self.sio)
+        client = SocketClient(socket, self.sio, self.metrics)
         try:
             await self.lobby.connect(client)
         except ActorStopped:
             raise ConnectionRefused("the server is shutting down") from None
         self._clients[(socket.namespace, socket.sid)] = client
+        if self.metrics is not None:
+            self.metrics.namespace_joined(socket.namespace)
 
     async def _on_disconnect(self, socket: Socket, reason: str) -> None:
         client = self._clients.pop((socket.namespace, socket.sid), None)
@@ -209,9 +227,16 @@ class RoomApp:
             return  # the socket is gone; nobody to answer
         await client.wait_lobby_done()  # in order, one at a time per socket
         ack = socket.take_ack()
+        metrics = self.metrics
+        # The answer's ack latency, from here (the command decoded) to its ack queued.
+        arrived = trio.current_time() if metrics is not None and command == "answer" else None
 
         def on_reply(reply: dict[str, Any]) -> None:
             client._set_in_lobby(False)
+            if metrics is not None:
+                metrics.command_answered(command, "ok" if reply["ok"] else str(reply["error"]["code"]))
+                if arrived is not None:
+                    metrics.answer_acked(trio.current_time() - arrived)
             if ack is not None:
                 ack(reply)
             elif not reply["ok"]:
@@ -245,6 +270,12 @@ class RoomApp:
     def statistics(self) -> LobbyStatistics:
         return self.lobby.statistics()
 
+    def sockets_by_namespace(self) -> dict[str, int]:
+        """Sockets connected now, per namespace (for metrics)."""
+        counts = dict.fromkeys(NAMESPACES, 0)
+        for namespace, _ in self._clients:
+            counts[namespace] = counts.get(namespace, 0) + 1
+        return counts
     def socket(self, namespace: str, sid: str) -> Socket | None:
         """The connected socket ``sid`` of ``namespace``, if it is on this server."""
         client = self._clients.get((namespace, sid))
@@ -261,7 +292,9 @@ class RoomApp:
 
 
 @asynccontextmanager
-async def open_room_app(sio: SocketIOServer, limits: RoomLimits = RoomLimits()) -> AsyncIterator[RoomApp]:
+async def open_room_app(
+    sio: SocketIOServer, limits: RoomLimits = RoomLimits(), *, metrics: RoomMetrics | None = None
+) -> AsyncIterator[RoomApp]:
     """Install the room protocol on ``sio`` and run its lobby for the block.
 
     Serve ``sio`` inside the block. Leaving it shuts the lobby down: every room is
@@ -269,4 +302,4 @@ async def open_room_app(sio: SocketIOServer, limits: RoomLimits = RoomLimits()) 
     stops serving; disconnects that arrive afterwards are ignored.
     """
     async with open_lobby(limits, batch_scope=coalesced_writes) as lobby:
-        yield RoomApp(sio, lobby)
+        yield RoomApp(sio, lobby, metrics)

@@ -27,7 +27,7 @@ from typing import Any, NoReturn, Protocol, cast
 
 import trio
 
-from roomactors.config import LOG_LEVELS, RoomServerConfig
+from roomactors.config import LOG_FORMATS, LOG_LEVELS, RoomServerConfig
 
 __all__ = (
     "OPTIONS",
@@ -156,6 +156,42 @@ def _parse_existing_file(raw: str) -> str:
     return path
 
 
+def _parse_tls_file(raw: str) -> str:
+    path = raw.strip()
+    if not os.path.isfile(path):
+        raise ValueError("no such file; give the path of a PEM file")
+    if not os.access(path, os.R_OK):
+        raise ValueError("the file is not readable by this user")
+    return path
+
+
+def _parse_log_format(raw: str) -> str:
+    word = raw.strip().lower()
+    if word not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return word
+
+
+def _check_deployment(config: RoomServerConfig) -> None:
+    """What can only be checked by trying: the TLS files load, the metrics library is there."""
+    if config.keyfile is not None and config.certfile is None:
+        raise UsageError("--keyfile needs --certfile: give the certificate too")
+    if config.certfile is not None:
+        from roomactors.tls import server_ssl_context
+
+        try:
+            server_ssl_context(config.certfile, config.keyfile)
+        except ValueError as exc:
+            raise UsageError(f"--certfile/--keyfile: {exc}") from None
+    if config.metrics:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--metrics needs the prometheus-client package: pip install 'roomactors[metrics]'"
+            ) from None
+
+
 @dataclass(frozen=True)
 class CliOption:
     """One option: its flag, its environment variable and the config field it sets."""
@@ -230,6 +266,19 @@ OPTIONS: tuple[CliOption, ...] = (
               default_text="none, browsers load --client-js-url"),
     CliOption("log_level", "--log-level", "ROOMSERVER_LOG_LEVEL", _parse_log_level, "LEVEL",
               f"one of {', '.join(LOG_LEVELS)}"),
+    # -- deployment: TLS of its own, metrics, log format (docs/deployment.md) --
+    CliOption("certfile", "--certfile", "ROOMSERVER_CERTFILE", _parse_tls_file, "FILE",
+              "PEM certificate (chain after it) to serve https and wss with",
+              default_text="none, plain HTTP"),
+    CliOption("keyfile", "--keyfile", "ROOMSERVER_KEYFILE", _parse_tls_file, "FILE",
+              "PEM private key of --certfile, unencrypted",
+              default_text="none, the key is in --certfile"),
+    CliOption("metrics", "--metrics", "ROOMSERVER_METRICS", _parse_bool, "",
+              "serve Prometheus metrics at /metrics (needs pip install 'roomactors[metrics]'); "
+              "--no-metrics turns them off (env: 1/0, true/false, yes/no, on/off)",
+              default_text="off"),
+    CliOption("log_format", "--log-format", "ROOMSERVER_LOG_FORMAT", _parse_log_format, "FORMAT",
+              "text, or json: one JSON object a line"),
     # -- Engine.IO v3 (issue 14): a switch, --eio3 / --no-eio3
     CliOption("eio3", "--eio3", "ROOMSERVER_EIO3", _parse_bool, "",
               "serve socket.io-client 1.x/2.x (Engine.IO v3) in the room protocol's legacy "
@@ -339,9 +388,11 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
             raise UsageError(f"{where}: {exc}") from None
         values[option.field] = value
     try:
-        return RoomServerConfig(**values)
+        config = RoomServerConfig(**values)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+    _check_deployment(config)
+    return config
 
 
 # --- running -------------------------------------------------------------------
@@ -441,6 +492,7 @@ async def run_until_signal(config: RoomServerConfig, *, serve: ServeFunction | N
             server: RunningServer = await nursery.start(_serve_or_fail, serve, config, stopping)
             startup_watch.cancel()
             logger.info("roomserver listening: clients connect to %s", server.url)
+            logger.info("%s", client_js_notice(config))
             signum = await _next_signal(signals)
             logger.info(
                 "%s: shutting down gracefully (send it again to exit at once)",
@@ -453,14 +505,34 @@ async def run_until_signal(config: RoomServerConfig, *, serve: ServeFunction | N
     return exit_code
 
 
-def _configure_logging(level: str) -> None:
+def client_js_notice(config: RoomServerConfig) -> str:
+    """Where the lobby page gets socket.io-client, said at start-up: on a machine
+    without internet the default CDN is out of reach, and the page can only say
+    "ask whoever runs the server"; this line tells that person what to do."""
+    if config.client_js_path is not None:
+        return (
+            f"the lobby page loads socket.io-client from this server "
+            f"(/static/socket.io.min.js, the file {config.client_js_path}); it works without internet"
+        )
+    if config.client_js_url.startswith("/"):
+        return f"the lobby page loads socket.io-client from {config.client_js_url} (on this server)"
+    return (
+        f"the lobby page loads socket.io-client from {config.client_js_url}; browsers without internet "
+        "cannot reach it: download that file once and start with --client-js-path FILE to serve it locally"
+    )
+
+
+def _configure_logging(level: str, log_format: str = "text") -> None:
     """Log lines to stderr; a process that configured logging already keeps its handlers."""
     numeric = getattr(logging, level.upper())
-    logging.basicConfig(
-        level=numeric,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from roomactors.logformat import JsonLogFormatter
+
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=numeric, handlers=[handler])
 
 
 def _leaves(exc: BaseException) -> Iterable[BaseException]:
@@ -482,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         line = " ".join(str(exc).split())
         print(f"{PROG}: error: {line} (see {PROG} --help)", file=sys.stderr)
         return 2
-    _configure_logging(config.log_level)
+    _configure_logging(config.log_level, config.log_format)
     previous_gc = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, *previous_gc[1:])
     try:

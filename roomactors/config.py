@@ -16,13 +16,16 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_LEVELS", "RoomServerConfig")
+__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_FORMATS", "LOG_LEVELS", "RoomServerConfig")
 
 DEFAULT_CLIENT_JS_URL = "https://cdn.socket.io/4.8.4/socket.io.min.js"
 """The official CDN build of socket.io-client 4.8.4, the newest 4.x on npm when written."""
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 """The names ``log_level`` accepts, quietest last."""
+
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+"""The names ``log_format`` accepts: lines for people, or one JSON object a line."""
 
 # Browsers and JavaScript engines keep timer delays in a signed 32-bit count of
 # milliseconds; a longer ping interval or timeout fires at once in the client.
@@ -129,6 +132,22 @@ class RoomServerConfig:
     log_level: str = "info"
     """One of ``debug``, ``info``, ``warning``, ``error``, ``critical``."""
 
+    # -- deployment: TLS of its own, metrics, log format (docs/deployment.md) --
+
+    certfile: str | None = None
+    """A PEM certificate (chain after it) to serve ``https``/``wss`` with; None: plain HTTP."""
+
+    keyfile: str | None = None
+    """The PEM private key of ``certfile``; None when the key is inside ``certfile``
+    (ignored without ``certfile``; the command line refuses that)."""
+
+    metrics: bool = False
+    """Serve Prometheus metrics at ``/metrics`` (needs the ``metrics`` extra:
+    ``pip install 'roomactors[metrics]'``)."""
+
+    log_format: str = "text"
+    """``text`` (lines for people) or ``json`` (one object a line, for log collectors)."""
+
     eio3: bool = True
     """Also serve Engine.IO protocol 3 (socket.io-client 1.x and 2.x, such as the
     2017 game client) in the room protocol's legacy mode; ``False`` refuses those
@@ -198,6 +217,20 @@ class RoomServerConfig:
             raise ValueError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}"
             )
+        _check_deployment(self)
+
+
+def _check_deployment(config: RoomServerConfig) -> None:
+    """The TLS, metrics and log-format fields (whether the files hold a usable
+    certificate is checked when the server starts, see :mod:`roomactors.tls`)."""
+    for name in ("certfile", "keyfile"):
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"{name} must be the path of a PEM file, or None; got {value!r}")
+    if not isinstance(config.metrics, bool):
+        raise TypeError(f"metrics must be True or False; got {config.metrics!r}")
+    if config.log_format not in LOG_FORMATS:
+        raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}; got {config.log_format!r}")
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

@@ -13,16 +13,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .actors import RoomLimits
+from .actors import ActorStopped, RoomLimits
 from .app import RoomApp, open_room_app
 from .config import RoomServerConfig
 from .engineio import EngineIOConfig, HttpRequest, HttpResponse
 from .socketio import SocketIOConfig, SocketIOServer
+from .tls import server_ssl_context
 from .web import LobbyPageRoutes
 
 if TYPE_CHECKING:
@@ -30,9 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = ("RoomServer", "RoomServerStatistics", "serve_roomserver")
 
+if TYPE_CHECKING:
+    from .metrics import MetricsSample, RoomMetrics
+
 logger = logging.getLogger(__name__)
 
 HEALTHZ_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,12 @@ class RoomServer:
         self._shutdown_requested = trio.Event()
         self._stopped = trio.Event()
         self._shutdown_reason = "shutdown"
+        #: The Prometheus metrics (``config.metrics``), else None.
+        self.metrics: RoomMetrics | None = None
+        if config.metrics:
+            from .metrics import RoomMetrics  # prometheus-client: the optional ``metrics`` extra
+
+            self.metrics = RoomMetrics(self._metrics_sample)
 
     @property
     def port(self) -> int:
@@ -78,7 +90,8 @@ class RoomServer:
         host = self.addresses[0][0] if self.addresses else self.config.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.config.certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def app(self) -> RoomApp:
@@ -109,9 +122,29 @@ class RoomServer:
         self._shutdown_requested.set()
         await self._stopped.wait()
 
+    async def _metrics_sample(self) -> MetricsSample:
+        from .metrics import RACING_STATES, MetricsSample
+
+        try:
+            rooms = (await self.app.lobby.snapshot()).rooms.rooms
+        except ActorStopped:  # shutting down: the lobby is gone, the connections not yet
+            rooms = ()
+        # Rooms before the race have no state: they are all waiting.
+        states = Counter(str(getattr(room, "state", "waiting")) for room in rooms)
+        return MetricsSample(
+            engineio=self.sio.engineio.statistics(),
+            namespace_sockets=self.app.sockets_by_namespace(),
+            rooms_by_state=dict(states),
+            players_seated=sum(len(room.players) for room in rooms),
+            races_running=sum(count for state, count in states.items() if state in RACING_STATES),
+            users=self.app.statistics().users,
+        )
+
     async def _route(self, request: HttpRequest) -> HttpResponse | None:
         if request.path == HEALTHZ_PATH:
             return self._healthz(request)
+        if self.metrics is not None and request.path == METRICS_PATH:
+            return await self.metrics.route(request)
         return await self._page.route(request)
 
     def _healthz(self, request: HttpRequest) -> HttpResponse:
@@ -187,12 +220,15 @@ async def serve_roomserver(
         node_id = config.node_id or default_node_id()
         first = await claim_id_block(config.redis_url, config.redis_prefix, node_id)
         limits = dataclasses.replace(limits, first_room_id=first)
-    async with open_room_app(sio, limits) as app:
+    async with open_room_app(sio, limits, metrics=server.metrics) as app:
         server._app = app
         try:
             async with trio.open_nursery() as nursery:
-                server.addresses = await nursery.start(sio.serve, config.host, config.port)
+                listeners = await open_listeners(config)
+                server.addresses = await nursery.start(sio.serve_listeners, listeners)
                 server._started_at = trio.current_time()
+                if server.metrics is not None:
+                    nursery.start_soon(server.metrics.run_lag_probe)
                 if config.redis_url is not None:
                     from .cluster import ClusterNode  # only here: one node needs no Redis
 
@@ -211,6 +247,17 @@ async def serve_roomserver(
                 nursery.cancel_scope.cancel()
         finally:
             server._stopped.set()
+
+
+async def open_listeners(config: RoomServerConfig) -> list[trio.abc.Listener[trio.abc.Stream]]:
+    """TCP listeners on ``config.host``:``config.port``, wrapped in TLS when
+    ``config.certfile`` is set (the handshake then runs in each connection's
+    task, under the first request's timeout, never in the accept loop)."""
+    tcp = await trio.open_tcp_listeners(config.port, host=config.host)
+    if config.certfile is None:
+        return list(tcp)
+    context = server_ssl_context(config.certfile, config.keyfile)
+    return [trio.SSLListener(listener, context, https_compatible=True) for listener in tcp]
 
 
 async def _shut_down(server: RoomServer) -> None:

@@ -118,6 +118,22 @@ class Lobby:
     async def leave_room(self, client: Client, room_id: int) -> dict[str, Any]:
         return await self.command(client, "leave_room", {"id": room_id})
 
+    async def watch_rooms(
+        self, client: Client, room_filter: Mapping[str, Any] | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """Switch ``client`` to the room feed (``room_filter`` is the command's
+        ``filter``): the ack ``{ok, version, rooms}``, then ``roomschanged``."""
+        payload: dict[str, Any] = {}
+        if room_filter is not None:
+            payload["filter"] = dict(room_filter)
+        if limit is not None:
+            payload["limit"] = limit
+        return await self.command(client, "watch_rooms", payload)
+
+    async def unwatch_rooms(self, client: Client) -> dict[str, Any]:
+        """Back to full ``updaterooms`` lists, starting with one at once."""
+        return await self.command(client, "unwatch_rooms", {})
+
     async def start_race(self, client: Client, room_id: int, **options: Any) -> dict[str, Any]:
         """``start_race`` with race.md's options as keywords (countdown, time_limit, shuffle, late_join)."""
         return await self.command(client, "start_race", {"id": room_id, **options})

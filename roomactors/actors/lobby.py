@@ -277,7 +277,7 @@ class LobbyActor:
             reply: dict[str, Any] = await handler(conn, request)
             return reply
         except ProtocolError as error:
-            logger.debug("%s from %r refused: %s", name, client.client_id, error)
+            logger.debug("%s from %r refused: %s", name, client.client_id, error, extra={"client_id": client.client_id})
             return error.to_ack()
 
     def _take_token(self, conn: _Connection) -> bool:
@@ -319,7 +319,10 @@ class LobbyActor:
 
     async def _expel(self, conn: _Connection, reason: str) -> None:
         """Drop a connection as if it had disconnected, and tell it to go."""
-        logger.info("client %r expelled: %s", conn.client.client_id, reason)
+        logger.info(
+            "client %r expelled: %s", conn.client.client_id, reason,
+            extra={"client_id": conn.client.client_id, "user_id": conn.user_id},
+        )
         if conn.user_id is not None:
             await self._remove_user(conn, host_reason="host_disconnected")
         if self._clients.get(conn.client.client_id) is conn:
@@ -407,8 +410,11 @@ class LobbyActor:
         self._rooms[room_id] = _RoomEntry(summary, ref)
         state.room_id = room_id
         listing = self._feed.create(summary, listed=request.listed)
-        logger.info("room %d %r created by user %r (%s)", room_id, request.name, state.user.id,
-                    "listed" if request.listed else "unlisted")
+        logger.info(
+            "room %d %r created by user %r (%s)", room_id, request.name, state.user.id,
+            "listed" if request.listed else "unlisted",
+            extra={"room_id": room_id, "user_id": state.user.id},
+        )
         return {"ok": True, "room": listing.json}
 
     async def _join_room(self, conn: _Connection, request: JoinRoomRequest) -> dict[str, Any]:
@@ -523,7 +529,10 @@ class LobbyActor:
             reason = f"user {state.user.id!r} joined from another connection"
             self._hand(old.client, "send_event", "replaced", {"reason": reason})
             self._hand(old.client, "detach", DETACH_REPLACED)
-            logger.info("user %r taken over by client %r", state.user.id, conn.client.client_id)
+            logger.info(
+                "user %r taken over by client %r", state.user.id, conn.client.client_id,
+                extra={"user_id": state.user.id, "client_id": conn.client.client_id},
+            )
 
     async def _remove_user(self, conn: _Connection, host_reason: str) -> None:
         """The user leaves the lobby (and their room); the connection becomes anonymous."""
@@ -586,7 +595,7 @@ class LobbyActor:
             conn = self._clients.get(state.client_id)
             if conn is not None:
                 self._hand(conn.client, "send_event", "roomclosed", {"id": room_id, "reason": reason})
-        logger.info("room %d closed: %s", room_id, reason)
+        logger.info("room %d closed: %s", room_id, reason, extra={"room_id": room_id})
 
     def _hand(self, client: Client, method: str, *args: object) -> None:
         """Call a client method; one client that raises must not stop the lobby."""

@@ -347,7 +347,10 @@ class EngineIOServer:
             )
         if refusal is not None:
             self._refused += 1
-            logger.info("session from %s refused: %s", remote_address, refusal.code)
+            logger.info(
+                "session from %s refused: %s", remote_address, refusal.code,
+                extra={"remote_address": remote_address},
+            )
             return refusal
         self._reserved += 1
         if remote_address is not None:
@@ -402,7 +405,10 @@ class EngineIOServer:
         self._sessions_opened += 1
         # One shared name, not one with the sid: a string per session held for its life.
         self._session_nursery.start_soon(self._run_session, sock, name=SESSION_TASK_NAME)
-        logger.debug("session %s opened (%s) from %s", sid, transport, remote_address)
+        logger.debug(
+            "session %s opened (%s) from %s", sid, transport, remote_address,
+            extra={"connection_id": sid, "remote_address": remote_address},
+        )
         return sock
 
     def describe_hosts(self) -> str:
@@ -454,7 +460,7 @@ class EngineIOServer:
     def _on_close(self, sock: EngineSocket) -> None:
         if sock.close_reason == "outbox overflow":
             self._overflows += 1
-        logger.debug("session %s closing: %s", sock.sid, sock.close_reason)
+        logger.debug("session %s closing: %s", sock.sid, sock.close_reason, extra={"connection_id": sock.sid})
         if not sock.session.outbox:  # nothing left to flush: gone now, not when the runner next runs
             self._forget(sock)
 
@@ -489,14 +495,14 @@ class EngineIOServer:
         try:
             await self.handler(sock)
         except Exception:
-            logger.exception("handler of session %s failed", sock.sid)
+            logger.exception("handler of session %s failed", sock.sid, extra={"connection_id": sock.sid})
         sock.close()
 
     def _forget(self, sock: EngineSocket) -> None:
         if self._sessions.get(sock.sid) is sock:
             del self._sessions[sock.sid]
             self._forget_address(sock.remote_address)
-            logger.debug("session %s gone: %s", sock.sid, sock.close_reason)
+            logger.debug("session %s gone: %s", sock.sid, sock.close_reason, extra={"connection_id": sock.sid})
             self._session_gone.set()
             self._session_gone = trio.Event()
 
@@ -545,11 +551,15 @@ async def serve_engineio(
 
 
 def _listener_address(listener: trio.abc.Listener[trio.abc.Stream]) -> tuple[str, int]:
+    while isinstance(listener, trio.SSLListener):  # TLS of the server's own: the TCP listener inside
+        listener = listener.transport_listener
     sockname = listener.socket.getsockname()  # type: ignore[attr-defined]
     return sockname[0], sockname[1]
 
 
 def _remote_address(stream: trio.abc.Stream) -> str | None:
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
     try:
         peer = stream.socket.getpeername()  # type: ignore[attr-defined]
     except (AttributeError, OSError):

@@ -231,7 +231,10 @@ class SocketIOSession:
             call.done.set()
 
     def _close(self, event: ConnectionClosed) -> None:
-        logger.debug("eio %s: closing, %s (%s)", self.eio.sid, event.reason, event.detail)
+        logger.debug(
+            "eio %s: closing, %s (%s)", self.eio.sid, event.reason, event.detail,
+            extra={"connection_id": self.eio.sid},
+        )
         self._close_reason = event.reason
         self._reason_known = True
         self.eio.close()
@@ -296,7 +299,10 @@ class SocketIOSession:
         except ConnectionRefused as exc:
             refusal = exc
         except Exception:
-            logger.exception("connect handler of %s failed (eio %s)", namespace, self.eio.sid)
+            logger.exception(
+                "connect handler of %s failed (eio %s)", namespace, self.eio.sid,
+                extra={"connection_id": self.eio.sid},
+            )
             refusal = ConnectionRefused("Internal server error")
         if refusal is None and socket._state == "closed":
             refusal = ConnectionRefused("Disconnected by the server")
@@ -306,7 +312,10 @@ class SocketIOSession:
             buffered, socket._buffer = socket._buffer, []
             for encoded, replace_key in buffered:
                 socket.send_encoded(encoded, replace_key=replace_key)
-            logger.debug("eio %s: %s joined %s", self.eio.sid, socket.sid, namespace)
+            logger.debug(
+                "eio %s: %s joined %s", self.eio.sid, socket.sid, namespace,
+                extra={"connection_id": self.eio.sid},
+            )
             return
         if refusal is not None:
             self.connection.refuse_namespace(namespace, refusal.message, refusal.data)
@@ -320,17 +329,26 @@ class SocketIOSession:
     async def _event(self, event: EventReceived) -> None:
         socket = self.sockets.get(event.namespace)
         if socket is None or not socket.connected:
-            logger.debug("eio %s: %r for %s dropped, not connected", self.eio.sid, event.event, event.namespace)
+            logger.debug(
+                "eio %s: %r for %s dropped, not connected", self.eio.sid, event.event, event.namespace,
+                extra={"connection_id": self.eio.sid},
+            )
             return
         handler = self._server._handlers.get(event.namespace, {}).get(event.event)
         if handler is None:
-            logger.debug("eio %s: no handler for %r on %s", self.eio.sid, event.event, event.namespace)
+            logger.debug(
+                "eio %s: no handler for %r on %s", self.eio.sid, event.event, event.namespace,
+                extra={"connection_id": self.eio.sid},
+            )
             return
         socket._ack_id = event.ack_id
         try:
             result = await handler(socket, *event.args)
         except Exception:
-            logger.exception("handler of %r on %s failed (eio %s)", event.event, event.namespace, self.eio.sid)
+            logger.exception(
+                "handler of %r on %s failed (eio %s)", event.event, event.namespace, self.eio.sid,
+                extra={"connection_id": self.eio.sid},
+            )
             return
         finally:
             ack_id, socket._ack_id = socket._ack_id, None  # None: taken by the handler (Socket.take_ack)
@@ -353,7 +371,10 @@ class SocketIOSession:
         try:
             await handler(socket, reason)
         except Exception:
-            logger.exception("disconnect handler of %s failed (eio %s)", socket.namespace, self.eio.sid)
+            logger.exception(
+                "disconnect handler of %s failed (eio %s)", socket.namespace, self.eio.sid,
+                extra={"connection_id": self.eio.sid},
+            )
 
     # -- what sockets ask of their session --------------------------------
 

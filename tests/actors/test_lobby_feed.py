@@ -163,7 +163,7 @@ async def test_watch_rooms_filters_and_stops_full_lists(lobby: Lobby) -> None:
     await settle(lobby)
     lists_before = watcher.room_lists_received
     view = FeedView(watcher)
-    view.ack(await lobby.command(watcher, "watch_rooms", {"filter": {"name": "FRACT"}, "limit": 1}))
+    view.ack(await lobby.watch_rooms(watcher, {"name": "FRACT"}, limit=1))
     assert [room["name"] for room in view.rooms.values()] == ["Fractions 2"]
     await create(lobby, hosts[3], name="Maps too")  # does not match: nothing
     await settle(lobby)
@@ -174,7 +174,7 @@ async def test_watch_rooms_filters_and_stops_full_lists(lobby: Lobby) -> None:
     assert watcher.updates_named("roomschanged")[-1] == {
         "version": 2, "upsert": [view.rooms[1]], "remove": [3], "snapshot": False}
     assert watcher.room_lists_received == lists_before  # no updaterooms while watching
-    assert await lobby.command(watcher, "unwatch_rooms", {}) == {"ok": True}
+    assert await lobby.unwatch_rooms(watcher) == {"ok": True}
     assert watcher.room_lists_received == lists_before + 1
     assert [room["id"] for room in watcher.room_list.to_json()] == [1, 2, 4]  # type: ignore[union-attr]
 

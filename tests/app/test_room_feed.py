@@ -35,12 +35,11 @@ class Served:
 @pytest.fixture
 async def served(nursery: trio.Nursery) -> AsyncIterator[Served]:
     sio = SocketIOServer()
-    async with open_room_app(sio, RoomLimits(command_rate=None)) as app:
-        async with trio.open_nursery() as server_nursery:
-            addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-            host, port = addresses[0][:2]
-            yield Served(f"http://{host}:{port}", port, app)
-            server_nursery.cancel_scope.cancel()
+    async with open_room_app(sio, RoomLimits(command_rate=None)) as app, trio.open_nursery() as server_nursery:
+        addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
+        host, port = addresses[0][:2]
+        yield Served(f"http://{host}:{port}", port, app)
+        server_nursery.cancel_scope.cancel()
 
 
 async def signed_in(clients: Any, url: str, user_id: str) -> ClientSocket:

@@ -16,6 +16,8 @@ FLAGS = (
     "--max-sessions-per-address", "--allowed-host", "--forwarded-allow-ips", "--connect-timeout", "--command-rate", "--command-burst",
     "--flood-limit", "--flood-window", "--shutdown-timeout",
     "--client-js-url", "--client-js-path", "--log-level",
+    # deployment (tests/ops has their own tests)
+    "--certfile", "--keyfile", "--metrics", "--log-format",
     "--eio3",
     # many nodes on Redis
     "--redis", "--node-id", "--redis-prefix", "--redis-channel", "--node-ttl",

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+from support.nodeclient import node_or_skip
+from support.refservers import REPO
 
 from roomactors.actors import RoomLimits
 from roomactors.app import open_room_app
 from roomactors.socketio import SocketIOServer
-from support.nodeclient import node_or_skip
-from support.refservers import REPO
 
 pytestmark = pytest.mark.node
 
@@ -26,11 +26,11 @@ LOAD = REPO / "bench" / "load" / "lobbyscale.mjs"
 @pytest.fixture
 async def url(nursery: trio.Nursery) -> AsyncIterator[str]:
     sio = SocketIOServer()
-    async with open_room_app(sio, RoomLimits(command_rate=None, large_list_bytes=2000)) as _app:
-        async with trio.open_nursery() as server_nursery:
-            addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-            yield f"http://127.0.0.1:{addresses[0][1]}"
-            server_nursery.cancel_scope.cancel()
+    limits = RoomLimits(command_rate=None, large_list_bytes=2000)
+    async with open_room_app(sio, limits), trio.open_nursery() as server_nursery:
+        addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
+        yield f"http://127.0.0.1:{addresses[0][1]}"
+        server_nursery.cancel_scope.cancel()
 
 
 async def test_short_run_reports_clean_numbers(url: str) -> None:

@@ -292,11 +292,18 @@
 
   /* ---------- the connection ---------- */
 
+  // The forms never submit natively: without the client (or before it is
+  // ready) a native submit would reload the page with the form's data in the URL.
+  for (const form of document.querySelectorAll("form")) {
+    form.addEventListener("submit", (event) => event.preventDefault());
+  }
+
   if (typeof window.io !== "function") {
     setConnection("disconnected", "Could not load the Socket.IO client");
     showNotice(
       "The page could not load its Socket.IO client, so it cannot reach the game server. " +
-        "Check your network and reload the page.",
+        "Please tell whoever runs this server: it can serve the client itself " +
+        "(roomserver --client-js-path), which works without internet.",
       "error",
     );
     render();
