@@ -38,20 +38,24 @@ async def alive_nodes(client: object, prefix: str) -> list[str]:
 
 async def keep_alive(
     url: str, prefix: str, node_id: str, ttl: float, health: RedisHealth,
-    on_alive: Callable[[frozenset[str]], None] | None = None,
+    on_alive: Callable[[frozenset[str], bool], None] | None = None,
+    settle: float = 0.0,
 ) -> None:
     """Refresh this node's liveness key every ``ttl / 3`` s and find the living
-    nodes (``on_alive`` gets them); returns only by cancellation (or raises when
-    Redis fails)."""
+    nodes (``on_alive`` gets them, and whether this session has lasted ``settle``
+    seconds: before that, a node missing from Redis may just not have refreshed
+    since Redis restarted); returns only by cancellation (or raises when Redis
+    fails)."""
     key = node_key(prefix, node_id)
     ttl_ms = max(1, round(ttl * 1000))
     async with connect(url) as client:
+        session_start = trio.current_time()
         while True:
             await client.set(key, str(time.time()), px=ttl_ms)
             nodes = await alive_nodes(client, prefix)
             health.alive_nodes = len(nodes)
             if on_alive is not None:
-                on_alive(frozenset(nodes))
+                on_alive(frozenset(nodes), trio.current_time() - session_start >= settle)
             health.job_ok("liveness")
             await trio.sleep(ttl / REFRESHES_PER_TTL)
 

@@ -81,6 +81,8 @@ class ClusterNode:
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
         self._held: tuple[str, str] | None = None
+        self._alive: frozenset[str] = frozenset()
+        self._liveness_sessions = 0
         self.subscriptions = 0
         """How often the listener has (re)subscribed (statistics; tests wait on it)."""
         self.subscribed = trio.Event()
@@ -118,9 +120,21 @@ class ClusterNode:
                 await leave(self.url, self.prefix, self.node_id)
 
     async def _liveness(self) -> None:
-        await keep_alive(self.url, self.prefix, self.node_id, self.config.node_ttl, self.health, self._nodes_alive)
+        ttl = self.config.node_ttl
+        # A first session trusts what it finds; a reconnection (Redis may have
+        # restarted empty) lets the other nodes refresh their keys first.
+        settle = ttl / REFRESHES_PER_TTL + 2 * BACKOFF_MAX if self._liveness_sessions else 0.0
+        self._liveness_sessions += 1
+        await keep_alive(self.url, self.prefix, self.node_id, ttl, self.health, self._nodes_alive, settle=settle)
 
-    def _nodes_alive(self, nodes: frozenset[str]) -> None:
+    def _nodes_alive(self, nodes: frozenset[str], settled: bool) -> None:
+        """The living nodes, from a liveness check. Right after this node (re)connected
+        (Redis restarted, say), a node may be missing only because it has not
+        refreshed its key yet: until the session has settled, nodes are added,
+        never removed (no node_lost, no vanishing rooms for a Redis restart)."""
+        if not settled:
+            nodes = nodes | self._alive
+        self._alive = nodes
         self.directory.set_alive(nodes)
         self.relay.nodes_alive(nodes | {self.node_id})
 

@@ -152,6 +152,7 @@ async def test_a_redis_restart_mid_race_and_the_race_still_finishes(redis_server
                     r["id"] == room_id and {p["id"] for p in r["players"]} == {2, 3} and r["state"] == "finished"
                     for r in s.received("updaterooms")[-1][0]))
         assert all(s.connected for s in (teacher, local, remote))
+        assert remote.received("roomclosed") == []  # a Redis restart is no lost node
 
 
 async def test_a_graceful_shutdown_of_the_room_s_node(redis_server: RedisServer, prefix: str) -> None:
