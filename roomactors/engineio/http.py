@@ -21,13 +21,22 @@ import trio
 from .engine_socket import EngineSocket
 from .errors import ErrorCode, SessionRefused, error_response, refusal_response
 from .forwarded import request_source
-from .routing import OpenSession, Poll, Preflight, Refuse, Upgrade, UseSession, is_engineio_path, route, route_session
 from .httpmessages import HttpRequest, HttpResponse
 from .packets import PacketError, decode_payload
 from .packets_v3 import BINARY_CONTENT_TYPE, decode_payload_v3
+from .routing import (
+    OpenSession,
+    Poll,
+    Preflight,
+    Refuse,
+    Upgrade,
+    is_engineio_path,
+    route,
+    route_session,
+)
 from .session import POLLING, WEBSOCKET
-from .wsconnection import ServerWebSocket, WebSocketClosed
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe
+from .wsconnection import ServerWebSocket, WebSocketClosed
 from .wshandshake import WebSocketHandshake, check_websocket_handshake
 
 if TYPE_CHECKING:
@@ -98,7 +107,7 @@ class HttpConnection:
 
     # -- h11 plumbing --------------------------------------------------------
 
-    async def _next_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
+    async def _next_event(self) -> type[h11.PAUSED | h11.NEED_DATA] | h11.Event:
         while True:
             try:
                 event = self.conn.next_event()
@@ -300,10 +309,7 @@ class HttpConnection:
             await self._respond(204, [*cors, *_preflight_headers(headers)], b"")
             return False
         if isinstance(decision, Refuse):
-            await self._error(decision.code, cors, close=decision.close)
-            return False
-        if isinstance(decision, (OpenSession, UseSession)) and "j" in query:
-            await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade, message=JSONP_REFUSED)
+            await self._error(decision.code, cors, close=decision.close, message=decision.message)
             return False
         if isinstance(decision, OpenSession):
             admitted = self.server.admit(client)
@@ -322,14 +328,17 @@ class HttpConnection:
             return False
 
         found = self.server.lookup(decision.sid)
-        step = route_session(method, decision.transport, found.transport if found is not None else None)
+        step = route_session(
+            method,
+            decision.transport,
+            found.transport if found is not None else None,
+            protocol=query.get("EIO"),
+            session_protocol=str(found.protocol) if found is not None else None,
+        )
         if isinstance(step, Refuse):
-            await self._error(step.code, cors, close=step.close)
+            await self._error(step.code, cors, close=step.close, message=step.message)
             return False
         assert found is not None
-        if str(found.protocol) != query.get("EIO"):  # a session keeps the protocol it opened with
-            await self._error(ErrorCode.BAD_REQUEST, cors, close=is_upgrade)
-            return False
         if isinstance(step, Upgrade):
             return self._take_over(handshake, query, headers, found)
         if isinstance(step, Poll):
@@ -483,10 +492,8 @@ class HttpConnection:
 _TEXT: Headers = [("Content-Type", "text/plain; charset=UTF-8")]
 #: v3 binary polling payloads (socket.io-client 1.x/2.x with XHR2 match it exactly).
 _BINARY: Headers = [("Content-Type", BINARY_CONTENT_TYPE)]
-#: Engine.IO v3's JSONP polling (``j=``, for browsers without XHR) is not served.
 #: The ``EIO`` versions served, by ``config.eio3``.
 _PROTOCOLS = {True: ("3", "4"), False: ("4",)}
-JSONP_REFUSED = "JSONP polling is not supported; use XHR polling or WebSocket (the default transports)"
 
 
 def _header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from .errors import ErrorCode
 from .session import POLLING, WEBSOCKET
 
 __all__ = (
+    "JSONP_REFUSED",
     "OpenSession",
     "Poll",
     "Post",
@@ -34,13 +35,19 @@ __all__ = (
 )
 
 
+#: Engine.IO v3's JSONP polling (``j=``, for browsers without XHR) is not served.
+JSONP_REFUSED = "JSONP polling is not supported; use XHR polling or WebSocket (the default transports)"
+
+
 @dataclass(frozen=True, slots=True)
 class Refuse:
     """Answer with the reference servers' error ``code`` (HTTP 400); ``close``
-    the connection after it (a WebSocket request cannot be kept alive)."""
+    the connection after it (a WebSocket request cannot be kept alive);
+    ``message`` instead of the code's own where we can say more."""
 
     code: ErrorCode
     close: bool = False
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,19 +115,29 @@ def route(
     if (transport == WEBSOCKET) != is_upgrade:
         return Refuse(ErrorCode.BAD_REQUEST, close=is_upgrade)
     sid = query.get("sid")
-    if sid is None:
-        if method != "GET":
-            return Refuse(ErrorCode.BAD_HANDSHAKE_METHOD)
-        return OpenSession(transport)
-    return UseSession(sid, transport)
+    if sid is None and method != "GET":
+        return Refuse(ErrorCode.BAD_HANDSHAKE_METHOD)
+    if "j" in query:
+        return Refuse(ErrorCode.BAD_REQUEST, close=is_upgrade, message=JSONP_REFUSED)
+    return OpenSession(transport) if sid is None else UseSession(sid, transport)
 
 
-def route_session(method: str, transport: str, session_transport: str | None) -> SessionRoute:
+def route_session(
+    method: str,
+    transport: str,
+    session_transport: str | None,
+    *,
+    protocol: str | None = None,
+    session_protocol: str | None = None,
+) -> SessionRoute:
     """The decision for a :class:`UseSession` request, once the session was
-    looked up (``session_transport`` None: no such session)."""
+    looked up (``session_transport`` None: no such session). ``protocol`` is
+    the request's ``EIO``; a session keeps the one it opened with."""
     is_upgrade = transport == WEBSOCKET
     if session_transport is None:
         return Refuse(ErrorCode.UNKNOWN_SID, close=is_upgrade)
+    if protocol != session_protocol:
+        return Refuse(ErrorCode.BAD_REQUEST, close=is_upgrade)
     if is_upgrade:
         return Upgrade()
     if session_transport != POLLING:  # upgraded already: polling is over for it

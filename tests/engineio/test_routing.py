@@ -7,6 +7,7 @@ import pytest
 
 from roomactors.engineio.errors import ErrorCode
 from roomactors.engineio.routing import (
+    JSONP_REFUSED,
     OpenSession,
     Poll,
     Post,
@@ -41,6 +42,8 @@ def query(text: str) -> dict[str, str]:
         ("GET", "EIO=4&transport=polling", True, Refuse(ErrorCode.BAD_REQUEST, close=True)),
         ("POST", "EIO=4&transport=polling", False, Refuse(ErrorCode.BAD_HANDSHAKE_METHOD)),
         ("PUT", "EIO=4&transport=polling", False, Refuse(ErrorCode.BAD_HANDSHAKE_METHOD)),
+        ("GET", "EIO=4&transport=polling&j=0", False, Refuse(ErrorCode.BAD_REQUEST, message=JSONP_REFUSED)),
+        ("POST", "EIO=4&transport=polling&sid=abc&j=0", False, Refuse(ErrorCode.BAD_REQUEST, message=JSONP_REFUSED)),
     ],
 )
 def test_route(method: str, q: str, upgrade: bool, expected: object) -> None:
@@ -66,7 +69,16 @@ def test_route_serves_the_protocols_it_is_given() -> None:
     ],
 )
 def test_route_session(method: str, transport: str, session: str | None, expected: object) -> None:
-    assert route_session(method, transport, session) == expected
+    assert route_session(method, transport, session, protocol="4", session_protocol="4") == expected
+
+
+def test_a_session_keeps_the_protocol_it_opened_with() -> None:
+    assert route_session("GET", "polling", "polling", protocol="3", session_protocol="4") == Refuse(
+        ErrorCode.BAD_REQUEST
+    )
+    assert route_session("GET", "websocket", "polling", protocol="4", session_protocol="3") == Refuse(
+        ErrorCode.BAD_REQUEST, close=True
+    )
 
 
 def test_is_engineio_path() -> None:

@@ -5,7 +5,8 @@ configuration records is in the tables (issue 10).
 A table row names where its values live in its "setting" column, in
 backticks: a field (`EngineIOConfig.request_timeout`) or a module constant
 (`roomactors.engineio.server.HANDLER_GRACE`). The numbers of its "default"
-column are those values, in the same order.
+column are those values, in the same order (in seconds and bytes, or scaled by
+a unit written after them: ``250 ms``, ``64 KB``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ RECORDS: dict[str, type[Any]] = {
 NOT_LIMITS = {"port", "shutdown_timeout"}
 
 REFERENCE = re.compile(r"`((?:" + "|".join(RECORDS) + r")\.[a-z_]+|roomactors(?:\.[a-z_]+)+\.[A-Z_]+)`")
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
+#: A number as the tables write it (``1,000,000``, ``2.5``) and an optional unit
+#: that scales it to the code's (seconds, bytes): ms, KB/KiB (1024 bytes), MB/MiB.
+NUMBER = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(ms|KiB|KB|MiB|MB)?\b")
+SCALE = {"ms": 0.001, "KB": 1024, "KiB": 1024, "MB": 1024 * 1024, "MiB": 1024 * 1024}
+
+
+def numbers(text: str) -> list[float]:
+    """The numbers of a default cell, in the code's units."""
+    return [float(n.replace(",", "")) * SCALE.get(unit, 1) for n, unit in NUMBER.findall(text)]
 
 
 def resolve(reference: str) -> Any:
@@ -71,9 +80,9 @@ def test_the_tables_name_settings() -> None:
 
 @pytest.mark.parametrize(("limit", "default", "references"), ROWS, ids=[row[0][:40] for row in ROWS])
 def test_each_documented_default_is_the_codes(limit: str, default: str, references: list[str]) -> None:
-    documented = [float(number) for number in NUMBER.findall(default)]
+    documented = numbers(default)
     actual = [resolve(reference) for reference in references]
-    assert documented == actual, (
+    assert documented == pytest.approx(actual), (
         f"docs/limits.md, {limit!r}: the default column says {default!r}, the code has "
         + ", ".join(f"{ref} = {value!r}" for ref, value in zip(references, actual))
     )
