@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import importlib.util
+
 import pytest
 from support.redisserver import RedisServer, open_redis_server, unique_prefix
+
+if importlib.util.find_spec("coredis") is None:  # the `redis` extra is not installed
+    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture
