@@ -6,7 +6,6 @@ real python-socketio clients.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys

@@ -49,7 +49,9 @@ async def join(clients: PythonClients, url: str, user_id: int, name: str) -> PyS
 
 
 @asynccontextmanager
-async def roomserver_process(redis: RedisServer, prefix: str, node_id: str, ttl: float) -> AsyncIterator[tuple[str, trio.Process]]:
+async def roomserver_process(
+    redis: RedisServer, prefix: str, node_id: str, ttl: float
+) -> AsyncIterator[tuple[str, trio.Process]]:
     """A real ``roomserver`` process; yields its URL and the process (to kill)."""
     argv = [sys.executable, "-m", "roomactors.cli", "--port", "0", "--redis", redis.url, "--node-id", node_id,
             "--redis-prefix", prefix, "--redis-channel", f"{prefix}socketio", "--node-ttl", str(ttl)]
