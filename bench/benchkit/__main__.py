@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for CI (about a minute for all three servers)")
     p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: roomactors,node,pysocketio")
-    p.add_argument("--scenarios", default="fanout,churn,connections,ack", help="comma-separated subset to run")
+    p.add_argument("--scenarios", default="fanout,churn,connections,ack,race", help="comma-separated subset to run")
     p.add_argument("--fanout-clients", help="comma-separated N, e.g. 1000,5000")
     p.add_argument("--fanout-seconds", type=float)
     p.add_argument("--churn-seconds", type=float)
@@ -68,6 +68,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--polling", type=int, help="idle polling connections on top")
     p.add_argument("--ack-clients", type=int)
     p.add_argument("--ack-seconds", type=float)
+    p.add_argument("--race-rooms", type=int, help="rooms racing at once")
+    p.add_argument("--race-players", type=int, help="players per room (besides the host)")
+    p.add_argument("--race-rate", type=float, help="answers per second per player")
+    p.add_argument("--race-warmup", type=float, help="seconds of answering before measuring")
+    p.add_argument("--race-seconds", type=float, help="seconds measured at the fixed pace")
+    p.add_argument("--race-saturate", type=float, help="seconds of closed-loop answering after (0: none)")
     p.add_argument("--cpus", help="SERVER:LOAD cpu lists for taskset, e.g. 0:1; 'none' to not pin (default: first core for the server, the rest for the load)")
     p.add_argument("--roomactors-ref", metavar="REF", help="run roomactors as committed at this git ref (e.g. HEAD) instead of the working tree")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="directory for the JSON and the PNG")
@@ -79,7 +85,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     overrides: dict[str, object] = {}
     if args.fanout_clients:
         overrides["fanout_clients"] = tuple(int(n) for n in args.fanout_clients.split(","))
-    for name in ("fanout_seconds", "churn_seconds", "churn_watchers", "churn_players", "websockets", "polling", "ack_clients", "ack_seconds"):
+    for name in ("fanout_seconds", "churn_seconds", "churn_watchers", "churn_players", "websockets", "polling", "ack_clients", "ack_seconds",
+                 "race_rooms", "race_players", "race_rate", "race_warmup", "race_seconds", "race_saturate"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     return Sizes(**{**base.__dict__, **overrides})

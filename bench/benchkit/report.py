@@ -69,6 +69,16 @@ def metrics(fanout_clients: Sequence[int]) -> list[Metric]:
         Metric("ack.concurrent_per_second", "ack, many clients: acks", "/s", True, "ack", ("concurrent", "acks_per_second")),
         Metric("ack.concurrent_p50_ms", "ack, many clients: round trip p50", "ms", False, "ack", ("concurrent", "latency", "p50_ms")),
         Metric("ack.concurrent_p99_ms", "ack, many clients: round trip p99", "ms", False, "ack", ("concurrent", "latency", "p99_ms")),
+        Metric("race.answers_per_second", "race, fixed pace: answers acknowledged", "/s", True, "race", ("answers_per_second",)),
+        Metric("race.ack_p50_ms", "race, fixed pace: answer ack p50", "ms", False, "race", ("ack_latency", "p50_ms")),
+        Metric("race.ack_p99_ms", "race, fixed pace: answer ack p99", "ms", False, "race", ("ack_latency", "p99_ms")),
+        Metric("race.progress_lag_p50_ms", "race, fixed pace: progress lag p50", "ms", False, "race", ("progress_lag", "p50_ms")),
+        Metric("race.progress_lag_p99_ms", "race, fixed pace: progress lag p99", "ms", False, "race", ("progress_lag", "p99_ms")),
+        Metric("race.server_cpu_share", "race, fixed pace: server busy", "cores", False, "race", ("cpu", "server_cpu_share"), True),
+        Metric("race.schedule_lag_p99_ms", "race, fixed pace: load client sent late by, p99", "ms", False, "race", ("schedule_lag", "p99_ms"), True),
+        Metric("race.saturation_answers_per_second", "race, closed loop: answers acknowledged", "/s", True, "race", ("saturation", "answers_per_second")),
+        Metric("race.saturation_ack_p99_ms", "race, closed loop: answer ack p99", "ms", False, "race", ("saturation", "ack_latency", "p99_ms")),
+        Metric("race.setup_seconds", "race: seating and starting everyone", "s", False, "race", ("setup_seconds",), True),
     ]
     return rows
 
@@ -146,6 +156,15 @@ def targets_met(results: Results, fanout_clients: Sequence[int]) -> list[str]:
     r = ratio(v("churn", "pysocketio", "ack_latency", "p50_ms"), v("churn", "roomactors", "ack_latency", "p50_ms"))
     out.append(line("churn ack latency p50 ≥ 2× better than python-socketio (which acks before its lists go out)",
                     r, None if r is None else r >= 2))
+    race = results.get("race", {}).get("roomactors", {})
+    size = (f"{race.get('rooms')} rooms × {race.get('players_per_room')} players × {race.get('rate_per_player')}/s"
+            if "rooms" in race else "race")  # fmt: skip
+    ms = v("race", "roomactors", "ack_latency", "p99_ms")
+    out.append(line(f"{size}: answer ack p99 ≤ 50 ms (aim at 200 × 25 × 1/s)", ms, None if ms is None else ms <= 50, " ms"))
+    ms = v("race", "roomactors", "progress_lag", "p99_ms")
+    out.append(line(f"{size}: progress lag p99 ≤ 300 ms (aim at 200 × 25 × 1/s)", ms, None if ms is None else ms <= 300, " ms"))
+    r = ratio(v("race", "roomactors", "saturation", "answers_per_second"), v("race", "node", "saturation", "answers_per_second"))
+    out.append(line("race, closed loop: answers/s ≥ 1× Node (compare the ack p99 rows too)", r, None if r is None else r >= 1))
     return [x for x in out if not x.split(": ")[-1].startswith("— (?)")]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,15 @@ class Sizes:
     ack_clients: int = 200
     ack_seconds: float = 10.0
     ack_commands: int = 200_000
+    race_rooms: int = 200
+    race_players: int = 25
+    """Players per room, besides its host."""
+    race_rate: float = 1.0
+    """Answers per second per player (the issue's aim: 200 × 25 × 1 = 5,000/s)."""
+    race_warmup: float = 5.0
+    race_seconds: float = 20.0
+    race_saturate: float = 10.0
+    """Seconds of closed-loop answering after the paced part (0: none)."""
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -55,13 +65,19 @@ class Sizes:
             ack_clients=50,
             ack_seconds=1.5,
             ack_commands=20_000,
+            race_rooms=4,
+            race_players=5,
+            race_rate=2.0,
+            race_warmup=1.0,
+            race_seconds=2.0,
+            race_saturate=1.0,
         )
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    """Key in the results: "fanout-1000", "churn", "connections", "ack"."""
+    """Key in the results: "fanout-1000", "churn", "connections", "ack", "race"."""
     args: tuple[str, ...]
     time_bound: float
     """Seconds after which the load client is stopped and the scenario counts as failed."""
@@ -106,6 +122,16 @@ def plan(sizes: Sizes, *, client_rate: float, creators: int) -> list[Scenario]:
             connect_budget + sizes.ack_seconds * 4,
         )
     )
+    race_clients = sizes.race_rooms * (sizes.race_players + 1)
+    scenarios.append(
+        Scenario(
+            "race",
+            ("--scenario", "race", "--rooms", str(sizes.race_rooms), "--race-players", str(sizes.race_players),
+             "--race-rate", str(sizes.race_rate), "--race-warmup", str(sizes.race_warmup),
+             "--duration", str(sizes.race_seconds), "--race-saturate", str(sizes.race_saturate), *pacing),
+            connect_budget + race_clients / 25 + sizes.race_warmup + sizes.race_seconds * 2 + sizes.race_saturate * 2 + 30,
+        )
+    )
     return scenarios
 
 
@@ -124,11 +150,15 @@ async def run_load(
         *pin, node, str(RAWLOAD), "--url", url, "--server-pid", str(server_pid),
         "--clk-tck", str(os.sysconf("SC_CLK_TCK")), *scenario.args,
     ]
-    with trio.move_on_after(scenario.time_bound) as scope:
-        done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO))
+    # stderr goes to a file, so that a load client stopped for overrunning still says
+    # how far it got (its progress lines).
+    with tempfile.TemporaryFile() as err:
+        with trio.move_on_after(scenario.time_bound) as scope:
+            done = await trio.run_process(argv, capture_stdout=True, stderr=err, check=False, cwd=str(REPO))
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
     if scope.cancelled_caught:
-        return Outcome({"failed": f"overran its time bound of {scenario.time_bound:.0f} s"})
-    stderr = done.stderr.decode(errors="replace")
+        return Outcome({"failed": f"overran its time bound of {scenario.time_bound:.0f} s"}, stderr)
     lines = done.stdout.decode(errors="replace").strip().splitlines()
     try:
         result = json.loads(lines[-1])

@@ -15,7 +15,7 @@
 // utilisation from /proc/stat, and its own CPU time. One JSON object on stdout;
 // progress on stderr.
 //
-//   node rawload.mjs --url http://127.0.0.1:PORT --scenario fanout|churn|connections|ack
+//   node rawload.mjs --url http://127.0.0.1:PORT --scenario fanout|churn|connections|ack|race
 //        [--server-pid PID] [--clk-tck 100] [scenario flags, see FLAGS below]
 //
 // Every loop is bounded in count and in time; the process exits when the scenario ends.
@@ -62,6 +62,12 @@ const { values: FLAGS } = parseArgs({
     settle: { type: "string", default: "1" }, // seconds before reading RSS
     // ack
     "ack-clients": { type: "string", default: "200" },
+    // race (--rooms, --duration as above)
+    "race-players": { type: "string", default: "25" }, // players per room, besides the host
+    "race-rate": { type: "string", default: "1" }, // answers per second per player
+    "race-warmup": { type: "string", default: "3" }, // seconds of answering before measuring
+    "race-saturate": { type: "string", default: "0" }, // seconds of closed-loop answering after (0: none)
+    observers: { type: "string", default: "2" }, // members per room that parse raceprogress (the host first)
   },
 });
 if (!FLAGS.url || !FLAGS.scenario) {
@@ -74,6 +80,9 @@ const NS_PREFIX = NS === "/" ? "" : `${NS},`;
 const EVENT_PREFIX = `42${NS_PREFIX}`;
 const ACK_PREFIX = `43${NS_PREFIX}`;
 const LIST_PREFIX_BYTES = Buffer.from(`${EVENT_PREFIX}["updaterooms"`);
+const PROGRESS_PREFIX_BYTES = Buffer.from(`${EVENT_PREFIX}["raceprogress"`);
+const RACESTART_PREFIX_BYTES = Buffer.from(`${EVENT_PREFIX}["racestart"`);
+const startsWith = (data, prefix) => data.length > prefix.length && data.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
 const CLOSE_BRACKET = 0x5d;
 const OPEN_BRACKET = 0x5b;
 /** `...,[]]`: the list is empty (with or without a space before it). */
@@ -217,6 +226,8 @@ class WsClient {
     this.ackSeq = 0;
     this.acks = new Map();
     this.onList = null; // (bytes: Buffer) => void, for `updaterooms` frames
+    this.onProgress = null; // (bytes: Buffer) => void, for `raceprogress` frames
+    this.onRaceStart = null; // (bytes: Buffer) => void, for `racestart` frames
     this.lists = 0;
     this.open = false;
     this.gen = -1; // fan-out: the last command this client has seen
@@ -249,6 +260,14 @@ class WsClient {
         if (data.length > LIST_PREFIX_BYTES.length && data.compare(LIST_PREFIX_BYTES, 0, LIST_PREFIX_BYTES.length, 0, LIST_PREFIX_BYTES.length) === 0) {
           this.lists++;
           if (this.onList) this.onList(data);
+          return;
+        }
+        if (this.onProgress && startsWith(data, PROGRESS_PREFIX_BYTES)) {
+          this.onProgress(data);
+          return;
+        }
+        if (this.onRaceStart && startsWith(data, RACESTART_PREFIX_BYTES)) {
+          this.onRaceStart(data);
           return;
         }
         const text = data.toString();
@@ -311,6 +330,7 @@ class WsClient {
  * returns the ack or null. `client.sentAt` is when it went out. */
 const OK = /^\[\{"ok":\s?true[,}]/;
 const OK_ONLY = Object.freeze({ ok: true });
+const PARSED_ACKS = new Set(["create_room", "start_race"]);
 
 async function command(client, event, payload, pace = true) {
   if (pace) await client.pacer.take();
@@ -318,10 +338,14 @@ async function command(client, event, payload, pace = true) {
   try {
     const raw = await client.call(event, payload);
     // Parsing every ack would make the load client the bottleneck; only answers whose
-    // body is used (create_room's room) or that are not a plain success are parsed.
-    if (event !== "create_room" && OK.test(raw)) return OK_ONLY;
+    // body is used (create_room's room, start_race's race_id) or that are not a plain
+    // success are parsed. (RAWLOAD_DEBUG=1 logs every failed command.)
+    if (!PARSED_ACKS.has(event) && OK.test(raw)) return OK_ONLY;
     const ack = JSON.parse(raw)[0];
-    if (!ack || ack.ok !== true) errors.add(ack?.error?.code ?? "bad_ack");
+    if (!ack || ack.ok !== true) {
+      errors.add(ack?.error?.code ?? "bad_ack");
+      if (process.env.RAWLOAD_DEBUG) log(`${event} ${JSON.stringify(payload).slice(0, 200)} -> ${raw}`);
+    }
     return ack;
   } catch (err) {
     errors.add(err.message.includes("timeout") ? "ack_timeout" : "ack_lost");
@@ -584,6 +608,245 @@ async function ack() {
   return { sequential, concurrent };
 }
 
+/** The race: R rooms of P players (and a host each), every player answering at a fixed
+ * pace (open loop: on schedule, not after the previous ack), phases spread evenly over
+ * the period. Measures each answer's ack latency, and its progress lag: from sending it
+ * to an observer (the host, and --observers - 1 players of the room) having the first
+ * `raceprogress` that counts it. The other players' progress frames are counted, not
+ * parsed (parsing 25 receivers' copies would make the load client the bottleneck).
+ * Rooms are unlisted and joined by code when the server has codes (else every join
+ * would send every client the whole list); then, optionally, closed-loop answering
+ * (each player sends its next answer when the previous is acknowledged) for
+ * --race-saturate seconds: the answers/s the server sustains. */
+async function race() {
+  const R = Number(FLAGS.rooms);
+  const P = Number(FLAGS["race-players"]);
+  const rate = Number(FLAGS["race-rate"]);
+  const warmupMs = Number(FLAGS["race-warmup"]) * 1000;
+  const durationMs = Number(FLAGS.duration) * 1000;
+  const saturateMs = Number(FLAGS["race-saturate"]) * 1000;
+  const observersPerRoom = Math.max(1, Math.min(P + 1, Number(FLAGS.observers)));
+  // Enough cards for the paced part, and for the closed loop at up to 30,000 answers/s
+  // in all (a player who runs out ends that window); a deck's limit is 1,000. Every
+  // member receives every problem in racestart, so the deck is no bigger than that.
+  const saturateCards = saturateMs ? Math.ceil((saturateMs / 1000) * 30_000 / (R * P)) : 0;
+  const cardCount = Math.min(1000, Math.ceil(rate * (warmupMs + durationMs) / 1000) + 20 + saturateCards);
+  const deck = {
+    name: "Race deck",
+    flashcards: Array.from({ length: cardCount }, (_, i) => ({ id: i + 1, problem: `${i}+${i}`, answer: `${2 * i}` })),
+  };
+  const t0Setup = now();
+
+  // Hosts and their rooms.
+  const { clients: hosts } = await connectMany(R);
+  const rooms = await ramp(R, async (r) => {
+    const ack = await command(hosts[r], "create_room", { name: `Race ${r}`, host: { id: `h${r}`, username: `h${r}` }, deck, listed: false });
+    if (ack?.room?.id === undefined) throw new Error(`create_room failed: ${JSON.stringify(ack)}`);
+    return { id: ack.room.id, code: ack.room.code, host: hosts[r], players: [], raceId: null };
+  });
+  const byCode = rooms[0].code !== undefined;
+  log(`${R} rooms${byCode ? " (unlisted, joined by code)" : " (listed: this server has no room codes)"}`);
+
+  // Players: join the lobby and their room.
+  const { clients: players } = await connectMany(R * P, R);
+  await ramp(players.length, async (i) => {
+    const room = rooms[Math.floor(i / P)];
+    const player = players[i];
+    player.userId = `p${i}`;
+    player.room = room;
+    await command(player, "join_lobby", { id: player.userId, username: `p${i}` });
+    const ack = await command(player, "join_room", byCode ? { code: room.code } : { id: room.id });
+    if (ack?.ok !== true) throw new Error(`join_room failed: ${JSON.stringify(ack)}`);
+  });
+  for (const [i, player] of players.entries()) rooms[Math.floor(i / P)].players.push(player);
+  log(`${players.length} players seated after ${((now() - t0Setup) / 1000).toFixed(1)} s`);
+
+  // Start every race at once (no countdown: racing at start_at = now).
+  let started = 0;
+  let allStarted;
+  const everyoneStarted = new Promise((resolve) => (allStarted = resolve));
+  for (const p of players) {
+    p.onRaceStart = () => {
+      p.onRaceStart = null;
+      if (++started === players.length) allStarted();
+    };
+  }
+  await ramp(R, async (r) => {
+    const ack = await command(rooms[r].host, "start_race", { id: rooms[r].id, countdown: 0 });
+    if (ack?.ok !== true) throw new Error(`start_race failed: ${JSON.stringify(ack)}`);
+    rooms[r].raceId = ack.race_id;
+  });
+  let timer;
+  const startOutcome = await Promise.race([
+    everyoneStarted.then(() => "started"),
+    new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), TIMEOUT_MS * 3))),
+  ]);
+  clearTimeout(timer);
+  if (startOutcome !== "started") throw new Error(`only ${started} of ${players.length} players got racestart`);
+  const setupSeconds = (now() - t0Setup) / 1000;
+  log(`${R} races started after ${setupSeconds.toFixed(1)} s`);
+
+  // What each answer is and when it went out.
+  for (const p of players) {
+    p.next = 0;
+    p.sent = new Float64Array(cardCount).fill(NaN);
+    p.measured = new Uint8Array(cardCount); // sent inside the measured window
+  }
+  const ackLatency = new Series();
+  const progressLag = new Series();
+  let answersAcked = 0;
+  let progressFrames = 0;
+  let progressOutstanding = 0; // measured answers times their observers, not yet seen
+
+  // Observers parse raceprogress; everybody else counts it.
+  for (const room of rooms) {
+    const members = [room.host, ...room.players];
+    const byId = new Map(room.players.map((p) => [p.userId, p]));
+    for (const [m, member] of members.entries()) {
+      if (m >= observersPerRoom) {
+        member.onProgress = () => progressFrames++;
+        continue;
+      }
+      const seen = new Map(); // player id -> answers this observer has seen counted
+      member.observer = true;
+      member.onProgress = (bytes) => {
+        progressFrames++;
+        const t = now();
+        const payload = JSON.parse(bytes.toString().slice(EVENT_PREFIX.length))[1];
+        for (const entry of payload.players) {
+          const p = byId.get(entry.id);
+          if (!p || p === member) continue; // your own progress is not a lag
+          for (let k = seen.get(entry.id) ?? 0; k < entry.answered; k++) {
+            if (p.measured[k]) {
+              progressLag.add(t - p.sent[k]);
+              progressOutstanding--;
+            }
+          }
+          seen.set(entry.id, Math.max(seen.get(entry.id) ?? 0, entry.answered));
+        }
+      };
+    }
+  }
+  const observersOf = (p) => observersPerRoom - (p.room.players.indexOf(p) < observersPerRoom - 1 ? 1 : 0);
+
+  function answer(p, inWindow) {
+    const k = p.next++;
+    const correct = k % 5 !== 4; // every fifth answer wrong
+    p.sent[k] = now();
+    if (inWindow) {
+      p.measured[k] = 1;
+      progressOutstanding += observersOf(p);
+    }
+    const sentAt = p.sent[k];
+    return command(p, "answer", { id: p.room.id, race_id: p.room.raceId, card: k, answer: correct ? `${2 * k}` : "x" }, false).then((ack) => {
+      if (ack?.ok !== true) return false;
+      if (inWindow) {
+        answersAcked++;
+        ackLatency.add(now() - sentAt);
+      }
+      return true;
+    });
+  }
+
+  // The paced phase: answer s = k * N + i (i in phase order) is due at t0 + (k + i / N) / rate;
+  // it is measured when it is due inside the window. How late the load client sends
+  // (its schedule lag) is reported: when it is large, the load client set the pace.
+  const N = players.length;
+  const scheduleLag = new Series();
+  const periodMs = 1000 / rate;
+  const pending = new Set();
+  const t0 = now() + 200;
+  const endAt = t0 + warmupMs + durationMs;
+  let window = null;
+  let sentInWindow = 0;
+  let framesAtStart = 0;
+  let seq = 0;
+  const windowStart = t0 + warmupMs;
+  await new Promise((resolve) => {
+    function tick() {
+      const t = now();
+      if (window === null && t >= windowStart) {
+        window = new CpuWindow();
+        framesAtStart = progressFrames;
+      }
+      for (; ; seq++) {
+        const k = Math.floor(seq / N);
+        const due = t0 + (k + (seq % N) / N) * periodMs;
+        if (due >= endAt) return resolve();
+        if (due > t) break;
+        const p = players[seq % N];
+        if (p.next >= cardCount) continue;
+        const inWindow = due >= windowStart;
+        if (inWindow) {
+          sentInWindow++;
+          scheduleLag.add(t - due);
+        }
+        const done = answer(p, inWindow);
+        pending.add(done);
+        done.finally(() => pending.delete(done));
+      }
+      setTimeout(tick, 1);
+    }
+    tick();
+  });
+  const cpu = window.close();
+  const framesInWindow = progressFrames - framesAtStart;
+  // Every measured answer acked and seen by its observers (or the wait times out).
+  const drainStart = now();
+  await Promise.all(pending);
+  while (progressOutstanding > 0 && now() - drainStart < TIMEOUT_MS) await new Promise((r) => setTimeout(r, 20));
+  if (progressOutstanding > 0) errors.add("progress_not_seen");
+  const paced = {
+    answers_sent: sentInWindow,
+    answers_acked: answersAcked,
+    target_answers_per_second: round(N * rate, 1),
+    answers_per_second: round(answersAcked / cpu.seconds, 1),
+    ack_latency: ackLatency.summary(),
+    progress_lag: progressLag.summary(),
+    schedule_lag: scheduleLag.summary(),
+    progress_frames_per_second: round(framesInWindow / cpu.seconds, 1),
+    cpu,
+  };
+
+  let saturation = null;
+  if (saturateMs > 0) {
+    await new Promise((r) => setTimeout(r, 500));
+    const latency = new Series();
+    const satWindow = new CpuWindow();
+    const stopAt = satWindow.t0 + saturateMs;
+    let stopped = false;
+    await Promise.all(
+      players.map(async (p) => {
+        while (!stopped && now() < stopAt && p.next < cardCount) {
+          const sentAt = now();
+          const k = p.next++;
+          const ack = await command(p, "answer", { id: p.room.id, race_id: p.room.raceId, card: k, answer: `${2 * k}` });
+          if (ack?.ok !== true) return;
+          if (now() <= stopAt) latency.add(now() - sentAt);
+        }
+        stopped = true; // the first player out of cards ends the window for everyone
+      }),
+    );
+    const satCpu = satWindow.close();
+    const summary = latency.summary();
+    saturation = { answers: summary.count, answers_per_second: round(summary.count / satCpu.seconds, 1), ack_latency: summary, cpu: satCpu };
+  }
+
+  for (const c of [...hosts, ...players]) c.close();
+  return {
+    rooms: R,
+    players_per_room: P,
+    players: N,
+    rate_per_player: rate,
+    cards: cardCount,
+    by_code: byCode,
+    observers_per_room: observersPerRoom,
+    setup_seconds: round(setupSeconds),
+    ...paced,
+    saturation,
+  };
+}
+
 // --- the connection ramp -------------------------------------------------------------
 
 const pollAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -691,7 +954,7 @@ async function connections() {
 
 // --- main ----------------------------------------------------------------------------
 
-const SCENARIOS = { fanout, churn, connections, ack };
+const SCENARIOS = { fanout, churn, connections, ack, race };
 const scenario = SCENARIOS[FLAGS.scenario];
 if (!scenario) {
   process.stderr.write(`rawload: unknown scenario ${FLAGS.scenario}\n`);
@@ -700,7 +963,7 @@ if (!scenario) {
 const hardStop = setTimeout(() => {
   process.stderr.write("rawload: scenario overran its time bound\n");
   process.exit(3);
-}, (Number(FLAGS.duration) * 2 + 600) * 1000);
+}, (Number(FLAGS.duration) * 2 + Number(FLAGS["race-warmup"]) + Number(FLAGS["race-saturate"]) * 2 + 600) * 1000);
 hardStop.unref();
 try {
   const result = await scenario();

@@ -54,7 +54,7 @@ def test_json_has_every_metric_for_every_server(quick_run: tuple[subprocess.Comp
     document = json.loads((out / "bench-latest.json").read_text())
     metrics = document["metrics"]
     scenarios = {key.split(".")[0] for key in metrics}
-    assert {"churn", "connections", "ack"} <= scenarios
+    assert {"churn", "connections", "ack", "race"} <= scenarios
     assert len([s for s in scenarios if s.startswith("fanout-")]) >= 2
     missing = [(key, server) for key, by_server in metrics.items() for server in SERVERS if by_server.get(server) is None]
     assert not missing, f"metrics without a value: {missing}; failures: {document['failures']}"
@@ -85,3 +85,16 @@ def test_plot_exists(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -
     png = out / "fanout-latest.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 10_000
+
+
+def test_race_acks_every_answer_and_observers_see_them(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Every answer sent in the measured window is acknowledged, and the observers saw
+    each one in a raceprogress: else latency and lag describe a failing race."""
+    _, out = quick_run
+    races = json.loads((out / "bench-latest.json").read_text())["results"]["race"]
+    for server in SERVERS:
+        result = races[server]
+        assert result["answers_sent"] > 0, server
+        assert result["answers_acked"] == result["answers_sent"], server
+        assert result["progress_lag"]["count"] > 0, server
+        assert result["saturation"]["answers"] > 0, server

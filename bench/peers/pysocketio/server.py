@@ -6,7 +6,14 @@ the same work, so this server follows the same contract, check for check, as
 ``bench/peers/node/server.mjs`` does: namespaces ``/`` and ``/lobby`` share one
 lobby; every command answers by ack or by ``rejected``; errors come in the
 contract's order; ``updaterooms`` goes to every client on every change, after any
-``roomclosed``; a second connection of a user takes over.
+``roomclosed``; a second connection of a user takes over. The race
+(/work/shared/race.md "Roles and phases", "Time", "Commands", "Events") too: the
+deck's answers stay in the room until ``raceover``, every time is the server's,
+``raceprogress`` goes out at most every 200 ms per room and, when the sender falls
+behind, newest-wins per room (it is built when it is sent). Room codes and
+unlisted rooms (protocol.md "Room codes and the room feed": ``code``,
+``create_room {listed}``, ``join_room {code}``, ``roomupdated``), not the feed
+(``watch_rooms``): the race benchmark seats its players in unlisted rooms.
 
 The lobby is plain synchronous code, so each command is atomic on the event loop.
 What it sends is queued and sent by one task in order: with concurrent handler
@@ -27,10 +34,14 @@ import asyncio
 import logging
 import math
 import os
+import random
+import re
 import sys
 import time
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import socketio
@@ -40,7 +51,19 @@ from socketio import packet
 logger = logging.getLogger("pysocketio_peer")
 
 NAMESPACES = ("/", "/lobby")
-COMMANDS = frozenset({"join_lobby", "leave_lobby", "create_room", "join_room", "leave_room"})
+COMMANDS = frozenset({
+    "join_lobby", "leave_lobby", "create_room", "join_room", "leave_room",
+    "time_sync", "start_race", "answer", "end_race", "race_results", "kick_player", "lock_room",
+})  # fmt: skip
+MAX_ANSWER_CHARS = 100
+PROGRESS_INTERVAL = 0.2  # seconds between two raceprogress of one room, at least
+RESULTS_KEPT = 10
+NO_LIMIT_CAP_S = 3600
+MAX_EXPONENT = 20
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 6
+MAX_CODE_CHARS = 16
+_EXPONENT = re.compile(r"e\s*([-+]?\d[\d_]*)", re.IGNORECASE)
 MAX_ID_CHARS = 64
 MAX_USER_TEXT_CHARS = 64
 MAX_NAME_CHARS = 100
@@ -203,6 +226,94 @@ def parse_deck(raw: object) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return info, cards
 
 
+def _seconds(raw: Mapping[str, Any], key: str, low: float, high: float, default: float | None) -> float | None:
+    if key not in raw:
+        return default
+    value = raw[key]
+    if not _is_number(value) or not low <= value <= high:
+        raise invalid(f"{key} must be a number of seconds from {low:g} to {high:g}")
+    return float(value)
+
+
+def _flag(raw: Mapping[str, Any], key: str) -> bool:
+    if key not in raw:
+        return False
+    if not isinstance(raw[key], bool):
+        raise invalid(f"{key} must be true or false")
+    return bool(raw[key])
+
+
+def _positive_int(raw: Mapping[str, Any], key: str, command: str) -> int:
+    if key not in raw:
+        raise invalid(f"{command} needs {key}")
+    if not _is_int(raw[key]) or raw[key] <= 0:
+        raise invalid(f"{key} must be a positive integer")
+    return int(raw[key])
+
+
+# The matching rule: trimmed, NFKC, case-folded, inner whitespace collapsed; or equal
+# exact rationals (fractions.Fraction). A decimal exponent beyond ±20 is text only.
+
+
+def _answer_text(value: str | float) -> str:
+    """A JSON number is read through its shortest decimal form (repr)."""
+    return value if isinstance(value, str) else repr(value)
+
+
+def normalize(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text.strip()).casefold().split())
+
+
+def rational(text: str) -> Fraction | None:
+    exponent = _EXPONENT.search(text)
+    if exponent is not None:
+        try:
+            if abs(int(exponent.group(1))) > MAX_EXPONENT:
+                return None
+        except ValueError:
+            return None
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def matches(given: str | float, expected: str | float) -> bool:
+    a, b = normalize(_answer_text(given)), normalize(_answer_text(expected))
+    if a == b:
+        return True
+    x = rational(a)
+    y = rational(b) if x is not None else None
+    return y is not None and x == y
+
+
+def ranking(players: list[Racer]) -> list[dict[str, Any]]:
+    """Most correct first, then smallest time_ms, then most answered; equal on all three
+    share a place and the next place skips (1, 1, 3). Never answered: last."""
+
+    def key(p: Racer) -> tuple[int, float, int]:
+        return (-p.correct, math.inf if p.time_ms is None else p.time_ms, -p.answered)
+
+    out: list[dict[str, Any]] = []
+    previous: tuple[int, float, int] | None = None
+    for i, p in enumerate(sorted(players, key=key)):
+        place = out[-1]["place"] if previous == key(p) else i + 1
+        previous = key(p)
+        out.append({"place": place, "id": p.id, "username": p.username, "correct": p.correct,
+                    "answered": p.answered, "time_ms": p.time_ms, "left": p.left})  # fmt: skip
+    return out
+
+
+class Clock:
+    """Server epoch milliseconds: the monotonic clock plus the epoch at start-up."""
+
+    def __init__(self) -> None:
+        self.offset = time.time() - time.monotonic()
+
+    def ms(self) -> int:
+        return int((self.offset + time.monotonic()) * 1000)
+
+
 # --- the lobby -------------------------------------------------------------------
 
 
@@ -222,27 +333,68 @@ class UserState:
 
 
 @dataclass
+class Racer:
+    id: int | str
+    username: str | None
+    next: int | None = 0
+    answered: int = 0
+    correct: int = 0
+    time_ms: int | None = None
+    left: bool = False
+    mine: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Race:
+    id: int
+    start_at: int
+    end_at: int
+    late_join: bool
+    cards: list[dict[str, Any]]
+    players: dict[int | str, Racer]
+    over: bool = False
+    last_progress_at: float = -math.inf
+    progress_due: bool = False
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+
+@dataclass
 class Room:
     id: int
+    code: str
+    listed: bool
     name: str
     host_id: int | str
     deck: dict[str, Any]
     cards: list[dict[str, Any]]  # kept, never shown
     players: list[int | str] = field(default_factory=list)
+    state: str = "waiting"
+    locked: bool = False
+    banned: set[int | str] = field(default_factory=set)
+    race: Race | None = None  # the current or last race
+    next_race_id: int = 1
+    results: list[dict[str, Any]] = field(default_factory=list)  # the last RESULTS_KEPT, newest last
 
 
 class Lobby:
     """Users, rooms and connections. Synchronous: each call is atomic on the loop;
     what must be sent is appended to ``outbox`` in order."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, call_later: Callable[[float, Callable[[], None]], asyncio.TimerHandle]) -> None:
         self.limits = limits
+        self.call_later = call_later
+        """Runs a function after a delay (seconds) on the loop, then flushes what it sent."""
+        self.clock = Clock()
         self.conns: dict[ConnKey, Conn] = {}
         self.users: dict[int | str, UserState] = {}
         self.rooms: dict[int, Room] = {}
+        self.codes: dict[str, int] = {}  # room code -> room id, for open rooms
         self.next_room_id = 1
-        self.dirty = False
-        self.outbox: list[tuple[Any, ...]] = []  # ("emit", event, payload, key|None) / ("detach", key)
+        self.dirty = False  # the list changed
+        self.changed: dict[int, Room] = {}  # rooms whose members get a roomupdated
+        # ("emit", event, payload, key|None) / ("emit_many", event, payload, [keys]) /
+        # ("progress", room_id, race_id) / ("detach", key)
+        self.outbox: list[tuple[Any, ...]] = []
 
     def connect(self, key: ConnKey) -> None:
         self.conns[key] = Conn(key, tokens=float(self.limits.command_burst), refilled_at=time.monotonic())
@@ -315,6 +467,11 @@ class Lobby:
             raise invalid("create_room needs a deck")
         deck, cards = parse_deck(raw["deck"])
         host = parse_claim(raw["host"], "host.") if raw.get("host") is not None else None
+        listed = deck.get("private") is not True  # a private deck: unlisted unless `listed` says otherwise
+        if raw.get("listed") is not None:
+            if not isinstance(raw["listed"], bool):
+                raise invalid("listed must be true or false")
+            listed = raw["listed"]
         if conn.user_id is None:
             if host is None:
                 raise ProtocolError("not_in_lobby", "join the lobby first, or send a host")
@@ -329,32 +486,54 @@ class Lobby:
         if len(self.rooms) >= self.limits.max_rooms:
             raise ProtocolError("too_many_rooms", "the server holds its limit of rooms")
         state = self._bind(conn, host) if conn.user_id is None and host is not None else self.users[user_id]
-        room = Room(self.next_room_id, name, state.user["id"], deck, cards)
+        room = Room(self.next_room_id, self._new_code(), listed, name, state.user["id"], deck, cards)
         self.next_room_id += 1
         self.rooms[room.id] = room
+        self.codes[room.code] = room.id
         state.room_id = room.id
-        self.dirty = True
+        self._touch(room)
         return {"ok": True, "room": self.summary(room)}
 
     def _join_room(self, conn: Conn, payload: object) -> dict[str, Any]:
-        room_id = parse_room_id(payload, "join_room")
+        raw = require_object(payload, "join_room")
+        code: str | None = None
+        if "code" in raw:
+            if "id" in raw:
+                raise invalid("join_room takes a room id or a code, not both")
+            code = raw["code"]
+            if not isinstance(code, str) or not 1 <= len(code) <= MAX_CODE_CHARS:
+                raise invalid(f"a room code is a string of 1 to {MAX_CODE_CHARS} characters")
+        else:
+            target = parse_room_id(raw, "join_room")
         state = self._speaker(conn)
-        room = self._room(room_id)
+        room = self._room_by_code(code.upper()) if code is not None else self._room(target, state)
+        room_id = room.id
         if state.room_id == room_id:
             return {"ok": True, "room": self.summary(room)}
         if state.room_id is not None:
-            raise ProtocolError("already_in_room", f"you sit in room {state.room_id}")
+            raise ProtocolError("already_in_room", f"you sit in room {state.room_id}; leave it first")
+        if state.user["id"] in room.banned:
+            raise ProtocolError("banned", f"the host removed you from room {room_id}; pick another room")
+        if room.locked:
+            raise ProtocolError("room_locked", f"room {room_id} is locked; ask its host to unlock it")
+        race = self._running(room)
+        if race is not None and not race.late_join:
+            raise ProtocolError("race_in_progress", f"room {room_id} is racing; join when the race is over")
         if len(room.players) >= self.limits.max_players:
             raise ProtocolError("room_full", f"room {room_id} is full")
         room.players.append(state.user["id"])
         state.room_id = room_id
-        self.dirty = True
+        self._touch(room)
+        if race is not None:
+            racer = race.players[state.user["id"]] = Racer(state.user["id"], state.user.get("username"))
+            self._send_to(state.user["id"], "racestate", self._race_state(room, race, racer))
+            self._schedule_progress(room)
         return {"ok": True, "room": self.summary(room)}
 
     def _leave_room(self, conn: Conn, payload: object) -> dict[str, Any]:
         room_id = parse_room_id(payload, "leave_room")
         state = self._speaker(conn)
-        room = self._room(room_id)
+        room = self._room(room_id, state)
         if state.room_id != room_id:
             raise ProtocolError("not_in_room", f"you are not in room {room_id}")
         if room.host_id == state.user["id"]:
@@ -363,6 +542,260 @@ class Lobby:
             self._leave_seat(room, state)
         return {"ok": True}
 
+    # the race
+
+    def _time_sync(self, conn: Conn, payload: object) -> dict[str, Any]:
+        raw = require_object(payload, "time_sync")
+        if not _is_number(raw.get("t0")):
+            raise invalid("time_sync needs t0, your clock's reading as a number")
+        return {"ok": True, "t0": raw["t0"], "server_ms": self.clock.ms()}
+
+    def _start_race(self, conn: Conn, payload: object) -> dict[str, Any]:
+        raw = require_object(payload, "start_race")
+        room_id = parse_room_id(raw, "start_race")
+        countdown = _seconds(raw, "countdown", 0, 10, 3.0)
+        time_limit = _seconds(raw, "time_limit", 10, 3600, None) if raw.get("time_limit") is not None else None
+        shuffle, late_join = _flag(raw, "shuffle"), _flag(raw, "late_join")
+        room = self._host_of(conn, room_id)
+        if self._running(room) is not None:
+            raise ProtocolError("race_in_progress", f"room {room.id} is racing; end_race first")
+        if not room.players:
+            raise ProtocolError("no_players", f"room {room.id} has no players yet; wait for someone to join")
+        now = self.clock.ms()
+        start_at = now + round((countdown or 0.0) * 1000)
+        end_at = start_at + round((time_limit if time_limit is not None else NO_LIMIT_CAP_S) * 1000)
+        order = list(range(len(room.cards)))
+        if shuffle:
+            random.shuffle(order)
+        players = {p: Racer(p, self.users[p].user.get("username")) for p in room.players}
+        race = Race(room.next_race_id, start_at, end_at, late_join, [room.cards[i] for i in order], players)
+        room.next_race_id += 1
+        self._cancel_timers(room)
+        room.race = race
+        if not late_join:
+            room.locked = True
+        room.state = "countdown" if start_at > now else "racing"
+        self._touch(room)
+        if start_at > now:
+            race.timers.append(self.call_later((start_at - now) / 1000, lambda: self._advance(room)))
+        race.timers.append(self.call_later((end_at - now) / 1000, lambda: self._advance(room)))
+        self._send_to_members(room, "racestart", {
+            "id": room.id, "race_id": race.id, "start_at": start_at, "end_at": end_at, "server_ms": now,
+            "cards": [{"index": i, "problem": c["problem"]} for i, c in enumerate(race.cards)],
+            "players": [{"id": p.id, "username": p.username} for p in players.values()],
+        })  # fmt: skip
+        return {"ok": True, "race_id": race.id, "start_at": start_at, "end_at": end_at}
+
+    def _answer(self, conn: Conn, payload: object) -> dict[str, Any]:
+        raw = require_object(payload, "answer")
+        room_id = parse_room_id(raw, "answer")
+        race_id = _positive_int(raw, "race_id", "answer")
+        card_raw = raw.get("card")
+        if not isinstance(card_raw, int) or isinstance(card_raw, bool) or card_raw < 0:
+            raise invalid("answer needs card, the index of your next card (a non-negative integer)")
+        card = card_raw
+        if "answer" not in raw:
+            raise invalid("answer needs the answer")
+        given = raw["answer"]
+        if isinstance(given, str):
+            if len(given) > MAX_ANSWER_CHARS:
+                raise invalid(f"an answer has at most {MAX_ANSWER_CHARS} characters")
+        elif not _is_number(given):
+            raise invalid("an answer is a string or a number")
+        state = self._speaker(conn)
+        room = self._room(room_id, state)
+        race = room.race
+        racer = race.players.get(state.user["id"]) if race is not None and race.id == race_id else None
+        if race is None or racer is None or racer.left:
+            raise ProtocolError("not_racing", f"you are not a player of race {race_id} in room {room.id}")
+        now = self.clock.ms()
+        if not race.over and now < race.start_at:
+            raise ProtocolError("race_not_started", f"the race starts at {race.start_at} (server time); wait for it")
+        if race.over:
+            raise ProtocolError("race_over", f"race {race.id} is over; wait for the next one")
+        if card != racer.next:
+            where = "you have answered every card" if racer.next is None else f"your next card is {racer.next}"
+            raise ProtocolError("wrong_card", f"{where}; answer the cards in order")
+        correct = matches(given, race.cards[card]["answer"])
+        ms = now - race.start_at
+        racer.mine.append({"index": card, "given": given, "correct": correct, "ms": ms})
+        racer.answered += 1
+        racer.correct += int(correct)
+        racer.time_ms = ms
+        racer.next = card + 1 if card + 1 < len(race.cards) else None
+        self._schedule_progress(room)
+        self._end_if_all_done(room)
+        return {"ok": True, "card": card, "correct": correct, "next": racer.next}
+
+    def _end_race(self, conn: Conn, payload: object) -> dict[str, Any]:
+        room = self._host_of(conn, parse_room_id(payload, "end_race"))
+        if self._running(room) is None:
+            raise ProtocolError("not_racing", f"room {room.id} has no race running")
+        self._finish(room, "host_ended")
+        return {"ok": True}
+
+    def _race_results(self, conn: Conn, payload: object) -> dict[str, Any]:
+        raw = require_object(payload, "race_results")
+        room_id = parse_room_id(raw, "race_results")
+        race_id = _positive_int(raw, "race_id", "race_results") if raw.get("race_id") is not None else None
+        room = self._host_of(conn, room_id)
+        running = self._running(room)
+        if running is not None and race_id in (None, running.id):
+            raise ProtocolError("race_in_progress", f"race {running.id} is still running; ask again when it is over")
+        if race_id is None:
+            found = room.results[-1] if room.results else None
+        else:
+            found = next((r for r in room.results if r["race_id"] == race_id), None)
+        if found is None:
+            where = "has no finished race yet" if race_id is None else f"keeps no race {race_id}"
+            raise ProtocolError("race_not_found", f"room {room.id} {where}")
+        return {"ok": True, "results": found}
+
+    def _kick_player(self, conn: Conn, payload: object) -> dict[str, Any]:
+        raw = require_object(payload, "kick_player")
+        room_id = parse_room_id(raw, "kick_player")
+        if "user" not in raw:
+            raise invalid("kick_player needs the user id to kick")
+        user_id = parse_user_id(raw["user"], "user")
+        room = self._host_of(conn, room_id)
+        if user_id not in room.players:
+            raise ProtocolError("not_in_room", f"user {user_id!r} is not a player of room {room.id}")
+        room.banned.add(user_id)
+        self._leave_seat(room, self.users[user_id])
+        self._send_to(user_id, "kicked", {"id": room.id})
+        return {"ok": True}
+
+    def _lock_room(self, conn: Conn, payload: object) -> dict[str, Any]:
+        raw = require_object(payload, "lock_room")
+        room_id = parse_room_id(raw, "lock_room")
+        if not isinstance(raw.get("locked"), bool):
+            raise invalid("lock_room needs locked: true or false")
+        room = self._host_of(conn, room_id)
+        if room.locked != raw["locked"]:
+            room.locked = raw["locked"]
+            self._touch(room)
+        return {"ok": True}
+
+    def _host_of(self, conn: Conn, room_id: int) -> Room:
+        state = self._speaker(conn)
+        room = self._room(room_id, state)
+        if room.host_id != state.user["id"]:
+            raise ProtocolError("not_host", f"only the host of room {room.id} may do that")
+        return room
+
+    @staticmethod
+    def _running(room: Room) -> Race | None:
+        return room.race if room.race is not None and not room.race.over else None
+
+    def _advance(self, room: Room) -> None:
+        """A timer fired: the countdown's end or end_at, on the server's clock."""
+        race = self._running(room)
+        if race is None or self.rooms.get(room.id) is not room:
+            return
+        now = self.clock.ms()
+        if now >= race.end_at:
+            self._finish(room, "time_up")
+        elif room.state == "countdown" and now >= race.start_at:
+            room.state = "racing"
+            self._touch(room)
+        else:  # a little early: again at the due time
+            due = race.start_at if room.state == "countdown" else race.end_at
+            race.timers.append(self.call_later(max(0.001, (due - now) / 1000), lambda: self._advance(room)))
+        self._publish_if_dirty()
+
+    def _end_if_all_done(self, room: Room) -> None:
+        race = self._running(room)
+        if race is not None and all(p.left or p.next is None for p in race.players.values()):
+            self._finish(room, "all_done")
+
+    @staticmethod
+    def _cancel_timers(room: Room) -> None:
+        if room.race is not None:
+            for timer in room.race.timers:
+                timer.cancel()
+            room.race.timers.clear()
+
+    def _finish(self, room: Room, reason: str) -> None:
+        race = room.race
+        assert race is not None
+        race.over = True
+        self._cancel_timers(room)
+        room.state = "finished"
+        self._touch(room)
+        players = list(race.players.values())
+        results = {
+            "id": room.id, "race_id": race.id, "reason": reason, "ranking": ranking(players),
+            "cards": [{"index": i, "problem": c["problem"], "answer": c["answer"]} for i, c in enumerate(race.cards)],
+        }  # fmt: skip
+        answers = [{"id": p.id, "username": p.username, "mine": list(p.mine)} for p in players]
+        room.results.append({**results, "answers": answers})
+        del room.results[:-RESULTS_KEPT]
+        self._send_to(room.host_id, "raceover", {**results, "mine": []})
+        for p in players:
+            if not p.left:
+                self._send_to(p.id, "raceover", {**results, "mine": list(p.mine)})
+
+    @staticmethod
+    def _progress_players(race: Race) -> list[dict[str, Any]]:
+        return [
+            {"id": p.id, "username": p.username, "answered": p.answered, "correct": p.correct,
+             "done": p.next is None, "time_ms": p.time_ms, "connected": True}
+            for p in race.players.values()
+        ]  # fmt: skip
+
+    def _race_state(self, room: Room, race: Race, racer: Racer | None) -> dict[str, Any]:
+        return {
+            "id": room.id, "race_id": race.id, "state": room.state, "start_at": race.start_at,
+            "end_at": race.end_at, "server_ms": self.clock.ms(),
+            "cards": [{"index": i, "problem": c["problem"]} for i, c in enumerate(race.cards)],
+            "next": racer.next if racer is not None else None, "progress": self._progress_players(race),
+        }  # fmt: skip
+
+    def _schedule_progress(self, room: Room) -> None:
+        """At most one raceprogress per room every PROGRESS_INTERVAL: the first change goes
+        out at once, later ones wait for the interval and go out as one."""
+        race = room.race
+        assert race is not None
+        if race.progress_due:
+            return
+        race.progress_due = True
+        wait = race.last_progress_at + PROGRESS_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._queue_progress(room, race)
+        else:
+            race.timers.append(self.call_later(wait, lambda: self._queue_progress(room, race)))
+
+    def _queue_progress(self, room: Room, race: Race) -> None:
+        race.progress_due = False
+        race.last_progress_at = time.monotonic()
+        if not race.over:
+            self.outbox.append(("progress", room.id, race.id))
+
+    def progress(self, room_id: int, race_id: int) -> tuple[dict[str, Any], list[ConnKey]] | None:
+        """The newest raceprogress of a room and whom to send it, built when it is sent."""
+        room = self.rooms.get(room_id)
+        race = room.race if room is not None else None
+        if room is None or race is None or race.id != race_id or race.over:
+            return None
+        payload = {"id": room.id, "race_id": race.id, "server_ms": self.clock.ms(), "players": self._progress_players(race)}
+        return payload, self._member_keys(room)
+
+    def _send_to(self, user_id: int | str, event: str, payload: dict[str, Any]) -> None:
+        state = self.users.get(user_id)
+        if state is not None and state.conn in self.conns:
+            self.outbox.append(("emit", event, payload, state.conn))
+
+    def _member_keys(self, room: Room) -> list[ConnKey]:
+        keys = []
+        for user_id in (room.host_id, *room.players):
+            state = self.users.get(user_id)
+            if state is not None and state.conn in self.conns:
+                keys.append(state.conn)
+        return keys
+
+    def _send_to_members(self, room: Room, event: str, payload: dict[str, Any]) -> None:
+        self.outbox.append(("emit_many", event, payload, self._member_keys(room)))
+
     # helpers
 
     def _speaker(self, conn: Conn) -> UserState:
@@ -370,11 +803,34 @@ class Lobby:
             raise ProtocolError("not_in_lobby", "send join_lobby first")
         return self.users[conn.user_id]
 
-    def _room(self, room_id: int) -> Room:
+    def _room(self, room_id: int, state: UserState | None = None) -> Room:
+        """A room by id; an unlisted room only for its members (ids reveal nothing)."""
         room = self.rooms.get(room_id)
-        if room is None:
-            raise ProtocolError("room_not_found", f"room {room_id} does not exist")
+        if room is None or (not room.listed and state is not None and not self._is_member(room, state.user["id"])):
+            raise ProtocolError("room_not_found", f"room {room_id} does not exist; check the id or join by code")
         return room
+
+    def _room_by_code(self, code: str) -> Room:
+        room = self.rooms.get(self.codes.get(code, 0))
+        if room is None:
+            raise ProtocolError("room_not_found", f"no open room has the code {code}; check it with your host")
+        return room
+
+    @staticmethod
+    def _is_member(room: Room, user_id: int | str) -> bool:
+        return room.host_id == user_id or user_id in room.players
+
+    def _new_code(self) -> str:
+        while (code := "".join(random.choices(CODE_ALPHABET, k=CODE_LENGTH))) in self.codes:
+            pass
+        return code
+
+    def _touch(self, room: Room) -> None:
+        """The room's summary changed: its members get a roomupdated, and a listed room's
+        change is a list change."""
+        self.changed[room.id] = room
+        if room.listed:
+            self.dirty = True
 
     def _bind(self, conn: Conn, claim: Claim) -> UserState:
         state = self.users.get(claim.id)
@@ -389,7 +845,7 @@ class Lobby:
         if user != state.user:
             state.user = user
             if state.room_id is not None:
-                self.dirty = True  # the change shows in the list
+                self._touch(self.rooms[state.room_id])  # the change shows in the list
         return state
 
     def _take_over(self, state: UserState, conn: Conn) -> None:
@@ -417,13 +873,26 @@ class Lobby:
     def _leave_seat(self, room: Room, state: UserState) -> None:
         room.players = [p for p in room.players if p != state.user["id"]]
         state.room_id = None
-        self.dirty = True
+        self._touch(room)
+        racer = room.race.players.get(state.user["id"]) if room.race is not None else None
+        if racer is not None and not racer.left:
+            racer.left = True  # stays in the results with what they answered
+            if self._running(room) is not None:
+                self._schedule_progress(room)
+                self._end_if_all_done(room)
 
     def _close_room(self, room_id: int, reason: str) -> None:
-        room = self.rooms.pop(room_id, None)
+        room = self.rooms.get(room_id)
         if room is None:
             return
-        self.dirty = True
+        if self._running(room) is not None:
+            self._finish(room, reason)  # raceover before roomclosed, to the host too
+        self._cancel_timers(room)
+        del self.rooms[room_id]
+        self.codes.pop(room.code, None)
+        self.changed.pop(room.id, None)
+        if room.listed:
+            self.dirty = True
         tell_host = reason in ("shutdown", "crashed")
         for seated in (room.host_id, *room.players):
             state = self.users.get(seated)
@@ -438,17 +907,24 @@ class Lobby:
     def summary(self, room: Room) -> dict[str, Any]:
         return {
             "id": room.id,
+            "code": room.code,
             "name": room.name,
-            "host": dict(self.users[room.host_id].user),
+            "host": {**self.users[room.host_id].user, "connected": True},
             "deck": dict(room.deck),
-            "players": [dict(self.users[p].user) for p in room.players],
+            "players": [{**self.users[p].user, "connected": True} for p in room.players],
             "max_players": self.limits.max_players,
+            "state": room.state,
+            "locked": room.locked,
         }
 
     def room_list(self) -> list[dict[str, Any]]:
-        return [self.summary(room) for room in self.rooms.values()]
+        return [self.summary(room) for room in self.rooms.values() if room.listed]
 
     def _publish_if_dirty(self) -> None:
+        for room in self.changed.values():
+            if self.rooms.get(room.id) is room:
+                self._send_to_members(room, "roomupdated", {"room": self.summary(room)})
+        self.changed.clear()
         if self.dirty:
             self.dirty = False
             self.outbox.append(("emit", "updaterooms", self.room_list(), None))
@@ -462,10 +938,11 @@ class PeerServer(socketio.AsyncServer):
     asked for an ack (else a failure becomes ``rejected``), and the reference
     servers' ``{"message": "Invalid namespace"}`` for unknown namespaces."""
 
-    def __init__(self, lobby: Lobby, **kwargs: Any) -> None:
+    def __init__(self, limits: Limits, **kwargs: Any) -> None:
         super().__init__(async_mode="aiohttp", namespaces=list(NAMESPACES), **kwargs)
-        self.lobby = lobby
+        self.lobby = Lobby(limits, self._call_later)
         self.sendq: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.progress_queued: set[tuple[int, int]] = set()
         for ns in NAMESPACES:
             self.on("connect", self._make_connect(ns), namespace=ns)
             self.on("disconnect", self._make_disconnect(ns), namespace=ns)
@@ -504,8 +981,22 @@ class PeerServer(socketio.AsyncServer):
         elif not reply["ok"]:
             self.sendq.put_nowait(("emit", "rejected", {"event": event, **reply["error"]}, (namespace, sid)))
 
+    def _call_later(self, delay: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
+        def fire() -> None:
+            try:
+                fn()
+            except Exception:
+                logger.exception("a race timer failed")
+            self._flush()
+
+        return asyncio.get_running_loop().call_later(delay, fire)
+
     def _flush(self) -> None:
         for item in self.lobby.outbox:
+            if item[0] == "progress":
+                if item[1:] in self.progress_queued:
+                    continue  # newest wins: the queued one is built when it is sent
+                self.progress_queued.add(item[1:])
             self.sendq.put_nowait(item)
         self.lobby.outbox.clear()
 
@@ -514,7 +1005,14 @@ class PeerServer(socketio.AsyncServer):
         while True:
             item = await self.sendq.get()
             try:
-                if item[0] == "emit":
+                if item[0] == "progress":
+                    self.progress_queued.discard(item[1:])
+                    built = self.lobby.progress(item[1], item[2])
+                    if built is not None:
+                        await self._emit_many("raceprogress", *built)
+                elif item[0] == "emit_many":
+                    await self._emit_many(item[1], item[2], item[3])
+                elif item[0] == "emit":
                     _, event, payload, key = item
                     if key is None:
                         for ns in NAMESPACES:
@@ -527,6 +1025,13 @@ class PeerServer(socketio.AsyncServer):
             except Exception:
                 logger.exception("sending %r failed", item[:2])
 
+    async def _emit_many(self, event: str, payload: Any, keys: list[ConnKey]) -> None:
+        """One emit per namespace to a list of sids (each sid is a room of its own)."""
+        for ns in NAMESPACES:
+            sids = [sid for key_ns, sid in keys if key_ns == ns]
+            if sids:
+                await self.emit(event, payload, to=sids, namespace=ns)
+
 
 async def serve(args: argparse.Namespace) -> None:
     limits = Limits(
@@ -536,7 +1041,7 @@ async def serve(args: argparse.Namespace) -> None:
         command_burst=args.command_burst,
     )
     sio = PeerServer(
-        Lobby(limits),
+        limits,
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         max_http_buffer_size=args.max_payload,
