@@ -338,6 +338,18 @@ OPTIONS: tuple[CliOption, ...] = (
               "only users whose role is teacher or admin may create rooms (forbidden otherwise); "
               "meaningful with --identity-secret (env: 1/0, true/false, yes/no, on/off)",
               default_text="off"),
+    # --- many nodes on Redis (docs/cluster.md) ---
+    CliOption("redis_url", "--redis", "ROOMSERVER_REDIS", _parse_str, "URL",
+              "redis://HOST:PORT/DB of the Redis that joins several nodes into one server",
+              default_text="none, one node in memory"),
+    CliOption("node_id", "--node-id", "ROOMSERVER_NODE_ID", _parse_str, "NAME",
+              "this node's unique name in the cluster", default_text="host name and process id"),
+    CliOption("redis_prefix", "--redis-prefix", "ROOMSERVER_REDIS_PREFIX", _parse_str, "PREFIX",
+              "prefix of every Redis key the nodes write"),
+    CliOption("redis_channel", "--redis-channel", "ROOMSERVER_REDIS_CHANNEL", _parse_str, "CHANNEL",
+              "python-socketio's Redis channel, on which Python programs emit to our clients"),
+    CliOption("node_ttl", "--node-ttl", "ROOMSERVER_NODE_TTL", _parse_float, "SECONDS",
+              "seconds after which a node that stopped refreshing counts as dead"),
 )
 
 _EPILOG = """\

@@ -171,6 +171,28 @@ class RoomServerConfig:
     """Only users whose role (``auth_level``) is ``teacher`` or ``admin`` may
     create rooms (``forbidden`` otherwise); meaningful with ``identity_secret``."""
 
+    # --- many nodes on Redis (docs/cluster.md) ---
+    redis_url: str | None = None
+    """``redis://HOST:PORT/DB`` (or ``rediss://``, ``unix://``) of the Redis that joins
+    several nodes into one server; ``None`` (the default): one process, in memory,
+    and nothing about Redis is imported."""
+
+    node_id: str | None = None
+    """This node's name in the cluster, unique among the nodes on one Redis;
+    ``None``: the host name and the process id (``host-1234``)."""
+
+    redis_prefix: str = "roomactors:"
+    """Prefix of every Redis key the nodes write, so that several clusters (or
+    tests) can share one Redis."""
+
+    redis_channel: str = "socketio"
+    """The python-socketio pub/sub channel the nodes listen on (``RedisManager``'s
+    ``channel``), so Python programs can emit to our clients."""
+
+    node_ttl: float = 10.0
+    """Seconds a node stays alive in Redis without refreshing its liveness key: a
+    node that died leaves the cluster (and its rooms every list) within this time."""
+
     def __post_init__(self) -> None:
         _check_host(self.host)
         _check_int("port", self.port, low=0, high=65535, hint="use 0 to pick a free port")
@@ -212,6 +234,7 @@ class RoomServerConfig:
         _check_identity_secret(self.identity_secret)
         if not isinstance(self.teachers_only_create, bool):
             raise TypeError(f"teachers_only_create must be True or False; got {self.teachers_only_create!r}")
+        _check_cluster(self)
         if self.log_level not in LOG_LEVELS:
             raise ValueError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}"
@@ -244,6 +267,33 @@ def _check_identity_secret(secret: object) -> None:
             f"identity_secret must be at least {MIN_IDENTITY_SECRET_BYTES} bytes (an HS256 key as long as its "
             f"hash, RFC 7518), got {size}; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_NODE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _check_cluster(config: RoomServerConfig) -> None:
+    url = config.redis_url
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)
+    ):
+        raise ValueError(
+            "redis_url must be a Redis URL such as 'redis://127.0.0.1:6379/0' "
+            f"(schemes redis://, rediss://, unix://), or None for one node; got {url!r}"
+        )
+    if config.node_id is not None and (not isinstance(config.node_id, str) or not _NODE_ID.match(config.node_id)):
+        raise ValueError(
+            "node_id must be 1 to 64 letters, digits or '_.:-' (e.g. 'node-a'), "
+            f"or None for the host name and process id; got {config.node_id!r}"
+        )
+    for name in ("redis_prefix", "redis_channel"):
+        value = getattr(config, name)
+        if not isinstance(value, str) or any(c.isspace() for c in value) or len(value) > 200:
+            raise ValueError(f"{name} must be a string without spaces, at most 200 characters; got {value!r}")
+    if not config.redis_channel:
+        raise ValueError("redis_channel must not be empty; python-socketio's default is 'socketio'")
+    _check_seconds("node_ttl", config.node_ttl, allow_zero=False)
+    if config.node_ttl < 0.5:
+        raise ValueError(f"node_ttl must be at least 0.5 seconds (e.g. 10); got {config.node_ttl!r}")
 
 
 def _check_host(host: object) -> None:

@@ -20,7 +20,17 @@ from .identity import IdentityPolicy
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .lobby import LobbyActor, run_lobby
 from .mailbox import ActorRef, ActorStopped
-from .messages import Command, Connect, Disconnect, Inspect, LobbyMessage, Shutdown
+from .messages import (
+    AttachDirectory,
+    Command,
+    Connect,
+    Disconnect,
+    Inspect,
+    LobbyMessage,
+    RemoteRoomsChanged,
+    RoomDirectoryView,
+    Shutdown,
+)
 from .records import UserId
 
 logger = logging.getLogger(__name__)
@@ -152,6 +162,15 @@ class Lobby:
 
     async def time_sync(self, client: Client, t0: float) -> dict[str, Any]:
         return await self.command(client, "time_sync", {"t0": t0})
+
+    async def attach_directory(self, directory: RoomDirectoryView) -> None:
+        """Make this lobby a cluster node's: it reports its rooms to ``directory`` and
+        shows the merged list; call ``remote_rooms_changed`` when other nodes' rooms change."""
+        await self._ref.ask(AttachDirectory(directory))
+
+    async def remote_rooms_changed(self) -> None:
+        """Other nodes' rooms changed: the lobby publishes a new list."""
+        await self._ref.tell(RemoteRoomsChanged())
 
     def statistics(self) -> LobbyStatistics:
         return self._actor.statistics()

@@ -30,6 +30,9 @@ class RoomLimits:
     """Seconds over which ``flood_limit`` counts; the count restarts after each window."""
     lobby_mailbox_size: int = 1024
     """Messages queued for the lobby before senders wait (back-pressure)."""
+    first_room_id: int = 1
+    """The first room id this lobby assigns (then in order). A cluster node starts
+    at a block of ids of its own, so ids stay unique across nodes (docs/cluster.md)."""
     room_mailbox_size: int = 64
     """Messages queued for a room; only the lobby sends to rooms: its asks, and the
     ``answer`` commands it forwards without waiting (a full room mailbox makes the

@@ -39,6 +39,7 @@ from .identity import IdentityPolicy, new_seat_token, token_matches
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .mailbox import ActorRef, ActorStopped, Forward, Mailbox, open_mailbox
 from .messages import (
+    AttachDirectory,
     CloseRoom,
     Command,
     CommandDone,
@@ -49,10 +50,12 @@ from .messages import (
     JoinRoom,
     LeaveRoom,
     LobbyMessage,
+    RemoteRoomsChanged,
     Reseat,
     RoomChanged,
     RoomCommand,
     RoomCrashed,
+    RoomDirectoryView,
     RoomMessage,
     Shutdown,
     Tick,
@@ -126,7 +129,10 @@ class LobbyActor:
         self._clients: dict[Hashable, _Connection] = {}
         self._users: dict[UserId, _UserState] = {}
         self._rooms: dict[int, _RoomEntry] = {}  # insertion order == creation order
-        self._next_room_id = 1
+        self._next_room_id = limits.first_room_id
+        #: A cluster node's view of the other nodes' rooms (docs/cluster.md), or None.
+        self._cluster: RoomDirectoryView | None = None
+        self._reported_stamp = -1
         #: Lists, the feed, codes and roomupdated (see feed.py).
         self._feed = LobbyFeed(limits)
         #: When the deferred room list is due; the alarm task sends ``Tick`` then.
@@ -181,6 +187,10 @@ class LobbyActor:
                 return self._snapshot()
             case Tick():
                 pass  # after_batch publishes what is due
+            case AttachDirectory(directory):
+                self._cluster = directory
+            case RemoteRoomsChanged():
+                self._merge_remote_rooms()
             case Shutdown():
                 for room_id in list(self._rooms):
                     await self._close_room(room_id, "shutdown")
@@ -194,12 +204,29 @@ class LobbyActor:
         ``roomupdated`` to the members of changed rooms, feed frames, then the list
         (at once while small, or when due: ``RoomLimits.large_list_interval``); the
         alarm is set for that, or for the soonest end of a held seat's grace."""
+        if self._cluster is not None and self._feed.directory.stamp != self._reported_stamp:
+            self._reported_stamp = self._feed.directory.stamp  # the other nodes learn of our rooms
+            listings = (self._feed.directory.listing(room_id) for room_id in self._rooms)
+            self._cluster.report(tuple(x for x in listings if x is not None))
         due = self._feed.publish(trio.current_time(), self._members_of)
         # one alarm for both: the deferred list, and the soonest end of a grace
         alarm_at = min(math.inf if due is None else due, self._held.next_deadline())
         if alarm_at != self.alarm_at:
             self.alarm_at = alarm_at
             self.alarm_changed()
+
+    def _merge_remote_rooms(self) -> None:
+        """Other nodes' rooms join (or leave) our lists and feeds like our own
+        listed rooms; they have no members here, and their ids are not ours."""
+        assert self._cluster is not None
+        directory = self._feed.directory
+        for room_id, summary, code in self._cluster.take_remote():
+            if room_id in self._rooms:
+                continue  # never let a remote entry shadow a room of ours
+            if summary is None:
+                directory.drop(room_id)
+            else:
+                directory.put(summary, code=code, listed=True)
 
     def _members_of(self, summary: RoomSummary) -> Iterator[Client]:
         for seated in (summary.host, *summary.players):

@@ -20,6 +20,8 @@ FLAGS = (
     "--certfile", "--keyfile", "--metrics", "--log-format",
     "--eio3",
     "--reconnect-grace", "--identity-secret", "--identity-secret-file", "--teachers-only-create",
+    # many nodes on Redis
+    "--redis", "--node-id", "--redis-prefix", "--redis-channel", "--node-ttl",
 )
 
 
