@@ -1,7 +1,7 @@
 """EngineSocket: one Engine.IO session as the application sees it, and the
 trio glue (wake-ups, received messages) its transports use.
 
-The sans-IO :class:`~.session.EngineSession` holds the protocol state; this
+The sans-IO :class:`~.protocol.EngineSession` holds the protocol state; this
 class adds what needs trio: an event the transport writer waits on, the
 received messages (handed to an :class:`EngineReceiver` in the transport's
 task, or queued in a bounded :class:`~.inbox.Inbox` for :meth:`receive`;
@@ -22,8 +22,8 @@ from .coalesce import defer_write
 from .errors import EngineClosed
 from .inbox import Inbox
 from .outbox import OutboxOverflow
-from .packets import Packet, PacketError, PacketType, SharedMessage
-from .session import EngineSession
+from .packets import Packet, SharedMessage
+from .protocol import DROP_REASONS, EngineSession, PingReceived, PongReceived, SessionEvent
 
 __all__ = ["EngineReceiver", "EngineSocket"]
 
@@ -132,6 +132,13 @@ class EngineSocket:
     def close_reason(self) -> str | None:
         return self._session.close_reason
 
+    @property
+    def dropped(self) -> bool:
+        """True once the session ended without a goodbye: the transport closed or
+        failed, or the client missed its heartbeat (``DROP_REASONS``). False while
+        open, and after the client's close packet or a close by the server."""
+        return self._session.close_reason in DROP_REASONS
+
     def send(
         self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None, coalesce: bool = False
     ) -> None:
@@ -213,18 +220,15 @@ class EngineSocket:
                 return  # written when the caller's coalesced_writes() block ends
         self._sync()
 
-    def handle_packet(self, packet: Packet) -> str | bytes | None:
-        """Apply a received packet; a packet that makes no sense here closes
-        the session and raises :class:`PacketError` for the transport."""
-        try:
-            data = self._session.on_packet(packet, trio.current_time())
-        except PacketError as exc:
-            self.fail(f"protocol error: {exc}")
-            raise
-        if packet.type is PacketType.PONG or packet.type is PacketType.PING:  # moves the heartbeat deadline
+    def handle_packet(self, packet: Packet) -> SessionEvent | None:
+        """Apply a received packet and return the session's event for the
+        transport to act on (deliver a :class:`~.protocol.MessageReceived`,
+        refuse after a :class:`~.protocol.BadPacket`, which closed the session)."""
+        event = self._session.receive_packet(packet, trio.current_time())
+        if type(event) is PongReceived or type(event) is PingReceived:  # moves the heartbeat deadline
             self._wake_heartbeat()
         self._sync()
-        return data
+        return event
 
     async def deliver(self, data: str | bytes) -> bool:
         """Hand a message to the application, waiting while its buffer is full.
