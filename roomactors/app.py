@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
@@ -21,6 +21,7 @@ from .actors import (
     DETACH_FLOODING,
     REGISTRY,
     ActorStopped,
+    IdentityPolicy,
     Lobby,
     LobbyStatistics,
     RoomLimits,
@@ -148,6 +149,27 @@ class SocketClient:
             self.socket.eio.close()
 
 
+class CommandRouter(Protocol):
+    """A cluster node's hook into command handling (roomactors.cluster.relay).
+
+    ``takes`` says (at once) whether a command goes to another node instead of
+    the lobby; ``submit`` sends it there and calls ``on_reply`` exactly once (the
+    answer, or an error after its deadline); ``observe`` wraps the ``on_reply`` of
+    a command the lobby handles (to learn who a socket speaks for)."""
+
+    def takes(self, socket: Socket, command: str, payload: dict[str, Any]) -> bool: ...
+
+    def submit(
+        self, socket: Socket, command: str, payload: dict[str, Any], on_reply: Callable[[dict[str, Any]], None]
+    ) -> None: ...
+
+    def observe(
+        self, socket: Socket, command: str, on_reply: Callable[[dict[str, Any]], None]
+    ) -> Callable[[dict[str, Any]], None]: ...
+
+    def disconnected(self, socket: Socket) -> None: ...
+
+
 class RoomApp:
     """The handlers of both namespaces, bound to one running lobby."""
 
@@ -157,6 +179,8 @@ class RoomApp:
         #: Counts commands, joins, room lists and floods when the server has metrics on.
         self.metrics = metrics
         self._clients: dict[tuple[str, str], SocketClient] = {}
+        self.router: CommandRouter | None = None
+        """Set by a cluster node: routes commands for rooms on other nodes."""
         for namespace in NAMESPACES:
             sio.on("connect", namespace)(self._on_connect)
             sio.on("disconnect", namespace)(self._on_disconnect)
@@ -178,8 +202,13 @@ class RoomApp:
 
     async def _on_disconnect(self, socket: Socket, reason: str) -> None:
         client = self._clients.pop((socket.namespace, socket.sid), None)
+        if self.router is not None:
+            self.router.disconnected(socket)
         if client is not None:
-            await self.lobby.disconnect(client)
+            # A drop (no goodbye) keeps the user's seat for the reconnect grace;
+            # a legacy (Engine.IO v3) client cannot resume, so its drop is a goodbye.
+            dropped = socket.dropped and not socket.legacy
+            await self.lobby.disconnect(client, dropped=dropped)
 
     def _handler_for(self, command: str) -> Any:
         async def handle(socket: Socket, *args: Any) -> None:
@@ -227,8 +256,17 @@ class RoomApp:
             })
             return
         client._set_in_lobby(True)
+        router = self.router
+        if router is not None and router.takes(socket, command, args[0]):
+            # a command for a room on another node (docs/cluster.md): the router
+            # answers through on_reply, within its deadline
+            router.submit(socket, command, args[0], on_reply)
+            return
+        reply_to: Callable[[dict[str, Any]], None] = on_reply
+        if router is not None:
+            reply_to = router.observe(socket, command, on_reply)
         try:
-            await self.lobby.submit(client, command, args[0], on_reply)
+            await self.lobby.submit(client, command, args[0], reply_to)
         except BaseException:
             client._set_in_lobby(False)  # not queued (cancelled while the mailbox was full)
             raise
@@ -242,6 +280,14 @@ class RoomApp:
         for namespace, _ in self._clients:
             counts[namespace] = counts.get(namespace, 0) + 1
         return counts
+    def socket(self, namespace: str, sid: str) -> Socket | None:
+        """The connected socket ``sid`` of ``namespace``, if it is on this server."""
+        client = self._clients.get((namespace, sid))
+        return client.socket if client is not None else None
+
+    def sockets(self, namespace: str) -> list[Socket]:
+        """Every connected socket of ``namespace`` on this server (a copy)."""
+        return [client.socket for (ns, _), client in self._clients.items() if ns == namespace]
 
     async def shutdown(self) -> None:
         """Close every room with reason ``shutdown`` (hosts and players told) and
@@ -251,13 +297,21 @@ class RoomApp:
 
 @asynccontextmanager
 async def open_room_app(
-    sio: SocketIOServer, limits: RoomLimits = RoomLimits(), *, metrics: RoomMetrics | None = None
+    sio: SocketIOServer,
+    limits: RoomLimits = RoomLimits(),
+    *,
+    metrics: RoomMetrics | None = None,
+    identity: IdentityPolicy = IdentityPolicy(),
 ) -> AsyncIterator[RoomApp]:
     """Install the room protocol on ``sio`` and run its lobby for the block.
+
+    ``identity``: open identity with seat tokens (the default) or signed
+    credentials (race.md, "Identity"); ``limits.reconnect_grace`` how long a
+    dropped client's seat is kept.
 
     Serve ``sio`` inside the block. Leaving it shuts the lobby down: every room is
     closed with reason ``shutdown`` (hosts and players told) before the caller
     stops serving; disconnects that arrive afterwards are ignored.
     """
-    async with open_lobby(limits, batch_scope=coalesced_writes) as lobby:
+    async with open_lobby(limits, batch_scope=coalesced_writes, identity=identity) as lobby:
         yield RoomApp(sio, lobby, metrics)

@@ -21,7 +21,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, cast
 
@@ -146,6 +153,30 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"must be one of {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)")
 
 
+def _parse_secret(raw: str) -> str:
+    """A secret as given: only a line ending at its end is not part of it."""
+    secret = raw.rstrip("\r\n")
+    if not secret:
+        raise ValueError("must not be empty")
+    return secret
+
+
+def _read_secret_file(raw: str) -> str:
+    """The secret held by a file (its trailing newline is not part of it)."""
+    path = raw.strip()
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read it ({exc.strerror or exc}); give the path of a file holding the secret") from None
+    except UnicodeDecodeError:
+        raise ValueError("the file is not UTF-8 text; write the secret as text") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ValueError("the file is empty; write the secret in it")
+    return secret
+
+
 def _parse_existing_file(raw: str) -> str:
     """Checked here, not in the config, so that the server refuses to start at once."""
     path = raw.strip()
@@ -204,6 +235,13 @@ class CliOption:
     help: str
     default_text: str | None = None  # when the field's default needs words, not a value
     repeatable: bool = False  # the flag may be given again; the env var takes a comma-separated list
+    dest: str | None = None  # when two options set one field (a value, or a file holding it)
+    secret: bool = False  # never echo the value (nor what was given) in an error
+
+    @property
+    def key(self) -> str:
+        """The option's name in the parsed arguments."""
+        return self.dest or self.field
 
 
 OPTIONS: tuple[CliOption, ...] = (
@@ -284,6 +322,34 @@ OPTIONS: tuple[CliOption, ...] = (
               "serve socket.io-client 1.x/2.x (Engine.IO v3) in the room protocol's legacy "
               "mode; --no-eio3 refuses them (env: 1/0, true/false, yes/no, on/off)",
               default_text="on"),
+    # -- seats and identity (issue 12)
+    CliOption("reconnect_grace", "--reconnect-grace", "ROOMSERVER_RECONNECT_GRACE", _parse_float, "SECONDS",
+              "seconds a user whose connection dropped keeps their place (lobby, room, host seat, race) "
+              "to come back to; 0: a drop leaves at once"),
+    CliOption("identity_secret", "--identity-secret", "ROOMSERVER_IDENTITY_SECRET", _parse_secret, "SECRET",
+              "turn on signed identity: the HS256 secret (at least 32 bytes) shared with the school's site "
+              "that signs join_lobby credentials; prefer --identity-secret-file or the env var, which "
+              "other users of the machine cannot read in the process list",
+              default_text="none: open identity with seat tokens", secret=True),
+    CliOption("identity_secret", "--identity-secret-file", "ROOMSERVER_IDENTITY_SECRET_FILE", _read_secret_file,
+              "FILE", "a file holding the identity secret (a trailing newline is not part of it)",
+              default_text="none", dest="identity_secret_file", secret=True),
+    CliOption("teachers_only_create", "--teachers-only-create", "ROOMSERVER_TEACHERS_ONLY_CREATE", _parse_bool, "",
+              "only users whose role is teacher or admin may create rooms (forbidden otherwise); "
+              "meaningful with --identity-secret (env: 1/0, true/false, yes/no, on/off)",
+              default_text="off"),
+    # --- many nodes on Redis (docs/cluster.md) ---
+    CliOption("redis_url", "--redis", "ROOMSERVER_REDIS", _parse_str, "URL",
+              "redis://HOST:PORT/DB of the Redis that joins several nodes into one server",
+              default_text="none, one node in memory"),
+    CliOption("node_id", "--node-id", "ROOMSERVER_NODE_ID", _parse_str, "NAME",
+              "this node's unique name in the cluster", default_text="host name and process id"),
+    CliOption("redis_prefix", "--redis-prefix", "ROOMSERVER_REDIS_PREFIX", _parse_str, "PREFIX",
+              "prefix of every Redis key the nodes write"),
+    CliOption("redis_channel", "--redis-channel", "ROOMSERVER_REDIS_CHANNEL", _parse_str, "CHANNEL",
+              "python-socketio's Redis channel, on which Python programs emit to our clients"),
+    CliOption("node_ttl", "--node-ttl", "ROOMSERVER_NODE_TTL", _parse_float, "SECONDS",
+              "seconds after which a node that stopped refreshing counts as dead"),
 )
 
 _EPILOG = """\
@@ -333,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         parser.add_argument(
             option.flag,
-            dest=option.field,
+            dest=option.key,
             metavar=option.metavar,
             action="append" if option.repeatable else "store",
             default=None,
@@ -351,21 +417,30 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
     """
     namespace = build_parser().parse_args(list(argv))
     values: dict[str, Any] = {}
+    sources: dict[str, tuple[bool, str]] = {}  # field -> (from the command line, where)
     for option in OPTIONS:
-        given = getattr(namespace, option.field)
+        given = getattr(namespace, option.key)
         if given is not None:
+            from_cli = True
             raws = given if isinstance(given, list) else [given]
             if not option.repeatable:
                 raws = raws[-1:]  # a repeated single-valued option: the last one wins
-            where = " ".join(f"{option.flag} {raw!r}" for raw in raws)
+            where = " ".join(f"{option.flag} {_shown(option, raw)}" for raw in raws)
             if isinstance(given, bool):  # a switch: no value to parse
                 values[option.field] = given
                 continue
         elif environ.get(option.env, "").strip():
+            from_cli = False
             raws = [environ[option.env]]
-            where = f"{option.env}={raws[0]!r}"
+            where = f"{option.env}={_shown(option, raws[0])}"
         else:
             continue
+        earlier = sources.get(option.field)
+        if earlier is not None:
+            if earlier[0] and not from_cli:
+                continue  # the command line wins over the environment
+            if earlier[0] == from_cli:
+                raise UsageError(f"{earlier[1]} and {where} set the same thing; give only one of them")
         try:
             if option.repeatable:
                 value: Any = tuple(item for raw in raws for item in cast("tuple[str, ...]", option.parse(raw)))
@@ -375,12 +450,20 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> RoomServerCo
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{where}: {exc}") from None
         values[option.field] = value
+        sources[option.field] = (from_cli, where)
     try:
         config = RoomServerConfig(**values)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     _check_deployment(config)
     return config
+
+
+def _shown(option: CliOption, raw: str) -> str:
+    """How an error names a given value: never a secret's."""
+    if option.secret and option.dest is None:
+        return "(secret not shown)"
+    return repr(raw)
 
 
 # --- running -------------------------------------------------------------------

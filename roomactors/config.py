@@ -14,9 +14,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_FORMATS", "LOG_LEVELS", "RoomServerConfig")
+__all__ = ("DEFAULT_CLIENT_JS_URL", "LOG_FORMATS", "LOG_LEVELS", "MIN_IDENTITY_SECRET_BYTES", "RoomServerConfig")
 
 DEFAULT_CLIENT_JS_URL = "https://cdn.socket.io/4.8.4/socket.io.min.js"
 """The official CDN build of socket.io-client 4.8.4, the newest 4.x on npm when written."""
@@ -26,6 +26,9 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 """The names ``log_format`` accepts: lines for people, or one JSON object a line."""
+
+MIN_IDENTITY_SECRET_BYTES = 32
+"""RFC 7518 (3.2): an HS256 key must be at least as long as the hash, 256 bits."""
 
 # Browsers and JavaScript engines keep timer delays in a signed 32-bit count of
 # milliseconds; a longer ping interval or timeout fires at once in the client.
@@ -152,6 +155,43 @@ class RoomServerConfig:
     """Also serve Engine.IO protocol 3 (socket.io-client 1.x and 2.x, such as the
     2017 game client) in the room protocol's legacy mode; ``False`` refuses those
     clients with Engine.IO error 5 "Unsupported protocol version"."""
+    # -- seats and identity (race.md, "Seats that outlive a connection", "Identity")
+    reconnect_grace: float = 60.0
+    """Seconds a user whose connection dropped (no goodbye: the network went, the
+    page reloaded, a missed heartbeat) keeps their place (lobby, room, host seat,
+    race progress) to come back to; 0: a drop leaves at once, like a goodbye.
+    Engine.IO v3 clients always have 0."""
+
+    identity_secret: str | None = field(default=None, repr=False)
+    """The HS256 secret shared with the school's site that signs identities
+    (``join_lobby {credential}``); None: open identity (ids are the clients'
+    claims, guarded by seat tokens). At least 32 bytes. Never printed."""
+
+    teachers_only_create: bool = False
+    """Only users whose role (``auth_level``) is ``teacher`` or ``admin`` may
+    create rooms (``forbidden`` otherwise); meaningful with ``identity_secret``."""
+
+    # --- many nodes on Redis (docs/cluster.md) ---
+    redis_url: str | None = None
+    """``redis://HOST:PORT/DB`` (or ``rediss://``, ``unix://``) of the Redis that joins
+    several nodes into one server; ``None`` (the default): one process, in memory,
+    and nothing about Redis is imported."""
+
+    node_id: str | None = None
+    """This node's name in the cluster, unique among the nodes on one Redis;
+    ``None``: the host name and the process id (``host-1234``)."""
+
+    redis_prefix: str = "roomactors:"
+    """Prefix of every Redis key the nodes write, so that several clusters (or
+    tests) can share one Redis."""
+
+    redis_channel: str = "socketio"
+    """The python-socketio pub/sub channel the nodes listen on (``RedisManager``'s
+    ``channel``), so Python programs can emit to our clients."""
+
+    node_ttl: float = 10.0
+    """Seconds a node stays alive in Redis without refreshing its liveness key: a
+    node that died leaves the cluster (and its rooms every list) within this time."""
 
     def __post_init__(self) -> None:
         _check_host(self.host)
@@ -190,6 +230,11 @@ class RoomServerConfig:
                 )
         if not isinstance(self.eio3, bool):
             raise TypeError(f"eio3 must be True (serve socket.io-client 1.x/2.x) or False; got {self.eio3!r}")
+        _check_seconds("reconnect_grace", self.reconnect_grace, allow_zero=True)
+        _check_identity_secret(self.identity_secret)
+        if not isinstance(self.teachers_only_create, bool):
+            raise TypeError(f"teachers_only_create must be True or False; got {self.teachers_only_create!r}")
+        _check_cluster(self)
         if self.log_level not in LOG_LEVELS:
             raise ValueError(
                 f"log_level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}"
@@ -208,6 +253,47 @@ def _check_deployment(config: RoomServerConfig) -> None:
         raise TypeError(f"metrics must be True or False; got {config.metrics!r}")
     if config.log_format not in LOG_FORMATS:
         raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}; got {config.log_format!r}")
+
+
+def _check_identity_secret(secret: object) -> None:
+    """Says what is wrong without ever showing the secret."""
+    if secret is None:
+        return
+    if not isinstance(secret, str):
+        raise TypeError(f"identity_secret must be a string, or None for open identity; got a {type(secret).__name__}")
+    size = len(secret.encode())
+    if size < MIN_IDENTITY_SECRET_BYTES:
+        raise ValueError(
+            f"identity_secret must be at least {MIN_IDENTITY_SECRET_BYTES} bytes (an HS256 key as long as its "
+            f"hash, RFC 7518), got {size}; make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_NODE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _check_cluster(config: RoomServerConfig) -> None:
+    url = config.redis_url
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(_REDIS_SCHEMES) or any(c.isspace() for c in url)
+    ):
+        raise ValueError(
+            "redis_url must be a Redis URL such as 'redis://127.0.0.1:6379/0' "
+            f"(schemes redis://, rediss://, unix://), or None for one node; got {url!r}"
+        )
+    if config.node_id is not None and (not isinstance(config.node_id, str) or not _NODE_ID.match(config.node_id)):
+        raise ValueError(
+            "node_id must be 1 to 64 letters, digits or '_.:-' (e.g. 'node-a'), "
+            f"or None for the host name and process id; got {config.node_id!r}"
+        )
+    for name in ("redis_prefix", "redis_channel"):
+        value = getattr(config, name)
+        if not isinstance(value, str) or any(c.isspace() for c in value) or len(value) > 200:
+            raise ValueError(f"{name} must be a string without spaces, at most 200 characters; got {value!r}")
+    if not config.redis_channel:
+        raise ValueError("redis_channel must not be empty; python-socketio's default is 'socketio'")
+    _check_seconds("node_ttl", config.node_ttl, allow_zero=False)
+    if config.node_ttl < 0.5:
+        raise ValueError(f"node_ttl must be at least 0.5 seconds (e.g. 10); got {config.node_ttl!r}")
 
 
 def _check_host(host: object) -> None:

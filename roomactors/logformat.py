@@ -26,11 +26,11 @@ __all__ = ("CONTEXT_FIELDS", "JsonLogFormatter")
 CONTEXT_FIELDS: tuple[str, ...] = ("connection_id", "client_id", "user_id", "room_id", "remote_address")
 
 #: Field names never written, whatever a log call passes.
-_SECRET_FIELDS = frozenset({"token", "answer", "answers", "given", "password", "auth"})
+_SECRET_FIELDS = frozenset({"token", "credential", "answer", "answers", "given", "password", "auth"})
 
 #: ``token: 'x'``, ``"answer": "x"``, ``token=x`` inside a message.
 _SECRET_IN_TEXT = re.compile(
-    r"""(?P<name>['"]?\b(?:token|answer|given)['"]?\s*[:=]\s*)(?P<value>'[^']*'|"[^"]*"|[^\s,;)}\]]+)""",
+    r"""(?P<name>['"]?\b(?:token|credential|answer|given)['"]?\s*[:=]\s*)(?P<value>'[^']*'|"[^"]*"|[^\s,;)}\]]+)""",
     re.IGNORECASE,
 )
 

@@ -10,21 +10,25 @@ installed on it (:func:`roomactors.app.open_room_app`), and the plain HTTP route
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .actors import ActorStopped, RoomLimits
+from .actors import ActorStopped, IdentityPolicy, RoomLimits
 from .app import RoomApp, open_room_app
 from .config import RoomServerConfig
 from .engineio import EngineIOConfig, HttpRequest, HttpResponse
 from .socketio import SocketIOConfig, SocketIOServer
 from .tls import server_ssl_context
 from .web import LobbyPageRoutes
+
+if TYPE_CHECKING:
+    from .cluster import ClusterNode
 
 __all__ = ("RoomServer", "RoomServerStatistics", "serve_roomserver")
 
@@ -60,6 +64,8 @@ class RoomServer:
         self._page = LobbyPageRoutes(client_js_url=config.client_js_url, client_js_path=config.client_js_path)
         self.sio = SocketIOServer(socketio_config(config), engineio_config(config), http_fallback=self._route)
         self._app: RoomApp | None = None
+        self.cluster: ClusterNode | None = None
+        """This node on Redis when ``config.redis_url`` is set (docs/cluster.md)."""
         self.addresses: list[tuple[str, int]] = []
         self._started_at = trio.current_time()
         self._shutdown_requested = trio.Event()
@@ -146,12 +152,15 @@ class RoomServer:
             return HttpResponse(405, (("allow", "GET, HEAD"), ("content-type", "text/plain")), b"use GET\n")
         stats = self.statistics()
         status = "shutting down" if self._shutdown_requested.is_set() else "ok"
-        body = {
+        body: dict[str, Any] = {
             "status": status,
             "connections": stats.connections,
             "rooms": stats.rooms,
             "uptime": round(stats.uptime, 3),
         }
+        if self.cluster is not None:
+            # Still 200 without Redis: this node goes on serving its own clients.
+            body["cluster"] = self.cluster.status()
         return HttpResponse(
             200 if status == "ok" else 503,
             (("content-type", "application/json"), ("cache-control", "no-store")),
@@ -189,7 +198,13 @@ def room_limits(config: RoomServerConfig) -> RoomLimits:
         command_burst=config.command_burst,
         flood_limit=config.flood_limit or None,
         flood_window=config.flood_window,
+        reconnect_grace=config.reconnect_grace,
     )
+
+
+def identity_policy(config: RoomServerConfig) -> IdentityPolicy:
+    """Who may speak for a user id: open identity, or signed with the secret."""
+    return IdentityPolicy(secret=config.identity_secret, teachers_only_create=config.teachers_only_create)
 
 
 async def serve_roomserver(
@@ -204,7 +219,14 @@ async def serve_roomserver(
     """
     server = RoomServer(config)
     sio = server.sio
-    async with open_room_app(sio, room_limits(config), metrics=server.metrics) as app:
+    limits = room_limits(config)
+    if config.redis_url is not None:
+        from .cluster import claim_id_block, default_node_id  # only here: one node needs no Redis
+
+        node_id = config.node_id or default_node_id()
+        first = await claim_id_block(config.redis_url, config.redis_prefix, node_id)
+        limits = dataclasses.replace(limits, first_room_id=first)
+    async with open_room_app(sio, limits, metrics=server.metrics, identity=identity_policy(config)) as app:
         server._app = app
         try:
             async with trio.open_nursery() as nursery:
@@ -213,6 +235,11 @@ async def serve_roomserver(
                 server._started_at = trio.current_time()
                 if server.metrics is not None:
                     nursery.start_soon(server.metrics.run_lag_probe)
+                if config.redis_url is not None:
+                    from .cluster import ClusterNode  # only here: one node needs no Redis
+
+                    server.cluster = ClusterNode(config, sio, app, app.lobby)
+                    await nursery.start(server.cluster.run)
                 if config.cors_origins == ("*",):
                     logger.warning("CORS: pages from ANY origin may connect (--cors-origin '*')")
                 logger.info(

@@ -14,6 +14,7 @@ from .clock import ServerClock as ServerClock
 from .commands import COMMANDS as COMMANDS
 from .commands import REGISTRY as REGISTRY
 from .commands import CommandSpec as CommandSpec
+from .identity import IdentityPolicy as IdentityPolicy
 from .limits import LobbySnapshot as LobbySnapshot
 from .limits import LobbyStatistics as LobbyStatistics
 from .limits import RoomLimits as RoomLimits
@@ -43,6 +44,7 @@ __all__ = (
     "CommandSpec",
     "Deck",
     "DeckInfo",
+    "IdentityPolicy",
     "Lobby",
     "LobbySnapshot",
     "LobbyStatistics",

@@ -16,10 +16,21 @@ import trio
 
 from .client import Client
 from .commands import command_spec
+from .identity import IdentityPolicy
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .lobby import LobbyActor, run_lobby
 from .mailbox import ActorRef, ActorStopped
-from .messages import Command, Connect, Disconnect, Inspect, LobbyMessage, Shutdown
+from .messages import (
+    AttachDirectory,
+    Command,
+    Connect,
+    Disconnect,
+    Inspect,
+    LobbyMessage,
+    RemoteRoomsChanged,
+    RoomDirectoryView,
+    Shutdown,
+)
 from .records import UserId
 
 logger = logging.getLogger(__name__)
@@ -41,10 +52,12 @@ class Lobby:
         """Register a connected client: it receives every ``updaterooms`` from now on."""
         await self._ref.ask(Connect(client))
 
-    async def disconnect(self, client: Client) -> None:
-        """The client is gone: counts as ``leave_lobby``. A no-op once the lobby stopped."""
+    async def disconnect(self, client: Client, *, dropped: bool = False) -> None:
+        """The client is gone: after a goodbye it counts as ``leave_lobby``;
+        ``dropped`` (no goodbye: the network went) keeps its user's place for the
+        reconnect grace. A no-op once the lobby stopped."""
         try:
-            await self._ref.ask(Disconnect(client))
+            await self._ref.ask(Disconnect(client, dropped))
         except ActorStopped:
             pass
 
@@ -82,9 +95,13 @@ class Lobby:
     # Typed conveniences: the same commands with keyword arguments.
 
     async def join_lobby(
-        self, client: Client, user_id: UserId, username: str | None = None, auth_level: str | None = None
+        self, client: Client, user_id: UserId, username: str | None = None, auth_level: str | None = None,
+        *, token: str | None = None,
     ) -> dict[str, Any]:
+        """``token``: the seat's token, to take over or come back to a held id."""
         payload: dict[str, Any] = {"id": user_id}
+        if token is not None:
+            payload["token"] = token
         if username is not None:
             payload["username"] = username
         if auth_level is not None:
@@ -146,6 +163,15 @@ class Lobby:
     async def time_sync(self, client: Client, t0: float) -> dict[str, Any]:
         return await self.command(client, "time_sync", {"t0": t0})
 
+    async def attach_directory(self, directory: RoomDirectoryView) -> None:
+        """Make this lobby a cluster node's: it reports its rooms to ``directory`` and
+        shows the merged list; call ``remote_rooms_changed`` when other nodes' rooms change."""
+        await self._ref.ask(AttachDirectory(directory))
+
+    async def remote_rooms_changed(self) -> None:
+        """Other nodes' rooms changed: the lobby publishes a new list."""
+        await self._ref.tell(RemoteRoomsChanged())
+
     def statistics(self) -> LobbyStatistics:
         return self._actor.statistics()
 
@@ -190,7 +216,10 @@ class _AckReply:
 
 @asynccontextmanager
 async def open_lobby(
-    limits: RoomLimits = RoomLimits(), *, batch_scope: Callable[[], AbstractContextManager[object]] | None = None
+    limits: RoomLimits = RoomLimits(),
+    *,
+    batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
+    identity: IdentityPolicy = IdentityPolicy(),
 ) -> AsyncIterator[Lobby]:
     """Run a lobby for the duration of the block; on a normal exit it shuts down
     gracefully (rooms closed with ``shutdown``), on an error it is cancelled.
@@ -198,10 +227,11 @@ async def open_lobby(
     ``batch_scope`` is entered around each batch of messages the lobby handles
     (see ``Mailbox.serve``); the server passes
     :func:`roomactors.engineio.coalesced_writes` so that what one batch sends
-    a client (room list, acks) leaves in one write.
+    a client (room list, acks) leaves in one write. ``identity`` says who may
+    speak for a user id (open with seat tokens, or signed; see :mod:`.identity`).
     """
     async with trio.open_nursery() as nursery:
-        ref, actor = await nursery.start(partial(run_lobby, limits, batch_scope=batch_scope))
+        ref, actor = await nursery.start(partial(run_lobby, limits, batch_scope=batch_scope, identity=identity))
         lobby = Lobby(ref, actor)
         try:
             yield lobby

@@ -30,6 +30,7 @@ from .validation import (
     is_number,
     json_type,
     parse_create_room,
+    parse_credential,
     parse_join_lobby,
     parse_leave_lobby,
     parse_room_id,
@@ -54,7 +55,10 @@ DEFAULT_COUNTDOWN: Final = 3.0
 
 @dataclass(frozen=True)
 class JoinLobbyRequest:
-    claim: UserClaim
+    claim: UserClaim | None
+    """None: only a ``credential`` was sent (signed identity)."""
+    credential: str | None = field(default=None, repr=False)
+    """A signed identity (race.md, "Identity"); never logged."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +273,10 @@ class CommandSpec(Generic[R]):
 
 
 def _join_lobby(payload: object) -> JoinLobbyRequest:
-    return JoinLobbyRequest(parse_join_lobby(payload))
+    credential = parse_credential(payload)
+    if credential is not None and "id" not in require_object(payload, "join_lobby"):
+        return JoinLobbyRequest(None, credential)  # signed: the identity is in the credential
+    return JoinLobbyRequest(parse_join_lobby(payload), credential)
 
 
 def _leave_lobby(payload: object) -> LeaveLobbyRequest:

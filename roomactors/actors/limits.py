@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .client import RoomList
 from .records import UserId
@@ -29,6 +30,9 @@ class RoomLimits:
     """Seconds over which ``flood_limit`` counts; the count restarts after each window."""
     lobby_mailbox_size: int = 1024
     """Messages queued for the lobby before senders wait (back-pressure)."""
+    first_room_id: int = 1
+    """The first room id this lobby assigns (then in order). A cluster node starts
+    at a block of ids of its own, so ids stay unique across nodes (docs/cluster.md)."""
     room_mailbox_size: int = 64
     """Messages queued for a room; only the lobby sends to rooms: its asks, and the
     ``answer`` commands it forwards without waiting (a full room mailbox makes the
@@ -39,6 +43,9 @@ class RoomLimits:
     """A list larger than this is followed by the next no sooner than ``large_list_interval``."""
     large_list_interval: float = 0.25
     """Seconds between two lists once they are large (their changes are coalesced)."""
+    reconnect_grace: float = 60.0
+    """Seconds a dropped client's user keeps their place (lobby, room, host seat,
+    race progress) with ``connected: false``; 0: a drop is a ``leave_lobby``."""
 
     def __post_init__(self) -> None:
         if self.max_rooms < 0 or self.max_players < 0:
@@ -47,6 +54,8 @@ class RoomLimits:
             raise ValueError("command_rate must be positive, or None for no limit")
         if self.flood_limit is not None and self.flood_limit < 1:
             raise ValueError("flood_limit must be at least 1, or None to never expel a client")
+        if not (math.isfinite(self.reconnect_grace) and self.reconnect_grace >= 0):
+            raise ValueError("reconnect_grace must be a finite number of seconds, 0 or more")
         if not self.flood_window > 0:
             raise ValueError("flood_window must be a positive number of seconds")
         if self.max_list_bytes < 2 or self.large_list_bytes < 0 or self.large_list_interval < 0:
@@ -74,3 +83,6 @@ class LobbySnapshot:
     """client id -> the user it speaks for, or None (anonymous watcher)."""
     rooms: RoomList
     """The directory, as the last ``updaterooms`` showed it."""
+    held: Mapping[UserId, float] = field(default_factory=dict)
+    """user id -> the trio time their seat's grace ends, for users whose
+    connection dropped (they are in ``places`` but in no ``connections``)."""

@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, cast
 
@@ -35,9 +35,11 @@ from .commands import (
     WatchRoomsRequest,
 )
 from .feed import LobbyFeed
+from .identity import IdentityPolicy, new_seat_token, token_matches
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .mailbox import ActorRef, ActorStopped, Forward, Mailbox, open_mailbox
 from .messages import (
+    AttachDirectory,
     CloseRoom,
     Command,
     CommandDone,
@@ -48,10 +50,12 @@ from .messages import (
     JoinRoom,
     LeaveRoom,
     LobbyMessage,
+    RemoteRoomsChanged,
     Reseat,
     RoomChanged,
     RoomCommand,
     RoomCrashed,
+    RoomDirectoryView,
     RoomMessage,
     Shutdown,
     Tick,
@@ -59,6 +63,7 @@ from .messages import (
 )
 from .records import RoomSummary, User, UserId
 from .room import run_room
+from .seats import GraceTimers
 from .validation import CreateRoomRequest, ProtocolError, UserClaim
 
 logger = logging.getLogger(__name__)
@@ -84,8 +89,13 @@ class _Connection:
 @dataclass
 class _UserState:
     user: User
-    client_id: Hashable
+    client_id: Hashable | None
+    """The connection speaking for the user; None while the seat is held."""
     room_id: int | None = None  # None: in the lobby
+    token: str | None = field(default=None, repr=False)
+    """The seat token of the last join (open identity); never logged."""
+    held_until: float | None = None
+    """While the connection is gone: the trio time the reconnect grace ends."""
 
 
 @dataclass
@@ -105,8 +115,12 @@ class LobbyActor:
         mailbox: Mailbox[LobbyMessage],
         clock: ServerClock | None = None,
         batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
+        identity: IdentityPolicy = IdentityPolicy(),
     ) -> None:
         self._limits = limits
+        self._identity = identity
+        #: Deadlines of the seats held for dropped connections (race.md).
+        self._held = GraceTimers()
         self._clock = clock if clock is not None else ServerClock.start()
         self._batch_scope = batch_scope
         self._self_ref = self_ref
@@ -115,7 +129,10 @@ class LobbyActor:
         self._clients: dict[Hashable, _Connection] = {}
         self._users: dict[UserId, _UserState] = {}
         self._rooms: dict[int, _RoomEntry] = {}  # insertion order == creation order
-        self._next_room_id = 1
+        self._next_room_id = limits.first_room_id
+        #: A cluster node's view of the other nodes' rooms (docs/cluster.md), or None.
+        self._cluster: RoomDirectoryView | None = None
+        self._reported_stamp = -1
         #: Lists, the feed, codes and roomupdated (see feed.py).
         self._feed = LobbyFeed(limits)
         #: When the deferred room list is due; the alarm task sends ``Tick`` then.
@@ -143,12 +160,14 @@ class LobbyActor:
         return LobbySnapshot(
             places={uid: state.room_id for uid, state in self._users.items()},
             connections={cid: conn.user_id for cid, conn in self._clients.items()},
+            held={uid: state.held_until for uid, state in self._users.items() if state.held_until is not None},
             rooms=self._feed.room_list,
         )
 
     # --- the message loop ---------------------------------------------------
 
     async def handle(self, message: LobbyMessage) -> Any:
+        await self._end_graces(trio.current_time())  # exact: before anything that comes later
         match message:
             case Command(client, spec, request):
                 return await self._command(client, spec, request)
@@ -160,14 +179,18 @@ class LobbyActor:
                         pass  # it crashed meanwhile and is closed
             case Connect(client):
                 self._connect(client)
-            case Disconnect(client):
-                await self._disconnect(client)
+            case Disconnect(client, dropped):
+                await self._disconnect(client, dropped)
             case RoomCrashed(room_id):
                 await self._close_room(room_id, "crashed")
             case Inspect():
                 return self._snapshot()
             case Tick():
                 pass  # after_batch publishes what is due
+            case AttachDirectory(directory):
+                self._cluster = directory
+            case RemoteRoomsChanged():
+                self._merge_remote_rooms()
             case Shutdown():
                 for room_id in list(self._rooms):
                     await self._close_room(room_id, "shutdown")
@@ -179,12 +202,31 @@ class LobbyActor:
     def after_batch(self) -> None:
         """What a batch of messages changed goes out as one list (see ``Mailbox.serve``):
         ``roomupdated`` to the members of changed rooms, feed frames, then the list
-        (at once while small, or when due: ``RoomLimits.large_list_interval``)."""
+        (at once while small, or when due: ``RoomLimits.large_list_interval``); the
+        alarm is set for that, or for the soonest end of a held seat's grace."""
+        if self._cluster is not None and self._feed.directory.stamp != self._reported_stamp:
+            self._reported_stamp = self._feed.directory.stamp  # the other nodes learn of our rooms
+            listings = (self._feed.directory.listing(room_id) for room_id in self._rooms)
+            self._cluster.report(tuple(x for x in listings if x is not None))
         due = self._feed.publish(trio.current_time(), self._members_of)
-        alarm_at = math.inf if due is None else due
+        # one alarm for both: the deferred list, and the soonest end of a grace
+        alarm_at = min(math.inf if due is None else due, self._held.next_deadline())
         if alarm_at != self.alarm_at:
             self.alarm_at = alarm_at
             self.alarm_changed()
+
+    def _merge_remote_rooms(self) -> None:
+        """Other nodes' rooms join (or leave) our lists and feeds like our own
+        listed rooms; they have no members here, and their ids are not ours."""
+        assert self._cluster is not None
+        directory = self._feed.directory
+        for room_id, summary, code in self._cluster.take_remote():
+            if room_id in self._rooms:
+                continue  # never let a remote entry shadow a room of ours
+            if summary is None:
+                directory.drop(room_id)
+            else:
+                directory.put(summary, code=code, listed=True)
 
     def _members_of(self, summary: RoomSummary) -> Iterator[Client]:
         for seated in (summary.host, *summary.players):
@@ -213,12 +255,15 @@ class LobbyActor:
         )
         self._feed.connect(client)
 
-    async def _disconnect(self, client: Client) -> None:
+    async def _disconnect(self, client: Client, dropped: bool = False) -> None:
         conn = self._clients.get(client.client_id)
         if conn is None or conn.client is not client:
             return  # never connected, or already replaced and detached
         if conn.user_id is not None:
-            await self._remove_user(conn, host_reason="host_disconnected")
+            if dropped and self._limits.reconnect_grace > 0:
+                await self._hold(conn)
+            else:
+                await self._remove_user(conn, host_reason="host_disconnected")
         del self._clients[client.client_id]
         self._feed.disconnect(client)
 
@@ -304,18 +349,59 @@ class LobbyActor:
         self._hand(conn.client, "detach", reason)
 
     async def _join_lobby(self, conn: _Connection, request: JoinLobbyRequest) -> dict[str, Any]:
-        claim = request.claim
+        claim = self._claim_of(request)
         if conn.user_id is not None and conn.user_id != claim.id:
             raise ProtocolError(
                 "identity_mismatch",
                 f"this connection speaks for user {conn.user_id!r}; use another connection for user {claim.id!r}",
             )
+        self._check_held(conn, claim)
         newly_bound = conn.user_id is None
         state = await self._bind(conn, claim)
         self._feed.send_list(conn.client)  # a list that is due follows at the batch's end
         if newly_bound and state.room_id is not None:
             self._feed.mark_changed(state.room_id)  # a takeover or a return: this connection sees its room
-        return {"ok": True, "user": state.user.to_json(), "room": state.room_id}
+        reply = {"ok": True, "user": state.user.to_json(), "room": state.room_id}
+        if not self._identity.signed:
+            reply["token"] = self._new_token(state)
+        return reply
+
+    def _claim_of(self, request: JoinLobbyRequest) -> UserClaim:
+        """Who ``join_lobby`` names: the client's claim (open identity) or the
+        verified credential's claims alone (signed identity)."""
+        if request.credential is None and not self._identity.signed:
+            assert request.claim is not None  # the parser requires id without a credential
+            return request.claim
+        if request.credential is None:
+            raise ProtocolError(
+                "unauthenticated",
+                "this server takes signed identities: send join_lobby {credential} with the token "
+                "your school's site gave you (sign in there again to get one)",
+            )
+        user = self._identity.verify(request.credential)
+        return UserClaim(user.id, user.username, user.auth_level, has_username=True, has_auth_level=True)
+
+    def _check_held(self, conn: _Connection, claim: UserClaim) -> None:
+        """race.md, "Identity": a held id (connected elsewhere, or within its
+        grace) is taken over only with its seat token, or by the same signed
+        identity; else ``identity_taken``, and nothing changes."""
+        state = self._users.get(claim.id)
+        if state is None or state.client_id == conn.client.client_id or self._identity.signed:
+            return
+        if token_matches(claim.token, state.token):
+            return
+        where = "is coming back to their seat" if state.client_id is None else "is signed in on another connection"
+        given = "a token that is not this seat's" if claim.token is not None else "no token"
+        raise ProtocolError(
+            "identity_taken",
+            f"user {claim.id!r} {where} and this join_lobby carries {given}; to take the seat over, send the "
+            "token from that user's last join_lobby ack (a reload or a second tab keeps it), or use another id",
+        )
+
+    def _new_token(self, state: _UserState) -> str:
+        """A fresh seat token for ``state``; the previous one stops working."""
+        state.token = new_seat_token()
+        return state.token
 
     async def _leave_lobby(self, conn: _Connection, request: LeaveLobbyRequest) -> dict[str, Any]:
         user_id = request.id
@@ -329,20 +415,39 @@ class LobbyActor:
         return dict(OK)
 
     async def _create_room(self, conn: _Connection, request: CreateRoomRequest) -> dict[str, Any]:
+        host = request.host
+        if self._identity.signed:
+            host = None  # race.md: with signed identity, create_room's host is ignored
+            if conn.user_id is None:
+                raise ProtocolError(
+                    "unauthenticated",
+                    "sign in first: send join_lobby {credential} with the token your school's site gave you",
+                )
         if conn.user_id is None:
-            if request.host is None:
+            if host is None:
                 raise ProtocolError(
                     "not_in_lobby", "join the lobby first (join_lobby), or send create_room with a host"
                 )
-            user_id = request.host.id
+            user_id = host.id
+            self._check_held(conn, host)
         else:
-            if request.host is not None and request.host.id != conn.user_id:
+            if host is not None and host.id != conn.user_id:
                 raise ProtocolError(
                     "identity_mismatch",
-                    f"this connection speaks for user {conn.user_id!r}, but host names user {request.host.id!r}",
+                    f"this connection speaks for user {conn.user_id!r}, but host names user {host.id!r}",
                 )
             user_id = conn.user_id
         existing = self._users.get(user_id)
+        if conn.user_id is None:
+            assert host is not None
+            creator = host.apply_to(existing.user if existing is not None else None)
+        else:
+            creator = self._users[user_id].user
+        if not self._identity.may_create_rooms(creator):
+            raise ProtocolError(
+                "forbidden",
+                "on this server only teachers and admins create rooms; ask your teacher for a room to join",
+            )
         if existing is not None and existing.room_id is not None:
             raise ProtocolError(
                 "already_in_room", f"you sit in room {existing.room_id}; leave it before creating a room"
@@ -353,9 +458,11 @@ class LobbyActor:
                 f"the server holds its limit of {self._limits.max_rooms} rooms; join one or try again later",
             )
         # Every check passed: from here on the command takes effect.
+        token: str | None = None
         if conn.user_id is None:
-            assert request.host is not None
-            state = await self._bind(conn, request.host)
+            assert host is not None
+            state = await self._bind(conn, host)
+            token = self._new_token(state)
         else:
             state = self._users[user_id]
         room_id = self._next_room_id
@@ -388,7 +495,10 @@ class LobbyActor:
             "listed" if request.listed else "unlisted",
             extra={"room_id": room_id, "user_id": state.user.id},
         )
-        return {"ok": True, "room": listing.json}
+        reply = {"ok": True, "room": listing.json}
+        if token is not None:
+            reply["token"] = token  # it bound this connection, as join_lobby does
+        return reply
 
     async def _join_room(self, conn: _Connection, request: JoinRoomRequest) -> dict[str, Any]:
         state = self._speaker(conn)
@@ -483,6 +593,9 @@ class LobbyActor:
             conn.user_id = claim.id
             return state
         if state.client_id != conn.client.client_id:
+            if state.client_id is None:
+                logger.info("user %r came back to their seat (client %r)", state.user.id, conn.client.client_id)
+            state.held_until = None  # its entry in the grace timers is skipped when due
             self._take_over(state, conn)
             if state.room_id is not None:
                 await self._ask_room(state.room_id, Reseat(state.user.id, conn.client))
@@ -510,7 +623,12 @@ class LobbyActor:
     async def _remove_user(self, conn: _Connection, host_reason: str) -> None:
         """The user leaves the lobby (and their room); the connection becomes anonymous."""
         assert conn.user_id is not None
-        state = self._users[conn.user_id]
+        user_id, conn.user_id = conn.user_id, None
+        await self._remove_state(user_id, host_reason)
+
+    async def _remove_state(self, user_id: UserId, host_reason: str) -> None:
+        """The user leaves their room (a host's closes for ``host_reason``) and the lobby."""
+        state = self._users[user_id]
         if state.room_id is not None:
             entry = self._rooms[state.room_id]
             if entry.summary.host.id == state.user.id:
@@ -520,8 +638,39 @@ class LobbyActor:
                     await self._ask_room(state.room_id, LeaveRoom(state.user.id))
                 except ProtocolError:
                     pass  # the room crashed under us and is closed: the user is out of it anyway
-        del self._users[conn.user_id]
+        del self._users[user_id]
+
+    async def _hold(self, conn: _Connection) -> None:
+        """The connection dropped: its user keeps their place for the reconnect
+        grace, shown ``connected: false``; the connection becomes anonymous."""
+        assert conn.user_id is not None
+        state = self._users[conn.user_id]
         conn.user_id = None
+        grace = self._limits.reconnect_grace
+        state.client_id = None
+        state.held_until = trio.current_time() + grace
+        self._held.hold(state.user.id, state.held_until)
+        logger.info("user %r dropped; their seat is held for %g s", state.user.id, grace)
+        if state.room_id is not None:
+            try:
+                await self._ask_room(state.room_id, Reseat(state.user.id, None))
+            except ProtocolError:
+                pass  # the room crashed under us and is closed: the user is in the lobby
+
+    async def _end_graces(self, now: float) -> None:
+        """Seats whose grace is over are given up: a player leaves their room
+        (their results stay, ``left: true``), a host's room closes (``host_disconnected``)."""
+        if self._held.next_deadline() > now:
+            return
+        for user_id, deadline in self._held.pop_due(now):
+            if not self._still_held(user_id, deadline):
+                continue  # came back, left, or dropped again later: a stale entry
+            logger.info("user %r did not come back within the grace; their seat is given up", user_id)
+            await self._remove_state(user_id, "host_disconnected")
+
+    def _still_held(self, user_id: UserId, deadline: float) -> bool:
+        state = self._users.get(user_id)
+        return state is not None and state.client_id is None and state.held_until == deadline
 
     async def _ask_room(self, room_id: int, message: RoomMessage) -> Any:
         """Ask a room; record its new summary. A crash closes it (reason ``crashed``).
@@ -590,6 +739,7 @@ async def run_lobby(
     limits: RoomLimits,
     *,
     batch_scope: Callable[[], AbstractContextManager[object]] | None = None,
+    identity: IdentityPolicy = IdentityPolicy(),
     task_status: trio.TaskStatus[tuple[ActorRef[LobbyMessage], LobbyActor]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the lobby until ``Shutdown`` (or every ref is closed).
@@ -600,7 +750,7 @@ async def run_lobby(
     ref: ActorRef[LobbyMessage]
     ref, mailbox = open_mailbox("lobby", limits.lobby_mailbox_size)
     async with trio.open_nursery() as room_nursery:
-        actor = LobbyActor(limits, ref.clone(), room_nursery, mailbox, ServerClock.start(), batch_scope)
+        actor = LobbyActor(limits, ref.clone(), room_nursery, mailbox, ServerClock.start(), batch_scope, identity)
         task_status.started((ref, actor))
         try:
             async with trio.open_nursery() as alarm_nursery:

@@ -8,10 +8,11 @@ deck answers, so they are kept out of reprs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .client import Client
 from .commands import CommandSpec, RoomRequest
+from .directory import Listing
 from .records import RoomSummary, User, UserId
 from .validation import ProtocolError
 
@@ -27,9 +28,12 @@ class Connect:
 
 @dataclass(frozen=True)
 class Disconnect:
-    """A client left; counts as ``leave_lobby`` (a host's room closes: host_disconnected)."""
+    """A client left. After a goodbye (``dropped`` False) it counts as
+    ``leave_lobby`` (a host's room closes: host_disconnected); a dropped client's
+    user keeps their place for ``RoomLimits.reconnect_grace`` (race.md)."""
 
     client: Client
+    dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,42 @@ class Inspect:
     """Ask the lobby for a :class:`~roomactors.actors.api.LobbySnapshot`."""
 
 
+class RoomDirectoryView(Protocol):
+    """Where a cluster node's lobby meets the other nodes' rooms (docs/cluster.md).
+
+    The lobby stays the single writer of its own rooms: after each batch it
+    ``report``s their listings (unlisted ones too: joined by code from anywhere); on ``RemoteRoomsChanged`` it takes the other
+    nodes' rooms that changed (``take_remote``: room id, summary or None for
+    gone, code) into its lists and feeds. Both run in the lobby's task and must
+    not block.
+    """
+
+    def report(self, listings: tuple[Listing, ...]) -> None: ...
+
+    def take_remote(self) -> list[tuple[int, RoomSummary | None, str]]: ...
+
+
+@dataclass(frozen=True)
+class AttachDirectory:
+    """From now on, report this lobby's rooms to ``directory`` and show its merged list."""
+
+    directory: RoomDirectoryView
+
+
+@dataclass(frozen=True)
+class RemoteRoomsChanged:
+    """Rooms of other nodes changed: the lobby publishes a new list (batched as usual)."""
+
+
 @dataclass(frozen=True)
 class Tick:
     """From the lobby's alarm: a deferred room list is due (see ``RoomLimits.large_list_interval``)."""
 
 
-LobbyMessage = Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged | Tick
+LobbyMessage = (
+    Connect | Disconnect | Command | Shutdown | RoomCrashed | Inspect | RoomChanged | Tick
+    | AttachDirectory | RemoteRoomsChanged
+)
 
 # --- to a room (only the lobby sends these) ---------------------------------
 

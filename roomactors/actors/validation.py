@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .records import Card, Deck, DeckInfo, Scalar, User, UserId
@@ -17,6 +17,10 @@ from .records import Card, Deck, DeckInfo, Scalar, User, UserId
 MAX_ID_CHARS: Final = 64
 MAX_USER_TEXT_CHARS: Final = 64
 MAX_NAME_CHARS: Final = 100
+MAX_TOKEN_CHARS: Final = 64
+"""A seat ``token`` as a client sends it back (the server's are 24 characters)."""
+MAX_CREDENTIAL_CHARS: Final = 4096
+"""A signed identity (a JWT) in ``join_lobby {credential}``."""
 MAX_CARDS: Final = 1000
 MAX_PROBLEM_CHARS: Final = 200
 """A card's ``problem`` (a string; numbers are short by nature)."""
@@ -59,6 +63,9 @@ ERROR_CODES: Final = frozenset(
         "race_not_found",
         "banned",
         "room_locked",
+        # race.md, "Identity": checked at step 3
+        "identity_taken",
+        "unauthenticated",
     }
 )
 
@@ -95,6 +102,8 @@ class UserClaim:
     auth_level: str | None = None
     has_username: bool = False
     has_auth_level: bool = False
+    token: str | None = field(default=None, repr=False)
+    """The seat token from an earlier ack (race.md, "Identity"); never logged."""
 
     def apply_to(self, current: User | None) -> User:
         """The user after this claim: given fields replace, omitted ones are kept."""
@@ -211,7 +220,13 @@ def parse_user_claim(raw: object, where: str = "") -> UserClaim:
     user_id = parse_user_id(raw["id"], f"{where}id")
     username, has_username = _optional_text(raw, "username", where)
     auth_level, has_auth_level = _optional_text(raw, "auth_level", where)
-    return UserClaim(user_id, username, auth_level, has_username, has_auth_level)
+    token = raw.get("token")
+    if token is not None:
+        if not isinstance(token, str):
+            raise invalid(f"{where}token must be the string from your join_lobby ack, or null; got {_json_type(token)}")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise invalid(f"{where}token has {len(token)} characters; a seat token has at most {MAX_TOKEN_CHARS}")
+    return UserClaim(user_id, username, auth_level, has_username, has_auth_level, token)
 
 
 def _trimmed_name(value: object, where: str) -> str:
@@ -238,6 +253,20 @@ def parse_room_id(payload: object, command: str) -> int:
 
 def parse_join_lobby(payload: object) -> UserClaim:
     return parse_user_claim(require_object(payload, "join_lobby"))
+
+
+def parse_credential(payload: object) -> str | None:
+    """The ``credential`` of ``join_lobby {credential}`` (a signed identity), or None."""
+    credential = require_object(payload, "join_lobby").get("credential")
+    if credential is None:
+        return None
+    if not isinstance(credential, str) or not credential:
+        raise invalid(
+            f"credential must be the token your school's site made (a non-empty string), got {_json_type(credential)}"
+        )
+    if len(credential) > MAX_CREDENTIAL_CHARS:
+        raise invalid(f"credential has {len(credential)} characters; at most {MAX_CREDENTIAL_CHARS} are allowed")
+    return credential
 
 
 def parse_leave_lobby(payload: object) -> UserId:

@@ -1,7 +1,7 @@
 """EngineSocket: one Engine.IO session as the application sees it, and the
 trio glue (wake-ups, received messages) its transports use.
 
-The sans-IO :class:`~.session.EngineSession` holds the protocol state; this
+The sans-IO :class:`~.protocol.EngineSession` holds the protocol state; this
 class adds what needs trio: an event the transport writer waits on, the
 received messages (handed to an :class:`EngineReceiver` in the transport's
 task, or queued in a bounded :class:`~.inbox.Inbox` for :meth:`receive`;
@@ -12,6 +12,7 @@ that client: back-pressure on that client only), and the session's lifetime.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Callable, Protocol
 
@@ -21,8 +22,8 @@ from .coalesce import defer_write
 from .errors import EngineClosed
 from .inbox import Inbox
 from .outbox import OutboxOverflow
-from .packets import Packet, PacketError, PacketType, SharedMessage
-from .session import EngineSession
+from .packets import Packet, SharedMessage
+from .protocol import DROP_REASONS, EngineSession, PingReceived, PongReceived, SessionEvent
 
 __all__ = ["EngineReceiver", "EngineSocket"]
 
@@ -69,6 +70,7 @@ class EngineSocket:
     __slots__ = (
         "_session", "sid", "remote_address", "query", "headers", "_on_close", "get_pending", "post_pending",
         "_changed", "_deadline_changed", "_closed_event", "_close_handled", "_inbound", "on_notify", "_receiver",
+        "_delivering", "_pong_unread",
     )
 
     def __init__(
@@ -99,6 +101,11 @@ class EngineSocket:
         #: writes from here instead of waking a writer task (see .websocket).
         self.on_notify: Callable[[], None] | None = None
         self._receiver: EngineReceiver | None = None
+        #: Transport deliveries waiting on the application (see :meth:`deliver`).
+        self._delivering = 0
+        #: The pong deadline passed while the transport was held back by the
+        #: application: decided once reading resumes (see :meth:`run_heartbeat`).
+        self._pong_unread = False
 
     def __repr__(self) -> str:
         return f"<EngineSocket {self.sid} {self.transport}{' closed' if self.closed else ''}>"
@@ -124,6 +131,13 @@ class EngineSocket:
     @property
     def close_reason(self) -> str | None:
         return self._session.close_reason
+
+    @property
+    def dropped(self) -> bool:
+        """True once the session ended without a goodbye: the transport closed or
+        failed, or the client missed its heartbeat (``DROP_REASONS``). False while
+        open, and after the client's close packet or a close by the server."""
+        return self._session.close_reason in DROP_REASONS
 
     def send(
         self, data: str | bytes | SharedMessage, *, replace_key: Hashable | None = None, coalesce: bool = False
@@ -206,33 +220,44 @@ class EngineSocket:
                 return  # written when the caller's coalesced_writes() block ends
         self._sync()
 
-    def handle_packet(self, packet: Packet) -> str | bytes | None:
-        """Apply a received packet; a packet that makes no sense here closes
-        the session and raises :class:`PacketError` for the transport."""
-        try:
-            data = self._session.on_packet(packet, trio.current_time())
-        except PacketError as exc:
-            self.fail(f"protocol error: {exc}")
-            raise
-        if packet.type is PacketType.PONG or packet.type is PacketType.PING:  # moves the heartbeat deadline
+    def handle_packet(self, packet: Packet) -> SessionEvent | None:
+        """Apply a received packet and return the session's event for the
+        transport to act on (deliver a :class:`~.protocol.MessageReceived`,
+        refuse after a :class:`~.protocol.BadPacket`, which closed the session)."""
+        event = self._session.receive_packet(packet, trio.current_time())
+        if type(event) is PongReceived or type(event) is PingReceived:  # moves the heartbeat deadline
             self._wake_heartbeat()
         self._sync()
-        return data
+        return event
 
     async def deliver(self, data: str | bytes) -> bool:
         """Hand a message to the application, waiting while its buffer is full.
-        False when the session ended meanwhile."""
-        receiver = self._receiver
-        if receiver is not None:
-            if self._session.closed:
-                return False
-            await receiver.on_message(data)
-            return True
+        False when the session ended meanwhile.
+
+        While this waits the transport reads nothing more from the client, so
+        a pong it sent may sit unread behind this message: the heartbeat does
+        not time the session out meanwhile, and gives the pong ``ping_timeout``
+        once reading resumes. An overloaded server makes its clients late, it
+        does not drop them all for pongs it has not read."""
+        self._delivering += 1
         try:
-            await self._inbox().put(data)
-        except trio.ClosedResourceError:
-            return False
-        return True
+            receiver = self._receiver
+            if receiver is not None:
+                if self._session.closed:
+                    return False
+                await receiver.on_message(data)
+                return True
+            try:
+                await self._inbox().put(data)
+            except trio.ClosedResourceError:
+                return False
+            return True
+        finally:
+            self._delivering -= 1
+            if self._delivering == 0 and self._pong_unread:
+                self._pong_unread = False
+                self._session.defer_pong_deadline(trio.current_time() + self._session.config.ping_timeout)
+                self._wake_heartbeat()
 
     def fail(self, reason: str) -> None:
         """End the session because of the peer or the transport (no close packet)."""
@@ -288,7 +313,7 @@ class EngineSocket:
             if self._deadline_changed is None:
                 self._deadline_changed = trio.Event()
             deadline_changed = self._deadline_changed
-            deadline = self._session.next_deadline()
+            deadline = math.inf if self._pong_unread else self._session.next_deadline()
             receiver = self._receiver
             if receiver is not None:
                 theirs = receiver.next_deadline()
@@ -300,7 +325,10 @@ class EngineSocket:
             now = trio.current_time()
             if receiver is not None:
                 receiver.on_timer(now)
-            self._session.on_timer(now)
+            if self._delivering and self._session.pong_overdue(now):
+                self._pong_unread = True  # held back by us: see deliver()
+            else:
+                self._session.on_timer(now)
             self._sync()
 
 

@@ -34,7 +34,7 @@ from .routing import (
     route,
     route_session,
 )
-from .session import POLLING, WEBSOCKET
+from .protocol import POLLING, WEBSOCKET, BadPacket, MessageReceived
 from .websocket import accept_websocket, close_websocket, run_upgrade_probe
 from .wsconnection import ServerWebSocket, WebSocketClosed
 from .wshandshake import WebSocketHandshake, check_websocket_handshake
@@ -424,14 +424,13 @@ class HttpConnection:
         sock.post_pending = True
         try:
             for packet in packets:
-                try:
-                    data = sock.handle_packet(packet)
-                except PacketError as exc:
-                    logger.info("session %s: bad packet over polling: %s", sock.sid, exc)
+                event = sock.handle_packet(packet)
+                if type(event) is MessageReceived:
+                    await sock.deliver(event.data)
+                elif type(event) is BadPacket:
+                    logger.info("session %s: bad packet over polling: %s", sock.sid, event.detail)
                     await self._error(ErrorCode.BAD_REQUEST, cors)
                     return
-                if data is not None:
-                    await sock.deliver(data)
         finally:
             sock.post_pending = False
         await self._respond(200, [*cors, ("Content-Type", "text/html")], b"ok")

@@ -16,7 +16,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from .errors import ErrorCode
-from .session import POLLING, WEBSOCKET
+from .protocol import POLLING, WEBSOCKET
 
 __all__ = (
     "JSONP_REFUSED",

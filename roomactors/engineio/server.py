@@ -31,7 +31,7 @@ from .forwarded import TrustedProxies
 from .hosts import HostPolicy
 from .http import HttpConnection, serve_http_requests
 from .httpmessages import HttpRoute, PackedMapping
-from .session import POLLING, WEBSOCKET, EngineSession
+from .protocol import POLLING, WEBSOCKET, EngineSession
 from .websocket import run_websocket_transport
 from .wsconnection import WebSocketClosed
 

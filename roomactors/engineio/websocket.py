@@ -20,6 +20,7 @@ import trio
 from .engine_socket import EngineSocket
 from .packets import PacketError, SharedMessage, decode_packet
 from .packets_v3 import decode_websocket_v3
+from .protocol import BadPacket, MessageReceived
 from .wsconnection import ServerWebSocket, WebSocketClosed, accept_server_websocket
 from .wsframes import text_frame
 
@@ -93,18 +94,21 @@ async def run_websocket_transport(sock: EngineSocket, ws: ServerWebSocket) -> No
                     sock.fail("message too big" if reason.code == 1009 else "transport close")
                 break
             try:
-                data = sock.handle_packet(decode(message))
+                event = sock.handle_packet(decode(message))
             except PacketError as exc:
                 logger.info("session %s: bad packet over websocket: %s", sock.sid, exc)
                 sock.fail("parse error")
                 break
             # nothing of this message is held while the next is awaited
             message = None  # type: ignore[assignment]
-            if data is not None:
-                delivered = await sock.deliver(data)
-                data = None
+            if type(event) is MessageReceived:
+                delivered = await sock.deliver(event.data)
+                event = None
                 if not delivered:
                     break
+            elif type(event) is BadPacket:
+                logger.info("session %s: bad packet over websocket: %s", sock.sid, event.detail)
+                break
         # The session is over; a writer task may still be at work: flushing,
         # failing or being cut off (its deadline is set once the session closed).
         while pump.writer_done is not None:

@@ -2,7 +2,7 @@
 on Engine.IO v3 sessions (socket.io-client 1.x/2.x, ``Socket.legacy``).
 
 Layers, bottom up: :mod:`.packets` (sans-IO codec with validation),
-:mod:`.connection` (sans-IO per-session protocol state), :mod:`.session` and
+:mod:`.protocol` (sans-IO per-session protocol state), :mod:`.session` and
 :mod:`.sockets` (the trio side of one session), :mod:`.server` (handlers,
 broadcast, serving).
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .connection import DEFAULT_CONNECT_BURST, DEFAULT_CONNECT_RATE
+from .protocol import DEFAULT_CONNECT_BURST, DEFAULT_CONNECT_RATE
 from .packets import DEFAULT_MAX_ATTACHMENTS
 
 __all__ = ("SocketIOConfig",)

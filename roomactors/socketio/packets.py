@@ -1,7 +1,11 @@
 """Socket.IO v5 packets: encoding and strict decoding, with no I/O at all.
 
-python-socketio's ``Packet`` encodes well (binary deconstruction, compact JSON),
-so encoding goes through it. Its decoder accepts almost anything, and the
+Plain-JSON packets are encoded here, with the compact JSON python-socketio
+uses; python-socketio's ``Packet`` encodes only those that hold bytes (binary
+deconstruction). It is not asked first because its constructor walks every
+value of the payload looking for bytes, which cost more than the whole JSON
+encode for a ``raceprogress``; our JSON encoder walks it anyway and refuses
+bytes with a TypeError, so that is the binary check. Its decoder accepts almost anything, and the
 specification says a malformed packet must close the connection, so decoding is
 our own: every rule a client can break raises :class:`ProtocolViolation`.
 
@@ -97,6 +101,18 @@ def encode_packet(packet: SocketIOPacket) -> list[str | bytes]:
     per attachment, and an EVENT/ACK whose data holds bytes is sent as its
     BINARY_ variant, as every Socket.IO implementation does.
     """
+    if packet.type not in _BINARY_TYPES:
+        head = _TYPE_DIGITS[packet.type]
+        if packet.namespace != "/":
+            head += packet.namespace + ","
+        if packet.id is not None:
+            head += str(packet.id)
+        if packet.data is None:
+            return [head]
+        try:
+            return [head + _compact_json(packet.data)]
+        except TypeError:
+            pass  # bytes somewhere (or something not JSON: the codec says which)
     codec = _CodecPacket(
         packet_type=int(packet.type),
         data=packet.data,
@@ -107,6 +123,12 @@ def encode_packet(packet: SocketIOPacket) -> list[str | bytes]:
     if isinstance(encoded, str):
         return [encoded]
     return [encoded[0], *(bytes(item) for item in encoded[1:])]
+
+
+#: python-socketio's settings (``json.dumps(data, separators=(",", ":"))``),
+#: built once: ``json.dumps`` with any option builds a new encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+_TYPE_DIGITS = {kind: str(int(kind)) for kind in PacketType}
 
 
 def decode_text(

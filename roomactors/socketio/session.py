@@ -32,7 +32,7 @@ import trio
 
 from ..engineio.inbox import Inbox
 from ..engineio.packets import SharedMessage
-from .connection import (
+from .protocol import (
     AckReceived,
     ConnectionClosed,
     ConnectionEvent,
@@ -127,7 +127,7 @@ class SocketIOSession:
     """Socket.IO over one Engine.IO session; ``run()`` is the Engine.IO handler's body."""
 
     __slots__ = (
-        "_calls", "_close_reason", "_ended", "_inline_task", "_pending", "_read_ahead", "_reason_known",
+        "_calls", "_close_reason", "_dropped", "_ended", "_inline_task", "_pending", "_read_ahead", "_reason_known",
         "_released", "_server", "_work", "connection", "eio", "sockets", "__weakref__",
     )
 
@@ -150,6 +150,8 @@ class SocketIOSession:
         self._work: Inbox[tuple[_Work, bool]] = Inbox()
         self._read_ahead = _ReadAhead(config.max_queued_events)
         self._close_reason = "transport close"
+        #: The Engine.IO session ended without a goodbye (see ``Socket.dropped``).
+        self._dropped = False
         self._ended = False
         self._reason_known = False
         #: Work queued for the dispatcher or being handled by it: an inline
@@ -174,7 +176,7 @@ class SocketIOSession:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + _SHUTDOWN_GRACE
                 for socket in list(self.sockets.values()):
-                    await self._end_socket(socket, self._close_reason)
+                    await self._end_socket(socket, self._close_reason, dropped=self._dropped)
 
     # -- driven by the Engine.IO session (EngineReceiver) --------------------
 
@@ -211,6 +213,7 @@ class SocketIOSession:
     def on_close(self, reason: str) -> None:
         if not self._reason_known:  # our own close set a better one
             self._close_reason = _ENGINE_REASONS.get(reason, reason)
+            self._dropped = self.eio.dropped
             self._reason_known = True
         self._ended = True
         self._fail_calls(None)
@@ -356,14 +359,16 @@ class SocketIOSession:
             self.connection.send_ack(event.namespace, ack_id, _ack_args(result))
             self._flush()
 
-    async def _end_socket(self, socket: Socket, reason: str) -> None:
-        """Forget a socket and run its disconnect handler, exactly once."""
+    async def _end_socket(self, socket: Socket, reason: str, *, dropped: bool = False) -> None:
+        """Forget a socket and run its disconnect handler, exactly once.
+        ``dropped``: the client vanished without a goodbye (``Socket.dropped``)."""
         if self.sockets.get(socket.namespace) is socket:
             del self.sockets[socket.namespace]
         socket._state = "closed"
         if socket._disconnect_handled:
             return
         socket._disconnect_handled = True
+        socket.dropped = dropped
         self._fail_calls(socket)
         handler = self._server._handlers.get(socket.namespace, {}).get("disconnect")
         if handler is None:

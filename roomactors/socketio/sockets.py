@@ -58,7 +58,7 @@ class Socket:
     """
 
     __slots__ = (
-        "_ack_id", "_buffer", "_disconnect_handled", "_session", "_state", "eio", "namespace", "sid",
+        "_ack_id", "_buffer", "_disconnect_handled", "_session", "_state", "dropped", "eio", "namespace", "sid",
         "__weakref__",
     )
 
@@ -70,6 +70,12 @@ class Socket:
         self._state: _State = "connecting"
         self._buffer: list[tuple[EncodedEvent, Hashable | None]] = []
         self._disconnect_handled = False
+        #: Set before the disconnect handler runs: True when the client vanished
+        #: without a goodbye (no Socket.IO DISCONNECT, no Engine.IO close packet:
+        #: its transport closed or failed, or it missed its heartbeat), False
+        #: after a goodbye or a disconnect the server decided. An application
+        #: may keep such a client's place for a while (race.md, reconnect grace).
+        self.dropped = False
         #: The ack id of the event being handled, until a handler takes it
         #: (events of one connection are handled one at a time; None outside a
         #: handler, and when the client asked for no ack).

@@ -26,17 +26,24 @@ def code(ack: Ack) -> str:
     return str(ack["error"]["code"])
 
 
-async def joined(lobby: Lobby, name: str) -> MemoryClient:
-    client = MemoryClient(name, transcript=True)
+class Seat(MemoryClient):
+    """A MemoryClient that keeps its seat token (race.md, "Identity"), to come back with."""
+
+    token: str | None = None
+
+
+async def joined(lobby: Lobby, name: str) -> Seat:
+    client = Seat(name, transcript=True)
     await lobby.connect(client)
     ack = await lobby.join_lobby(client, name, username=name.upper())
     assert ack["ok"] is True, ack
+    client.token = ack["token"]
     return client
 
 
 async def room_with_players(
     lobby: Lobby, *players: str, answers: tuple[str, ...] = ANSWERS
-) -> tuple[int, MemoryClient, list[MemoryClient]]:
+) -> tuple[int, Seat, list[Seat]]:
     host = await joined(lobby, "host")
     ack = await lobby.create_room(host, "Race room", race_deck(answers))
     assert ack["ok"] is True, ack

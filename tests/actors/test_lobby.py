@@ -24,12 +24,24 @@ def error_code(ack: Ack) -> str:
     return str(ack["error"]["code"])
 
 
-async def joined(lobby: Lobby, name: str, user_id: Any = None, **profile: Any) -> MemoryClient:
-    client = MemoryClient(name)
+class Member(MemoryClient):
+    """A MemoryClient that remembers the seat token of its last join."""
+
+    token: str | None = None
+
+
+async def joined(lobby: Lobby, name: str, user_id: Any = None, **profile: Any) -> Member:
+    client = Member(name)
     await lobby.connect(client)
     ack = await lobby.join_lobby(client, user_id if user_id is not None else name, **profile)
     assert ack["ok"] is True, ack
+    client.token = ack["token"]
     return client
+
+
+def without_token(ack: Ack) -> Ack:
+    assert isinstance(ack.get("token"), str) and len(ack["token"]) >= 22, ack  # >= 128 bits of base64url
+    return {key: value for key, value in ack.items() if key != "token"}
 
 
 async def room_of(lobby: Lobby, host: MemoryClient, name: str = "Room", **deck: Any) -> int:
@@ -43,7 +55,7 @@ async def test_worked_example_of_protocol_md(lobby: Lobby) -> None:
     await lobby.connect(a)
     await lobby.connect(b)
     ack = await lobby.command(a, "join_lobby", {"id": 1, "username": "mia", "auth_level": "teacher"})
-    assert ack == {"ok": True, "user": {"id": 1, "username": "mia", "auth_level": "teacher"}, "room": None}
+    assert without_token(ack) == {"ok": True, "user": {"id": 1, "username": "mia", "auth_level": "teacher"}, "room": None}
     assert (await a.next_room_list()).to_json() == []
     await lobby.command(b, "join_lobby", {"id": 2, "username": "sam", "auth_level": "student"})
     assert (await b.next_room_list()).to_json() == []
@@ -110,7 +122,7 @@ async def test_repeated_join_lobby_updates_profile_and_broadcasts_when_it_shows(
     room_id = await room_of(lobby, host)
     await other.next_room_list()
     ack = await lobby.command(host, "join_lobby", {"id": "h", "auth_level": None})
-    assert ack == {"ok": True, "user": {"id": "h", "username": "new", "auth_level": None}, "room": room_id}
+    assert without_token(ack) == {"ok": True, "user": {"id": "h", "username": "new", "auth_level": None}, "room": room_id}
     assert (await other.next_room_list()).to_json()[0]["host"] == {**ack["user"], "connected": True}
 
 
@@ -306,8 +318,8 @@ async def test_takeover_keeps_the_place_and_replaces_the_old_connection(lobby: L
     await lobby.join_room(player, room_id)
     host_new = MemoryClient("h-new")
     await lobby.connect(host_new)
-    ack = await lobby.join_lobby(host_new, "h", auth_level="teacher")
-    assert ack == {"ok": True, "user": {"id": "h", "username": "mia", "auth_level": "teacher"}, "room": room_id}
+    ack = await lobby.join_lobby(host_new, "h", auth_level="teacher", token=host_old.token)
+    assert without_token(ack) == {"ok": True, "user": {"id": "h", "username": "mia", "auth_level": "teacher"}, "room": room_id}
     assert host_old.events and host_old.events[-1][0] == "replaced" and "reason" in host_old.events[-1][1]
     assert host_old.detached == "replaced"
     # The old connection is gone from the lobby: its disconnect and commands do nothing.
@@ -323,8 +335,10 @@ async def test_create_room_with_host_takes_over_a_lobby_user(lobby: Lobby) -> No
     old = await joined(lobby, 7)
     new = MemoryClient("new")
     await lobby.connect(new)
-    ack = await lobby.create_room(new, "R", make_deck(), host={"id": 7})
-    assert ack["ok"] is True
+    assert error_code(await lobby.create_room(new, "R", make_deck(), host={"id": 7})) == "identity_taken"
+    assert old.detached is None
+    ack = await lobby.create_room(new, "R", make_deck(), host={"id": 7, "token": old.token})
+    assert ack["ok"] is True and isinstance(ack["token"], str) and ack["token"] != old.token
     assert old.detached == "replaced"
     assert (await lobby.snapshot()).connections == {"new": 7}
 
@@ -335,6 +349,8 @@ async def test_failed_create_room_with_host_does_not_take_over(lobby: Lobby) -> 
     thief = MemoryClient("thief")
     await lobby.connect(thief)
     ack = await lobby.create_room(thief, "R", make_deck(), host={"id": 7})
+    assert error_code(ack) == "identity_taken"  # step 3, before already_in_room
+    ack = await lobby.create_room(thief, "R", make_deck(), host={"id": 7, "token": host.token})
     assert error_code(ack) == "already_in_room"
     assert host.detached is None and host.events == []
 

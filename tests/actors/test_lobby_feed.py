@@ -263,10 +263,12 @@ async def test_replaced_and_disconnected_watchers_are_forgotten(lobby: Lobby) ->
     await lobby.connect(watcher)
     await lobby.command(watcher, "watch_rooms", {})
     await lobby.disconnect(watcher)
-    replaced = await joined(lobby, "r")
+    replaced = MemoryClient("r")
+    await lobby.connect(replaced)
+    token = (await lobby.join_lobby(replaced, "r"))["token"]
     await lobby.command(replaced, "watch_rooms", {})
     await lobby.connect(second := MemoryClient("r2"))
-    ack = await lobby.command(second, "join_lobby", {"id": "r"})  # a takeover (identity tokens: race.md)
+    ack = await lobby.command(second, "join_lobby", {"id": "r", "token": token})  # a takeover (race.md, "Identity")
     assert ack["ok"], ack
     host = await joined(lobby, "h")
     await create(lobby, host)

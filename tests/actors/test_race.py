@@ -449,14 +449,14 @@ async def test_takeover_mid_race_gets_racestate(
     await answer(lobby, p1, room, 1, 0, ANSWERS[0])
     again = MemoryClient("p1 again")
     await lobby.connect(again)
-    ack = await lobby.join_lobby(again, "p1")
+    ack = await lobby.join_lobby(again, "p1", token=p1.token)  # the seat's token: a reload keeps it
     assert ack["room"] == room
     state = again.events_named("racestate")[0]
     assert state["next"] == 1 and state["state"] == "racing"
     assert (await answer(lobby, again, room, 1, 1, ANSWERS[1]))["correct"] is True
     reseated_host = MemoryClient("host again")
     await lobby.connect(reseated_host)
-    await lobby.join_lobby(reseated_host, "host")
+    await lobby.join_lobby(reseated_host, "host", token=host.token)
     assert reseated_host.events_named("racestate")[0]["next"] is None
     await lobby.command(reseated_host, "end_race", {"id": room})
     assert reseated_host.events_named("raceover")[0]["reason"] == "host_ended"

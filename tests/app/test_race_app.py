@@ -23,6 +23,8 @@ from roomactors.app import RoomApp, open_room_app
 from roomactors.socketio import SocketIOServer
 
 ANSWERS = ("kiwi-ANSWER-zero", "3/4", "lynx-ANSWER-two")
+TOKENS: dict[str, str] = {}
+"""The seat token of each user id's last join_lobby in ``seated`` (a reloaded tab keeps it)."""
 DECK = {"name": "Race", "flashcards": [{"id": i, "problem": f"p{i}", "answer": a} for i, a in enumerate(ANSWERS)]}
 NO_RATE_LIMIT = RoomLimits(command_rate=None)
 
@@ -63,7 +65,9 @@ async def seated(clients: Clients, url: str, names: list[tuple[str, str]], deck:
     for name, namespace in names:
         sock = clients.connect(url, namespace)
         await sock.wait_connected()
-        assert (await ack_of(sock, "join_lobby", {"id": name, "username": name.upper()}))["ok"] is True
+        joined = await ack_of(sock, "join_lobby", {"id": name, "username": name.upper()})
+        assert joined["ok"] is True
+        TOKENS[name] = joined["token"]
         socks.append(sock)
     host, *players = socks
     room = (await ack_of(host, "create_room", {"name": "Race room", "deck": deck}))["room"]["id"]
@@ -305,7 +309,7 @@ async def test_a_reloaded_tab_gets_racestate_and_carries_on(served: Served, clie
         await ack_of(p1, "answer", {"id": room, "race_id": 1, "card": 0, "answer": ANSWERS[0]})
         reloaded = clients.connect(served.url, "/")
         await reloaded.wait_connected()
-        assert (await ack_of(reloaded, "join_lobby", {"id": "p1"}))["room"] == room
+        assert (await ack_of(reloaded, "join_lobby", {"id": "p1", "token": TOKENS["p1"]}))["room"] == room
         (state,) = await reloaded.next_event("racestate")
         assert state["race_id"] == 1 and state["state"] == "racing" and state["next"] == 1
         assert state["start_at"] == start["start_at"] and state["end_at"] == start["end_at"]

@@ -7,6 +7,7 @@
 //
 // Usage: node race_scenario.mjs <base-url> <artifacts-dir>
 // Env: CHROMIUM (default /usr/bin/chromium), SCENARIO_STEP_TIMEOUT_MS (default 15000),
+// SCENARIO_SEATS=1 (reload pages and drop the network mid-race: a server with a reconnect grace),
 // SCENARIO_COLOR_SCHEME (light, the default, or dark).
 // Prints one JSON line on stdout with what the pages showed (the pytest side asserts
 // on it); progress and failures go to stderr; exit code 1 on any failure.
@@ -249,6 +250,47 @@ await runScenario(async (report, step) => {
     await waitLane(tp, "teacher", ids.alice, { answered: "1", correct: "1" });
     await waitLane(bp, "bob", ids.alice, { answered: "1", correct: "1" });
     report.pages.teacher.aliceLaneAfterOne = await laneOf(tp, "teacher", ids.alice);
+
+    // Seats outlive a connection (race.md): a reload or a dropped network mid-race
+    // brings the page back to where it was, through racestate. Only against a server
+    // with a reconnect grace (SCENARIO_SEATS=1): the Node stand-in has none.
+    if (process.env.SCENARIO_SEATS === "1") {
+    const backInTheRace = async (page, who) => {
+      await waitIn(page, `${who}: connected again`, () =>
+        document.querySelector("[data-testid=connection-state]").dataset.state === "connected");
+      await waitVisible(byTest(page, "room-view"), `${who}: back in the room`);
+      await waitIn(page, `${who}: racing again`, () =>
+        document.querySelector("[data-testid=race-panel]")?.dataset.phase === "racing");
+    };
+    step("Alice reloads her page mid-race: 'Reconnecting…', then her next card");
+    await ap.reload({ waitUntil: "load" });
+    const aliceReload = { sawReconnecting: await ap.evaluate(() =>
+      document.querySelector("[data-testid=connection-state]").dataset.state) };
+    await backInTheRace(ap, "alice");
+    await waitIn(ap, "alice: her next card", () => window.roomactorsLobby.state.race?.next === 1);
+    aliceReload.problem = await textOf(byTest(ap, "problem"));
+    aliceReload.me = await ap.evaluate(() => window.roomactorsLobby.state.me.username);
+    report.pages.alice.reload = aliceReload;
+    await waitLane(tp, "teacher", ids.alice, { answered: "1", correct: "1" });
+
+    step("the teacher reloads mid-race: the room, the race and the lanes are back");
+    await tp.reload({ waitUntil: "load" });
+    await backInTheRace(tp, "teacher");
+    report.pages.teacher.reload = {
+      roomTitle: await textOf(byTest(tp, "room-title")),
+      aliceLane: await laneOf(tp, "teacher", ids.alice),
+      answerFormShown: await byTest(tp, "answer-form").isVisible(),
+    };
+
+    step("Bob's phone loses the network for 5 s and carries on");
+    await bob.context.setOffline(true);
+    await bp.waitForTimeout(5000); // the outage itself: nothing to wait for but time
+    await bob.context.setOffline(false);
+    await backInTheRace(bp, "bob");
+    report.pages.bob.afterOffline = { next: await bp.evaluate(() => window.roomactorsLobby.state.race?.next) };
+    // A reload and an outage fail requests on purpose; what counts is what follows.
+    for (const p of people) p.problems.length = 0;
+    }
 
     step("Bob answers all three by keyboard; the focus stays in the answer field");
     report.pages.bob.answers = [];

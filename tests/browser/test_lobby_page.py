@@ -13,9 +13,10 @@ keyboard, on a phone-sized window), the teacher sees them, one student leaves, t
 teacher closes the room and the remaining student is told and is back in the lobby;
 a second create_room hits max_rooms=1 and the error shows next to the form; every
 page ends up on WebSocket; a dropped connection shows "reconnecting", the page
-signs in again by itself and says the seat was lost; the teacher makes an unlisted
-room, which nobody's list shows, and Bob (phone, keyboard only) joins it by its code
-after a wrong one is refused in words; a second tab of the same user takes over. Screenshots go
+signs in again by itself, back in its seat (or told the seat was lost, on a server
+without a reconnect grace); the teacher makes an unlisted room, which nobody's list
+shows, and Bob (phone, keyboard only) joins it by its code after a wrong one is
+refused in words; a second tab of the same user, with the seat's token, takes over. Screenshots go
 to ``test-artifacts/browser/<server>/``.
 
 The race (``race_scenario.mjs``, its own tests so the lobby's stay green on a server
@@ -27,12 +28,19 @@ and each student's answers against the right ones; the teacher's table of every
 answer downloads as CSV; the race locked the room, the teacher unlocks it and Alice
 leaves; a rematch from the results with a time limit and late join, which Alice
 joins while it runs (``racestate``), ended by the teacher; Alice is removed and may
-not come back, and a locked room shows as locked in the lobby.
+not come back, and a locked room shows as locked in the lobby. Against roomserver,
+Alice and then the teacher reload mid-race and Bob's phone is offline for 5 s; each
+carries on where they were (seats outlive a connection, race.md).
+
+Signed identity (``signed_scenario.mjs``): the page opened with ``#credential=...``
+signs in by itself, hides the name and role, keeps the teacher's room on a reload,
+and says why an expired credential is refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -73,7 +81,9 @@ def node() -> str:
     return node
 
 
-async def run_scenario(node: str, base_url: str, artifacts: Path, script: Path = SCENARIO) -> dict[str, Any]:
+async def run_scenario(
+    node: str, base_url: str, artifacts: Path, script: Path = SCENARIO, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``script`` (``scenario.mjs`` by default) against ``base_url`` and return its report."""
     with trio.fail_after(SCENARIO_TIMEOUT):
         result = await trio.run_process(
@@ -82,6 +92,7 @@ async def run_scenario(node: str, base_url: str, artifacts: Path, script: Path =
             capture_stderr=True,
             check=False,
             cwd=str(HERE),
+            env={**os.environ, **(env or {})},
         )
     stderr = result.stderr.decode(errors="replace")
     lines = result.stdout.decode(errors="replace").strip().splitlines()
@@ -90,7 +101,9 @@ async def run_scenario(node: str, base_url: str, artifacts: Path, script: Path =
     return report
 
 
-def assert_what_the_pages_showed(report: dict[str, Any]) -> None:
+def assert_what_the_pages_showed(report: dict[str, Any], seat_kept: bool = True) -> None:
+    """``seat_kept``: the server keeps a dropped user's seat for a reconnect grace
+    (roomserver); the Node stand-in counts a drop as leaving."""
     teacher, alice, bob = (report["pages"][name] for name in ("teacher", "alice", "bob"))
 
     assert teacher["whoami"] == "Signed in as Ms Rivera (teacher)"
@@ -130,11 +143,13 @@ def assert_what_the_pages_showed(report: dict[str, Any]) -> None:
         assert page["transport"] == {"attribute": "websocket", "engine": "websocket"}
         assert page["problems"] == []
 
-    # After a dropped connection: "reconnecting", then connected and signed in again;
-    # the server counted the drop as leaving, and the page says so.
+    # After a dropped connection: "reconnecting", then connected and signed in again,
+    # back in her seat (the reconnect grace), or, where the server counted the drop
+    # as leaving, told so.
     assert alice["reconnect"] == {
         "states": ["reconnecting", "connected"],
-        "notice": "The connection dropped, so you left “After the drop”.",
+        "seatKept": seat_kept,
+        "notice": None if seat_kept else "The connection dropped, so you left “After the drop”.",
         "whoami": "Signed in as Alice (student)",
         "reloaded": False,
     }
@@ -184,7 +199,7 @@ async def test_lobby_page_with_node_reference_server(node: str) -> None:
     async with open_subprocess_server([node, str(STANDIN_SERVER), "--max-rooms", "1"], cwd=HERE) as url:
         artifacts = ARTIFACTS / "node-reference"
         report = await run_scenario(node, url, artifacts)
-    assert_what_the_pages_showed(report)
+    assert_what_the_pages_showed(report, seat_kept=False)
     for name in ("lobby.png", "room.png"):
         assert (artifacts / name).stat().st_size > 0
 
@@ -309,6 +324,21 @@ def assert_the_race_the_pages_showed(report: dict[str, Any]) -> None:
 RACE_SCREENSHOTS = ("race.png", "race-phone.png", "results.png", "results-phone.png")
 
 
+def assert_the_pages_came_back_mid_race(report: dict[str, Any]) -> None:
+    """Seats that outlive a connection: a student's and the teacher's reload mid-race,
+    and a phone 5 s offline, each carry on where they were."""
+    teacher, alice, bob = (report["pages"][name] for name in ("teacher", "alice", "bob"))
+    assert alice["reload"] == {
+        "sawReconnecting": "reconnecting",
+        "problem": "1/2 + 1/4",
+        "me": "Alice",
+    }
+    assert teacher["reload"]["roomTitle"] == "Race day"
+    assert teacher["reload"]["aliceLane"] == teacher["aliceLaneAfterOne"]
+    assert teacher["reload"]["answerFormShown"] is False
+    assert bob["afterOffline"] == {"next": 0}
+
+
 async def test_race_page_with_node_reference_server(node: str) -> None:
     """A whole race against the stand-in (``standin_server.mjs``): the page is a
     correct client of race.md as socket.io 4 speaks it."""
@@ -326,7 +356,53 @@ async def test_race_page_with_roomserver(nursery: trio.Nursery, node: str, serve
     config = RoomServerConfig(port=0, client_js_path=str(CLIENT_JS))
     server = await nursery.start(serve_roomserver, config)
     artifacts = ARTIFACTS / "roomserver-race"
-    report = await run_scenario(node, server.url, artifacts, RACE_SCENARIO)
+    report = await run_scenario(node, server.url, artifacts, RACE_SCENARIO, env={"SCENARIO_SEATS": "1"})
     assert_the_race_the_pages_showed(report)
+    assert_the_pages_came_back_mid_race(report)
     for name in RACE_SCREENSHOTS:
         assert (artifacts / name).stat().st_size > 0
+
+
+# ---- signed identity (race.md, "Identity") ----
+
+SIGNED_SCENARIO = HERE / "signed_scenario.mjs"
+SIGNING_SECRET = "the-school-site-and-the-room-server-share-this"
+
+
+def school_credential(sub: str, name: str, role: str, expires_in: float = 600) -> str:
+    """What a school's site makes for a signed-in user (docs/configuration.md)."""
+    import time
+
+    import jwt
+
+    claims = {"sub": sub, "name": name, "role": role, "exp": int(time.time() + expires_in)}
+    return jwt.encode(claims, SIGNING_SECRET, algorithm="HS256")
+
+
+async def test_signed_identity_on_the_page(nursery: trio.Nursery, node: str, serve_roomserver: Any) -> None:
+    config = RoomServerConfig(
+        port=0, client_js_path=str(CLIENT_JS), identity_secret=SIGNING_SECRET, teachers_only_create=True
+    )
+    server = await nursery.start(serve_roomserver, config)
+    credentials = {
+        "teacher": school_credential("t-1", "Ms Rivera", "teacher"),
+        "student": school_credential("s-7", "Sam", "student"),
+        "expired": school_credential("s-8", "Late", "student", expires_in=-3600),
+    }
+    report = await run_scenario(
+        node, server.url, ARTIFACTS / "roomserver-signed", SIGNED_SCENARIO,
+        env={"SCENARIO_CREDENTIALS": json.dumps(credentials)},
+    )
+    teacher, student, late = (report["pages"][name] for name in ("teacher", "student", "late"))
+    assert teacher["signed"] == {
+        "hash": "",  # taken out of the address bar
+        "namesFieldHidden": True,
+        "rolePickerHidden": True,
+        "me": {"id": "t-1", "username": "Ms Rivera", "auth_level": "teacher"},
+    }
+    assert teacher["whoami"] == "Signed in as Ms Rivera (teacher)"
+    assert student["signed"]["me"] == {"id": "s-7", "username": "Sam", "auth_level": "student"}
+    assert student["signed"]["rolePickerHidden"] is True
+    assert late["code"] == "unauthenticated" and "expired" in late["error"] and late["view"] == "signin"
+    assert teacher["afterReload"] == {"view": "room", "room": "Signed room", "hash": ""}
+    assert report["problems"] == []

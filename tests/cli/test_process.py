@@ -113,6 +113,7 @@ async def _serve_two_clients_then_signal(command: list[str], log: StderrLog, sig
             await host.wait_connected()
             await player.wait_connected()
             joined = await host.call("join_lobby", {"id": 1, "username": "mia", "auth_level": "teacher"})
+            assert isinstance(joined[0].pop("token"), str)  # the seat's token
             assert joined == [{"ok": True, "user": {"id": 1, "username": "mia", "auth_level": "teacher"}, "room": None}]
             created = await host.call("create_room", {"name": "Fractions", "deck": DECK})
             assert created[0]["ok"] is True

@@ -10,7 +10,7 @@ from roomactors.engineio import EngineIOConfig, EngineIOServer
 
 def test_all_is_complete_and_importable() -> None:
     public = {name for name in dir(engineio_pkg) if not name.startswith("_")}
-    modules = {"coalesce", "config", "engine_socket", "errors", "forwarded", "hosts", "http", "httpmessages", "inbox", "outbox", "packets", "packets_v3", "routing", "server", "session", "websocket", "wsconnection", "wsframes", "wshandshake"}
+    modules = {"coalesce", "config", "engine_socket", "errors", "forwarded", "hosts", "http", "httpmessages", "inbox", "outbox", "packets", "packets_v3", "protocol", "routing", "server", "websocket", "wsconnection", "wsframes", "wshandshake"}
     assert set(engineio_pkg.__all__) == public - modules
     for name in engineio_pkg.__all__:
         assert getattr(engineio_pkg, name) is not None

@@ -19,7 +19,7 @@ from roomactors.engineio.packets_v3 import (
     encode_text_payload,
     js_length,
 )
-from roomactors.engineio.session import POLLING, WEBSOCKET, EngineSession
+from roomactors.engineio.protocol import POLLING, WEBSOCKET, Closed, EngineSession, MessageReceived, PingReceived
 
 CONFIG = EngineIOConfig(ping_interval=25.0, ping_timeout=20.0)
 HANDSHAKE = '0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}'
@@ -166,29 +166,29 @@ def v3_session(now: float = 0.0, **kwargs: object) -> EngineSession:
 def test_the_server_never_pings_a_v3_client() -> None:
     session = v3_session()
     assert session.next_deadline() == 45.0  # open + ping_interval + ping_timeout
-    session.on_timer(25.0)
-    session.on_timer(44.999)
+    assert session.on_timer(25.0) is None
+    assert session.on_timer(44.999) is None
     assert not session.closed
     assert session.take_polling_payload() is None  # no ping queued
 
 
 def test_each_client_ping_is_answered_and_moves_the_deadline() -> None:
     session = v3_session()
-    assert session.on_packet(Packet(PacketType.PING), 25.0) is None
+    assert session.receive_packet(Packet(PacketType.PING), 25.0) == PingReceived()
     assert session.take_polling_payload() == "1:3"
     assert session.next_deadline() == 70.0
-    session.on_packet(Packet(PacketType.PING), 50.0)
+    session.receive_packet(Packet(PacketType.PING), 50.0)
     assert session.next_deadline() == 95.0
     session.on_timer(94.9)
     assert not session.closed
-    session.on_timer(95.0)
+    assert session.on_timer(95.0) == Closed("ping timeout")
     assert session.closed and session.close_reason == "ping timeout"
 
 
 def test_messages_do_not_move_the_deadline() -> None:
     session = v3_session()
-    assert session.on_packet(message("hi"), 30.0) == "hi"
-    assert session.on_packet(Packet(PacketType.PONG), 31.0) is None  # stray pong: ignored
+    assert session.receive_packet(message("hi"), 30.0) == MessageReceived("hi")
+    assert session.receive_packet(Packet(PacketType.PONG), 31.0) is None  # stray pong: ignored
     assert session.next_deadline() == 45.0
 
 

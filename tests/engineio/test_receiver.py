@@ -123,3 +123,33 @@ async def test_the_receivers_deadline_rides_on_the_heartbeat(
     assert receiver.timers == [deadline]
     assert await ws.get_message() == "2"  # and the heartbeat goes on as before
     await ws.aclose()
+
+
+async def test_a_held_back_transport_is_not_timed_out_for_a_pong_it_has_not_read(
+    nursery: trio.Nursery, open_ws: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An overloaded application (its receiver waits) stops the transport
+    reading: the client's pong sits unread. The session must outlive the pong
+    deadline, read the pong once the application catches up, and go on; a
+    client that then stays silent still times out, ``ping_timeout`` later."""
+    gate = trio.Event()
+    port, receivers = await serve(nursery, EngineIOConfig(ping_interval=25, ping_timeout=20), gate=gate)
+    ws = await open_ws(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket")
+    assert (await ws.get_message()).startswith("0{")
+    opened = trio.current_time()
+    await ws.send_message("4busy")  # the receiver waits on the gate with it
+    assert await ws.get_message() == "2"
+    await ws.send_message("3")  # answered in time, but not read
+    await trio.sleep(60.0)  # well past the pong deadline (opened + 45)
+    (receiver,) = receivers
+    assert not receiver.sock.closed and receiver.closes == []
+    gate.set()  # the application catches up: the message, then the pong, are read
+    assert await ws.get_message() == "4got busy"
+    resumed = trio.current_time()
+    assert await ws.get_message() == "2"  # the heartbeat goes on: the pong counted
+    assert trio.current_time() == resumed + 25.0
+    await trio.sleep(19.9)  # this ping goes unanswered: gone at ping + ping_timeout
+    assert receiver.closes == []
+    await trio.sleep(0.2)
+    assert receiver.closes == ["ping timeout"]
+    assert opened < resumed

@@ -10,7 +10,7 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 
 from roomactors.engineio import EngineIOConfig, EngineSocket, SharedMessage
-from roomactors.engineio.session import WEBSOCKET, EngineSession
+from roomactors.engineio.protocol import WEBSOCKET, EngineSession
 from roomactors.engineio.websocket import run_websocket_transport
 from roomactors.engineio.wsconnection import ServerWebSocket
 from roomactors.engineio.wsframes import text_frame

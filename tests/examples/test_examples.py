@@ -55,6 +55,7 @@ async def test_embed_server_serves_clients() -> None:
         sock = clients.connect(url, "/lobby")
         await sock.wait_connected()
         (ack,) = await sock.call("join_lobby", {"id": 7, "username": "eve"})
+        assert isinstance(ack.pop("token"), str)  # the seat's token
         assert ack == {"ok": True, "user": {"id": 7, "username": "eve", "auth_level": None}, "room": None}
         assert await sock.next_event("updaterooms") == [[]]
 
@@ -66,3 +67,42 @@ async def test_socketio_echo_answers_acks() -> None:
         (welcome,) = await sock.next_event("welcome")
         assert isinstance(welcome["sid"], str) and welcome["sid"]
         assert await sock.call("echo", "hi", {"n": 1}) == ["hi", {"n": 1}]
+
+
+async def test_signed_identity_prints_links_whose_credentials_sign_in() -> None:
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(
+            lambda task_status: trio.run_process(
+                [sys.executable, str(EXAMPLES / "signed_identity.py")], stdout=subprocess.PIPE, check=False,
+                task_status=task_status,
+            )
+        )
+        assert process.stdout is not None
+        output = b""
+        try:
+            with trio.fail_after(20):
+                while output.count(b"#credential=") < 2:
+                    chunk = await process.stdout.receive_some()
+                    assert chunk, f"signed_identity.py exited early: {output!r}"
+                    output += chunk
+            lines = output.decode().splitlines()
+            url = lines[0].removeprefix("room server at ")
+            links = {line.split(" ", 1)[0]: line.rsplit("#credential=", 1)[1] for line in lines[1:3]}
+            async with open_clients("python") as clients:
+                teacher = clients.connect(url, "/lobby")
+                student = clients.connect(url, "/")
+                await teacher.wait_connected()
+                await student.wait_connected()
+                (ack,) = await teacher.call("join_lobby", {"credential": links["teacher"]})
+                assert ack["user"] == {"id": "t-1", "username": "Ms Rivera", "auth_level": "teacher"}
+                (ack,) = await student.call("join_lobby", {"credential": links["student"]})
+                assert ack["user"]["auth_level"] == "student"
+                deck = {"name": "d", "flashcards": [{"id": 1, "problem": "1+1", "answer": "2"}]}
+                (ack,) = await student.call("create_room", {"name": "mine", "deck": deck})
+                assert ack["error"]["code"] == "forbidden"  # teachers_only_create
+                (ack,) = await teacher.call("create_room", {"name": "Class", "deck": deck})
+                assert ack["ok"] is True
+                (ack,) = await student.call("join_lobby", {"credential": links["student"][:-2] + "xx"})
+                assert ack["error"]["code"] == "unauthenticated"
+        finally:
+            process.kill()

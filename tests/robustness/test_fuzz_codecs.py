@@ -25,8 +25,15 @@ from roomactors.actors.validation import (
 from roomactors.engineio.config import EngineIOConfig
 from roomactors.engineio.packets import Packet, PacketError, PacketType, decode_packet, decode_payload
 from roomactors.engineio.packets_v3 import decode_payload_v3, decode_websocket_v3
-from roomactors.engineio.session import EngineSession
-from roomactors.socketio.connection import (
+from roomactors.engineio.protocol import (
+    BadPacket,
+    Closed,
+    EngineSession,
+    MessageReceived,
+    PingReceived,
+    PongReceived,
+)
+from roomactors.socketio.protocol import (
     AckReceived,
     ConnectionClosed,
     ConnectRequested,
@@ -213,6 +220,9 @@ async def test_lobby_answers_hostile_commands_and_keeps_its_invariants(
 
 # -- Engine.IO ----------------------------------------------------------------------
 
+#: What a received packet may turn into (timers make PingQueued and Closed too).
+SESSION_EVENTS = (MessageReceived, PongReceived, PingReceived, Closed, BadPacket)
+
 VALID_EIO = ["0", "1", "2", "2probe", "3", "3probe", "4hello", '42["ev",1]', "5", "6", "bAAEC"]
 
 
@@ -266,18 +276,19 @@ def test_engine_session_takes_any_packet_sequence(steps: list[tuple[str, float]]
         session.on_timer(now)
         try:
             packet = decode_packet(raw)
-            result = session.on_packet(packet, now)
+            result = session.receive_packet(packet, now)
         except PacketError:
             session.close("protocol error", notify_peer=False)
             continue
-        assert result is None or isinstance(result, (str, bytes))
+        assert result is None or isinstance(result, SESSION_EVENTS)
+        assert not isinstance(result, (Closed, BadPacket)) or session.closed
         payload = session.take_polling_payload(final=session.closed)
         assert payload is None or isinstance(payload, str)
         if payload is not None:
             payload.encode("utf-8")  # what goes on the wire must be encodable
         if session.closed:
             assert session.next_deadline() == math.inf
-            assert session.on_packet(packet, now) is None
+            assert session.receive_packet(packet, now) is None
 
 
 # -- Socket.IO ----------------------------------------------------------------------
@@ -400,11 +411,12 @@ def test_v3_engine_session_takes_any_packet_sequence(steps: list[tuple[str, floa
         session.on_timer(now)
         try:
             packet = decode_websocket_v3(raw)
-            result = session.on_packet(packet, now)
+            result = session.receive_packet(packet, now)
         except PacketError:
             session.close("protocol error", notify_peer=False)
             continue
-        assert result is None or isinstance(result, (str, bytes))
+        assert result is None or isinstance(result, SESSION_EVENTS)
+        assert not isinstance(result, (Closed, BadPacket)) or session.closed
         payload = session.take_polling_payload(final=session.closed)
         if payload is not None:
             assert isinstance(payload, bytes if binary else str)

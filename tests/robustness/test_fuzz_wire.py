@@ -262,6 +262,8 @@ async def test_ten_thousand_tiny_packets_in_one_post(
             await attacker.send_eio(*body.split("\x1e"))
             await settle(attacker, PROBE)
         if payload == "harmless":
+            (probe_ack,) = attacker.acks.get(424242, [{}])
+            assert isinstance(probe_ack.pop("token", None), str)  # the seat's token (race.md, "Identity")
             assert attacker.acks.get(424242) == [
                 {"ok": True, "user": {"id": "attacker-probe", "username": None, "auth_level": None}, "room": None}
             ]

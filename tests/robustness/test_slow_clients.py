@@ -78,8 +78,11 @@ async def open_stuck(transport: str, port: int) -> RawWebSocket | RawPolling:
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_client_that_stops_reading_costs_one_list_and_is_dropped_by_the_heartbeat(transport: str) -> None:
+    # reconnect_grace 0: the stuck client's user leaves when the heartbeat gives up
+    # (with a grace its seat would be held; tests/actors/test_seats.py covers that)
     config = RoomServerConfig(
-        port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, command_rate=0, shutdown_timeout=1
+        port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, command_rate=0, shutdown_timeout=1,
+        reconnect_grace=0,
     )
     async with running_server(config) as running, trio.open_nursery() as clients:
         engine = running.server.sio.engineio

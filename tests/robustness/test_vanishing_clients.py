@@ -10,6 +10,8 @@ Cleanup time is part of the contract: where the server can see the client go
 (a WebSocket, a pending poll) it must clean up at once; where it cannot (a
 polling client between two requests) the heartbeat decides, within
 ``ping_interval + ping_timeout``. The autojump clock makes both exact and fast.
+A vanished user's seat is held for the reconnect grace (race.md): users and
+rooms are gone once the grace is over, and not before.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from roomactors.engineio.websocket import CLOSE_TIMEOUT
 
 PING_INTERVAL = 10.0
 PING_TIMEOUT = 5.0
+GRACE = 7.0
 CONFIG = RoomServerConfig(
-    port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, connect_timeout=30.0, shutdown_timeout=1
+    port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, connect_timeout=30.0, shutdown_timeout=1,
+    reconnect_grace=GRACE,
 )
 AT_ONCE = 1.0
 BY_HEARTBEAT = PING_INTERVAL + PING_TIMEOUT + 1.0
@@ -228,13 +232,23 @@ async def test_a_vanished_client_leaves_nothing_behind(
         gone = await scenario(running)
         vanished_at = trio.current_time()
 
+        def disconnected() -> bool:
+            stats, engine_stats = running.statistics(), engine.statistics()
+            rooms_aside = [name for name in running.tasks() if not name.endswith(".run_room")]
+            return (stats.connections, stats.clients, engine_stats.http_connections) == (0, 0, 0) \
+                and rooms_aside == baseline  # a held host keeps their room's task
+
         def clean() -> bool:
-            stats = engine.statistics()
-            return idle(running.statistics()) and stats.http_connections == 0 and running.tasks() == baseline
+            return disconnected() and idle(running.statistics())
 
         try:
             with trio.fail_after(within):
+                await wait_until(disconnected)
+            seated = running.statistics().users > 0
+            with trio.fail_after(GRACE + 0.1):  # a vanished user's seat is held for the grace, no task for it
                 await wait_until(clean)
+            if seated:
+                assert trio.current_time() - vanished_at >= GRACE
         except trio.TooSlowError:
             leftover = sorted(set(running.tasks()) - set(baseline))
             raise AssertionError(
@@ -257,8 +271,10 @@ async def test_players_of_a_vanished_host_are_told_and_keep_their_connection(
         assert (await host.call("create_room", {"name": "r", "deck": DECK}, ack=2))["ok"] is True
         assert (await player.call("join_room", {"id": 1}, ack=2))["ok"] is True
         host.vanish()
-        with trio.fail_after(AT_ONCE):
+        vanished_at = trio.current_time()
+        with trio.fail_after(AT_ONCE + GRACE):
             closed = await player.next_matching('42/lobby,["roomclosed"')
+            assert trio.current_time() - vanished_at >= GRACE  # the host's seat was held
             assert await player.next_room_list() == []
         assert json.loads(closed[len("42/lobby,"):]) == ["roomclosed", {"id": 1, "reason": "host_disconnected"}]
         await wait_until(lambda: running.statistics().connections == 1, timeout=AT_ONCE, state=running.statistics)
@@ -269,4 +285,23 @@ async def test_players_of_a_vanished_host_are_told_and_keep_their_connection(
         # The player is back in the lobby and can host a room of its own.
         assert (await player.call("create_room", {"name": "mine", "deck": DECK}, ack=3))["ok"] is True
         assert len(running.tasks()) > baseline_tasks
+        await player.aclose()
+
+
+async def test_a_vanished_legacy_host_closes_its_room_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """An Engine.IO v3 client (socket.io-client 1.x/2.x) cannot resume a session, so
+    its drop is a goodbye whatever the reconnect grace (race.md)."""
+    async with running_server(CONFIG) as running:
+        host = await RawWebSocket.open(running.port, eio=3)
+        await host.send("40/lobby,")
+        await host.next_matching("40/lobby,")  # Socket.IO protocol 4: no sid in the CONNECT ack
+        assert (await host.call("join_lobby", {"id": 1}))["ok"] is True
+        player = await joined_websocket(running, 2)
+        assert (await host.call("create_room", {"name": "r", "deck": DECK}, ack=2))["ok"] is True
+        assert (await player.call("join_room", {"id": 1}, ack=2))["ok"] is True
+        host.vanish()
+        with trio.fail_after(AT_ONCE):
+            closed = await player.next_matching('42/lobby,["roomclosed"')
+        assert json.loads(closed[len("42/lobby,"):]) == ["roomclosed", {"id": 1, "reason": "host_disconnected"}]
+        assert dict((await running.server.app.lobby.snapshot()).held) == {}
         await player.aclose()

@@ -14,6 +14,7 @@ import trio
 
 from roomactors.engineio.errors import EngineClosed
 from roomactors.engineio.packets import SharedMessage
+from roomactors.engineio.protocol import DROP_REASONS
 
 
 class FakeEngineSocket:
@@ -34,6 +35,10 @@ class FakeEngineSocket:
     @property
     def closed(self) -> bool:
         return self.close_reason is not None
+
+    @property
+    def dropped(self) -> bool:
+        return self.close_reason in DROP_REASONS
 
     # -- the EngineSocket API the Socket.IO layer uses --------------------
 

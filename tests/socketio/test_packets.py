@@ -158,3 +158,26 @@ def test_decoding_arbitrary_text_never_fails_otherwise(text: str) -> None:
         decode_text(text)
     except ProtocolViolation:
         pass
+
+
+@given(st.sampled_from([P.CONNECT, P.EVENT, P.ACK, P.CONNECT_ERROR]), namespaces, json_values, ack_ids)
+def test_encoding_matches_python_socketio(kind: PacketType, namespace: str, data: object, ack_id: int | None) -> None:
+    """Our plain-JSON fast path writes exactly what python-socketio's Packet
+    writes, and payloads holding bytes still go binary through it."""
+    from socketio.packet import Packet
+
+    if kind is P.CONNECT or kind is P.CONNECT_ERROR:
+        ack_id = None
+    try:
+        expected = Packet(int(kind), data=data, namespace=namespace, id=ack_id).encode()
+    except ValueError:  # bytes in a packet type that has no binary variant
+        with pytest.raises(ValueError):
+            encode_packet(SocketIOPacket(kind, namespace, data, ack_id))
+        return
+    expected_list = [expected] if isinstance(expected, str) else [expected[0], *map(bytes, expected[1:])]
+    assert encode_packet(SocketIOPacket(kind, namespace, data, ack_id)) == expected_list
+
+
+def test_non_json_payload_still_refused() -> None:
+    with pytest.raises(TypeError):
+        encode_packet(SocketIOPacket(P.EVENT, "/", ["ev", {1, 2}]))

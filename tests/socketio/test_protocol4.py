@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from roomactors.socketio.connection import (
+from roomactors.socketio.protocol import (
     ConnectRequested,
     DisconnectRequested,
     EventReceived,

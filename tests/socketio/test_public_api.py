@@ -15,7 +15,7 @@ def test_all_names_exist_and_belong_to_the_package() -> None:
     for name in sio.__all__:
         assert hasattr(sio, name), name
     public = {name for name in vars(sio) if not name.startswith("_")}
-    modules = {"config", "errors", "packets", "connection", "session", "sockets", "server", "annotations"}
+    modules = {"config", "errors", "packets", "protocol", "session", "sockets", "server", "annotations"}
     assert public - modules == set(sio.__all__)
 
 

@@ -290,12 +290,16 @@ async def test_handler_exception_is_logged_and_the_connection_goes_on(nursery: t
 
 
 @pytest.mark.parametrize(
-    ("ending", "reason"),
-    [("client", "client namespace disconnect"), ("server", "server namespace disconnect"),
-     ("ping timeout", "ping timeout"), ("client close", "transport close"),
-     ("violation", "parse error"), ("eio close", "forced close")],
+    ("ending", "reason", "dropped"),
+    [("client", "client namespace disconnect", False), ("server", "server namespace disconnect", False),
+     ("ping timeout", "ping timeout", True), ("client close", "transport close", False),
+     ("transport close", "transport close", True), ("transport error", "transport error", True),
+     ("violation", "parse error", False), ("eio close", "forced close", False)],
 )
-async def test_disconnect_handler_runs_exactly_once(nursery: trio.Nursery, ending: str, reason: str) -> None:
+async def test_disconnect_handler_runs_exactly_once(
+    nursery: trio.Nursery, ending: str, reason: str, dropped: bool
+) -> None:
+    """Once, with Node's reason; ``Socket.dropped`` tells a drop (no goodbye) from a goodbye."""
     server = SocketIOServer()
     sockets: list[Socket] = []
     reasons: list[tuple[str, str]] = []
@@ -326,6 +330,7 @@ async def test_disconnect_handler_runs_exactly_once(nursery: trio.Nursery, endin
         eio.end(ending)
     await settle()
     assert reasons == [(socket.sid, reason)]
+    assert socket.dropped is dropped
     assert not socket.connected
     socket.emit("dropped")
     socket.disconnect()

@@ -21,6 +21,13 @@
  *   an offset measured with `time_sync` (the sample with the lowest round trip),
  *   never from ticks the server sends. The page never knows an answer before
  *   `raceover`; it shows right/wrong from the `answer` ack.
+ * - Seats outlive a dropped connection (race.md): the server keeps our place for a
+ *   grace. The tab keeps its user id, profile and seat `token` in sessionStorage, so
+ *   after a reload or a dropped network it sends `join_lobby {id, token}` by itself
+ *   and lands where it was (the room, the running race through `racestate`); it
+ *   shows "Reconnecting…" until the server has answered. A school's site may sign
+ *   users in: it opens the page with `#credential=...`, which the tab keeps (and
+ *   takes out of the address bar) and sends instead of a name and a role.
  * - Screen readers hear the race through one polite live region (start, go, each
  *   verdict with the next problem, the end); the timers are role=timer, silent.
  */
@@ -31,6 +38,8 @@
   const ACK_TIMEOUT_MS = 10000;
   const USER_ID_KEY = "roomactors.userId";
   const PROFILE_KEY = "roomactors.profile";
+  const TOKEN_KEY = "roomactors.seatToken";
+  const CREDENTIAL_KEY = "roomactors.credential";
   const MAX_CARDS = 1000;
   const TIME_SYNC_SAMPLES = 5;
   const TIME_SYNC_TIMEOUT_MS = 3000;
@@ -140,7 +149,10 @@
 
   const state = {
     userId: tabUserId(),
+    credential: takeCredential(), // a signed identity from the school's site, or null
     me: null, // {id, username, auth_level} once join_lobby succeeded
+    rejoining: false, // a join_lobby sent by itself (reload, reconnect) is on its way
+    pendingRaceState: null, // a racestate that came before our join_lobby's ack
     profile: loadProfile(), // what the user signed in with; re-sent after a reconnect
     rooms: [],
     // Our room as the server last described it: a roomupdated's (or a create/join
@@ -160,6 +172,18 @@
     allAnswers: null, // the host's race_results for state.results' race
     lockWanted: null, // the host's lock checkbox, until an updaterooms shows it
   };
+
+  // After a reload (a profile or a credential kept for this tab) the page is coming
+  // back, not arriving: it says "Reconnecting…" until the server has answered.
+  state.rejoining = Boolean(state.profile || state.credential);
+  if (state.credential) {
+    // Signed in by the school's site: no name to type, no role to pick.
+    el.signinForm.querySelector("[data-testid=name-field]").hidden = true;
+    el.signinForm.querySelector("[data-testid=role-picker]").hidden = true;
+    el.signinForm.querySelector("[data-testid=signed-hint]").hidden = false;
+    el.signinName.required = false;
+    document.body.dataset.identity = "signed";
+  }
 
   // The server's clock: serverNow() = performance.now() + offset (race.md "Time").
   const clock = { offset: null, bestRtt: Infinity };
@@ -185,6 +209,55 @@
     } catch {
       return randomId();
     }
+  }
+
+  // The seat's token from our last join_lobby ack: the key to our held seat after
+  // a reload or a drop (race.md "Identity"). Per tab, like the user id.
+  function loadToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch {
+      return memoryToken;
+    }
+  }
+
+  let memoryToken = null;
+
+  function saveToken(token) {
+    memoryToken = typeof token === "string" ? token : null;
+    try {
+      if (memoryToken) sessionStorage.setItem(TOKEN_KEY, memoryToken);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      /* no storage: kept in memory until the tab closes */
+    }
+  }
+
+  // `#credential=...` from the school's site: kept for this tab (a reload must not
+  // lose it) and taken out of the address bar, so it is not bookmarked or shared.
+  function takeCredential() {
+    const match = /(?:^#|&)credential=([^&]+)/.exec(window.location.hash || "");
+    let credential = match ? decodeURIComponent(match[1]) : null;
+    try {
+      if (credential) sessionStorage.setItem(CREDENTIAL_KEY, credential);
+      else credential = sessionStorage.getItem(CREDENTIAL_KEY);
+    } catch {
+      /* no storage: this page view only */
+    }
+    if (match && window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    return credential || null;
+  }
+
+  function newTabUserId() {
+    const id = randomId();
+    try {
+      sessionStorage.setItem(USER_ID_KEY, id);
+    } catch {
+      /* no storage: this page view only */
+    }
+    return id;
   }
 
   function loadProfile() {
@@ -225,6 +298,8 @@
     not_in_room: "You are not in that room.",
     forbidden: "This tab is not allowed to act for that user.",
     identity_mismatch: "This connection is signed in as someone else.",
+    identity_taken: "Someone is already signed in with this tab's name tag. Close the other tab, or open a new one.",
+    unauthenticated: "Your sign-in link from the school's site did not work.",
     too_many_rooms: "The server has too many rooms right now. Try again later.",
     rate_limited: "Too many requests. Wait a moment and try again.",
     internal: "Something went wrong on the server. Try again.",
@@ -261,6 +336,8 @@
     const message = error && typeof error.message === "string" ? error.message : "";
     const words = ERROR_TEXT[code];
     if (code === "invalid_payload") return message ? `${words}: ${message}` : `${words}.`;
+    // the server says what is wrong with a credential (expired, not signed for this server)
+    if (code === "unauthenticated" && message) return `${words} ${message.charAt(0).toUpperCase()}${message.slice(1)}.`;
     return words || message || `The server refused (${code}).`;
   }
 
@@ -333,8 +410,10 @@
     return;
   }
 
-  // Default settings on purpose: polling first, then the upgrade to WebSocket.
-  const socket = window.io(NAMESPACE);
+  // Default settings on purpose (polling first, then the upgrade to WebSocket), but
+  // no close packet on unload: a reload must look like a drop, so that the server
+  // keeps our seat for its reconnect grace instead of counting a goodbye.
+  const socket = window.io(NAMESPACE, { closeOnBeforeunload: false });
   window.roomactorsLobby = { socket, state }; // for debugging and the browser tests
 
   function transportName() {
@@ -346,6 +425,7 @@
     el.connection.dataset.state = kind;
     const transport = kind === "connected" ? transportName() : "";
     el.connection.dataset.transport = transport;
+    if (kind === "connected" && state.rejoining) kind = "reconnecting"; // until join_lobby answers
     const label = {
       connecting: "Connecting…",
       connected: transport === "websocket" ? "Connected (WebSocket)" : "Connected",
@@ -372,8 +452,13 @@
     replaced = false;
     setConnection("connected");
     if (noticeAction && noticeAction.reconnect) hideNotice();
-    // Back after a drop: the server counted it as leaving, so join again as the same user.
-    if (state.profile) joinLobby(state.profile, { fromForm: false });
+    // Back after a reload or a drop: our seat waits for us (the reconnect grace), so
+    // join again as the same user, with the seat's token (or the credential).
+    if (state.profile || state.credential) {
+      state.rejoining = true;
+      setConnection("reconnecting");
+      joinLobby(state.profile, { fromForm: false });
+    }
     syncClock();
   });
 
@@ -710,10 +795,20 @@
 
   socket.on("racestate", (info) => {
     if (!info || typeof info !== "object") return;
+    if (!state.me) {
+      // Coming back after a reload: the server sends racestate as it reseats us,
+      // before our join_lobby's ack says who we are. Applied once the ack is in.
+      state.pendingRaceState = info;
+      return;
+    }
+    applyRaceState(info);
+  });
+
+  function applyRaceState(info) {
     const progress = Array.isArray(info.progress) ? info.progress : [];
     const next = Number.isInteger(info.next) ? info.next : null;
     beginRace(info, { next, progress, players: progress });
-  });
+  }
 
   socket.on("raceprogress", (info) => {
     const race = state.race;
@@ -791,7 +886,7 @@
       } else if (!reply || reply.ok !== true) {
         const error = reply && reply.error;
         showError(errorNode, describeError(error), error && error.code);
-        if (onError) onError();
+        if (onError) onError(error);
       } else {
         // A step forward makes an old notice ("you left …") stale; errors stay.
         if (el.notice.dataset.kind !== "error") hideNotice();
@@ -811,30 +906,61 @@
       if (!socket.active) socket.connect();
       return;
     }
-    const payload = { id: state.userId, username: profile.username, auth_level: profile.auth_level };
+    const token = loadToken();
+    const payload = state.credential
+      ? { credential: state.credential }
+      : { id: state.userId, username: profile.username, auth_level: profile.auth_level, ...(token ? { token } : {}) };
     const signedIn = Boolean(state.me);
+    const done = () => {
+      state.rejoining = false;
+      if (socket.connected) setConnection("connected");
+    };
     command("join_lobby", payload, {
       errorNode: signedIn ? el.signoutError : el.signinError,
       button: signedIn ? null : el.signinForm.querySelector("button[type=submit]"),
       onOk: (reply) => {
+        done();
         state.me = reply.user && typeof reply.user === "object" ? reply.user : payload;
+        if (state.credential) profile = { username: state.me.username || "", auth_level: state.me.auth_level };
         state.profile = profile;
         saveProfile(profile);
-        // The server counts a dropped connection as leaving: say so, once.
+        saveToken(reply.token);
+        // The seat was given up (the grace ran out, or the server restarted): say so, once.
         if (state.droppedFrom && (reply.room === null || reply.room === undefined)) {
           showNotice(`The connection dropped, so you left “${state.droppedFrom}”.`, "warning");
           el.notice.dataset.reason = "dropped";
         }
         state.droppedFrom = null;
-        // Seated nowhere: a race we saw is not ours any more. Still seated (a
-        // reconnect within the server's grace): racestate brings the race back.
+        // Seated nowhere: a race we saw is not ours any more. Still seated (back
+        // within the server's grace): racestate brings the race back.
+        const raceState = state.pendingRaceState;
+        state.pendingRaceState = null;
         if (reply.room === null || reply.room === undefined) forgetRace();
+        else if (raceState) applyRaceState(raceState);
+      },
+      onError: (error) => {
+        done();
+        if (error && error.code === "identity_taken") {
+          // Another tab holds this tab's user id (a duplicated tab took the seat, and
+          // with it the token): this tab goes on as a new player.
+          state.userId = newTabUserId();
+          saveToken(null);
+        }
+        if (!fromForm && !signedIn) {
+          // an automatic rejoin that failed: back to the sign-in form, which shows why
+          state.profile = null;
+          state.me = null;
+        }
       },
     });
   }
 
   el.signinForm.addEventListener("submit", (event) => {
     event.preventDefault();
+    if (state.credential) {
+      joinLobby(null, { fromForm: true }); // the school's site said who we are
+      return;
+    }
     const username = el.signinName.value.trim();
     if (!username) {
       el.signinName.setAttribute("aria-invalid", "true");
@@ -854,6 +980,7 @@
       onOk: () => {
         state.me = null;
         state.profile = null;
+        saveToken(null);
         forgetRace();
         state.rooms = [];
         state.pendingRoom = null;
@@ -1800,7 +1927,7 @@
     return span;
   }
 
-  setConnection("connecting");
+  setConnection(state.rejoining ? "reconnecting" : "connecting");
   syncSource();
   render();
 })();

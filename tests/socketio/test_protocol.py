@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roomactors.socketio.connection import (
+from roomactors.socketio.protocol import (
     AckReceived,
     ConnectionClosed,
     ConnectRequested,

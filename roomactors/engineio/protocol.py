@@ -1,9 +1,14 @@
 """Sans-IO Engine.IO session: handshake, heartbeat deadlines, upgrade, close.
 
-Everything time-related takes ``now`` as an argument and the caller asks
-:meth:`EngineSession.next_deadline` when to call :meth:`EngineSession.on_timer`,
-so the heartbeat rules are tested with plain numbers and the trio layer only
-sleeps until a deadline.
+Like :class:`~roomactors.socketio.protocol.SocketIOConnection` and the
+WebSocket :class:`~.wsframes.FrameParser`, it speaks in typed events: packets
+go in through :meth:`EngineSession.receive_packet`, deadlines through
+:meth:`EngineSession.on_timer`, and each returns what happened as one of the
+events below (or None); what to send waits in its outbox. Everything
+time-related takes ``now`` as an argument and the caller asks
+:meth:`EngineSession.next_deadline` when to call ``on_timer``, so the
+heartbeat rules are tested with plain numbers and the trio layer only sleeps
+until a deadline.
 
 Heartbeat (Engine.IO v4, as the reference server does it): the server sends a
 ping ``ping_interval`` after open; the pong must arrive within ``ping_timeout``
@@ -26,13 +31,26 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 from .config import EngineIOConfig
 from .outbox import Outbox, OutItem
 from .packets import Packet, PacketError, PacketType, SharedMessage, encode_control, encode_open, encode_payload
 from .packets_v3 import encode_binary_payload, encode_open_v3, encode_text_payload
 
-__all__ = ["EngineSession", "POLLING", "WEBSOCKET"]
+__all__ = [
+    "DROP_REASONS",
+    "POLLING",
+    "WEBSOCKET",
+    "BadPacket",
+    "Closed",
+    "EngineSession",
+    "MessageReceived",
+    "PingQueued",
+    "PingReceived",
+    "PongReceived",
+    "SessionEvent",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +60,64 @@ WEBSOCKET = "websocket"
 CLOSE_PACKET = encode_control(PacketType.CLOSE)
 PING_PACKET = encode_control(PacketType.PING)
 NOOP_PACKET = encode_control(PacketType.NOOP)
+DROP_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+"""Close reasons that mean the client vanished without saying goodbye (its
+transport closed or failed, or it missed its heartbeat); every other reason is
+a goodbye: the client's close packet (``client close``) or a close the server
+decided (``server close``, an overflow, a protocol error)."""
+
 #: Outbox replace keys of the heartbeat's packets: at most one of each is queued.
 _PING_KEY = ("engineio", "ping")
 _PONG_KEY = ("engineio", "pong")
+
+
+# Events are plain slotted dataclasses, not frozen ones, as in .wsframes: every
+# client message makes one, and a frozen __init__ costs 3.5 times as much.
+# One packet or deadline makes at most one event, so no list is built for it.
+# Treat them as read-only all the same.
+
+
+@dataclass(slots=True)
+class MessageReceived:
+    """A MESSAGE packet: ``data`` goes to the application as it came."""
+
+    data: str | bytes
+
+
+@dataclass(slots=True)
+class PongReceived:
+    """The client answered our ping: the heartbeat's next deadline moved."""
+
+
+@dataclass(slots=True)
+class PingReceived:
+    """The client pinged (the Engine.IO v3 heartbeat): a pong is queued (one at
+    most) and, for v3, the client's deadline moved."""
+
+
+@dataclass(slots=True)
+class PingQueued:
+    """A deadline passed and our ping is queued: the pong is due by
+    :meth:`EngineSession.next_deadline`."""
+
+
+@dataclass(slots=True)
+class Closed:
+    """The session ended by itself: the client's close packet ("client close")
+    or its missing heartbeat ("ping timeout"). Nothing is sent to the client."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class BadPacket:
+    """A packet that makes no sense here (``detail`` says why): the session
+    is closed ("protocol error: ...") and the transport refuses the request."""
+
+    detail: str
+
+
+SessionEvent = MessageReceived | PongReceived | PingReceived | PingQueued | Closed | BadPacket
 
 
 class EngineSession:
@@ -121,40 +194,52 @@ class EngineSession:
             return self._pong_deadline
         return self._next_ping_at + self.config.ping_timeout
 
-    def on_timer(self, now: float) -> None:
+    def on_timer(self, now: float) -> PingQueued | Closed | None:
         """Send the ping that is due, or end the session whose pong is late."""
         if self.closed:
-            return
+            return None
         if self._pong_deadline is not None:
             if now >= self._pong_deadline:
                 self.close("ping timeout", notify_peer=False)
+                return Closed("ping timeout")
         elif now >= self._next_ping_at:
             # Keyed like the pong: a client that answers pings without ever
             # reading (it pongs blindly) must not collect one ping per interval.
             self.outbox.append((PING_PACKET,), replace_key=_PING_KEY)
             self._pong_deadline = self._next_ping_at + self.config.ping_timeout
+            return PingQueued()
+        return None
+
+    def pong_overdue(self, now: float) -> bool:
+        """Whether a ping is unanswered past its deadline (``on_timer`` would close)."""
+        return not self.closed and self._pong_deadline is not None and now >= self._pong_deadline
+
+    def defer_pong_deadline(self, until: float) -> None:
+        """Give an unanswered ping until ``until``: the transport could not
+        read the client meanwhile (the application held it back)."""
+        if not self.closed and self._pong_deadline is not None and self._pong_deadline < until:
+            self._pong_deadline = until
 
     # -- received packets ----------------------------------------------------
 
-    def on_packet(self, packet: Packet, now: float) -> str | bytes | None:
-        """Apply one packet from the session's current transport; returns the
-        message to hand to the application, if it is one. Raises
-        :class:`PacketError` for packets that make no sense here (the caller
-        closes the session)."""
+    def receive_packet(self, packet: Packet, now: float) -> SessionEvent | None:
+        """Apply one packet from the session's current transport and say what
+        it was; None for what changes nothing (a noop, anything once closed).
+        A packet that makes no sense here closes the session: :class:`BadPacket`."""
         if self.closed:
             return None
         kind = packet.type
         if kind is PacketType.MESSAGE:
-            return packet.data
+            return MessageReceived(packet.data)
         if kind is PacketType.PONG:
             if self.protocol == 3:
                 return None  # v3 servers never ping; a stray pong changes nothing
             self._pong_deadline = None
             self._next_ping_at = now + self.config.ping_interval
-            return None
+            return PongReceived()
         if kind is PacketType.CLOSE:
             self.close("client close", notify_peer=False)
-            return None
+            return Closed("client close")
         if kind is PacketType.NOOP:
             return None
         if kind is PacketType.PING and packet.data != "probe":
@@ -164,8 +249,10 @@ class EngineSession:
             self.outbox.append((encode_control(PacketType.PONG, str(packet.data)),), replace_key=_PONG_KEY)
             if self.protocol == 3:  # the v3 heartbeat: each ping moves the client's deadline
                 self._pong_deadline = now + self.config.ping_interval + self.config.ping_timeout
-            return None
-        raise PacketError(f"unexpected {kind.name} packet on {self.transport}")
+            return PingReceived()
+        detail = f"unexpected {kind.name} packet on {self.transport}"
+        self.close(f"protocol error: {detail}", notify_peer=False)
+        return BadPacket(detail)
 
     # -- upgrade -------------------------------------------------------------
 
