@@ -32,13 +32,26 @@ async def peer_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         yield url
 
 
+SEAT_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")  # 18 random bytes, base64url (race.md asks >= 128 bits)
+
+
 async def joined(clients: Clients, url: str, user: dict[str, Any], namespace: str = "/lobby") -> ClientSocket:
+    sock, _ = await joined_with_token(clients, url, user, namespace)
+    return sock
+
+
+async def joined_with_token(
+    clients: Clients, url: str, user: dict[str, Any], namespace: str = "/lobby"
+) -> tuple[ClientSocket, str]:
+    """A connection that joined the lobby as ``user``, and the seat token of its ack."""
     sock = clients.connect(url, namespace)
     (reply,) = await sock.call("join_lobby", user)
+    token = reply.pop("token", None)
+    assert isinstance(token, str) and SEAT_TOKEN.fullmatch(token), token
     assert reply == {"ok": True, "user": {"username": None, "auth_level": None, **user}, "room": None}
     (rooms,) = await sock.next_event("updaterooms")
     assert isinstance(rooms, list)
-    return sock
+    return sock, token
 
 
 def error_code(reply: list[Any]) -> str:
@@ -174,16 +187,54 @@ async def test_unknown_namespace_is_refused(peer_url: str) -> None:
 
 async def test_takeover_across_namespaces_keeps_the_host_seat(peer_url: str) -> None:
     async with open_clients("node") as clients:
-        old = await joined(clients, peer_url, MIA, namespace="/")
+        old, token = await joined_with_token(clients, peer_url, MIA, namespace="/")
         (made,) = await old.call("create_room", {"name": "R", "deck": DECK})
         new = clients.connect(peer_url, "/lobby")
-        (reply,) = await new.call("join_lobby", {"id": 1, "username": "mia2"})
-        assert reply == {"ok": True, "user": {**MIA, "username": "mia2"}, "room": made["room"]["id"]}
+        (reply,) = await new.call("join_lobby", {"id": 1, "username": "mia2", "token": token})
+        assert SEAT_TOKEN.fullmatch(reply.pop("token")) and reply == {
+            "ok": True, "user": {**MIA, "username": "mia2"}, "room": made["room"]["id"]
+        }
         (replaced,) = await old.next_event("replaced")
         assert isinstance(replaced["reason"], str)
         assert await old.next_event("disconnect") == ["server disconnect"]
         (rooms,) = await new.next_event("updaterooms", where=lambda args: args[0] and args[0][0]["host"]["username"] == "mia2")
         assert rooms[0]["id"] == made["room"]["id"]
+
+
+async def test_a_held_id_needs_its_seat_token(peer_url: str) -> None:
+    """race.md "Identity": without the seat's token a second connection gets
+    identity_taken and the first stays; with it, it takes over; every join issues
+    a new token and the previous one stops working."""
+    async with open_clients("node") as clients:
+        first, token = await joined_with_token(clients, peer_url, SAM)
+        other = clients.connect(peer_url, "/lobby")
+        assert error_code(await other.call("join_lobby", SAM)) == "identity_taken"
+        assert error_code(await other.call("join_lobby", {**SAM, "token": "not-the-token"})) == "identity_taken"
+        assert error_code(await other.call("join_lobby", {**SAM, "token": 7})) == "invalid_payload"
+        assert error_code(await other.call("create_room", {"name": "R", "deck": DECK, "host": SAM})) == "identity_taken"
+        # nothing changed: the first connection still speaks for sam, unreplaced
+        (rooms,) = await first.call("join_room", {"id": 99})
+        assert rooms["error"]["code"] == "room_not_found"
+        assert "replaced" not in first.names()
+
+        (reply,) = await other.call("join_lobby", {**SAM, "token": token})
+        assert reply["ok"] is True and reply["user"] == SAM
+        new_token = reply["token"]
+        assert SEAT_TOKEN.fullmatch(new_token) and new_token != token
+        (replaced,) = await first.next_event("replaced")
+        assert isinstance(replaced["reason"], str)
+        assert await first.next_event("disconnect") == ["server disconnect"]
+
+        # the old token stopped working; the new one takes the seat (create_room's host too)
+        third = clients.connect(peer_url, "/")
+        assert error_code(await third.call("join_lobby", {**SAM, "token": token})) == "identity_taken"
+        (made,) = await third.call("create_room", {"name": "R", "deck": DECK, "host": {**SAM, "token": new_token}})
+        assert made["ok"] is True and SEAT_TOKEN.fullmatch(made["token"])
+        await other.next_event("replaced")
+
+        # an id nobody holds is free, token or not
+        (free,) = await clients.connect(peer_url, "/").call("join_lobby", {"id": "newcomer", "token": token})
+        assert free["ok"] is True
 
 
 async def test_host_disconnect_closes_the_room(peer_url: str) -> None:

@@ -13,6 +13,10 @@
 // Room codes and unlisted rooms (protocol.md "Room codes and the room feed": `code`,
 // `create_room {listed}`, `join_room {code}`, `roomupdated`), not the feed
 // (`watch_rooms`): the race benchmark seats its players in unlisted rooms.
+// Identity (race.md "Identity"): the open mode only, with seat tokens: every join
+// issues a fresh token, and a held user id is claimed only with it (else
+// `identity_taken`, nothing changes). Signed identity (`join_lobby {credential}`,
+// JWTs) is not implemented here: the benchmark peers need only open identity.
 //
 //   node server.mjs --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
 //                   [--command-rate 20] [--command-burst 40]   (rate 0: no limit)
@@ -20,6 +24,7 @@
 //                   [--exit-on-stdin-close]   (for a parent that may die without a signal)
 // Prints the bound port on stdout as one line once listening.
 
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
@@ -55,6 +60,8 @@ const LIMITS = {
 };
 const MAX_ID_CHARS = 64;
 const MAX_USER_TEXT_CHARS = 64;
+const MAX_TOKEN_CHARS = 64; // a seat token as a client sends it back (ours are 24 characters)
+const SEAT_TOKEN_BYTES = 18; // 144 random bits, 24 base64url characters, as roomactors
 const MAX_NAME_CHARS = 100;
 const MAX_CARDS = 1000;
 const OPTIONAL_DECK_FIELDS = ["id", "description", "user_id", "user_name", "created", "changed", "private"];
@@ -116,11 +123,28 @@ function optionalText(raw, key, where) {
 function parseUserClaim(raw, where = "") {
   if (!isObject(raw)) throw invalid(`${where || "the payload "}must be an object`);
   if (!has(raw, "id")) throw invalid(`${where}id is missing`);
+  let token = null;
+  if (has(raw, "token") && raw.token !== null) {
+    if (typeof raw.token !== "string") throw invalid(`${where}token must be the string from your join_lobby ack, or null`);
+    if (raw.token.length > MAX_TOKEN_CHARS) throw invalid(`${where}token has more than ${MAX_TOKEN_CHARS} characters`);
+    token = raw.token;
+  }
   return {
     id: parseUserId(raw.id, `${where}id`),
     username: optionalText(raw, "username", where),
     authLevel: optionalText(raw, "auth_level", where),
+    token,
   };
+}
+
+const newSeatToken = () => randomBytes(SEAT_TOKEN_BYTES).toString("base64url");
+
+/** Whether `given` is the seat's token, compared in constant time. */
+function tokenMatches(given, expected) {
+  if (given === null || expected === null) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function trimmedName(value, where) {
@@ -375,9 +399,11 @@ class Lobby {
     if (conn.userId !== null && !sameUserId(conn.userId, claim.id)) {
       throw new ProtocolError("identity_mismatch", `this connection speaks for user ${conn.userId}`);
     }
+    this.checkHeld(conn, claim);
     const state = this.bind(conn, claim);
     if (!this.dirty) conn.socket.emit("updaterooms", this.roomList()); // else the broadcast covers it
-    return { ok: true, user: userJson(state.user), room: state.roomId };
+    state.token = newSeatToken(); // the previous one stops working
+    return { ok: true, user: userJson(state.user), room: state.roomId, token: state.token };
   }
 
   leave_lobby(conn, payload) {
@@ -396,6 +422,7 @@ class Lobby {
     if (conn.userId === null) {
       if (request.host === null) throw new ProtocolError("not_in_lobby", "join the lobby first, or send a host");
       userId = request.host.id;
+      this.checkHeld(conn, request.host);
     } else {
       if (request.host !== null && !sameUserId(request.host.id, conn.userId)) {
         throw new ProtocolError("identity_mismatch", `this connection speaks for user ${conn.userId}`);
@@ -405,7 +432,9 @@ class Lobby {
     const existing = this.users.get(userId);
     if (existing && existing.roomId !== null) throw new ProtocolError("already_in_room", `you sit in room ${existing.roomId}`);
     if (this.rooms.size >= LIMITS.maxRooms) throw new ProtocolError("too_many_rooms", "the server holds its limit of rooms");
-    const state = conn.userId === null ? this.bind(conn, request.host) : this.users.get(userId);
+    const binds = conn.userId === null;
+    const state = binds ? this.bind(conn, request.host) : this.users.get(userId);
+    if (binds) state.token = newSeatToken(); // it bound this connection, as join_lobby does
     const room = {
       id: this.nextRoomId++,
       code: this.newCode(),
@@ -426,7 +455,9 @@ class Lobby {
     this.codes.set(room.code, room.id);
     state.roomId = room.id;
     this.touch(room);
-    return { ok: true, room: this.summary(room) };
+    const reply = { ok: true, room: this.summary(room) };
+    if (binds) reply.token = state.token;
+    return reply;
   }
 
   join_room(conn, payload) {
@@ -743,6 +774,19 @@ class Lobby {
     if (room.listed) this.dirty = true;
   }
 
+  /** race.md "Identity": a held id (here: connected elsewhere) is taken over only with
+   * its seat token; else identity_taken, and nothing changes. */
+  checkHeld(conn, claim) {
+    const state = this.users.get(claim.id);
+    if (!state || state.connId === conn.socket.id || tokenMatches(claim.token, state.token)) return;
+    const given = claim.token !== null ? "a token that is not this seat's" : "no token";
+    throw new ProtocolError(
+      "identity_taken",
+      `user ${JSON.stringify(claim.id)} is signed in on another connection and this carries ${given}; to take the seat over, `
+        + "send the token from that user's last join_lobby ack, or use another id",
+    );
+  }
+
   bind(conn, claim) {
     let state = this.users.get(claim.id);
     const base = state ? state.user : { id: claim.id, username: null, authLevel: null };
@@ -752,7 +796,7 @@ class Lobby {
       authLevel: claim.authLevel.given ? claim.authLevel.value : base.authLevel,
     };
     if (!state) {
-      state = { user, connId: conn.socket.id, roomId: null };
+      state = { user, connId: conn.socket.id, roomId: null, token: null };
       this.users.set(claim.id, state);
       conn.userId = claim.id;
       return state;

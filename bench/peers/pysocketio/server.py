@@ -14,6 +14,10 @@ behind, newest-wins per room (it is built when it is sent). Room codes and
 unlisted rooms (protocol.md "Room codes and the room feed": ``code``,
 ``create_room {listed}``, ``join_room {code}``, ``roomupdated``), not the feed
 (``watch_rooms``): the race benchmark seats its players in unlisted rooms.
+Identity (race.md "Identity"): the open mode only, with seat tokens: every join
+issues a fresh token, and a held user id is claimed only with it (else
+``identity_taken``, nothing changes). Signed identity (``join_lobby {credential}``,
+JWTs) is not implemented here: the benchmark peers need only open identity.
 
 The lobby is plain synchronous code, so each command is atomic on the event loop.
 What it sends is queued and sent by one task in order: with concurrent handler
@@ -36,6 +40,7 @@ import math
 import os
 import random
 import re
+import secrets
 import sys
 import time
 import unicodedata
@@ -121,10 +126,15 @@ def parse_user_id(value: object, where: str = "id") -> int | str:
     raise invalid(f"{where} must be an integer or a string")
 
 
+MAX_TOKEN_CHARS = 64  # a seat token as a client sends it back (ours are 24 characters)
+SEAT_TOKEN_BYTES = 18  # 144 random bits, 24 base64url characters, as roomactors
+
+
 @dataclass(frozen=True)
 class Claim:
     id: int | str
     fields: dict[str, str | None]  # only the profile fields the client sent
+    token: str | None = field(default=None, repr=False)  # the seat token from an earlier ack
 
 
 def parse_claim(raw: object, where: str = "") -> Claim:
@@ -142,7 +152,20 @@ def parse_claim(raw: object, where: str = "") -> Claim:
             if isinstance(value, str) and len(value) > MAX_USER_TEXT_CHARS:
                 raise invalid(f"{where}{key} has more than {MAX_USER_TEXT_CHARS} characters")
             fields[key] = value
-    return Claim(user_id, fields)
+    token = raw.get("token")
+    if token is not None:
+        if not isinstance(token, str):
+            raise invalid(f"{where}token must be the string from your join_lobby ack, or null")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise invalid(f"{where}token has more than {MAX_TOKEN_CHARS} characters")
+    return Claim(user_id, fields, token)
+
+
+def token_matches(given: str | None, expected: str | None) -> bool:
+    """Whether ``given`` is the seat's token, compared in constant time."""
+    if given is None or expected is None:
+        return False
+    return secrets.compare_digest(given.encode(), expected.encode())
 
 
 def trimmed_name(value: object, where: str) -> str:
@@ -330,6 +353,7 @@ class UserState:
     user: dict[str, Any]  # {id, username, auth_level}
     conn: ConnKey
     room_id: int | None = None
+    token: str | None = field(default=None, repr=False)  # of the last join; never logged
 
 
 @dataclass
@@ -441,10 +465,12 @@ class Lobby:
         claim = parse_claim(require_object(payload, "join_lobby"))
         if conn.user_id is not None and conn.user_id != claim.id:
             raise ProtocolError("identity_mismatch", f"this connection speaks for user {conn.user_id!r}")
+        self._check_held(conn, claim)
         state = self._bind(conn, claim)
         if not self.dirty:
             self.outbox.append(("emit", "updaterooms", self.room_list(), conn.key))  # else the broadcast covers it
-        return {"ok": True, "user": dict(state.user), "room": state.room_id}
+        state.token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)  # the previous one stops working
+        return {"ok": True, "user": dict(state.user), "room": state.room_id, "token": state.token}
 
     def _leave_lobby(self, conn: Conn, payload: object) -> dict[str, Any]:
         raw = require_object(payload, "leave_lobby")
@@ -476,6 +502,7 @@ class Lobby:
             if host is None:
                 raise ProtocolError("not_in_lobby", "join the lobby first, or send a host")
             user_id = host.id
+            self._check_held(conn, host)
         else:
             if host is not None and host.id != conn.user_id:
                 raise ProtocolError("identity_mismatch", f"this connection speaks for user {conn.user_id!r}")
@@ -485,14 +512,20 @@ class Lobby:
             raise ProtocolError("already_in_room", f"you sit in room {existing.room_id}")
         if len(self.rooms) >= self.limits.max_rooms:
             raise ProtocolError("too_many_rooms", "the server holds its limit of rooms")
-        state = self._bind(conn, host) if conn.user_id is None and host is not None else self.users[user_id]
+        binds = conn.user_id is None and host is not None
+        state = self._bind(conn, host) if binds and host is not None else self.users[user_id]
+        if binds:
+            state.token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)  # it bound this connection, as join_lobby does
         room = Room(self.next_room_id, self._new_code(), listed, name, state.user["id"], deck, cards)
         self.next_room_id += 1
         self.rooms[room.id] = room
         self.codes[room.code] = room.id
         state.room_id = room.id
         self._touch(room)
-        return {"ok": True, "room": self.summary(room)}
+        reply: dict[str, Any] = {"ok": True, "room": self.summary(room)}
+        if binds:
+            reply["token"] = state.token
+        return reply
 
     def _join_room(self, conn: Conn, payload: object) -> dict[str, Any]:
         raw = require_object(payload, "join_room")
@@ -831,6 +864,19 @@ class Lobby:
         self.changed[room.id] = room
         if room.listed:
             self.dirty = True
+
+    def _check_held(self, conn: Conn, claim: Claim) -> None:
+        """race.md "Identity": a held id (here: connected elsewhere) is taken over
+        only with its seat token; else ``identity_taken``, and nothing changes."""
+        state = self.users.get(claim.id)
+        if state is None or state.conn == conn.key or token_matches(claim.token, state.token):
+            return
+        given = "a token that is not this seat's" if claim.token is not None else "no token"
+        raise ProtocolError(
+            "identity_taken",
+            f"user {claim.id!r} is signed in on another connection and this carries {given}; to take the seat "
+            "over, send the token from that user's last join_lobby ack, or use another id",
+        )
 
     def _bind(self, conn: Conn, claim: Claim) -> UserState:
         state = self.users.get(claim.id)
