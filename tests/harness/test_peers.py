@@ -8,11 +8,16 @@ they do the same work; these tests pin them to the contract.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from support.clientapi import ConnectRefused
 from support.clients import Clients, ClientSocket, client_params, open_clients
 from support.refservers import open_node_peer, open_pysocketio_peer
@@ -535,3 +540,116 @@ async def test_ranking_shares_places_and_a_leaver_stays(peer_url: str) -> None:
         await host.call("end_race", {"id": room_id})
         (over,) = await host.next_event("raceover", where=lambda a: a[0]["race_id"] == again["race_id"])
         assert [(r["place"], r["answered"], r["time_ms"]) for r in over["ranking"]] == [(1, 0, None), (1, 0, None)]
+
+
+# --- seats that outlive a connection (race.md) ------------------------------------
+
+#: A python-socketio client in its own process, killed with SIGKILL: no goodbye.
+KILLABLE = Path(__file__).resolve().parent.parent / "app" / "killable_client.py"
+GRACE = "2"  # seconds: the peers' --reconnect-grace here
+
+
+class Killable:
+    """One killable_client.py process and the JSON lines it prints."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self._buffer = b""
+
+    async def line(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        with trio.fail_after(20):
+            while b"\n" not in self._buffer:
+                chunk = await self.process.stdout.receive_some()
+                assert chunk, f"the client process ended early: {self._buffer!r}"
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    async def say(self, text: str) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(text.encode() + b"\n")
+
+    async def kill(self) -> None:
+        self.process.kill()  # the kernel closes its sockets: the server sees a transport close
+        with trio.fail_after(10):
+            await self.process.wait()
+
+
+async def start_killable(nursery: trio.Nursery, *args: str) -> Killable:
+    process: trio.Process = await nursery.start(
+        lambda task_status: trio.run_process(
+            [sys.executable, str(KILLABLE), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False,
+            task_status=task_status,
+        )
+    )
+    return Killable(process)
+
+
+def shows_connected(user_id: str, expected: bool) -> Any:
+    def check(args: list[Any]) -> bool:
+        room = args[0]["room"]
+        return any(p["id"] == user_id and p["connected"] is expected for p in [room["host"], *room["players"]])
+    return check
+
+
+def progress_shows(user_id: str, expected: bool) -> Any:
+    def check(args: list[Any]) -> bool:
+        return any(p["id"] == user_id and p["connected"] is expected for p in args[0]["players"])
+    return check
+
+
+@pytest.fixture(params=["node", "pysocketio"])
+async def grace_peer_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    opener = open_node_peer if request.param == "node" else open_pysocketio_peer
+    async with opener("--reconnect-grace", GRACE, "--command-rate", "0") as url:
+        yield url
+
+
+async def test_a_dropped_player_comes_back_with_the_token(grace_peer_url: str) -> None:
+    async with open_clients("python") as clients, trio.open_nursery() as nursery:
+        host = await joined(clients, grace_peer_url, MIA)
+        (made,) = await host.call("create_room", {"name": "R", "deck": RACE_DECK})
+        room_id = made["room"]["id"]
+        pia = await start_killable(nursery, grace_peer_url, "pia", "websocket", str(room_id), ANSWERS[0])
+        assert await pia.line() == {"ready": True}
+        (start,) = await host.call("start_race", {"id": room_id, "countdown": 0})
+        said = await pia.line()
+        assert said["ack"] == {"ok": True, "card": 0, "correct": True, "next": 1}
+
+        await pia.kill()
+        await host.next_event("roomupdated", where=shows_connected("pia", False))
+        await host.next_event("raceprogress", where=progress_shows("pia", False))
+
+        back = clients.connect(grace_peer_url, "/lobby")
+        assert error_code(await back.call("join_lobby", {"id": "pia"})) == "identity_taken"
+        (reply,) = await back.call("join_lobby", {"id": "pia", "token": said["token"]})
+        assert reply["ok"] is True and reply["room"] == room_id
+        (state,) = await back.next_event("racestate")
+        assert (state["race_id"], state["next"]) == (start["race_id"], 1)
+        await host.next_event("roomupdated", where=shows_connected("pia", True))
+        for card, given in enumerate(ANSWERS[1:], start=1):
+            (ack,) = await back.call("answer", {"id": room_id, "race_id": start["race_id"], "card": card, "answer": given})
+            assert ack["correct"] is True
+        (over,) = await back.next_event("raceover")
+        assert over["reason"] == "all_done" and over["ranking"][0]["correct"] == 3
+
+
+async def test_a_host_who_does_not_come_back_closes_the_room(grace_peer_url: str) -> None:
+    async with open_clients("python") as clients, trio.open_nursery() as nursery:
+        host = await start_killable(nursery, grace_peer_url, "teacher", "websocket", "host", json.dumps(RACE_DECK))
+        made = await host.line()
+        sam = await joined(clients, grace_peer_url, SAM)
+        (joined_room,) = await sam.call("join_room", {"id": made["room"]})
+        assert joined_room["ok"] is True
+        await host.say("start")
+        assert (await host.line())["ack"]["ok"] is True
+        await sam.next_event("racestart")
+
+        await host.kill()
+        await sam.next_event("roomupdated", where=shows_connected("teacher", False))
+        with trio.fail_after(15):  # the grace (2 s), then the room closes
+            (over,) = await sam.next_event("raceover")
+            assert over["reason"] == "host_disconnected"
+            assert await sam.next_event("roomclosed") == [{"id": made["room"], "reason": "host_disconnected"}]

@@ -17,9 +17,15 @@
 // issues a fresh token, and a held user id is claimed only with it (else
 // `identity_taken`, nothing changes). Signed identity (`join_lobby {credential}`,
 // JWTs) is not implemented here: the benchmark peers need only open identity.
+// Seats that outlive a connection (race.md): a drop (socket.io's "transport close",
+// "transport error" or "ping timeout": no DISCONNECT packet) keeps the user's seat
+// for --reconnect-grace seconds (a timer per held seat), shown `connected: false`;
+// a return with the token takes it back (`racestate` during a race); when the grace
+// ends a player leaves and a host's room closes (`host_disconnected`).
 //
 //   node server.mjs --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
 //                   [--command-rate 20] [--command-burst 40]   (rate 0: no limit)
+//                   [--reconnect-grace 60]   (0: a drop is a leave)
 //                   [--ping-interval 25] [--ping-timeout 20] [--max-payload 1000000]
 //                   [--exit-on-stdin-close]   (for a parent that may die without a signal)
 // Prints the bound port on stdout as one line once listening.
@@ -45,6 +51,7 @@ const { values: flags } = parseArgs({
     "max-rooms": { type: "string", default: "10000" },
     "command-rate": { type: "string", default: "20" },
     "command-burst": { type: "string", default: "40" },
+    "reconnect-grace": { type: "string", default: "60" },
     "ping-interval": { type: "string", default: "25" },
     "ping-timeout": { type: "string", default: "20" },
     "max-payload": { type: "string", default: "1000000" },
@@ -57,7 +64,10 @@ const LIMITS = {
   maxRooms: Number(flags["max-rooms"]),
   commandRate: Number(flags["command-rate"]) || null,
   commandBurst: Number(flags["command-burst"]),
+  reconnectGraceMs: Number(flags["reconnect-grace"]) * 1000,
 };
+// socket.io's reasons for a connection that ended without a goodbye
+const DROP_REASONS = new Set(["transport close", "transport error", "ping timeout"]);
 const MAX_ID_CHARS = 64;
 const MAX_USER_TEXT_CHARS = 64;
 const MAX_TOKEN_CHARS = 64; // a seat token as a client sends it back (ours are 24 characters)
@@ -340,7 +350,7 @@ function ranking(players) {
 // --- the lobby: users, rooms, connections ----------------------------------------
 
 const userJson = (u) => ({ id: u.id, username: u.username, auth_level: u.authLevel });
-const memberJson = (u) => ({ ...userJson(u), connected: true }); // no reconnect grace here: a seat is always connected
+const memberJson = (state) => ({ ...userJson(state.user), connected: state.connId !== null }); // null: dropped, in its grace
 const sameUserId = (a, b) => a === b; // 1 and "1" are different users, as in Python
 
 class Lobby {
@@ -360,12 +370,30 @@ class Lobby {
     this.conns.set(socket.id, { socket, userId: null, tokens: LIMITS.commandBurst, refilledAt: performance.now() / 1000 });
   }
 
-  disconnect(socket) {
+  disconnect(socket, reason) {
     const conn = this.conns.get(socket.id);
     if (!conn) return; // replaced earlier (a takeover disconnects it mid-command: publish nothing here)
-    if (conn.userId !== null) this.removeUser(conn, "host_disconnected");
+    if (conn.userId !== null) {
+      if (DROP_REASONS.has(reason) && LIMITS.reconnectGraceMs > 0) this.hold(this.users.get(conn.userId));
+      else this.removeUser(conn, "host_disconnected");
+    }
     this.conns.delete(socket.id);
     this.publishIfDirty();
+  }
+
+  /** A drop: the seat waits for the token's holder for the grace, shown connected: false. */
+  hold(state) {
+    state.connId = null;
+    state.graceTimer = setTimeout(() => this.later(() => this.graceEnded(state)), LIMITS.reconnectGraceMs);
+    if (state.roomId === null) return;
+    const room = this.rooms.get(state.roomId);
+    this.touch(room);
+    if (this.runningRace(room)) this.scheduleProgress(room);
+  }
+
+  graceEnded(state) {
+    if (this.users.get(state.user.id) !== state || state.connId !== null) return; // came back
+    this.removeState(state, "host_disconnected");
   }
 
   command(socket, name, payload) {
@@ -400,7 +428,17 @@ class Lobby {
       throw new ProtocolError("identity_mismatch", `this connection speaks for user ${conn.userId}`);
     }
     this.checkHeld(conn, claim);
+    const returning = this.users.get(claim.id)?.connId === null;
     const state = this.bind(conn, claim);
+    if (returning && state.roomId !== null) {
+      const room = this.rooms.get(state.roomId);
+      this.touch(room); // connected: true again
+      const race = this.runningRace(room);
+      if (race) {
+        this.sendTo(state.user.id, "racestate", this.raceState(room, race, race.players.get(state.user.id)));
+        this.scheduleProgress(room);
+      }
+    }
     if (!this.dirty) conn.socket.emit("updaterooms", this.roomList()); // else the broadcast covers it
     state.token = newSeatToken(); // the previous one stops working
     return { ok: true, user: userJson(state.user), room: state.roomId, token: state.token };
@@ -691,7 +729,8 @@ class Lobby {
 
   progressPlayers(race) {
     return [...race.players.values()].map((p) => ({
-      id: p.id, username: p.username, answered: p.answered, correct: p.correct, done: p.next === null, time_ms: p.timeMs, connected: true,
+      id: p.id, username: p.username, answered: p.answered, correct: p.correct, done: p.next === null, time_ms: p.timeMs,
+      connected: !p.left && this.users.get(p.id)?.connId != null,
     }));
   }
 
@@ -796,7 +835,7 @@ class Lobby {
       authLevel: claim.authLevel.given ? claim.authLevel.value : base.authLevel,
     };
     if (!state) {
-      state = { user, connId: conn.socket.id, roomId: null, token: null };
+      state = { user, connId: conn.socket.id, roomId: null, token: null, graceTimer: null };
       this.users.set(claim.id, state);
       conn.userId = claim.id;
       return state;
@@ -810,7 +849,9 @@ class Lobby {
   }
 
   takeOver(state, conn) {
-    const old = this.conns.get(state.connId);
+    clearTimeout(state.graceTimer); // a return within the grace
+    state.graceTimer = null;
+    const old = state.connId === null ? undefined : this.conns.get(state.connId);
     this.conns.delete(state.connId);
     state.connId = conn.socket.id;
     conn.userId = state.user.id;
@@ -822,14 +863,17 @@ class Lobby {
   }
 
   removeUser(conn, hostReason) {
-    const state = this.users.get(conn.userId);
+    this.removeState(this.users.get(conn.userId), hostReason);
+    conn.userId = null;
+  }
+
+  removeState(state, hostReason) {
     if (state.roomId !== null) {
       const room = this.rooms.get(state.roomId);
       if (sameUserId(room.hostId, state.user.id)) this.closeRoom(room.id, hostReason);
       else this.leaveSeat(room, state);
     }
-    this.users.delete(conn.userId);
-    conn.userId = null;
+    this.users.delete(state.user.id);
   }
 
   leaveSeat(room, state) {
@@ -870,9 +914,9 @@ class Lobby {
       id: room.id,
       code: room.code,
       name: room.name,
-      host: memberJson(this.users.get(room.hostId).user),
+      host: memberJson(this.users.get(room.hostId)),
       deck: { ...room.deck },
-      players: room.players.map((id) => memberJson(this.users.get(id).user)),
+      players: room.players.map((id) => memberJson(this.users.get(id))),
       max_players: LIMITS.maxPlayers,
       state: room.state,
       locked: room.locked,
@@ -907,7 +951,7 @@ const lobby = new Lobby(io, namespaces);
 for (const nsp of namespaces) {
   nsp.on("connection", (socket) => {
     lobby.connect(socket);
-    socket.on("disconnect", () => lobby.disconnect(socket));
+    socket.on("disconnect", (reason) => lobby.disconnect(socket, reason));
     socket.onAny((event, ...args) => {
       if (!COMMANDS.has(event)) return;
       const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;

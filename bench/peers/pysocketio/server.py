@@ -18,6 +18,11 @@ Identity (race.md "Identity"): the open mode only, with seat tokens: every join
 issues a fresh token, and a held user id is claimed only with it (else
 ``identity_taken``, nothing changes). Signed identity (``join_lobby {credential}``,
 JWTs) is not implemented here: the benchmark peers need only open identity.
+Seats that outlive a connection (race.md): a drop (a transport closed or failed, or
+a ping timeout: no DISCONNECT packet) keeps the user's seat for
+``--reconnect-grace`` seconds (a timer per held seat), shown ``connected: false``;
+a return with the token takes it back (``racestate`` during a race); when the grace
+ends a player leaves and a host's room closes (``host_disconnected``).
 
 The lobby is plain synchronous code, so each command is atomic on the event loop.
 What it sends is queued and sent by one task in order: with concurrent handler
@@ -25,6 +30,7 @@ tasks sending inline, an older room list could overtake a newer one.
 
     python server.py --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
                      [--command-rate 20] [--command-burst 40]    (rate 0: no limit)
+                     [--reconnect-grace 60]   (0: a drop is a leave)
                      [--ping-interval 25] [--ping-timeout 20] [--max-payload 1000000]
                      [--exit-on-stdin-close]   (for a parent that may die without a signal)
 
@@ -84,6 +90,11 @@ class Limits:
     max_rooms: int = 10_000
     command_rate: float | None = 20.0
     command_burst: int = 40
+    reconnect_grace: float = 60.0  # seconds a dropped user's seat is kept; 0: a drop is a leave
+
+
+DROP_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+"""python-socketio's reasons for a connection that ended without a goodbye."""
 
 
 class ProtocolError(Exception):
@@ -351,8 +362,9 @@ class Conn:
 @dataclass
 class UserState:
     user: dict[str, Any]  # {id, username, auth_level}
-    conn: ConnKey
+    conn: ConnKey | None  # None: dropped, within its grace
     room_id: int | None = None
+    grace_timer: asyncio.TimerHandle | None = None
     token: str | None = field(default=None, repr=False)  # of the last join; never logged
 
 
@@ -423,13 +435,32 @@ class Lobby:
     def connect(self, key: ConnKey) -> None:
         self.conns[key] = Conn(key, tokens=float(self.limits.command_burst), refilled_at=time.monotonic())
 
-    def disconnect(self, key: ConnKey) -> None:
+    def disconnect(self, key: ConnKey, reason: str = "") -> None:
         conn = self.conns.get(key)
         if conn is None:
             return  # replaced earlier
         if conn.user_id is not None:
-            self._remove_user(conn, "host_disconnected")
+            if reason in DROP_REASONS and self.limits.reconnect_grace > 0:
+                self._hold(self.users[conn.user_id])
+            else:
+                self._remove_user(conn, "host_disconnected")
         del self.conns[key]
+        self._publish_if_dirty()
+
+    def _hold(self, state: UserState) -> None:
+        """A drop: the seat waits for the token's holder for the grace, shown connected: false."""
+        state.conn = None
+        state.grace_timer = self.call_later(self.limits.reconnect_grace, lambda: self._grace_ended(state))
+        if state.room_id is not None:
+            room = self.rooms[state.room_id]
+            self._touch(room)
+            if self._running(room):
+                self._schedule_progress(room)
+
+    def _grace_ended(self, state: UserState) -> None:
+        if self.users.get(state.user["id"]) is not state or state.conn is not None:
+            return  # came back
+        self._remove_state(state, "host_disconnected")
         self._publish_if_dirty()
 
     def command(self, key: ConnKey, name: str, payload: object) -> dict[str, Any]:
@@ -466,7 +497,17 @@ class Lobby:
         if conn.user_id is not None and conn.user_id != claim.id:
             raise ProtocolError("identity_mismatch", f"this connection speaks for user {conn.user_id!r}")
         self._check_held(conn, claim)
+        held = self.users.get(claim.id)
+        returning = held is not None and held.conn is None
         state = self._bind(conn, claim)
+        if returning and state.room_id is not None:
+            room = self.rooms[state.room_id]
+            self._touch(room)  # connected: true again
+            race = self._running(room)
+            if race is not None:
+                racer = race.players.get(state.user["id"])
+                self._send_to(state.user["id"], "racestate", self._race_state(room, race, racer))
+                self._schedule_progress(room)
         if not self.dirty:
             self.outbox.append(("emit", "updaterooms", self.room_list(), conn.key))  # else the broadcast covers it
         state.token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)  # the previous one stops working
@@ -768,11 +809,10 @@ class Lobby:
             if not p.left:
                 self._send_to(p.id, "raceover", {**results, "mine": list(p.mine)})
 
-    @staticmethod
-    def _progress_players(race: Race) -> list[dict[str, Any]]:
+    def _progress_players(self, race: Race) -> list[dict[str, Any]]:
         return [
             {"id": p.id, "username": p.username, "answered": p.answered, "correct": p.correct,
-             "done": p.next is None, "time_ms": p.time_ms, "connected": True}
+             "done": p.next is None, "time_ms": p.time_ms, "connected": not p.left and self._connected(p.id)}
             for p in race.players.values()
         ]  # fmt: skip
 
@@ -895,7 +935,10 @@ class Lobby:
         return state
 
     def _take_over(self, state: UserState, conn: Conn) -> None:
-        old = self.conns.pop(state.conn, None)
+        if state.grace_timer is not None:  # a return within the grace
+            state.grace_timer.cancel()
+            state.grace_timer = None
+        old = self.conns.pop(state.conn, None) if state.conn is not None else None
         state.conn = conn.key
         conn.user_id = state.user["id"]
         if old is not None:
@@ -906,15 +949,17 @@ class Lobby:
 
     def _remove_user(self, conn: Conn, host_reason: str) -> None:
         assert conn.user_id is not None
-        state = self.users[conn.user_id]
+        self._remove_state(self.users[conn.user_id], host_reason)
+        conn.user_id = None
+
+    def _remove_state(self, state: UserState, host_reason: str) -> None:
         if state.room_id is not None:
             room = self.rooms[state.room_id]
             if room.host_id == state.user["id"]:
                 self._close_room(room.id, host_reason)
             else:
                 self._leave_seat(room, state)
-        del self.users[conn.user_id]
-        conn.user_id = None
+        del self.users[state.user["id"]]
 
     def _leave_seat(self, room: Room, state: UserState) -> None:
         room.players = [p for p in room.players if p != state.user["id"]]
@@ -955,13 +1000,17 @@ class Lobby:
             "id": room.id,
             "code": room.code,
             "name": room.name,
-            "host": {**self.users[room.host_id].user, "connected": True},
+            "host": {**self.users[room.host_id].user, "connected": self._connected(room.host_id)},
             "deck": dict(room.deck),
-            "players": [{**self.users[p].user, "connected": True} for p in room.players],
+            "players": [{**self.users[p].user, "connected": self._connected(p)} for p in room.players],
             "max_players": self.limits.max_players,
             "state": room.state,
             "locked": room.locked,
         }
+
+    def _connected(self, user_id: int | str) -> bool:
+        state = self.users.get(user_id)
+        return state is not None and state.conn is not None
 
     def room_list(self) -> list[dict[str, Any]]:
         return [self.summary(room) for room in self.rooms.values() if room.listed]
@@ -1001,7 +1050,7 @@ class PeerServer(socketio.AsyncServer):
 
     def _make_disconnect(self, ns: str) -> Any:
         async def on_disconnect(sid: str, reason: str = "") -> None:
-            self.lobby.disconnect((ns, sid))
+            self.lobby.disconnect((ns, sid), reason)
             self._flush()
 
         return on_disconnect
@@ -1085,6 +1134,7 @@ async def serve(args: argparse.Namespace) -> None:
         max_rooms=args.max_rooms,
         command_rate=args.command_rate or None,
         command_burst=args.command_burst,
+        reconnect_grace=args.reconnect_grace,
     )
     sio = PeerServer(
         limits,
@@ -1127,6 +1177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rooms", type=int, default=10_000)
     parser.add_argument("--command-rate", type=float, default=20.0, help="commands per second per connection; 0: no limit")
     parser.add_argument("--command-burst", type=int, default=40)
+    parser.add_argument("--reconnect-grace", type=float, default=60.0, help="seconds a dropped seat is kept; 0: none")
     parser.add_argument("--ping-interval", type=float, default=25.0)
     parser.add_argument("--ping-timeout", type=float, default=20.0)
     parser.add_argument("--max-payload", type=int, default=1_000_000)
