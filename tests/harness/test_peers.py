@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 from support.clientapi import ConnectRefused
 from support.clients import Clients, ClientSocket, client_params, open_clients
+from support.killable import start_killable
 from support.refservers import open_node_peer, open_pysocketio_peer
 
 pytestmark = pytest.mark.node
@@ -544,47 +542,7 @@ async def test_ranking_shares_places_and_a_leaver_stays(peer_url: str) -> None:
 
 # --- seats that outlive a connection (race.md) ------------------------------------
 
-#: A python-socketio client in its own process, killed with SIGKILL: no goodbye.
-KILLABLE = Path(__file__).resolve().parent.parent / "app" / "killable_client.py"
 GRACE = "2"  # seconds: the peers' --reconnect-grace here
-
-
-class Killable:
-    """One killable_client.py process and the JSON lines it prints."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self._buffer = b""
-
-    async def line(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        with trio.fail_after(20):
-            while b"\n" not in self._buffer:
-                chunk = await self.process.stdout.receive_some()
-                assert chunk, f"the client process ended early: {self._buffer!r}"
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    async def say(self, text: str) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send_all(text.encode() + b"\n")
-
-    async def kill(self) -> None:
-        self.process.kill()  # the kernel closes its sockets: the server sees a transport close
-        with trio.fail_after(10):
-            await self.process.wait()
-
-
-async def start_killable(nursery: trio.Nursery, *args: str) -> Killable:
-    process: trio.Process = await nursery.start(
-        lambda task_status: trio.run_process(
-            [sys.executable, str(KILLABLE), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False,
-            task_status=task_status,
-        )
-    )
-    return Killable(process)
 
 
 def shows_connected(user_id: str, expected: bool) -> Any:
