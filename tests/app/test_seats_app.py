@@ -9,46 +9,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import trio
-from support.clients import ClientSocket, open_clients
+from support.clients import open_clients
 from support.killable import start_killable
+from support.roomapp import Served, ack_of, serve_room_app
 
 from roomactors.actors import RoomLimits
-from roomactors.app import RoomApp, open_room_app
 from roomactors.engineio import EngineIOConfig
-from roomactors.socketio import SocketIOServer
 
 GRACE = 3.0
 ANSWERS = ("kiwi-ANSWER-zero", "3/4", "lynx-ANSWER-two")
 DECK = {"name": "Race", "flashcards": [{"id": i, "problem": f"p{i}", "answer": a} for i, a in enumerate(ANSWERS)]}
 
 
-@dataclass
-class Served:
-    url: str
-    app: RoomApp
-
-
 @pytest.fixture
-async def served(nursery: trio.Nursery) -> AsyncIterator[Served]:
+async def served() -> AsyncIterator[Served]:
     # a short heartbeat: a polling client killed between two polls is noticed by it
-    sio = SocketIOServer(engineio=EngineIOConfig(ping_interval=1.0, ping_timeout=1.0))
-    async with open_room_app(sio, RoomLimits(command_rate=None, reconnect_grace=GRACE)) as app:
-        async with trio.open_nursery() as server_nursery:
-            addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-            host, port = addresses[0][:2]
-            yield Served(f"http://{host}:{port}", app)
-            server_nursery.cancel_scope.cancel()
-
-
-async def ack_of(sock: ClientSocket, event: str, payload: Any) -> dict[str, Any]:
-    (ack,) = await sock.call(event, payload)
-    assert isinstance(ack, dict)
-    return ack
+    heartbeat = EngineIOConfig(ping_interval=1.0, ping_timeout=1.0)
+    async with serve_room_app(RoomLimits(command_rate=None, reconnect_grace=GRACE), heartbeat) as served:
+        yield served
 
 
 def connected_of(user_id: str, expected: bool) -> Any:
