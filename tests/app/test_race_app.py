@@ -10,46 +10,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import trio
 from actors.race_helpers import MATCHING
 from support.clients import Clients, ClientSocket, client_params, open_clients
-
-from roomactors.actors import RoomLimits
-from roomactors.app import RoomApp, open_room_app
-from roomactors.socketio import SocketIOServer
+from support.roomapp import Served, ack_of, serve_room_app
 
 ANSWERS = ("kiwi-ANSWER-zero", "3/4", "lynx-ANSWER-two")
 TOKENS: dict[str, str] = {}
 """The seat token of each user id's last join_lobby in ``seated`` (a reloaded tab keeps it)."""
 DECK = {"name": "Race", "flashcards": [{"id": i, "problem": f"p{i}", "answer": a} for i, a in enumerate(ANSWERS)]}
-NO_RATE_LIMIT = RoomLimits(command_rate=None)
-
-
-@dataclass
-class Served:
-    url: str
-    app: RoomApp
 
 
 @pytest.fixture
-async def served(nursery: trio.Nursery) -> AsyncIterator[Served]:
-    sio = SocketIOServer()
-    async with open_room_app(sio, NO_RATE_LIMIT) as app:
-        async with trio.open_nursery() as server_nursery:
-            addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-            host, port = addresses[0][:2]
-            yield Served(f"http://{host}:{port}", app)
-            server_nursery.cancel_scope.cancel()
-
-
-async def ack_of(sock: ClientSocket, event: str, payload: Any) -> dict[str, Any]:
-    (ack,) = await sock.call(event, payload)
-    assert isinstance(ack, dict)
-    return ack
+async def served() -> AsyncIterator[Served]:
+    async with serve_room_app() as served:
+        yield served
 
 
 async def code_of(sock: ClientSocket, event: str, payload: Any) -> str:

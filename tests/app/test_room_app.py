@@ -7,37 +7,23 @@ marked ``node``. Everything is asserted on what the clients received.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import trio
 from robustness.rawclients import RawWebSocket, encode_event
 from support.clients import client_params, open_clients
+from support.roomapp import Served, serve_room_app
 
 from roomactors.actors import RoomLimits
-from roomactors.app import RoomApp, open_room_app
-from roomactors.socketio import SocketIOServer
 
 DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
-NO_RATE_LIMIT = RoomLimits(command_rate=None)
-
-
-@dataclass
-class Served:
-    url: str
-    app: RoomApp
 
 
 @pytest.fixture
-async def served(nursery: trio.Nursery) -> AsyncIterator[Served]:
-    sio = SocketIOServer()
-    async with open_room_app(sio, NO_RATE_LIMIT) as app:
-        async with trio.open_nursery() as server_nursery:
-            addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-            host, port = addresses[0][:2]
-            yield Served(f"http://{host}:{port}", app)
-            server_nursery.cancel_scope.cancel()
+async def served() -> AsyncIterator[Served]:
+    async with serve_room_app() as served:
+        yield served
 
 
 def without_answers(value: Any) -> None:
@@ -155,15 +141,10 @@ async def test_takeover_replaces_and_disconnects_the_old_socket(served: Served) 
 
 
 @pytest.fixture
-async def served_without_grace(nursery: trio.Nursery) -> AsyncIterator[Served]:
+async def served_without_grace() -> AsyncIterator[Served]:
     """A server whose drops leave at once (``reconnect_grace`` 0, the old behaviour)."""
-    sio = SocketIOServer()
-    async with open_room_app(sio, RoomLimits(command_rate=None, reconnect_grace=0)) as app:
-        async with trio.open_nursery() as server_nursery:
-            addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-            host, port = addresses[0][:2]
-            yield Served(f"http://{host}:{port}", app)
-            server_nursery.cancel_scope.cancel()
+    async with serve_room_app(RoomLimits(command_rate=None, reconnect_grace=0)) as served:
+        yield served
 
 
 async def test_host_disconnect_closes_the_room(served_without_grace: Served) -> None:

@@ -9,37 +9,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import trio
 from robustness.rawclients import RawPolling, encode_event
 from support.clients import ClientSocket, client_params, open_clients
+from support.roomapp import Served, serve_room_app
 
-from roomactors.actors import RoomLimits
 from roomactors.actors.codes import CODE_ALPHABET
-from roomactors.app import RoomApp, open_room_app
-from roomactors.socketio import SocketIOServer
 
 DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
 
 
-@dataclass
-class Served:
-    url: str
-    port: int
-    app: RoomApp
-
-
 @pytest.fixture
-async def served(nursery: trio.Nursery) -> AsyncIterator[Served]:
-    sio = SocketIOServer()
-    async with open_room_app(sio, RoomLimits(command_rate=None)) as app, trio.open_nursery() as server_nursery:
-        addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-        host, port = addresses[0][:2]
-        yield Served(f"http://{host}:{port}", port, app)
-        server_nursery.cancel_scope.cancel()
+async def served() -> AsyncIterator[Served]:
+    async with serve_room_app() as served:
+        yield served
 
 
 async def signed_in(clients: Any, url: str, user_id: str) -> ClientSocket:

@@ -8,88 +8,29 @@ client processes run on the machine's clock), so the grace here is short.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from support.clients import ClientSocket, open_clients
+from support.clients import open_clients
+from support.killable import start_killable
+from support.roomapp import Served, ack_of, serve_room_app
 
 from roomactors.actors import RoomLimits
-from roomactors.app import RoomApp, open_room_app
 from roomactors.engineio import EngineIOConfig
-from roomactors.socketio import SocketIOServer
 
 GRACE = 3.0
 ANSWERS = ("kiwi-ANSWER-zero", "3/4", "lynx-ANSWER-two")
 DECK = {"name": "Race", "flashcards": [{"id": i, "problem": f"p{i}", "answer": a} for i, a in enumerate(ANSWERS)]}
-KILLABLE = Path(__file__).with_name("killable_client.py")
-
-
-@dataclass
-class Served:
-    url: str
-    app: RoomApp
 
 
 @pytest.fixture
-async def served(nursery: trio.Nursery) -> AsyncIterator[Served]:
+async def served() -> AsyncIterator[Served]:
     # a short heartbeat: a polling client killed between two polls is noticed by it
-    sio = SocketIOServer(engineio=EngineIOConfig(ping_interval=1.0, ping_timeout=1.0))
-    async with open_room_app(sio, RoomLimits(command_rate=None, reconnect_grace=GRACE)) as app:
-        async with trio.open_nursery() as server_nursery:
-            addresses = await server_nursery.start(sio.serve, "127.0.0.1", 0)
-            host, port = addresses[0][:2]
-            yield Served(f"http://{host}:{port}", app)
-            server_nursery.cancel_scope.cancel()
-
-
-class Killable:
-    """One killable_client.py process and the JSON lines it printed."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self._buffer = b""
-
-    async def line(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        with trio.fail_after(20):
-            while b"\n" not in self._buffer:
-                chunk = await self.process.stdout.receive_some()
-                assert chunk, f"the client process ended early: {self._buffer!r}"
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    async def say(self, text: str) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send_all(text.encode() + b"\n")
-
-    async def kill(self) -> None:
-        self.process.kill()  # SIGKILL: the kernel closes its sockets, no goodbye is sent
-        with trio.fail_after(10):
-            await self.process.wait()
-
-
-async def start_killable(nursery: trio.Nursery, *args: str) -> Killable:
-    process: trio.Process = await nursery.start(
-        lambda task_status: trio.run_process(
-            [sys.executable, str(KILLABLE), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False,
-            task_status=task_status,
-        )
-    )
-    return Killable(process)
-
-
-async def ack_of(sock: ClientSocket, event: str, payload: Any) -> dict[str, Any]:
-    (ack,) = await sock.call(event, payload)
-    assert isinstance(ack, dict)
-    return ack
+    heartbeat = EngineIOConfig(ping_interval=1.0, ping_timeout=1.0)
+    async with serve_room_app(RoomLimits(command_rate=None, reconnect_grace=GRACE), heartbeat) as served:
+        yield served
 
 
 def connected_of(user_id: str, expected: bool) -> Any:

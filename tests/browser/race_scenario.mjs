@@ -253,7 +253,7 @@ await runScenario(async (report, step) => {
 
     // Seats outlive a connection (race.md): a reload or a dropped network mid-race
     // brings the page back to where it was, through racestate. Only against a server
-    // with a reconnect grace (SCENARIO_SEATS=1): the Node stand-in has none.
+    // with a reconnect grace (SCENARIO_SEATS=1): roomserver and the Node stand-in.
     if (process.env.SCENARIO_SEATS === "1") {
     const backInTheRace = async (page, who) => {
       await waitIn(page, `${who}: connected again`, () =>

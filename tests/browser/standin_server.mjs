@@ -13,15 +13,24 @@
 // the room feed (watch_rooms / roomschanged / unwatch_rooms) of protocol.md "Room
 // codes and the room feed", simply: on each change every watcher's filtered list is
 // computed again and compared with what it was sent (no coalescing, so no
-// snapshots after the ack). Not here: seats that outlive a connection (a
-// disconnect is a leave, as before) and signed identity. It serves the page like
-// roomactors.web.routes does (the client from node_modules at
+// snapshots after the ack). Seats that outlive a connection and open identity
+// (race.md "Seats that outlive a connection", "Identity"): every join_lobby ack
+// carries a fresh seat `token`; a held user id (connected, or dropped within the
+// grace) is claimed only with it, else `identity_taken`; a drop (socket.io's
+// "transport close", "transport error" or "ping timeout": no DISCONNECT packet)
+// keeps the seat for --reconnect-grace seconds with `connected: false`; coming back
+// with the token takes it back (`racestate` during a race); when the grace ends a
+// player leaves and a host's room closes (`host_disconnected`). Not here: signed
+// identity, and create_room's `host` (the page always joins first). It serves the
+// page like roomactors.web.routes does (the client from node_modules at
 // /static/socket.io.min.js).
 //
-// Usage: node standin_server.mjs [--max-rooms N] [--max-players N]
+// Usage: node standin_server.mjs [--max-rooms N] [--max-players N] [--reconnect-grace S]
+//   (--reconnect-grace: seconds a dropped user's seat is kept, default 60; 0: a drop is a leave)
 // Listens on 127.0.0.1 port 0 and prints the port as its first stdout line;
 // exits when stdin closes.
 
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
@@ -39,6 +48,16 @@ function flag(name, fallback) {
 }
 const maxRooms = flag("--max-rooms", 10000);
 const maxPlayers = flag("--max-players", 50);
+const reconnectGraceMs = flag("--reconnect-grace", 60) * 1000;
+// socket.io's reasons for a connection that ended without a goodbye (no DISCONNECT packet)
+const DROP_REASONS = new Set(["transport close", "transport error", "ping timeout"]);
+const newSeatToken = () => randomBytes(18).toString("base64url"); // 144 bits, as roomactors
+function tokenMatches(given, expected) {
+  if (typeof given !== "string" || typeof expected !== "string") return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
 
 const staticDir = join(repo, "roomactors", "web", "static");
 const clientJs = join(dirname(require.resolve("socket.io-client/package.json")), "dist", "socket.io.min.js");
@@ -109,7 +128,7 @@ function answersMatch(given, expected) {
 }
 
 // ---- state: users, rooms ----
-const users = new Map(); // id key -> {user, socket}
+const users = new Map(); // id key -> {user, socket (null while dropped), token, graceTimer}
 const rooms = new Map(); // room id -> room (see create_room)
 let nextRoomId = 1;
 const key = (id) => `${typeof id}:${id}`;
@@ -117,7 +136,8 @@ const PROGRESS_EVERY_MS = 200;
 const RACE_CAP_S = 3600;
 const KEPT_RESULTS = 10;
 
-const connected = (user) => ({ ...user, connected: true }); // a drop is a leave here
+const isConnected = (userId) => Boolean(users.get(key(userId))?.socket);
+const connected = (user) => ({ ...user, connected: isConnected(user.id) });
 
 function summary(room) {
   return {
@@ -241,7 +261,7 @@ function progressPlayers(race) {
     correct: r.correct,
     done: r.next === null,
     time_ms: r.time_ms,
-    connected: !r.left && users.has(key(r.id)),
+    connected: !r.left && isConnected(r.id),
   }));
 }
 
@@ -372,8 +392,7 @@ function closeRoom(room, reason) {
   if (room.progress.timer) clearTimeout(room.progress.timer);
   rooms.delete(room.id);
   for (const player of room.players) {
-    const entry = users.get(key(player.id));
-    if (entry) entry.socket.emit("roomclosed", { id: room.id, reason });
+    users.get(key(player.id))?.socket?.emit("roomclosed", { id: room.id, reason });
   }
 }
 
@@ -444,23 +463,47 @@ function serve(nsp) {
     const commands = {
       join_lobby(payload) {
         if (!payload || !validId(payload.id)) throw new Refusal("invalid_payload", "id must be an integer or a string");
+        if (!absent(payload.token) && (typeof payload.token !== "string" || payload.token.length > 64))
+          throw new Refusal("invalid_payload", "token must be the string from your join_lobby ack, or null");
         if (me && key(me.id) !== key(payload.id)) throw new Refusal("identity_mismatch", "this connection speaks for another user");
         const previous = users.get(key(payload.id));
+        // A held id (connected elsewhere, or dropped within its grace) needs its seat token.
+        if (previous && previous.socket !== socket && !tokenMatches(payload.token, previous.token))
+          throw new Refusal("identity_taken", "that user id is in use; send the token from its last join_lobby ack, or pick another id");
         const user = {
           id: payload.id,
           username: payload.username ?? previous?.user.username ?? null,
           auth_level: payload.auth_level ?? previous?.user.auth_level ?? null,
         };
-        if (previous && previous.socket !== socket) {
+        const returning = previous !== undefined && previous.socket === null; // back within the grace
+        if (previous?.socket && previous.socket !== socket) {
           previous.socket.emit("replaced", { reason: "joined from another connection" });
           previous.socket.disconnect();
         }
+        if (previous) clearTimeout(previous.graceTimer);
+        const newlyBound = previous?.socket !== socket;
         me = user;
-        users.set(key(user.id), { user, socket });
-        if (!socket.data.watch) socket.emit("updaterooms", roomList());
+        const entry = { user, socket, token: newSeatToken(), graceTimer: null }; // the old token stops working
+        users.set(key(user.id), entry);
         const seat = seatOf(user.id);
-        if (seat && !previous) socket.emit("roomupdated", { room: summary(seat.room) });
-        return { user, room: seatOf(user.id)?.room.id ?? null };
+        if (seat) {
+          // the room's lists hold the user objects: keep them in step with the profile
+          if (seat.host) seat.room.host = user;
+          else seat.room.players = seat.room.players.map((p) => (key(p.id) === key(user.id) ? user : p));
+        }
+        if (!socket.data.watch) socket.emit("updaterooms", roomList());
+        if (seat && newlyBound) socket.emit("roomupdated", { room: summary(seat.room) });
+        if (returning && seat) {
+          broadcast(); // connected: true again
+          const room = seat.room;
+          if (running(room)) {
+            scheduleProgress(room);
+            setImmediate(() => {
+              if (running(room) && users.get(key(user.id)) === entry) entry.socket?.emit("racestate", raceState(room, user.id));
+            });
+          }
+        }
+        return { user, room: seat?.room.id ?? null, token: entry.token };
       },
       leave_lobby(payload) {
         if (!me) throw new Refusal("not_in_lobby", "sign in first");
@@ -662,13 +705,28 @@ function serve(nsp) {
         }
       });
     }
-    socket.on("disconnect", () => {
+    socket.on("disconnect", (reason) => {
       if (!me) return;
-      const entry = users.get(key(me.id));
-      if (entry && entry.socket === socket) {
-        users.delete(key(me.id));
-        if (leaveSeat(me.id, "host_disconnected")) broadcast();
+      const userId = me.id;
+      const entry = users.get(key(userId));
+      if (!entry || entry.socket !== socket) return; // replaced earlier
+      if (DROP_REASONS.has(reason) && reconnectGraceMs > 0) {
+        // a drop: the seat waits for the token's holder, shown connected: false
+        entry.socket = null;
+        entry.graceTimer = setTimeout(() => {
+          if (users.get(key(userId)) !== entry || entry.socket !== null) return; // came back
+          users.delete(key(userId));
+          if (leaveSeat(userId, "host_disconnected")) broadcast();
+        }, reconnectGraceMs);
+        const seat = seatOf(userId);
+        if (seat) {
+          if (running(seat.room)) scheduleProgress(seat.room);
+          broadcast();
+        }
+        return;
       }
+      users.delete(key(userId));
+      if (leaveSeat(userId, "host_disconnected")) broadcast();
     });
   });
 }

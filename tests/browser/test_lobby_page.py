@@ -14,7 +14,7 @@ teacher closes the room and the remaining student is told and is back in the lob
 a second create_room hits max_rooms=1 and the error shows next to the form; every
 page ends up on WebSocket; a dropped connection shows "reconnecting", the page
 signs in again by itself, back in its seat (or told the seat was lost, on a server
-without a reconnect grace); the teacher makes an unlisted room, which nobody's list
+without a reconnect grace; both servers here keep it); the teacher makes an unlisted room, which nobody's list
 shows, and Bob (phone, keyboard only) joins it by its code after a wrong one is
 refused in words; a second tab of the same user, with the seat's token, takes over. Screenshots go
 to ``test-artifacts/browser/<server>/``.
@@ -28,7 +28,7 @@ and each student's answers against the right ones; the teacher's table of every
 answer downloads as CSV; the race locked the room, the teacher unlocks it and Alice
 leaves; a rematch from the results with a time limit and late join, which Alice
 joins while it runs (``racestate``), ended by the teacher; Alice is removed and may
-not come back, and a locked room shows as locked in the lobby. Against roomserver,
+not come back, and a locked room shows as locked in the lobby. On both servers,
 Alice and then the teacher reload mid-race and Bob's phone is offline for 5 s; each
 carries on where they were (seats outlive a connection, race.md).
 
@@ -103,7 +103,8 @@ async def run_scenario(
 
 def assert_what_the_pages_showed(report: dict[str, Any], seat_kept: bool = True) -> None:
     """``seat_kept``: the server keeps a dropped user's seat for a reconnect grace
-    (roomserver); the Node stand-in counts a drop as leaving."""
+    (roomserver, and the Node stand-in since it keeps seats too); False is for a
+    server that counts a drop as leaving."""
     teacher, alice, bob = (report["pages"][name] for name in ("teacher", "alice", "bob"))
 
     assert teacher["whoami"] == "Signed in as Ms Rivera (teacher)"
@@ -199,7 +200,7 @@ async def test_lobby_page_with_node_reference_server(node: str) -> None:
     async with open_subprocess_server([node, str(STANDIN_SERVER), "--max-rooms", "1"], cwd=HERE) as url:
         artifacts = ARTIFACTS / "node-reference"
         report = await run_scenario(node, url, artifacts)
-    assert_what_the_pages_showed(report, seat_kept=False)
+    assert_what_the_pages_showed(report)
     for name in ("lobby.png", "room.png"):
         assert (artifacts / name).stat().st_size > 0
 
@@ -346,8 +347,9 @@ async def test_race_page_with_node_reference_server(node: str) -> None:
 
     async with open_subprocess_server([node, str(STANDIN_SERVER)], cwd=HERE) as url:
         artifacts = ARTIFACTS / "node-reference-race"
-        report = await run_scenario(node, url, artifacts, RACE_SCENARIO)
+        report = await run_scenario(node, url, artifacts, RACE_SCENARIO, env={"SCENARIO_SEATS": "1"})
     assert_the_race_the_pages_showed(report)
+    assert_the_pages_came_back_mid_race(report)
     for name in RACE_SCREENSHOTS:
         assert (artifacts / name).stat().st_size > 0
 

@@ -5,17 +5,21 @@ so the stand-in must itself follow the contract the page is written to; a stand-
 that scored ``PARIS`` differently from the room actor would let the page drift.
 Checked with python-socketio clients: the answer-matching rule as a table of
 given/expected pairs, the race's error codes in race.md's order, a ranking tie,
-and that nothing sent before ``raceover`` carries an answer.
+that nothing sent before ``raceover`` carries an answer, and seat tokens with the
+reconnect grace (race.md, "Identity", "Seats that outlive a connection").
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+from support.killable import start_killable
 from support.pyclient import open_python_clients
 from support.refservers import open_subprocess_server
 
@@ -188,3 +192,52 @@ async def test_error_codes_in_order(standin: str) -> None:
         assert [a["username"] for a in results["answers"]] == ["Alice", "Bob"]
         assert (await ok(teacher, "race_results", {"id": room_id, "race_id": race_id - 1}))["results"]["reason"] == "host_ended"
         assert await code(teacher, "race_results", {"id": room_id, "race_id": 99}) == "race_not_found"
+
+
+async def test_seat_tokens_and_the_reconnect_grace(node: str) -> None:
+    """A held id needs its token; a killed player's seat waits (connected: false),
+    the token brings it back mid-race with racestate; a host who does not come back
+    within the grace closes the room."""
+    deck = {"name": "d", "flashcards": [{"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"}]}
+    async with (
+        open_subprocess_server([node, str(STANDIN_SERVER), "--reconnect-grace", "2"], cwd=HERE) as url,
+        open_python_clients() as clients,
+        trio.open_nursery() as nursery,
+    ):
+        room = Room(clients, url)
+        teacher = await room.person(1, "T")
+        room_id = (await ok(teacher, "create_room", {"name": "R", "deck": deck}))["room"]["id"]
+        pia = await start_killable(nursery, url, "pia", "websocket", str(room_id), "2")
+        assert await pia.line() == {"ready": True}
+        race = await ok(teacher, "start_race", {"id": room_id, "countdown": 0})
+        said = await pia.line()
+        assert said["ack"]["correct"] is True and isinstance(said["token"], str) and len(said["token"]) >= 22
+
+        def pia_as(connected: bool) -> dict[str, Any]:
+            return {"id": "pia", "username": "pia", "auth_level": None, "connected": connected}
+
+        await pia.kill()
+        await teacher.next_event("roomupdated", where=lambda a: a[0]["room"]["players"] == [pia_as(False)])
+        back = clients.connect(url, "/lobby", transports=["websocket"])
+        await back.wait_connected()
+        assert await code(back, "join_lobby", {"id": "pia"}) == "identity_taken"
+        reply = await ok(back, "join_lobby", {"id": "pia", "token": said["token"]})
+        assert reply["room"] == room_id and reply["token"] != said["token"]
+        (state,) = await back.next_event("racestate")
+        assert (state["race_id"], state["next"]) == (race["race_id"], 1)
+        await teacher.next_event("roomupdated", where=lambda a: a[0]["room"]["players"] == [pia_as(True)])
+
+        # a second tab with the token takes over; the first is told
+        tab = clients.connect(url, "/lobby", transports=["websocket"])
+        await tab.wait_connected()
+        await ok(tab, "join_lobby", {"id": "pia", "token": reply["token"]})
+        await back.next_event("replaced")
+
+        host = await start_killable(nursery, url, "teacher2", "websocket", "host", json.dumps(deck))
+        made = await host.line()
+        sam = await room.person(3, "Sam")
+        await ok(sam, "join_room", {"id": made["room"]})
+        await host.kill()
+        await sam.next_event("roomupdated", where=lambda a: a[0]["room"]["host"]["connected"] is False)
+        with trio.fail_after(15):  # the grace (2 s), then the room closes
+            assert await sam.next_event("roomclosed") == [{"id": made["room"], "reason": "host_disconnected"}]

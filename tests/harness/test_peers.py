@@ -8,13 +8,16 @@ they do the same work; these tests pin them to the contract.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import trio
 from support.clientapi import ConnectRefused
 from support.clients import Clients, ClientSocket, client_params, open_clients
+from support.killable import start_killable
 from support.refservers import open_node_peer, open_pysocketio_peer
 
 pytestmark = pytest.mark.node
@@ -32,13 +35,26 @@ async def peer_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         yield url
 
 
+SEAT_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")  # 18 random bytes, base64url (race.md asks >= 128 bits)
+
+
 async def joined(clients: Clients, url: str, user: dict[str, Any], namespace: str = "/lobby") -> ClientSocket:
+    sock, _ = await joined_with_token(clients, url, user, namespace)
+    return sock
+
+
+async def joined_with_token(
+    clients: Clients, url: str, user: dict[str, Any], namespace: str = "/lobby"
+) -> tuple[ClientSocket, str]:
+    """A connection that joined the lobby as ``user``, and the seat token of its ack."""
     sock = clients.connect(url, namespace)
     (reply,) = await sock.call("join_lobby", user)
+    token = reply.pop("token", None)
+    assert isinstance(token, str) and SEAT_TOKEN.fullmatch(token), token
     assert reply == {"ok": True, "user": {"username": None, "auth_level": None, **user}, "room": None}
     (rooms,) = await sock.next_event("updaterooms")
     assert isinstance(rooms, list)
-    return sock
+    return sock, token
 
 
 def error_code(reply: list[Any]) -> str:
@@ -174,16 +190,54 @@ async def test_unknown_namespace_is_refused(peer_url: str) -> None:
 
 async def test_takeover_across_namespaces_keeps_the_host_seat(peer_url: str) -> None:
     async with open_clients("node") as clients:
-        old = await joined(clients, peer_url, MIA, namespace="/")
+        old, token = await joined_with_token(clients, peer_url, MIA, namespace="/")
         (made,) = await old.call("create_room", {"name": "R", "deck": DECK})
         new = clients.connect(peer_url, "/lobby")
-        (reply,) = await new.call("join_lobby", {"id": 1, "username": "mia2"})
-        assert reply == {"ok": True, "user": {**MIA, "username": "mia2"}, "room": made["room"]["id"]}
+        (reply,) = await new.call("join_lobby", {"id": 1, "username": "mia2", "token": token})
+        assert SEAT_TOKEN.fullmatch(reply.pop("token")) and reply == {
+            "ok": True, "user": {**MIA, "username": "mia2"}, "room": made["room"]["id"]
+        }
         (replaced,) = await old.next_event("replaced")
         assert isinstance(replaced["reason"], str)
         assert await old.next_event("disconnect") == ["server disconnect"]
         (rooms,) = await new.next_event("updaterooms", where=lambda args: args[0] and args[0][0]["host"]["username"] == "mia2")
         assert rooms[0]["id"] == made["room"]["id"]
+
+
+async def test_a_held_id_needs_its_seat_token(peer_url: str) -> None:
+    """race.md "Identity": without the seat's token a second connection gets
+    identity_taken and the first stays; with it, it takes over; every join issues
+    a new token and the previous one stops working."""
+    async with open_clients("node") as clients:
+        first, token = await joined_with_token(clients, peer_url, SAM)
+        other = clients.connect(peer_url, "/lobby")
+        assert error_code(await other.call("join_lobby", SAM)) == "identity_taken"
+        assert error_code(await other.call("join_lobby", {**SAM, "token": "not-the-token"})) == "identity_taken"
+        assert error_code(await other.call("join_lobby", {**SAM, "token": 7})) == "invalid_payload"
+        assert error_code(await other.call("create_room", {"name": "R", "deck": DECK, "host": SAM})) == "identity_taken"
+        # nothing changed: the first connection still speaks for sam, unreplaced
+        (rooms,) = await first.call("join_room", {"id": 99})
+        assert rooms["error"]["code"] == "room_not_found"
+        assert "replaced" not in first.names()
+
+        (reply,) = await other.call("join_lobby", {**SAM, "token": token})
+        assert reply["ok"] is True and reply["user"] == SAM
+        new_token = reply["token"]
+        assert SEAT_TOKEN.fullmatch(new_token) and new_token != token
+        (replaced,) = await first.next_event("replaced")
+        assert isinstance(replaced["reason"], str)
+        assert await first.next_event("disconnect") == ["server disconnect"]
+
+        # the old token stopped working; the new one takes the seat (create_room's host too)
+        third = clients.connect(peer_url, "/")
+        assert error_code(await third.call("join_lobby", {**SAM, "token": token})) == "identity_taken"
+        (made,) = await third.call("create_room", {"name": "R", "deck": DECK, "host": {**SAM, "token": new_token}})
+        assert made["ok"] is True and SEAT_TOKEN.fullmatch(made["token"])
+        await other.next_event("replaced")
+
+        # an id nobody holds is free, token or not
+        (free,) = await clients.connect(peer_url, "/").call("join_lobby", {"id": "newcomer", "token": token})
+        assert free["ok"] is True
 
 
 async def test_host_disconnect_closes_the_room(peer_url: str) -> None:
@@ -484,3 +538,76 @@ async def test_ranking_shares_places_and_a_leaver_stays(peer_url: str) -> None:
         await host.call("end_race", {"id": room_id})
         (over,) = await host.next_event("raceover", where=lambda a: a[0]["race_id"] == again["race_id"])
         assert [(r["place"], r["answered"], r["time_ms"]) for r in over["ranking"]] == [(1, 0, None), (1, 0, None)]
+
+
+# --- seats that outlive a connection (race.md) ------------------------------------
+
+GRACE = "2"  # seconds: the peers' --reconnect-grace here
+
+
+def shows_connected(user_id: str, expected: bool) -> Any:
+    def check(args: list[Any]) -> bool:
+        room = args[0]["room"]
+        return any(p["id"] == user_id and p["connected"] is expected for p in [room["host"], *room["players"]])
+    return check
+
+
+def progress_shows(user_id: str, expected: bool) -> Any:
+    def check(args: list[Any]) -> bool:
+        return any(p["id"] == user_id and p["connected"] is expected for p in args[0]["players"])
+    return check
+
+
+@pytest.fixture(params=["node", "pysocketio"])
+async def grace_peer_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    opener = open_node_peer if request.param == "node" else open_pysocketio_peer
+    async with opener("--reconnect-grace", GRACE, "--command-rate", "0") as url:
+        yield url
+
+
+async def test_a_dropped_player_comes_back_with_the_token(grace_peer_url: str) -> None:
+    async with open_clients("python") as clients, trio.open_nursery() as nursery:
+        host = await joined(clients, grace_peer_url, MIA)
+        (made,) = await host.call("create_room", {"name": "R", "deck": RACE_DECK})
+        room_id = made["room"]["id"]
+        pia = await start_killable(nursery, grace_peer_url, "pia", "websocket", str(room_id), ANSWERS[0])
+        assert await pia.line() == {"ready": True}
+        (start,) = await host.call("start_race", {"id": room_id, "countdown": 0})
+        said = await pia.line()
+        assert said["ack"] == {"ok": True, "card": 0, "correct": True, "next": 1}
+
+        await pia.kill()
+        await host.next_event("roomupdated", where=shows_connected("pia", False))
+        await host.next_event("raceprogress", where=progress_shows("pia", False))
+
+        back = clients.connect(grace_peer_url, "/lobby")
+        assert error_code(await back.call("join_lobby", {"id": "pia"})) == "identity_taken"
+        (reply,) = await back.call("join_lobby", {"id": "pia", "token": said["token"]})
+        assert reply["ok"] is True and reply["room"] == room_id
+        (state,) = await back.next_event("racestate")
+        assert (state["race_id"], state["next"]) == (start["race_id"], 1)
+        await host.next_event("roomupdated", where=shows_connected("pia", True))
+        for card, given in enumerate(ANSWERS[1:], start=1):
+            (ack,) = await back.call("answer", {"id": room_id, "race_id": start["race_id"], "card": card, "answer": given})
+            assert ack["correct"] is True
+        (over,) = await back.next_event("raceover")
+        assert over["reason"] == "all_done" and over["ranking"][0]["correct"] == 3
+
+
+async def test_a_host_who_does_not_come_back_closes_the_room(grace_peer_url: str) -> None:
+    async with open_clients("python") as clients, trio.open_nursery() as nursery:
+        host = await start_killable(nursery, grace_peer_url, "teacher", "websocket", "host", json.dumps(RACE_DECK))
+        made = await host.line()
+        sam = await joined(clients, grace_peer_url, SAM)
+        (joined_room,) = await sam.call("join_room", {"id": made["room"]})
+        assert joined_room["ok"] is True
+        await host.say("start")
+        assert (await host.line())["ack"]["ok"] is True
+        await sam.next_event("racestart")
+
+        await host.kill()
+        await sam.next_event("roomupdated", where=shows_connected("teacher", False))
+        with trio.fail_after(15):  # the grace (2 s), then the room closes
+            (over,) = await sam.next_event("raceover")
+            assert over["reason"] == "host_disconnected"
+            assert await sam.next_event("roomclosed") == [{"id": made["room"], "reason": "host_disconnected"}]

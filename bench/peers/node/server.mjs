@@ -13,13 +13,24 @@
 // Room codes and unlisted rooms (protocol.md "Room codes and the room feed": `code`,
 // `create_room {listed}`, `join_room {code}`, `roomupdated`), not the feed
 // (`watch_rooms`): the race benchmark seats its players in unlisted rooms.
+// Identity (race.md "Identity"): the open mode only, with seat tokens: every join
+// issues a fresh token, and a held user id is claimed only with it (else
+// `identity_taken`, nothing changes). Signed identity (`join_lobby {credential}`,
+// JWTs) is not implemented here: the benchmark peers need only open identity.
+// Seats that outlive a connection (race.md): a drop (socket.io's "transport close",
+// "transport error" or "ping timeout": no DISCONNECT packet) keeps the user's seat
+// for --reconnect-grace seconds (a timer per held seat), shown `connected: false`;
+// a return with the token takes it back (`racestate` during a race); when the grace
+// ends a player leaves and a host's room closes (`host_disconnected`).
 //
 //   node server.mjs --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
 //                   [--command-rate 20] [--command-burst 40]   (rate 0: no limit)
+//                   [--reconnect-grace 60]   (0: a drop is a leave)
 //                   [--ping-interval 25] [--ping-timeout 20] [--max-payload 1000000]
 //                   [--exit-on-stdin-close]   (for a parent that may die without a signal)
 // Prints the bound port on stdout as one line once listening.
 
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
@@ -40,6 +51,7 @@ const { values: flags } = parseArgs({
     "max-rooms": { type: "string", default: "10000" },
     "command-rate": { type: "string", default: "20" },
     "command-burst": { type: "string", default: "40" },
+    "reconnect-grace": { type: "string", default: "60" },
     "ping-interval": { type: "string", default: "25" },
     "ping-timeout": { type: "string", default: "20" },
     "max-payload": { type: "string", default: "1000000" },
@@ -52,9 +64,14 @@ const LIMITS = {
   maxRooms: Number(flags["max-rooms"]),
   commandRate: Number(flags["command-rate"]) || null,
   commandBurst: Number(flags["command-burst"]),
+  reconnectGraceMs: Number(flags["reconnect-grace"]) * 1000,
 };
+// socket.io's reasons for a connection that ended without a goodbye
+const DROP_REASONS = new Set(["transport close", "transport error", "ping timeout"]);
 const MAX_ID_CHARS = 64;
 const MAX_USER_TEXT_CHARS = 64;
+const MAX_TOKEN_CHARS = 64; // a seat token as a client sends it back (ours are 24 characters)
+const SEAT_TOKEN_BYTES = 18; // 144 random bits, 24 base64url characters, as roomactors
 const MAX_NAME_CHARS = 100;
 const MAX_CARDS = 1000;
 const OPTIONAL_DECK_FIELDS = ["id", "description", "user_id", "user_name", "created", "changed", "private"];
@@ -116,11 +133,28 @@ function optionalText(raw, key, where) {
 function parseUserClaim(raw, where = "") {
   if (!isObject(raw)) throw invalid(`${where || "the payload "}must be an object`);
   if (!has(raw, "id")) throw invalid(`${where}id is missing`);
+  let token = null;
+  if (has(raw, "token") && raw.token !== null) {
+    if (typeof raw.token !== "string") throw invalid(`${where}token must be the string from your join_lobby ack, or null`);
+    if (raw.token.length > MAX_TOKEN_CHARS) throw invalid(`${where}token has more than ${MAX_TOKEN_CHARS} characters`);
+    token = raw.token;
+  }
   return {
     id: parseUserId(raw.id, `${where}id`),
     username: optionalText(raw, "username", where),
     authLevel: optionalText(raw, "auth_level", where),
+    token,
   };
+}
+
+const newSeatToken = () => randomBytes(SEAT_TOKEN_BYTES).toString("base64url");
+
+/** Whether `given` is the seat's token, compared in constant time. */
+function tokenMatches(given, expected) {
+  if (given === null || expected === null) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function trimmedName(value, where) {
@@ -316,7 +350,7 @@ function ranking(players) {
 // --- the lobby: users, rooms, connections ----------------------------------------
 
 const userJson = (u) => ({ id: u.id, username: u.username, auth_level: u.authLevel });
-const memberJson = (u) => ({ ...userJson(u), connected: true }); // no reconnect grace here: a seat is always connected
+const memberJson = (state) => ({ ...userJson(state.user), connected: state.connId !== null }); // null: dropped, in its grace
 const sameUserId = (a, b) => a === b; // 1 and "1" are different users, as in Python
 
 class Lobby {
@@ -336,12 +370,30 @@ class Lobby {
     this.conns.set(socket.id, { socket, userId: null, tokens: LIMITS.commandBurst, refilledAt: performance.now() / 1000 });
   }
 
-  disconnect(socket) {
+  disconnect(socket, reason) {
     const conn = this.conns.get(socket.id);
     if (!conn) return; // replaced earlier (a takeover disconnects it mid-command: publish nothing here)
-    if (conn.userId !== null) this.removeUser(conn, "host_disconnected");
+    if (conn.userId !== null) {
+      if (DROP_REASONS.has(reason) && LIMITS.reconnectGraceMs > 0) this.hold(this.users.get(conn.userId));
+      else this.removeUser(conn, "host_disconnected");
+    }
     this.conns.delete(socket.id);
     this.publishIfDirty();
+  }
+
+  /** A drop: the seat waits for the token's holder for the grace, shown connected: false. */
+  hold(state) {
+    state.connId = null;
+    state.graceTimer = setTimeout(() => this.later(() => this.graceEnded(state)), LIMITS.reconnectGraceMs);
+    if (state.roomId === null) return;
+    const room = this.rooms.get(state.roomId);
+    this.touch(room);
+    if (this.runningRace(room)) this.scheduleProgress(room);
+  }
+
+  graceEnded(state) {
+    if (this.users.get(state.user.id) !== state || state.connId !== null) return; // came back
+    this.removeState(state, "host_disconnected");
   }
 
   command(socket, name, payload) {
@@ -375,9 +427,21 @@ class Lobby {
     if (conn.userId !== null && !sameUserId(conn.userId, claim.id)) {
       throw new ProtocolError("identity_mismatch", `this connection speaks for user ${conn.userId}`);
     }
+    this.checkHeld(conn, claim);
+    const returning = this.users.get(claim.id)?.connId === null;
     const state = this.bind(conn, claim);
+    if (returning && state.roomId !== null) {
+      const room = this.rooms.get(state.roomId);
+      this.touch(room); // connected: true again
+      const race = this.runningRace(room);
+      if (race) {
+        this.sendTo(state.user.id, "racestate", this.raceState(room, race, race.players.get(state.user.id)));
+        this.scheduleProgress(room);
+      }
+    }
     if (!this.dirty) conn.socket.emit("updaterooms", this.roomList()); // else the broadcast covers it
-    return { ok: true, user: userJson(state.user), room: state.roomId };
+    state.token = newSeatToken(); // the previous one stops working
+    return { ok: true, user: userJson(state.user), room: state.roomId, token: state.token };
   }
 
   leave_lobby(conn, payload) {
@@ -396,6 +460,7 @@ class Lobby {
     if (conn.userId === null) {
       if (request.host === null) throw new ProtocolError("not_in_lobby", "join the lobby first, or send a host");
       userId = request.host.id;
+      this.checkHeld(conn, request.host);
     } else {
       if (request.host !== null && !sameUserId(request.host.id, conn.userId)) {
         throw new ProtocolError("identity_mismatch", `this connection speaks for user ${conn.userId}`);
@@ -405,7 +470,9 @@ class Lobby {
     const existing = this.users.get(userId);
     if (existing && existing.roomId !== null) throw new ProtocolError("already_in_room", `you sit in room ${existing.roomId}`);
     if (this.rooms.size >= LIMITS.maxRooms) throw new ProtocolError("too_many_rooms", "the server holds its limit of rooms");
-    const state = conn.userId === null ? this.bind(conn, request.host) : this.users.get(userId);
+    const binds = conn.userId === null;
+    const state = binds ? this.bind(conn, request.host) : this.users.get(userId);
+    if (binds) state.token = newSeatToken(); // it bound this connection, as join_lobby does
     const room = {
       id: this.nextRoomId++,
       code: this.newCode(),
@@ -426,7 +493,9 @@ class Lobby {
     this.codes.set(room.code, room.id);
     state.roomId = room.id;
     this.touch(room);
-    return { ok: true, room: this.summary(room) };
+    const reply = { ok: true, room: this.summary(room) };
+    if (binds) reply.token = state.token;
+    return reply;
   }
 
   join_room(conn, payload) {
@@ -660,7 +729,8 @@ class Lobby {
 
   progressPlayers(race) {
     return [...race.players.values()].map((p) => ({
-      id: p.id, username: p.username, answered: p.answered, correct: p.correct, done: p.next === null, time_ms: p.timeMs, connected: true,
+      id: p.id, username: p.username, answered: p.answered, correct: p.correct, done: p.next === null, time_ms: p.timeMs,
+      connected: !p.left && this.users.get(p.id)?.connId != null,
     }));
   }
 
@@ -743,6 +813,19 @@ class Lobby {
     if (room.listed) this.dirty = true;
   }
 
+  /** race.md "Identity": a held id (here: connected elsewhere) is taken over only with
+   * its seat token; else identity_taken, and nothing changes. */
+  checkHeld(conn, claim) {
+    const state = this.users.get(claim.id);
+    if (!state || state.connId === conn.socket.id || tokenMatches(claim.token, state.token)) return;
+    const given = claim.token !== null ? "a token that is not this seat's" : "no token";
+    throw new ProtocolError(
+      "identity_taken",
+      `user ${JSON.stringify(claim.id)} is signed in on another connection and this carries ${given}; to take the seat over, `
+        + "send the token from that user's last join_lobby ack, or use another id",
+    );
+  }
+
   bind(conn, claim) {
     let state = this.users.get(claim.id);
     const base = state ? state.user : { id: claim.id, username: null, authLevel: null };
@@ -752,7 +835,7 @@ class Lobby {
       authLevel: claim.authLevel.given ? claim.authLevel.value : base.authLevel,
     };
     if (!state) {
-      state = { user, connId: conn.socket.id, roomId: null };
+      state = { user, connId: conn.socket.id, roomId: null, token: null, graceTimer: null };
       this.users.set(claim.id, state);
       conn.userId = claim.id;
       return state;
@@ -766,7 +849,9 @@ class Lobby {
   }
 
   takeOver(state, conn) {
-    const old = this.conns.get(state.connId);
+    clearTimeout(state.graceTimer); // a return within the grace
+    state.graceTimer = null;
+    const old = state.connId === null ? undefined : this.conns.get(state.connId);
     this.conns.delete(state.connId);
     state.connId = conn.socket.id;
     conn.userId = state.user.id;
@@ -778,14 +863,17 @@ class Lobby {
   }
 
   removeUser(conn, hostReason) {
-    const state = this.users.get(conn.userId);
+    this.removeState(this.users.get(conn.userId), hostReason);
+    conn.userId = null;
+  }
+
+  removeState(state, hostReason) {
     if (state.roomId !== null) {
       const room = this.rooms.get(state.roomId);
       if (sameUserId(room.hostId, state.user.id)) this.closeRoom(room.id, hostReason);
       else this.leaveSeat(room, state);
     }
-    this.users.delete(conn.userId);
-    conn.userId = null;
+    this.users.delete(state.user.id);
   }
 
   leaveSeat(room, state) {
@@ -826,9 +914,9 @@ class Lobby {
       id: room.id,
       code: room.code,
       name: room.name,
-      host: memberJson(this.users.get(room.hostId).user),
+      host: memberJson(this.users.get(room.hostId)),
       deck: { ...room.deck },
-      players: room.players.map((id) => memberJson(this.users.get(id).user)),
+      players: room.players.map((id) => memberJson(this.users.get(id))),
       max_players: LIMITS.maxPlayers,
       state: room.state,
       locked: room.locked,
@@ -863,7 +951,7 @@ const lobby = new Lobby(io, namespaces);
 for (const nsp of namespaces) {
   nsp.on("connection", (socket) => {
     lobby.connect(socket);
-    socket.on("disconnect", () => lobby.disconnect(socket));
+    socket.on("disconnect", (reason) => lobby.disconnect(socket, reason));
     socket.onAny((event, ...args) => {
       if (!COMMANDS.has(event)) return;
       const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;

@@ -14,6 +14,15 @@ behind, newest-wins per room (it is built when it is sent). Room codes and
 unlisted rooms (protocol.md "Room codes and the room feed": ``code``,
 ``create_room {listed}``, ``join_room {code}``, ``roomupdated``), not the feed
 (``watch_rooms``): the race benchmark seats its players in unlisted rooms.
+Identity (race.md "Identity"): the open mode only, with seat tokens: every join
+issues a fresh token, and a held user id is claimed only with it (else
+``identity_taken``, nothing changes). Signed identity (``join_lobby {credential}``,
+JWTs) is not implemented here: the benchmark peers need only open identity.
+Seats that outlive a connection (race.md): a drop (a transport closed or failed, or
+a ping timeout: no DISCONNECT packet) keeps the user's seat for
+``--reconnect-grace`` seconds (a timer per held seat), shown ``connected: false``;
+a return with the token takes it back (``racestate`` during a race); when the grace
+ends a player leaves and a host's room closes (``host_disconnected``).
 
 The lobby is plain synchronous code, so each command is atomic on the event loop.
 What it sends is queued and sent by one task in order: with concurrent handler
@@ -21,6 +30,7 @@ tasks sending inline, an older room list could overtake a newer one.
 
     python server.py --port 0 [--host 127.0.0.1] [--max-players 50] [--max-rooms 10000]
                      [--command-rate 20] [--command-burst 40]    (rate 0: no limit)
+                     [--reconnect-grace 60]   (0: a drop is a leave)
                      [--ping-interval 25] [--ping-timeout 20] [--max-payload 1000000]
                      [--exit-on-stdin-close]   (for a parent that may die without a signal)
 
@@ -36,6 +46,7 @@ import math
 import os
 import random
 import re
+import secrets
 import sys
 import time
 import unicodedata
@@ -79,6 +90,11 @@ class Limits:
     max_rooms: int = 10_000
     command_rate: float | None = 20.0
     command_burst: int = 40
+    reconnect_grace: float = 60.0  # seconds a dropped user's seat is kept; 0: a drop is a leave
+
+
+DROP_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+"""python-socketio's reasons for a connection that ended without a goodbye."""
 
 
 class ProtocolError(Exception):
@@ -121,10 +137,15 @@ def parse_user_id(value: object, where: str = "id") -> int | str:
     raise invalid(f"{where} must be an integer or a string")
 
 
+MAX_TOKEN_CHARS = 64  # a seat token as a client sends it back (ours are 24 characters)
+SEAT_TOKEN_BYTES = 18  # 144 random bits, 24 base64url characters, as roomactors
+
+
 @dataclass(frozen=True)
 class Claim:
     id: int | str
     fields: dict[str, str | None]  # only the profile fields the client sent
+    token: str | None = field(default=None, repr=False)  # the seat token from an earlier ack
 
 
 def parse_claim(raw: object, where: str = "") -> Claim:
@@ -142,7 +163,20 @@ def parse_claim(raw: object, where: str = "") -> Claim:
             if isinstance(value, str) and len(value) > MAX_USER_TEXT_CHARS:
                 raise invalid(f"{where}{key} has more than {MAX_USER_TEXT_CHARS} characters")
             fields[key] = value
-    return Claim(user_id, fields)
+    token = raw.get("token")
+    if token is not None:
+        if not isinstance(token, str):
+            raise invalid(f"{where}token must be the string from your join_lobby ack, or null")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise invalid(f"{where}token has more than {MAX_TOKEN_CHARS} characters")
+    return Claim(user_id, fields, token)
+
+
+def token_matches(given: str | None, expected: str | None) -> bool:
+    """Whether ``given`` is the seat's token, compared in constant time."""
+    if given is None or expected is None:
+        return False
+    return secrets.compare_digest(given.encode(), expected.encode())
 
 
 def trimmed_name(value: object, where: str) -> str:
@@ -328,8 +362,10 @@ class Conn:
 @dataclass
 class UserState:
     user: dict[str, Any]  # {id, username, auth_level}
-    conn: ConnKey
+    conn: ConnKey | None  # None: dropped, within its grace
     room_id: int | None = None
+    grace_timer: asyncio.TimerHandle | None = None
+    token: str | None = field(default=None, repr=False)  # of the last join; never logged
 
 
 @dataclass
@@ -399,13 +435,32 @@ class Lobby:
     def connect(self, key: ConnKey) -> None:
         self.conns[key] = Conn(key, tokens=float(self.limits.command_burst), refilled_at=time.monotonic())
 
-    def disconnect(self, key: ConnKey) -> None:
+    def disconnect(self, key: ConnKey, reason: str = "") -> None:
         conn = self.conns.get(key)
         if conn is None:
             return  # replaced earlier
         if conn.user_id is not None:
-            self._remove_user(conn, "host_disconnected")
+            if reason in DROP_REASONS and self.limits.reconnect_grace > 0:
+                self._hold(self.users[conn.user_id])
+            else:
+                self._remove_user(conn, "host_disconnected")
         del self.conns[key]
+        self._publish_if_dirty()
+
+    def _hold(self, state: UserState) -> None:
+        """A drop: the seat waits for the token's holder for the grace, shown connected: false."""
+        state.conn = None
+        state.grace_timer = self.call_later(self.limits.reconnect_grace, lambda: self._grace_ended(state))
+        if state.room_id is not None:
+            room = self.rooms[state.room_id]
+            self._touch(room)
+            if self._running(room):
+                self._schedule_progress(room)
+
+    def _grace_ended(self, state: UserState) -> None:
+        if self.users.get(state.user["id"]) is not state or state.conn is not None:
+            return  # came back
+        self._remove_state(state, "host_disconnected")
         self._publish_if_dirty()
 
     def command(self, key: ConnKey, name: str, payload: object) -> dict[str, Any]:
@@ -441,10 +496,22 @@ class Lobby:
         claim = parse_claim(require_object(payload, "join_lobby"))
         if conn.user_id is not None and conn.user_id != claim.id:
             raise ProtocolError("identity_mismatch", f"this connection speaks for user {conn.user_id!r}")
+        self._check_held(conn, claim)
+        held = self.users.get(claim.id)
+        returning = held is not None and held.conn is None
         state = self._bind(conn, claim)
+        if returning and state.room_id is not None:
+            room = self.rooms[state.room_id]
+            self._touch(room)  # connected: true again
+            race = self._running(room)
+            if race is not None:
+                racer = race.players.get(state.user["id"])
+                self._send_to(state.user["id"], "racestate", self._race_state(room, race, racer))
+                self._schedule_progress(room)
         if not self.dirty:
             self.outbox.append(("emit", "updaterooms", self.room_list(), conn.key))  # else the broadcast covers it
-        return {"ok": True, "user": dict(state.user), "room": state.room_id}
+        state.token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)  # the previous one stops working
+        return {"ok": True, "user": dict(state.user), "room": state.room_id, "token": state.token}
 
     def _leave_lobby(self, conn: Conn, payload: object) -> dict[str, Any]:
         raw = require_object(payload, "leave_lobby")
@@ -476,6 +543,7 @@ class Lobby:
             if host is None:
                 raise ProtocolError("not_in_lobby", "join the lobby first, or send a host")
             user_id = host.id
+            self._check_held(conn, host)
         else:
             if host is not None and host.id != conn.user_id:
                 raise ProtocolError("identity_mismatch", f"this connection speaks for user {conn.user_id!r}")
@@ -485,14 +553,20 @@ class Lobby:
             raise ProtocolError("already_in_room", f"you sit in room {existing.room_id}")
         if len(self.rooms) >= self.limits.max_rooms:
             raise ProtocolError("too_many_rooms", "the server holds its limit of rooms")
-        state = self._bind(conn, host) if conn.user_id is None and host is not None else self.users[user_id]
+        binds = conn.user_id is None and host is not None
+        state = self._bind(conn, host) if binds and host is not None else self.users[user_id]
+        if binds:
+            state.token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)  # it bound this connection, as join_lobby does
         room = Room(self.next_room_id, self._new_code(), listed, name, state.user["id"], deck, cards)
         self.next_room_id += 1
         self.rooms[room.id] = room
         self.codes[room.code] = room.id
         state.room_id = room.id
         self._touch(room)
-        return {"ok": True, "room": self.summary(room)}
+        reply: dict[str, Any] = {"ok": True, "room": self.summary(room)}
+        if binds:
+            reply["token"] = state.token
+        return reply
 
     def _join_room(self, conn: Conn, payload: object) -> dict[str, Any]:
         raw = require_object(payload, "join_room")
@@ -735,11 +809,10 @@ class Lobby:
             if not p.left:
                 self._send_to(p.id, "raceover", {**results, "mine": list(p.mine)})
 
-    @staticmethod
-    def _progress_players(race: Race) -> list[dict[str, Any]]:
+    def _progress_players(self, race: Race) -> list[dict[str, Any]]:
         return [
             {"id": p.id, "username": p.username, "answered": p.answered, "correct": p.correct,
-             "done": p.next is None, "time_ms": p.time_ms, "connected": True}
+             "done": p.next is None, "time_ms": p.time_ms, "connected": not p.left and self._connected(p.id)}
             for p in race.players.values()
         ]  # fmt: skip
 
@@ -832,6 +905,19 @@ class Lobby:
         if room.listed:
             self.dirty = True
 
+    def _check_held(self, conn: Conn, claim: Claim) -> None:
+        """race.md "Identity": a held id (here: connected elsewhere) is taken over
+        only with its seat token; else ``identity_taken``, and nothing changes."""
+        state = self.users.get(claim.id)
+        if state is None or state.conn == conn.key or token_matches(claim.token, state.token):
+            return
+        given = "a token that is not this seat's" if claim.token is not None else "no token"
+        raise ProtocolError(
+            "identity_taken",
+            f"user {claim.id!r} is signed in on another connection and this carries {given}; to take the seat "
+            "over, send the token from that user's last join_lobby ack, or use another id",
+        )
+
     def _bind(self, conn: Conn, claim: Claim) -> UserState:
         state = self.users.get(claim.id)
         base = state.user if state is not None else {"id": claim.id, "username": None, "auth_level": None}
@@ -849,7 +935,10 @@ class Lobby:
         return state
 
     def _take_over(self, state: UserState, conn: Conn) -> None:
-        old = self.conns.pop(state.conn, None)
+        if state.grace_timer is not None:  # a return within the grace
+            state.grace_timer.cancel()
+            state.grace_timer = None
+        old = self.conns.pop(state.conn, None) if state.conn is not None else None
         state.conn = conn.key
         conn.user_id = state.user["id"]
         if old is not None:
@@ -860,15 +949,17 @@ class Lobby:
 
     def _remove_user(self, conn: Conn, host_reason: str) -> None:
         assert conn.user_id is not None
-        state = self.users[conn.user_id]
+        self._remove_state(self.users[conn.user_id], host_reason)
+        conn.user_id = None
+
+    def _remove_state(self, state: UserState, host_reason: str) -> None:
         if state.room_id is not None:
             room = self.rooms[state.room_id]
             if room.host_id == state.user["id"]:
                 self._close_room(room.id, host_reason)
             else:
                 self._leave_seat(room, state)
-        del self.users[conn.user_id]
-        conn.user_id = None
+        del self.users[state.user["id"]]
 
     def _leave_seat(self, room: Room, state: UserState) -> None:
         room.players = [p for p in room.players if p != state.user["id"]]
@@ -909,13 +1000,17 @@ class Lobby:
             "id": room.id,
             "code": room.code,
             "name": room.name,
-            "host": {**self.users[room.host_id].user, "connected": True},
+            "host": {**self.users[room.host_id].user, "connected": self._connected(room.host_id)},
             "deck": dict(room.deck),
-            "players": [{**self.users[p].user, "connected": True} for p in room.players],
+            "players": [{**self.users[p].user, "connected": self._connected(p)} for p in room.players],
             "max_players": self.limits.max_players,
             "state": room.state,
             "locked": room.locked,
         }
+
+    def _connected(self, user_id: int | str) -> bool:
+        state = self.users.get(user_id)
+        return state is not None and state.conn is not None
 
     def room_list(self) -> list[dict[str, Any]]:
         return [self.summary(room) for room in self.rooms.values() if room.listed]
@@ -955,7 +1050,7 @@ class PeerServer(socketio.AsyncServer):
 
     def _make_disconnect(self, ns: str) -> Any:
         async def on_disconnect(sid: str, reason: str = "") -> None:
-            self.lobby.disconnect((ns, sid))
+            self.lobby.disconnect((ns, sid), reason)
             self._flush()
 
         return on_disconnect
@@ -1039,6 +1134,7 @@ async def serve(args: argparse.Namespace) -> None:
         max_rooms=args.max_rooms,
         command_rate=args.command_rate or None,
         command_burst=args.command_burst,
+        reconnect_grace=args.reconnect_grace,
     )
     sio = PeerServer(
         limits,
@@ -1081,6 +1177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rooms", type=int, default=10_000)
     parser.add_argument("--command-rate", type=float, default=20.0, help="commands per second per connection; 0: no limit")
     parser.add_argument("--command-burst", type=int, default=40)
+    parser.add_argument("--reconnect-grace", type=float, default=60.0, help="seconds a dropped seat is kept; 0: none")
     parser.add_argument("--ping-interval", type=float, default=25.0)
     parser.add_argument("--ping-timeout", type=float, default=20.0)
     parser.add_argument("--max-payload", type=int, default=1_000_000)
