@@ -23,6 +23,7 @@ import pytest
 import trio
 
 from support.pyclient import open_python_clients
+from support.processlog import StderrLog
 
 
 def _server_stack_missing() -> str | None:
@@ -41,33 +42,6 @@ pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 
 URL_LINE = re.compile(r"clients connect to (http://127\.0\.0\.1:(\d+)\S*)")
 DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
-
-
-class StderrLog:
-    """Drains the child's stderr (so it never blocks on a full pipe) and lets the test
-    wait for a line that matches."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._changed = trio.Event()
-
-    async def drain(self, stream: trio.abc.ReceiveStream) -> None:
-        pending = b""
-        async for chunk in stream:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            self.lines.extend(line.decode(errors="replace") for line in complete)
-            self._changed.set()
-            self._changed = trio.Event()
-
-    async def wait_for(self, pattern: re.Pattern[str]) -> re.Match[str]:
-        seen = 0
-        while True:
-            for line in self.lines[seen:]:
-                if match := pattern.search(line):
-                    return match
-            seen = len(self.lines)
-            await self._changed.wait()
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from functools import partial
 
 import trio
 from support.pyclient import open_python_clients
+from support.processlog import StderrLog
 
 from roomactors.cli import client_js_notice
 from roomactors.config import RoomServerConfig
@@ -29,32 +30,6 @@ DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer
 URL = re.compile(r"clients connect to (http://127\.0\.0\.1:\d+)")
 
 
-class Lines:
-    """The child's stderr, drained so it never blocks, as complete lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.changed = trio.Event()
-
-    async def drain(self, stream: trio.abc.ReceiveStream) -> None:
-        pending = b""
-        async for chunk in stream:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            self.lines.extend(line.decode() for line in complete)
-            self.changed.set()
-            self.changed = trio.Event()
-
-    async def wait_for(self, pattern: re.Pattern[str]) -> re.Match[str]:
-        seen = 0
-        while True:
-            for line in self.lines[seen:]:
-                if match := pattern.search(line):
-                    return match
-            seen = len(self.lines)
-            await self.changed.wait()
-
-
 async def test_json_lines_with_ids_and_no_secrets() -> None:
     command = [
         sys.executable, "-m", "roomactors.cli", "--port", "0", "--shutdown-timeout", "5",
@@ -62,7 +37,7 @@ async def test_json_lines_with_ids_and_no_secrets() -> None:
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMSERVER_")}
     env["PYTHONUNBUFFERED"] = "1"
-    log = Lines()
+    log = StderrLog()
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(
             partial(trio.run_process, command, stderr=subprocess.PIPE, check=False, env=env)
