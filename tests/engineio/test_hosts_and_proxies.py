@@ -11,6 +11,7 @@ import socket
 import pytest
 import trio
 from eio_client import http
+from support.waiting import wait_until
 
 from roomactors.engineio import EngineIOConfig, EngineSocket, HttpRequest, HttpResponse
 from roomactors.engineio.forwarded import RequestSource, TrustedProxies, request_source
@@ -201,8 +202,7 @@ async def test_a_websocket_through_a_trusted_proxy_counts_its_client(start_serve
     await stream.send_all(request)
     with trio.fail_after(5):
         assert (await stream.receive_some(4096)).startswith(b"HTTP/1.1 101 ")
-        while not started.sockets:
-            await trio.sleep(0.01)
+        await wait_until(lambda: started.sockets)
     assert started.sockets[0].remote_address == "203.0.113.5"
     refused = await raw_exchange(started.port, request)
     assert refused.startswith(b"HTTP/1.1 503 ")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import trio
+from support.clientapi import wait_websocket
 from support.certs import TestCertificates
 from support.clients import client_params, open_clients
 
@@ -103,15 +104,7 @@ async def test_real_clients_play_over_https_and_wss(
         assert joined["ok"] is True
         (rooms,) = await a.next_event("updaterooms", where=lambda args: args[0] and args[0][0]["players"])
         assert [p["id"] for p in rooms[0]["players"]] == [2]
-        await wait_for_websocket(a)  # wss, whether from the start or by the upgrade
-
-
-async def wait_for_websocket(sock: object) -> None:
-    """socket.io-client upgrades after connecting, in its own process: its
-    transport says when (python-socketio upgraded inside connect())."""
-    with trio.fail_after(10):
-        while await sock.transport() != "websocket":  # type: ignore[attr-defined]
-            await trio.sleep(0.05)
+        await wait_websocket(a)  # wss, whether from the start or by the upgrade
 
 
 # -- bad files: one clear line, exit 2 ---------------------------------------

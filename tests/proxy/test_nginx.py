@@ -18,7 +18,7 @@ import pytest
 import requests
 import trio
 from support.certs import TestCertificates
-from support.clientapi import ConnectRefused
+from support.clientapi import ConnectRefused, wait_websocket
 from support.clients import client_params, open_clients
 from support.nginx import NginxProxy, open_nginx
 from support.nodeclient import open_node_clients
@@ -51,13 +51,6 @@ def tls_options(kind: str, ca: Path) -> dict[str, Any]:
     return {"http_session": session}
 
 
-async def wait_for_websocket(sock: Any) -> None:
-    """The upgrade happens after connecting, in the client's own thread or process."""
-    with trio.fail_after(10):
-        while await sock.transport() != "websocket":
-            await trio.sleep(0.05)
-
-
 @pytest.mark.parametrize("transports", [None, ["websocket"]], ids=["polling-then-upgrade", "websocket"])
 @pytest.mark.parametrize("client_kind", client_params())
 async def test_real_clients_play_through_nginx(
@@ -81,8 +74,8 @@ async def test_real_clients_play_through_nginx(
         assert (await player.call("join_room", {"id": created["room"]["id"]}))[0]["ok"] is True
         (rooms,) = await host.next_event("updaterooms", where=lambda args: args[0] and args[0][0]["players"])
         assert [p["id"] for p in rooms[0]["players"]] == [2]
-        await wait_for_websocket(host)
-        await wait_for_websocket(player)
+        await wait_websocket(host)
+        await wait_websocket(player)
         assert server.statistics().connections == 2
         # A quiet moment longer than nginx's defaults would not cut anything:
         # the config's timeouts are above the ping interval (checked by reading it).

@@ -187,6 +187,15 @@ class EventLog:
         raise trio.TooSlowError(f"not connected within {timeout}s; received so far: {self.names()}")
 
 
+async def wait_websocket(sock: Any, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Until ``sock`` (a socket of either harness) is on WebSocket: from the start,
+    or by the upgrade, which both harnesses record as an ``upgrade`` event, so the
+    wait is on that event, not a polling loop."""
+    if await sock.transport() != "websocket":
+        await sock.next_event("upgrade", where=lambda args: args == ["websocket"], timeout=timeout)
+    assert await sock.transport() == "websocket", sock.names()
+
+
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     out: list[BaseException] = []
     for exc in group.exceptions:
