@@ -285,6 +285,10 @@ class RoomApp:
         client = self._clients.get((namespace, sid))
         return client.socket if client is not None else None
 
+    def client(self, namespace: str, sid: str) -> SocketClient | None:
+        """The lobby's client of socket ``sid`` of ``namespace`` (for a cluster node)."""
+        return self._clients.get((namespace, sid))
+
     def sockets(self, namespace: str) -> list[Socket]:
         """Every connected socket of ``namespace`` on this server (a copy)."""
         return [client.socket for (ns, _), client in self._clients.items() if ns == namespace]

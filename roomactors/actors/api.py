@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import trio
 
 from .client import Client
-from .commands import command_spec
+from .commands import JoinLobbyRequest, command_spec
 from .identity import IdentityPolicy
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .lobby import LobbyActor, run_lobby
@@ -30,6 +31,7 @@ from .messages import (
     RemoteRoomsChanged,
     RoomDirectoryView,
     Shutdown,
+    UserRegistryView,
 )
 from .records import UserId
 
@@ -72,6 +74,17 @@ class Lobby:
         spec = command_spec(name)
         try:
             reply: dict[str, Any] = await self._ref.ask(Command(client, spec, spec.request(payload)))
+        except ActorStopped:
+            return _lobby_stopped()
+        return reply
+
+    async def join_vouched(self, client: Client, request: JoinLobbyRequest) -> dict[str, Any]:
+        """``join_lobby`` for an identity that trusted code checked already (a cluster
+        node, docs/cluster.md): the claim is taken as it stands and a held seat is
+        taken over without its token. Never for what a client sent unchecked."""
+        spec = command_spec("join_lobby")
+        try:
+            reply: dict[str, Any] = await self._ref.ask(Command(client, spec, replace(request, vouched=True)))
         except ActorStopped:
             return _lobby_stopped()
         return reply
@@ -163,10 +176,11 @@ class Lobby:
     async def time_sync(self, client: Client, t0: float) -> dict[str, Any]:
         return await self.command(client, "time_sync", {"t0": t0})
 
-    async def attach_directory(self, directory: RoomDirectoryView) -> None:
+    async def attach_directory(self, directory: RoomDirectoryView, users: UserRegistryView | None = None) -> None:
         """Make this lobby a cluster node's: it reports its rooms to ``directory`` and
-        shows the merged list; call ``remote_rooms_changed`` when other nodes' rooms change."""
-        await self._ref.ask(AttachDirectory(directory))
+        shows the merged list; call ``remote_rooms_changed`` when other nodes' rooms change.
+        ``users`` is told of every user who leaves this lobby."""
+        await self._ref.ask(AttachDirectory(directory, users))
 
     async def remote_rooms_changed(self) -> None:
         """Other nodes' rooms changed: the lobby publishes a new list."""

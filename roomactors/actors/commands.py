@@ -59,6 +59,10 @@ class JoinLobbyRequest:
     """None: only a ``credential`` was sent (signed identity)."""
     credential: str | None = field(default=None, repr=False)
     """A signed identity (race.md, "Identity"); never logged."""
+    vouched: bool = False
+    """Set only by trusted code (a cluster node that checked the identity itself,
+    docs/cluster.md), never by the wire parser: the claim is taken as it stands
+    (no credential needed) and a held seat is taken over without its token."""
 
 
 @dataclass(frozen=True)

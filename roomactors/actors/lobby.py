@@ -60,6 +60,7 @@ from .messages import (
     Shutdown,
     Tick,
     UpdateUser,
+    UserRegistryView,
 )
 from .records import RoomSummary, User, UserId
 from .room import run_room
@@ -132,6 +133,8 @@ class LobbyActor:
         self._next_room_id = limits.first_room_id
         #: A cluster node's view of the other nodes' rooms (docs/cluster.md), or None.
         self._cluster: RoomDirectoryView | None = None
+        #: A cluster node's user registry, told when a user leaves this lobby.
+        self._user_registry: UserRegistryView | None = None
         self._reported_stamp = -1
         #: Lists, the feed, codes and roomupdated (see feed.py).
         self._feed = LobbyFeed(limits)
@@ -187,8 +190,9 @@ class LobbyActor:
                 return self._snapshot()
             case Tick():
                 pass  # after_batch publishes what is due
-            case AttachDirectory(directory):
+            case AttachDirectory(directory, users):
                 self._cluster = directory
+                self._user_registry = users
             case RemoteRoomsChanged():
                 self._merge_remote_rooms()
             case Shutdown():
@@ -355,7 +359,8 @@ class LobbyActor:
                 "identity_mismatch",
                 f"this connection speaks for user {conn.user_id!r}; use another connection for user {claim.id!r}",
             )
-        self._check_held(conn, claim)
+        if not request.vouched:  # a cluster node checked a vouched identity itself
+            self._check_held(conn, claim)
         newly_bound = conn.user_id is None
         state = await self._bind(conn, claim)
         self._feed.send_list(conn.client)  # a list that is due follows at the batch's end
@@ -368,7 +373,9 @@ class LobbyActor:
 
     def _claim_of(self, request: JoinLobbyRequest) -> UserClaim:
         """Who ``join_lobby`` names: the client's claim (open identity) or the
-        verified credential's claims alone (signed identity)."""
+        verified credential's claims alone (signed identity); a vouched claim as it stands."""
+        if request.vouched and request.claim is not None:
+            return request.claim
         if request.credential is None and not self._identity.signed:
             assert request.claim is not None  # the parser requires id without a credential
             return request.claim
@@ -639,6 +646,8 @@ class LobbyActor:
                 except ProtocolError:
                     pass  # the room crashed under us and is closed: the user is out of it anyway
         del self._users[user_id]
+        if self._user_registry is not None:
+            self._user_registry.user_gone(user_id)
 
     async def _hold(self, conn: _Connection) -> None:
         """The connection dropped: its user keeps their place for the reconnect

@@ -92,11 +92,20 @@ class RoomDirectoryView(Protocol):
     def take_remote(self) -> list[tuple[int, RoomSummary | None, str]]: ...
 
 
+class UserRegistryView(Protocol):
+    """Where a cluster node's lobby tells the cluster's user registry that a user
+    left this lobby (docs/cluster.md, "Users across nodes"); called in the
+    lobby's task, must not block."""
+
+    def user_gone(self, user_id: UserId) -> None: ...
+
+
 @dataclass(frozen=True)
 class AttachDirectory:
     """From now on, report this lobby's rooms to ``directory`` and show its merged list."""
 
     directory: RoomDirectoryView
+    users: UserRegistryView | None = None
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,14 @@ from typing import Any, Protocol
 import trio
 from coredis.retry import NoRetryPolicy
 
-from ..actors import ActorStopped, Lobby
+from ..actors import ActorStopped, IdentityPolicy, Lobby
+from ..actors.client import Client
 from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
 from .directory import ClusterDirectory
 from .relay import Relay
+from .users import UserRegistry
 from .link import BACKOFF_MAX, RedisHealth, connect, supervise
 from .liveness import REFRESHES_PER_TTL, keep_alive, leave
 
@@ -55,6 +57,8 @@ class LocalSockets(Protocol):
 
     def socket(self, namespace: str, sid: str) -> Socket | None: ...
 
+    def client(self, namespace: str, sid: str) -> Client | None: ...
+
     def sockets(self, namespace: str) -> Iterable[Socket]: ...
 
 
@@ -74,8 +78,11 @@ class ClusterNode:
         self._local = local
         self._lobby = lobby
         self.directory = ClusterDirectory(self.node_id, self.prefix, self.url, self.health, lobby.remote_rooms_changed)
+        self.users = UserRegistry(self.node_id, self.prefix, self.url, self.health)
         self.relay = Relay(
-            self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of, self.directory.room_of_code
+            self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of, self.directory.room_of_code,
+            users=self.users, client_of=local.client,
+            identity=IdentityPolicy(secret=config.identity_secret, teachers_only_create=config.teachers_only_create),
         )
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
@@ -108,11 +115,12 @@ class ClusterNode:
                 nursery.start_soon(supervise, self.health, "pubsub", self._listen)
                 nursery.start_soon(supervise, self.health, "directory-writer", self.directory.write)
                 nursery.start_soon(supervise, self.health, "directory-replica", self.directory.replicate)
+                nursery.start_soon(supervise, self.health, "users", self.users.run)
                 nursery.start_soon(self.directory.tell_lobby)
                 await nursery.start(self.relay.run)
                 nursery.start_soon(supervise, self.health, "relay-publisher", self._publish_relayed)
                 with contextlib.suppress(ActorStopped):  # stopped already: nothing to attach
-                    await self._lobby.attach_directory(self.directory)
+                    await self._lobby.attach_directory(self.directory, self.users)
                 self._local.router = self.relay
                 task_status.started()
         finally:

@@ -35,9 +35,12 @@ from typing import Any
 
 import trio
 
-from ..actors import REGISTRY, ActorStopped, Lobby
-from ..actors.client import RoomList, SharedEvent
+from ..actors import REGISTRY, ActorStopped, IdentityPolicy, Lobby
+from ..actors.client import DETACH_REPLACED, Client, RoomList, SharedEvent
+from ..actors.commands import JoinLobbyRequest
+from ..actors.validation import ProtocolError
 from ..socketio import Socket
+from .users import Claim, UserRegistry
 
 __all__ = ("NODE_UNAVAILABLE", "RELAY_TIMEOUT", "Relay", "RelayedClient", "inbox_channel")
 
@@ -76,7 +79,7 @@ class _Seat:
 
 @dataclass
 class _Pending:
-    key: SocketKey
+    key: SocketKey | None  # None: no socket of this node (a release)
     command: str
     on_reply: Reply
     done: trio.Event
@@ -85,20 +88,24 @@ class _Pending:
 class RelayedClient:
     """A player of another node, as this node's lobby sees them (a lobby ``Client``)."""
 
-    __slots__ = ("conn", "origin", "_relay", "commands")
+    __slots__ = ("conn", "origin", "_relay", "commands", "dropped")
 
     def __init__(self, conn: str, origin: str, relay: Relay) -> None:
         self.conn = conn
         self.origin = origin
         self._relay = relay
         self.commands: trio.MemorySendChannel[dict[str, Any]] | None = None
+        self.dropped = False
+        """Set when the player's connection dropped (no goodbye): their seat here
+        is held for the reconnect grace, as for a local player."""
 
     @property
     def client_id(self) -> Hashable:
         return ("relayed", self.conn)
 
     def send_event(self, event: str, payload: object) -> None:
-        self._relay.to_origin(self, event, payload, None)
+        if event != "replaced":  # the player's own node says it, when it lets the socket go
+            self._relay.to_origin(self, event, payload, None)
 
     def send_room_list(self, rooms: RoomList) -> None:
         pass  # the player's own node sends them its lists
@@ -133,6 +140,10 @@ class Relay:
         owner_of: Callable[[int], str | None],
         room_of_code: Callable[[str], tuple[int, str] | None],
         timeout: float = RELAY_TIMEOUT,
+        *,
+        users: UserRegistry | None = None,
+        client_of: Callable[[str, str], Client | None] | None = None,
+        identity: IdentityPolicy = IdentityPolicy(),
     ) -> None:
         self.node_id = node_id
         self.prefix = prefix
@@ -142,14 +153,19 @@ class Relay:
         self._socket_of = socket_of
         self._owner_of = owner_of
         self._room_of_code = room_of_code
+        self._registry = users
+        self._client_of = client_of
+        self._identity = identity
         self._outbox_send, self.outbox = trio.open_memory_channel[tuple[str, str]](OUTBOX_SIZE)
         self._nursery: trio.Nursery | None = None
+        self._alive: frozenset[str] | None = None  # None: not known yet (every node counts as alive)
         # --- this node's sockets seated elsewhere
         self._users: dict[SocketKey, dict[str, Any]] = {}
         self._seats: dict[SocketKey, _Seat] = {}
         self._by_conn: dict[str, SocketKey] = {}
         self._pending: dict[int, _Pending] = {}
         self._requests = itertools.count(1)
+        self._conns = itertools.count(1)
         # --- other nodes' players seated here
         self._guests: dict[str, RelayedClient] = {}
 
@@ -172,10 +188,21 @@ class Relay:
             return False
         return True
 
+    def _is_alive(self, node: str) -> bool:
+        return node != "" and (self._alive is None or node in self._alive)
+
+    def _new_conn(self, what: str) -> str:
+        return f"{self.node_id}|{what}|{next(self._conns)}"
+
     # --- the CommandRouter of this node's room app (the player's side) --------------
 
     def takes(self, socket: Socket, command: str, payload: dict[str, Any]) -> bool:
         key = (socket.namespace, socket.sid)
+        if self._registry is not None and self._client_of is not None:
+            # users across nodes (docs/cluster.md): the registry is asked first
+            if command == "join_lobby" or (command == "create_room" and key not in self._users
+                                           and payload.get("host") is not None):
+                return True
         seat = self._seats.get(key)
         if seat is not None:
             if command == "leave_lobby":
@@ -200,6 +227,10 @@ class Relay:
 
     def submit(self, socket: Socket, command: str, payload: dict[str, Any], on_reply: Reply) -> None:
         key = (socket.namespace, socket.sid)
+        if command in ("join_lobby", "create_room") and self._registry is not None and self._nursery is not None:
+            if command == "join_lobby" or key not in self._users:
+                self._nursery.start_soon(self._claim_and_join, socket, command, payload, on_reply)
+                return
         seat = self._seats.get(key)
         if seat is None:  # a join_room for a room of another node (takes() said so)
             target = self._target(payload)
@@ -215,18 +246,40 @@ class Relay:
         elif not seat.joined:
             on_reply(_error("already_in_room", f"you are joining room {seat.room_id}; wait for its answer"))
             return
+        self._send(seat.node, seat.conn, self._users.get(key), command, payload, key, on_reply)
+
+    def _send(
+        self, node: str, conn: str, user: dict[str, Any] | None, command: str, payload: dict[str, Any],
+        key: SocketKey | None, on_reply: Reply,
+    ) -> None:
+        """One command to ``node``'s inbox; ``on_reply`` gets its answer, or
+        ``node_unavailable`` after the deadline."""
         request = next(self._requests)
         message = {
-            "t": "cmd", "conn": seat.conn, "from": self.node_id, "ns": socket.namespace,
-            "user": self._users.get(key), "req": request, "name": command, "payload": payload,
-            "deadline": time.time() + self.timeout,
+            "t": "cmd", "conn": conn, "from": self.node_id, "user": user, "req": request,
+            "name": command, "payload": payload, "deadline": time.time() + self.timeout,
         }
         pending = self._pending[request] = _Pending(key, command, on_reply, trio.Event())
-        if self._nursery is None or not self._publish(seat.node, message):
+        if self._nursery is None or not self._publish(node, message):
             self._pending.pop(request, None)
             self._fail(key, pending, "the relay to the room's node is not running")
             return
-        self._nursery.start_soon(self._deadline, request, pending, seat.node)
+        self._nursery.start_soon(self._deadline, request, pending, node)
+
+    async def _ask(
+        self, node: str, conn: str, user: dict[str, Any], command: str, payload: dict[str, Any],
+        key: SocketKey | None,
+    ) -> dict[str, Any]:
+        done = trio.Event()
+        answer: list[dict[str, Any]] = []
+
+        def on_reply(reply: dict[str, Any]) -> None:
+            answer.append(reply)
+            done.set()
+
+        self._send(node, conn, user, command, payload, key, on_reply)
+        await done.wait()
+        return answer[0]
 
     async def _deadline(self, request: int, pending: _Pending, node: str) -> None:
         with trio.move_on_after(self.timeout):
@@ -235,9 +288,9 @@ class Relay:
         if self._pending.pop(request, None) is pending:
             self._fail(pending.key, pending, f"node {node} did not answer within {self.timeout:g} s")
 
-    def _fail(self, key: SocketKey, pending: _Pending, why: str) -> None:
-        seat = self._seats.get(key)
-        if seat is not None and not seat.joined and pending.command == "join_room":
+    def _fail(self, key: SocketKey | None, pending: _Pending, why: str) -> None:
+        seat = self._seats.get(key) if key is not None else None
+        if key is not None and seat is not None and not seat.joined and pending.command == "join_room":
             self._end(key, tell_owner=True)
         pending.on_reply(_error(
             NODE_UNAVAILABLE,
@@ -251,34 +304,178 @@ class Relay:
 
         def observed(reply: dict[str, Any]) -> None:
             if reply.get("ok"):
-                if command == "join_lobby" and isinstance(reply.get("user"), dict):
-                    self._users[key] = reply["user"]
-                elif command == "create_room" and key not in self._users:
-                    host = reply.get("room", {}).get("host")
-                    if isinstance(host, dict):
-                        self._users[key] = {k: host.get(k) for k in ("id", "username", "auth_level")}
-                elif command == "leave_lobby":
-                    self._users.pop(key, None)
+                self._learn(key, command, reply)
             on_reply(reply)
 
         return observed
 
+    def _learn(self, key: SocketKey, command: str, reply: dict[str, Any]) -> None:
+        """Who a socket speaks for, from the lobby's successful acks."""
+        if command == "join_lobby" and isinstance(reply.get("user"), dict):
+            self._users[key] = reply["user"]
+        elif command == "create_room" and key not in self._users:
+            host = reply.get("room", {}).get("host")
+            if isinstance(host, dict):
+                self._users[key] = {k: host.get(k) for k in ("id", "username", "auth_level")}
+        elif command == "leave_lobby":
+            self._users.pop(key, None)
+
+    # --- users across nodes: join_lobby (and create_room {host}) -----------------------
+
+    def _identity_of(self, command: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str | None] | None:
+        """The user a join claims (as a relayed claim) and its token; None when the
+        payload is the lobby's to refuse (invalid, unauthenticated...)."""
+        if command == "create_room":
+            if self._identity.signed:
+                return None  # signed: an anonymous create_room is unauthenticated
+            host = payload.get("host")
+            request: object = REGISTRY["join_lobby"].request(host if isinstance(host, dict) else None)
+        else:
+            request = REGISTRY["join_lobby"].request(payload)
+        if not isinstance(request, JoinLobbyRequest):
+            return None  # invalid_payload: refused by the lobby, in protocol.md's order
+        if self._identity.signed:
+            if request.credential is None:
+                return None
+            try:
+                user = self._identity.verify(request.credential)
+            except ProtocolError:
+                return None
+            return {"id": user.id, "username": user.username, "auth_level": user.auth_level}, None
+        if request.credential is not None or request.claim is None:
+            return None
+        claim = request.claim
+        found: dict[str, Any] = {"id": claim.id}
+        if claim.has_username:
+            found["username"] = claim.username
+        if claim.has_auth_level:
+            found["auth_level"] = claim.auth_level
+        return found, claim.token
+
+    async def _claim_and_join(self, socket: Socket, command: str, payload: dict[str, Any], on_reply: Reply) -> None:
+        """A join on this node: ask the registry where the user lives, then join
+        here (taking the seat over from another node when the registry vouched)."""
+        assert self._registry is not None and self._client_of is not None
+        key = (socket.namespace, socket.sid)
+        client = self._client_of(*key)
+        if client is None:
+            on_reply(_error("not_in_lobby", "this connection has gone"))
+            return
+        found = self._identity_of(command, payload)
+        current = self._users.get(key)
+        claim: Claim | None = None
+        if found is not None and (current is None or current.get("id") == found[0]["id"]):
+            claim = await self._registry.claim(
+                found[0]["id"], found[1], signed=self._identity.signed, move=command == "join_lobby"
+            )
+        if claim is None:  # nothing to check, or Redis did not answer: this node alone decides
+            reply = await self._local(client, command, payload, None)
+            if reply.get("ok"):
+                self._learn(key, command, reply)
+                if found is not None:
+                    self._registry.set(found[0]["id"], self._seat_node(key), reply.get("token"))
+            on_reply(reply)
+            return
+        user, _ = found  # type: ignore[misc]
+        user_id = user["id"]
+        seated_elsewhere = claim.seat not in ("", self.node_id) and self._is_alive(claim.seat)
+        if claim.kind == "taken" or (command == "create_room" and (claim.kind == "moved" or seated_elsewhere)):
+            given = "a token that is not this seat's" if found[1] is not None else "no token"  # type: ignore[index]
+            on_reply(_error(
+                "identity_taken",
+                f"user {user_id!r} is signed in on another connection (on another server node) and this "
+                f"{command} carries {given}; to take the seat over, send join_lobby with the token from that "
+                "user's last join_lobby ack (a reload or a second tab keeps it), or use another id",
+            ))
+            return
+        attach = claim.seat if seated_elsewhere else None
+        if key in self._seats or (claim.kind == "local" and not claim.vouched):
+            attach = None  # seated elsewhere already, or the lobby here checks the token first
+        if attach is not None:
+            await self._attach(key, attach, user)  # the seat node takes the seat over first
+        vouched = claim.kind == "moved"
+        reply = await self._local(client, command, payload, payload if vouched else None)
+        if not reply.get("ok"):
+            seat = self._seats.get(key)
+            if seat is not None and attach is not None:
+                self._end(key, tell_owner=True, dropped=True)  # the seat there stays held for the grace
+            if claim.kind in ("free", "moved"):
+                self._registry.user_gone(user_id)
+            on_reply(reply)
+            return
+        self._learn(key, command, reply)
+        seat = self._seats.get(key)
+        if command == "join_lobby" and seat is not None and seat.joined:
+            reply = {**reply, "room": seat.room_id}
+        self._registry.set(user_id, self._seat_node(key), reply.get("token"))
+        on_reply(reply)
+        if claim.kind == "moved":
+            old = claim.home
+            if old not in ("", self.node_id, attach) and self._is_alive(old):
+                await self._release(old, user)
+
+    def _seat_node(self, key: SocketKey) -> str:
+        seat = self._seats.get(key)
+        return seat.node if seat is not None and seat.joined else self.node_id
+
+    async def _local(
+        self, client: Client, command: str, payload: dict[str, Any], vouched: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The command in this node's lobby (a vouched join_lobby: taken over without a token)."""
+        if vouched is not None:
+            request = REGISTRY["join_lobby"].request(vouched)
+            if isinstance(request, JoinLobbyRequest):
+                return await self._lobby.join_vouched(client, request)
+        return await self._lobby.command(client, command, payload)
+
+    async def _attach(self, key: SocketKey, node: str, user: dict[str, Any]) -> None:
+        """The user's room seat is on ``node``: a vouched join_lobby there (from a new
+        relayed connection) takes it over (``racestate`` follows during a race)."""
+        conn = self._new_conn("seat")
+        seat = self._seats[key] = _Seat(node, 0, conn)
+        self._by_conn[conn] = key
+        reply = await self._ask(node, conn, user, "join_lobby", {}, key)
+        if self._seats.get(key) is not seat:
+            return  # the socket went meanwhile
+        room = reply.get("room")
+        if reply.get("ok") and isinstance(room, int) and not isinstance(room, bool):
+            seat.room_id = room
+            seat.joined = True
+        else:
+            self._end(key, tell_owner=True)  # no seat there (any more): the guest leaves
+
+    async def _release(self, node: str, user: dict[str, Any]) -> None:
+        """The user's old home lets them go: a vouched join there takes them over
+        (their socket there gets ``replaced``), then the relayed client leaves."""
+        conn = self._new_conn("release")
+        await self._ask(node, conn, user, "join_lobby", {}, None)
+        self._publish(node, {"t": "close", "conn": conn})
+
     def disconnected(self, socket: Socket) -> None:
         key = (socket.namespace, socket.sid)
         self._users.pop(key, None)
-        self._end(key, tell_owner=True)
+        dropped = socket.dropped and not socket.legacy
+        self._end(key, tell_owner=True, dropped=dropped)
 
-    def _end(self, key: SocketKey, *, tell_owner: bool) -> None:
+    def _end(self, key: SocketKey, *, tell_owner: bool, dropped: bool = False) -> None:
         seat = self._seats.pop(key, None)
         if seat is None:
             return
         self._by_conn.pop(seat.conn, None)
         if tell_owner:
-            self._publish(seat.node, {"t": "close", "conn": seat.conn})
+            message: dict[str, Any] = {"t": "close", "conn": seat.conn}
+            if dropped:
+                message["dropped"] = True
+            self._publish(seat.node, message)
+        user = self._users.get(key)
+        if not dropped and seat.joined and user is not None and self._registry is not None:
+            self._registry.seat(user["id"], self.node_id)
 
     def nodes_alive(self, nodes: frozenset[str]) -> None:
         """From the liveness check: seats on dead nodes end (``node_lost``); players
-        of dead nodes seated here leave (as on a disconnect)."""
+        of dead nodes seated here count as dropped (held for the reconnect grace:
+        they may come back on another node)."""
+        self._alive = nodes
         for key, seat in list(self._seats.items()):
             if seat.node not in nodes:
                 self._end(key, tell_owner=False)
@@ -288,7 +485,7 @@ class Relay:
                 logger.info("room %d on node %s is lost (the node died)", seat.room_id, seat.node)
         for conn, guest in list(self._guests.items()):
             if guest.origin not in nodes:
-                self._close_guest(conn)
+                self._close_guest(conn, dropped=True)
 
     # --- the inbox ------------------------------------------------------------------
 
@@ -306,11 +503,13 @@ class Relay:
         elif kind == "detach":
             key = self._by_conn.get(message.get("conn"))
             if key is not None:
-                self._end(key, tell_owner=False)
+                # replaced: the user took their seat over on another node, which tells
+                # this node (its old home) to let the socket go; the seat stays theirs
+                self._end(key, tell_owner=False, dropped=message.get("reason") == DETACH_REPLACED)
         elif kind == "cmd":
             self._on_command(message)
         elif kind == "close":
-            self._close_guest(message.get("conn"))
+            self._close_guest(message.get("conn"), dropped=message.get("dropped") is True)
 
     def _on_reply(self, message: dict[str, Any]) -> None:
         pending = self._pending.pop(message.get("req"), None)  # type: ignore[arg-type]
@@ -320,11 +519,14 @@ class Relay:
         reply = message.get("reply")
         if not isinstance(reply, dict):
             reply = _error("internal", "the room's node sent a malformed answer")
-        seat = self._seats.get(pending.key)
-        if seat is not None:
+        seat = self._seats.get(pending.key) if pending.key is not None else None
+        if seat is not None and pending.key is not None:
             if pending.command == "join_room":
                 if reply.get("ok"):
                     seat.joined = True
+                    user = self._users.get(pending.key)
+                    if self._registry is not None and user is not None:
+                        self._registry.seat(user["id"], seat.node)
                 elif not seat.joined:
                     self._end(pending.key, tell_owner=True)
             elif pending.command == "leave_room" and reply.get("ok"):
@@ -363,7 +565,11 @@ class Relay:
             logger.warning("relay: too many commands queued for %s; one dropped", conn)
 
     async def _serve_guest(self, guest: RelayedClient, commands: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
-        """One guest's commands, in order; it joins this lobby with its first."""
+        """One guest's commands, in order; it joins this lobby with its first.
+
+        The guest's identity was checked by its own node (and the cluster's user
+        registry), so it joins vouched: it takes the user's seat here over, if any
+        (a player coming back through another node), and needs no credential."""
         joined = False
         try:
             await self._lobby.connect(guest)
@@ -374,14 +580,15 @@ class Relay:
                 async for message in commands:
                     if time.time() > float(message.get("deadline", 0)):
                         continue  # its node answered node_unavailable already: changes nothing
-                    if not joined:
-                        user = message.get("user") or {}
-                        claim = {k: user.get(k) for k in ("id", "username", "auth_level") if user.get(k) is not None}
-                        reply = await self._lobby.command(guest, "join_lobby", claim)
-                        joined = bool(reply.get("ok"))
-                    if joined:
+                    name = str(message.get("name"))
+                    if not joined or name == "join_lobby":
+                        reply = await self._join_guest(guest, message.get("user"))
+                        joined = joined or bool(reply.get("ok"))
+                        if name == "join_lobby":
+                            reply.pop("token", None)  # this node's token means nothing there
+                    if joined and name != "join_lobby":
                         try:
-                            reply = await self._lobby.command(guest, str(message.get("name")), message.get("payload"))
+                            reply = await self._lobby.command(guest, name, message.get("payload"))
                         except ValueError:
                             reply = _error("invalid_payload", "unknown command")
                     self._publish(guest.origin, {"t": "reply", "conn": guest.conn, "req": message.get("req"),
@@ -391,11 +598,20 @@ class Relay:
             self._guests.pop(guest.conn, None)
         finally:
             with trio.CancelScope(shield=True):
-                await self._lobby.disconnect(guest)
+                await self._lobby.disconnect(guest, dropped=guest.dropped)
 
-    def _close_guest(self, conn: object) -> None:
+    async def _join_guest(self, guest: RelayedClient, user: object) -> dict[str, Any]:
+        raw = user if isinstance(user, dict) else {}
+        claim = {k: raw.get(k) for k in ("id", "username", "auth_level") if raw.get(k) is not None}
+        request = REGISTRY["join_lobby"].request(claim)
+        if not isinstance(request, JoinLobbyRequest):
+            return _error("invalid_payload", "the player's node sent a malformed user")
+        return dict(await self._lobby.join_vouched(guest, request))
+
+    def _close_guest(self, conn: object, *, dropped: bool = False) -> None:
         guest = self._guests.pop(conn, None) if isinstance(conn, str) else None
         if guest is not None and guest.commands is not None:
+            guest.dropped = dropped
             guest.commands.close()  # its task disconnects it from the lobby
 
     def to_origin(self, guest: RelayedClient, event: str, payload: object, key: str | None) -> None:
