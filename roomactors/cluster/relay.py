@@ -373,11 +373,14 @@ class Relay:
             if reply.get("ok"):
                 self._learn(key, command, reply)
                 if found is not None:
-                    self._registry.set(found[0]["id"], self._seat_node(key), reply.get("token"))
+                    self._registry.set(found[0]["id"], self._seat_node(key), reply.get("token"), self._users.get(key))
             on_reply(reply)
             return
         user, _ = found  # type: ignore[misc]
         user_id = user["id"]
+        if claim.user is not None and claim.user.get("id") == user_id:
+            # what the user's home knew of them; what this join sends replaces it
+            user = {**{k: claim.user.get(k) for k in ("username", "auth_level")}, **user}
         seated_elsewhere = claim.seat not in ("", self.node_id) and self._is_alive(claim.seat)
         if claim.kind == "taken" or (command == "create_room" and (claim.kind == "moved" or seated_elsewhere)):
             given = "a token that is not this seat's" if found[1] is not None else "no token"  # type: ignore[index]
@@ -394,7 +397,7 @@ class Relay:
         if attach is not None:
             await self._attach(key, attach, user)  # the seat node takes the seat over first
         vouched = claim.kind == "moved"
-        reply = await self._local(client, command, payload, payload if vouched else None)
+        reply = await self._local(client, command, payload, user if vouched else None)
         if not reply.get("ok"):
             seat = self._seats.get(key)
             if seat is not None and attach is not None:
@@ -407,7 +410,7 @@ class Relay:
         seat = self._seats.get(key)
         if command == "join_lobby" and seat is not None and seat.joined:
             reply = {**reply, "room": seat.room_id}
-        self._registry.set(user_id, self._seat_node(key), reply.get("token"))
+        self._registry.set(user_id, self._seat_node(key), reply.get("token"), self._users.get(key))
         on_reply(reply)
         if claim.kind == "moved":
             old = claim.home
@@ -423,7 +426,7 @@ class Relay:
     ) -> dict[str, Any]:
         """The command in this node's lobby (a vouched join_lobby: taken over without a token)."""
         if vouched is not None:
-            request = REGISTRY["join_lobby"].request(vouched)
+            request = REGISTRY["join_lobby"].request({k: v for k, v in vouched.items() if v is not None})
             if isinstance(request, JoinLobbyRequest):
                 return await self._lobby.join_vouched(client, request)
         return await self._lobby.command(client, command, payload)
@@ -591,6 +594,10 @@ class Relay:
                             reply = await self._lobby.command(guest, name, message.get("payload"))
                         except ValueError:
                             reply = _error("invalid_payload", "unknown command")
+                        if name == "join_room" and reply.get("ok") and self._registry is not None:
+                            user = message.get("user")
+                            if isinstance(user, dict) and user.get("id") is not None:
+                                await self._registry.seated_here(user["id"], guest.origin)
                     self._publish(guest.origin, {"t": "reply", "conn": guest.conn, "req": message.get("req"),
                                                  "reply": reply})
         except Exception:  # one guest's failure must not stop this node

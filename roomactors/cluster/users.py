@@ -9,6 +9,8 @@ id a node's lobby holds has an entry ``{prefix}user:{id as JSON}``, a hash of:
 - ``s``, the user's **seat node**: the node whose lobby holds the user's room seat
   (the home, unless the user is relayed into a room of another node; see
   relay.py), or ``""``;
+- ``u``, the user's profile as JSON (``id``, ``username``, ``auth_level``: a
+  user moving to another node keeps the username it did not send again);
 - ``d``, the SHA-256 of the seat token of the user's last ``join_lobby`` ack (the
   token is 144 random bits, so its digest reveals nothing; open identity only).
 
@@ -60,6 +62,7 @@ _CLAIM = """
 local h = redis.call('HGET', KEYS[1], 'h') or ''
 local s = redis.call('HGET', KEYS[1], 's') or ''
 local d = redis.call('HGET', KEYS[1], 'd') or ''
+local u = redis.call('HGET', KEYS[1], 'u') or ''
 local me = ARGV[1]
 local function alive(n)
   if n == '' then return false end
@@ -69,24 +72,24 @@ end
 if not (alive(h) or alive(s)) then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'h', me, 's', me, 'd', '')
-  return {'free', '', '', '0'}
+  return {'free', '', '', '0', ''}
 end
 local match = '0'
 if ARGV[3] == '1' or (d ~= '' and d == ARGV[2]) then match = '1' end
-if h == me then return {'local', h, s, match} end
+if h == me then return {'local', h, s, match, u} end
 if match == '1' then
   if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'h', me) end
-  return {'moved', h, s, match}
+  return {'moved', h, s, match, u}
 end
-return {'taken', h, s, match}
+return {'taken', h, s, match, ''}
 """
 
 _SET = """
--- KEYS[1]: the entry. ARGV: this node, seat node, digest, create-only '1'/'0'
+-- KEYS[1]: the entry. ARGV: this node, seat node, digest, create-only '1'/'0', user (JSON)
 local h = redis.call('HGET', KEYS[1], 'h')
 if ARGV[4] == '1' and h then return 0 end
 if not h or h == '' or h == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'h', ARGV[1], 's', ARGV[2], 'd', ARGV[3])
+  redis.call('HSET', KEYS[1], 'h', ARGV[1], 's', ARGV[2], 'd', ARGV[3], 'u', ARGV[5])
   return 1
 end
 return 0
@@ -96,6 +99,16 @@ _SEAT = """
 -- KEYS[1]: the entry. ARGV: this node, seat node
 if redis.call('HGET', KEYS[1], 'h') == ARGV[1] then
   redis.call('HSET', KEYS[1], 's', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_SEATED = """
+-- KEYS[1]: the entry. ARGV: this node (the seat node), the user's home
+local h = redis.call('HGET', KEYS[1], 'h')
+if h == ARGV[2] then
+  redis.call('HSET', KEYS[1], 's', ARGV[1])
   return 1
 end
 return 0
@@ -138,6 +151,8 @@ class Claim:
     """The user's seat node before the claim (``""``: none)."""
     vouched: bool
     """The token's digest matched the entry's (or the identity is signed)."""
+    user: dict[str, Any] | None = None
+    """The user as their home last wrote them (id, username, auth_level), when vouched."""
 
 
 @dataclass
@@ -165,8 +180,8 @@ class UserRegistry:
         self._send, self._receive = trio.open_memory_channel[_Op](QUEUE_SIZE)
         self._held: _Op | None = None
         self._epoch_key = f"{prefix}users:epoch:{node_id}"
-        #: The entries this node is home for: user id -> (seat node, digest).
-        self._mine: dict[UserId, tuple[str, str]] = {}
+        #: The entries this node is home for: user id -> (seat node, digest, user JSON).
+        self._mine: dict[UserId, tuple[str, str, str]] = {}
         self._connected = False
         self._fallback_logged = False
         self.claims = 0
@@ -201,8 +216,8 @@ class UserRegistry:
 
     async def _restore(self, client: Any) -> None:
         """Write this node's entries where Redis has none (after a restart that lost them)."""
-        for user_id, (seat, digest) in list(self._mine.items()):
-            await client.eval(_SET, keys=[user_key(self.prefix, user_id)], args=[self.node_id, seat, digest, "1"])
+        for user_id, (seat, digest, user) in list(self._mine.items()):
+            await client.eval(_SET, keys=[user_key(self.prefix, user_id)], args=[self.node_id, seat, digest, "1", user])
         await client.set(self._epoch_key, "1")
 
     def _queue(self, op: _Op) -> bool:
@@ -235,8 +250,12 @@ class UserRegistry:
             self._fell_back()
             return None
         self.claims += 1
-        kind, home, seat, match = (_text(x) for x in op.result)
-        return Claim(kind, home, seat, match == "1")  # type: ignore[arg-type]
+        kind, home, seat, match, user = (_text(x) for x in op.result)
+        try:
+            profile = json.loads(user) if user else None
+        except ValueError:
+            profile = None
+        return Claim(kind, home, seat, match == "1", profile if isinstance(profile, dict) else None)  # type: ignore[arg-type]
 
     def _fell_back(self) -> None:
         if not self._fallback_logged:
@@ -248,18 +267,32 @@ class UserRegistry:
 
     # --- writes (after the fact; in order) --------------------------------------------
 
-    def set(self, user_id: UserId, seat: str, token: str | None) -> None:
-        """This node is ``user_id``'s home, its seat on ``seat``, its token ``token``."""
+    def set(self, user_id: UserId, seat: str, token: str | None, user: dict[str, Any] | None = None) -> None:
+        """This node is ``user_id``'s home, its seat on ``seat``, its token ``token``;
+        ``user``: the user's profile (``id``, ``username``, ``auth_level``)."""
         digest = token_digest(token)
-        self._mine[user_id] = (seat, digest)
-        self._queue(_Op(_SET, user_key(self.prefix, user_id), [self.node_id, seat, digest, "0"]))
+        profile = json.dumps(user, ensure_ascii=False, separators=(",", ":")) if user is not None else ""
+        self._mine[user_id] = (seat, digest, profile)
+        self._queue(_Op(_SET, user_key(self.prefix, user_id), [self.node_id, seat, digest, "0", profile]))
 
     def seat(self, user_id: UserId, seat: str) -> None:
         """``user_id`` (at home here) has their room seat on ``seat`` now."""
         mine = self._mine.get(user_id)
         if mine is not None:
-            self._mine[user_id] = (seat, mine[1])
+            self._mine[user_id] = (seat, mine[1], mine[2])
         self._queue(_Op(_SEAT, user_key(self.prefix, user_id), [self.node_id, seat]))
+
+    async def seated_here(self, user_id: UserId, home: str) -> None:
+        """A player of node ``home`` took a seat in a room of this node: written by
+        this node too (and awaited, at most ``CLAIM_TIMEOUT``), so that it is in
+        Redis even if ``home`` dies right after the player's ack."""
+        if not self._connected:
+            return
+        op = _Op(_SEATED, user_key(self.prefix, user_id), [self.node_id, home], done=trio.Event())
+        if self._queue(op):
+            assert op.done is not None
+            with trio.move_on_after(CLAIM_TIMEOUT):
+                await op.done.wait()
 
     def user_gone(self, user_id: UserId) -> None:
         """``user_id`` left this node's lobby (the lobby's hook: ``UserRegistryView``)."""

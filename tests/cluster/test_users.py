@@ -1,0 +1,286 @@
+"""Users across nodes: one user id lives in one place across the cluster, and the
+takeover and reconnect-grace rules of race.md hold when the new connection lands
+on another node (docs/cluster.md, "Users across nodes").
+
+Real redis-server, real nodes in the test's nursery (and real ``roomserver``
+processes where one is killed), real python-socketio clients; players that drop
+are client processes killed with SIGKILL (support/killable.py): no goodbye.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import jwt
+import pytest
+import trio
+from support.clusternodes import join, lists_become, open_nodes, roomserver_process
+from support.killable import start_killable
+from support.pyclient import PySocket, PythonClients, open_python_clients
+from support.redisserver import RedisServer
+
+GRACE = 3.0
+DECK = {"name": "Sums", "flashcards": [
+    {"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"},
+]}
+SECRET = "the-school-and-the-server-share-this-secret"
+
+
+async def ack_of(sock: PySocket, event: str, payload: Any) -> dict[str, Any]:
+    (ack,) = await sock.call(event, payload)
+    assert isinstance(ack, dict)
+    return ack
+
+
+async def joined(clients: PythonClients, url: str, payload: dict[str, Any]) -> tuple[PySocket, dict[str, Any]]:
+    sock = clients.connect(url, "/lobby")
+    await sock.wait_connected()
+    return sock, await ack_of(sock, "join_lobby", payload)
+
+
+def shows(user_id: object, connected: bool) -> Any:
+    """An ``updaterooms`` whose rooms show ``user_id`` with ``connected``."""
+    def check(args: list[Any]) -> bool:
+        return any(
+            person["id"] == user_id and person["connected"] is connected
+            for room in args[0] for person in [room["host"], *room["players"]]
+        )
+    return check
+
+
+async def test_a_user_connected_on_one_node_is_taken_on_another(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        sam, first = await joined(clients, a.url, {"id": 7, "username": "sam"})
+        assert first["ok"] is True
+        other, refused = await joined(clients, b.url, {"id": 7, "username": "imposter"})
+        assert refused["ok"] is False and refused["error"]["code"] == "identity_taken"
+        assert "token" in refused["error"]["message"]
+        wrong = await ack_of(other, "join_lobby", {"id": 7, "token": "A" * 24})
+        assert wrong["error"]["code"] == "identity_taken"
+        # the string "7" is another user: free
+        assert (await ack_of(other, "join_lobby", {"id": "7"}))["ok"] is True
+        # sam on A is undisturbed
+        made = await ack_of(sam, "create_room", {"name": "Mine", "deck": DECK})
+        assert made["ok"] is True and made["room"]["host"]["username"] == "sam"
+        assert sam.connected and sam.received("replaced") == []
+        # sam leaves the lobby: the id is free on every node
+        assert (await ack_of(sam, "leave_lobby", {"id": 7}))["ok"] is True
+        third, again = await joined(clients, b.url, {"id": 7, "username": "sam2"})
+        assert again["ok"] is True
+
+
+@pytest.mark.parametrize("room_node", [0, 1], ids=["room-on-the-old-node", "room-on-a-third-node"])
+async def test_a_second_tab_on_another_node_takes_a_player_s_seat_over(
+    redis_server: RedisServer, prefix: str, room_node: int
+) -> None:
+    async with open_nodes(redis_server, prefix, 3) as nodes, open_python_clients() as clients:
+        a, c = nodes[0], nodes[2]
+        teacher = await join(clients, nodes[room_node].url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        student, first = await joined(clients, a.url, {"id": 2, "username": "sam"})
+        await lists_become([student], ["Sums"])
+        assert (await ack_of(student, "join_room", {"id": room_id}))["ok"] is True
+        started = await ack_of(teacher, "start_race", {"id": room_id, "countdown": 0})
+        race_id = started["race_id"]
+        await student.next_event("racestart")
+        card0 = await ack_of(student, "answer", {"id": room_id, "race_id": race_id, "card": 0, "answer": "2"})
+        assert card0["correct"] is True
+        # the second tab, on node C, with the token: takes the seat over
+        tab, ack = await joined(clients, c.url, {"id": 2, "token": first["token"]})
+        assert ack["ok"] is True and ack["room"] == room_id and ack["user"]["username"] == "sam"
+        assert isinstance(ack["token"], str) and ack["token"] != first["token"]
+        (state,) = await tab.next_event("racestate")
+        assert state["race_id"] == race_id and state["next"] == 1 and state["end_at"] == started["end_at"]
+        (replaced,) = await student.next_event("replaced")
+        assert "another connection" in replaced["reason"]
+        with trio.fail_after(10):
+            await student.wait_record("disconnect")
+        # the race goes on from node C and ends for everyone
+        card1 = await ack_of(tab, "answer", {"id": room_id, "race_id": race_id, "card": 1, "answer": "4"})
+        assert card1 == {"ok": True, "card": 1, "correct": True, "next": None}
+        (over,) = await tab.next_event("raceover")
+        assert over["reason"] == "all_done" and [m["correct"] for m in over["mine"]] == [True, True]
+        assert (await teacher.next_event("raceover"))[0]["ranking"] == over["ranking"]
+        # the old token no longer works anywhere; the new one does
+        late, stale = await joined(clients, a.url, {"id": 2, "token": first["token"]})
+        assert stale["error"]["code"] == "identity_taken"
+        # the player is in the room once: leaving from node C works
+        assert (await ack_of(tab, "leave_room", {"id": room_id}))["ok"] is True
+        await teacher.next_event("updaterooms", where=lambda args: any(
+            r["id"] == room_id and r["players"] == [] for r in args[0]))
+
+
+async def test_a_host_takes_their_room_over_from_another_node(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher, first = await joined(clients, a.url, {"id": "mia", "auth_level": "teacher"})
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        player = await join(clients, a.url, 2, "sam")
+        assert (await ack_of(player, "join_room", {"id": room_id}))["ok"] is True
+        started = await ack_of(teacher, "start_race", {"id": room_id, "countdown": 0})
+        await player.next_event("racestart")
+        assert (await ack_of(player, "answer", {"id": room_id, "race_id": started["race_id"], "card": 0,
+                                                "answer": "2"}))["ok"] is True
+        tab, ack = await joined(clients, b.url, {"id": "mia", "token": first["token"]})
+        assert ack["ok"] is True and ack["room"] == room_id
+        (state,) = await tab.next_event("racestate")
+        assert state["race_id"] == started["race_id"] and state["next"] is None
+        await teacher.next_event("replaced")
+        # the host's commands, from node B, reach the room on node A
+        assert (await ack_of(tab, "end_race", {"id": room_id}))["ok"] is True
+        (over,) = await player.next_event("raceover")
+        assert over["reason"] == "host_ended" and over["mine"][0]["given"] == "2"
+        assert (await tab.next_event("raceover"))[0]["mine"] == []
+        results = await ack_of(tab, "race_results", {"id": room_id})
+        assert results["ok"] is True and results["results"]["race_id"] == started["race_id"]
+        assert player.received("roomclosed") == []
+        # the host leaves from node B: the room closes for its player on node A
+        assert (await ack_of(tab, "leave_room", {"id": room_id}))["ok"] is True
+        assert await player.next_event("roomclosed") == [{"id": room_id, "reason": "host_left"}]
+
+
+async def test_a_relayed_player_who_drops_keeps_the_seat_for_the_grace(redis_server: RedisServer, prefix: str) -> None:
+    """Players on node A in a room on node B, killed mid-race: B shows them
+    ``connected: false``; one comes back on node C with the token and finishes,
+    the other does not and leaves the race (``left: true``) when the grace ends."""
+    async with (
+        open_nodes(redis_server, prefix, 3, reconnect_grace=GRACE) as (a, b, c),
+        open_python_clients() as clients,
+        trio.open_nursery() as nursery,
+    ):
+        teacher = await join(clients, b.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        await lists_become([teacher], ["Sums"])
+        with trio.fail_after(10):  # A's replica has the room before the players ask for it
+            await wait_owner(a, room_id)
+        pia = await start_killable(nursery, a.url, "pia", "websocket", str(room_id), "2")
+        bo = await start_killable(nursery, a.url, "bo", "websocket", str(room_id), "3")
+        for killable in (pia, bo):
+            assert await killable.line() == {"ready": True}
+        started = await ack_of(teacher, "start_race", {"id": room_id, "countdown": 0})
+        pia_said, bo_said = await pia.line(), await bo.line()
+        assert pia_said["ack"]["correct"] is True and bo_said["ack"]["correct"] is False
+        await pia.kill()
+        await bo.kill()
+        await teacher.next_event("updaterooms", where=shows("pia", False))
+        await teacher.next_event("updaterooms", where=shows("bo", False))
+        # pia comes back on node C: the seat is hers again, the race carries on
+        back, ack = await joined(clients, c.url, {"id": "pia", "token": pia_said["token"]})
+        assert ack["ok"] is True and ack["room"] == room_id
+        (state,) = await back.next_event("racestate")
+        assert state["next"] == 1 and state["end_at"] == started["end_at"]
+        await teacher.next_event("updaterooms", where=shows("pia", True))
+        card1 = await ack_of(back, "answer", {"id": room_id, "race_id": started["race_id"], "card": 1, "answer": "4"})
+        assert card1["next"] is None
+        # bo never comes back: his grace ends, he leaves the race, which is then all done
+        (over,) = await back.next_event("raceover", timeout=GRACE + 10)
+        assert over["reason"] == "all_done"
+        ranking = {r["id"]: (r["correct"], r["left"]) for r in over["ranking"]}
+        assert ranking == {"pia": (2, False), "bo": (0, True)}
+        assert [m["given"] for m in over["mine"]] == ["2", "4"]
+        # bo's id is free again on every node once his grace is over
+        bo_again, again = await joined(clients, c.url, {"id": "bo"})
+        assert again["ok"] is True and again["room"] is None
+
+
+async def wait_owner(node: Any, room_id: int) -> None:
+    from support.waiting import wait_until
+    await wait_until(lambda: node.cluster.directory.owner_of(room_id) is not None)
+
+
+async def test_a_host_who_drops_comes_back_on_another_node(redis_server: RedisServer, prefix: str) -> None:
+    async with (
+        open_nodes(redis_server, prefix, 2, reconnect_grace=GRACE * 4) as (a, b),
+        open_python_clients() as clients,
+        trio.open_nursery() as nursery,
+    ):
+        teacher = await start_killable(nursery, a.url, "teacher", "websocket", "host", json.dumps(DECK))
+        made = await teacher.line()
+        room_id = made["room"]
+        player = await join(clients, a.url, 2, "sam")
+        assert (await ack_of(player, "join_room", {"id": room_id}))["ok"] is True
+        await teacher.say("start")
+        race_id = (await teacher.line())["ack"]["race_id"]
+        await player.next_event("racestart")
+        await teacher.kill()
+        await player.next_event("updaterooms", where=shows("teacher", False))
+        # without the token, nobody else takes the held host seat, on any node
+        thief, refused = await joined(clients, b.url, {"id": "teacher"})
+        assert refused["error"]["code"] == "identity_taken"
+        back, ack = await joined(clients, b.url, {"id": "teacher", "token": made["token"]})
+        assert ack["ok"] is True and ack["room"] == room_id
+        (state,) = await back.next_event("racestate")
+        assert state["race_id"] == race_id
+        await player.next_event("updaterooms", where=shows("teacher", True))
+        assert (await ack_of(back, "end_race", {"id": room_id}))["ok"] is True
+        (over,) = await player.next_event("raceover")
+        assert over["reason"] == "host_ended"
+        assert player.received("roomclosed") == []
+
+
+async def test_players_of_a_killed_node_come_back_on_another(redis_server: RedisServer, prefix: str) -> None:
+    """A node is killed (``kill -9``): its players seated in rooms of other nodes
+    keep their seats for the grace, and come back through another node."""
+    ttl = 1.5
+    async with (
+        open_nodes(redis_server, prefix, 1, node_ttl=ttl, reconnect_grace=30.0) as (b,),
+        open_python_clients() as clients,
+    ):
+        teacher = await join(clients, b.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        async with roomserver_process(redis_server, prefix, "doomed", ttl) as (url, process):
+            student, first = await joined(clients, url, {"id": 2, "username": "sam"})
+            await lists_become([student], ["Sums"])
+            assert (await ack_of(student, "join_room", {"id": room_id}))["ok"] is True
+            os.kill(process.pid, signal.SIGKILL)
+            await teacher.next_event("updaterooms", where=shows(2, False), timeout=ttl * 4 + 5)
+        back, ack = await joined(clients, b.url, {"id": 2, "token": first["token"]})
+        assert ack["ok"] is True and ack["room"] == room_id, ack
+        await teacher.next_event("updaterooms", where=shows(2, True))
+        assert (await ack_of(back, "leave_room", {"id": room_id}))["ok"] is True
+
+
+def credential(sub: str, name: str, role: str) -> str:
+    claims = {"sub": sub, "name": name, "role": role, "exp": int(time.time()) + 600}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+async def test_signed_identities_across_nodes(redis_server: RedisServer, prefix: str) -> None:
+    async with (
+        open_nodes(redis_server, prefix, 3, identity_secret=SECRET, teachers_only_create=True) as (a, b, c),
+        open_python_clients() as clients,
+    ):
+        teacher, t_ack = await joined(clients, b.url, {"credential": credential("t-1", "Mia", "teacher")})
+        assert t_ack["ok"] is True and "token" not in t_ack
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        sam = credential("s-1", "Sam", "student")
+        student, s_ack = await joined(clients, a.url, {"credential": sam})
+        assert s_ack["ok"] is True
+        await lists_become([student], ["Sums"])
+        # a relayed join: the room's node takes the identity its node verified
+        joined_room = await ack_of(student, "join_room", {"id": room_id})
+        assert joined_room["ok"] is True and joined_room["room"]["players"][0]["username"] == "Sam"
+        started = await ack_of(teacher, "start_race", {"id": room_id, "countdown": 0})
+        await student.next_event("racestart")
+        # the same signed identity takes its seat over from a third node
+        tab, ack = await joined(clients, c.url, {"credential": sam})
+        assert ack["ok"] is True and ack["room"] == room_id
+        await tab.next_event("racestate")
+        await student.next_event("replaced")
+        for card, answer in ((0, "2"), (1, "4")):
+            reply = await ack_of(tab, "answer", {"id": room_id, "race_id": started["race_id"], "card": card,
+                                                  "answer": answer})
+            assert reply["correct"] is True
+        (over,) = await teacher.next_event("raceover")
+        assert over["reason"] == "all_done" and over["ranking"][0]["id"] == "s-1"
+        # a student's credential may not create rooms (teachers_only_create), on any node
+        refused = await ack_of(tab, "create_room", {"name": "Mine", "deck": DECK})
+        assert refused["error"]["code"] in ("already_in_room", "forbidden")
