@@ -8,11 +8,13 @@ from .directory import RemoteRoom, ClusterDirectory, claim_id_block
 from .interop import decode_message
 from .link import RedisHealth
 from .node import ClusterNode, default_node_id
+from .users import UserRegistry
 
 __all__ = (
     "ClusterNode",
     "RedisHealth",
     "RemoteRoom",
+    "UserRegistry",
     "ClusterDirectory",
     "claim_id_block",
     "decode_message",

@@ -5,6 +5,7 @@
 - the liveness key (``liveness.keep_alive``), which also counts the living nodes;
 - the room directory's writer and replica (``directory``), which make every
   node's lobby list every node's rooms;
+- the user registry (``users``), which keeps one place per user id across nodes;
 - the relay of commands and events for rooms held by other nodes (``relay``),
   reading this node's inbox channel on the same subscription as
 - the python-socketio listener, which reads ``redis_channel`` with a

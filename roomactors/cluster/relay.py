@@ -10,17 +10,32 @@ lobby through a :class:`RelayedClient`, an ordinary lobby ``Client`` whose event
 (``racestart``, ``raceprogress``, ``raceover``, ``roomclosed``, ``kicked``,
 ``roomupdated``...) are published to A's inbox and delivered there to the
 player's socket. B's lobby and room actors do not know the player is elsewhere.
+A relayed client joins B's lobby *vouched* (its identity was checked by A and
+the user registry, users.py): it takes the user's seat there over, if any, and
+needs no token or credential.
 
 A seat on another node ends when the player leaves the room, is kicked, the room
 closes, the player disconnects or leaves the lobby, or B dies: then the player
-gets ``roomclosed`` with reason ``node_lost`` (from A's liveness check). A dead A
-makes B disconnect A's relayed players (as if they had disconnected).
+gets ``roomclosed`` with reason ``node_lost`` (from A's liveness check). When the
+player's connection *drops* (no goodbye), A says so, and B holds the seat for the
+reconnect grace as for a local player; so it does for the players of a node that
+died.
 
-Messages are JSON objects with ``t``: ``cmd`` (A→B: ``conn``, ``from``, ``ns``,
+Users across nodes (docs/cluster.md): every ``join_lobby`` (and an anonymous
+``create_room {host}``) first asks the user registry where the user lives. Held
+on another node and vouched for (the token's digest matches, or the identity is
+signed), the user moves here: the node holding their room seat takes it over by a
+vouched ``join_lobby`` from a new relayed connection (its reply names the room,
+``racestate`` follows during a race), this node's lobby takes the user (vouched),
+and the old home lets its socket go (``replaced``) the same way: a vouched join
+there, then the relayed client leaves.
+
+Messages are JSON objects with ``t``: ``cmd`` (A→B: ``conn``, ``from``,
 ``user``, ``req``, ``name``, ``payload``, ``deadline`` in epoch seconds),
-``close`` (A→B: ``conn``), ``reply`` (B→A: ``conn``, ``req``, ``reply``),
-``event`` (B→A: ``conn``, ``event``, ``payload``, ``key``: the outbox replace
-key or null) and ``detach`` (B→A: ``conn``).
+``close`` (A→B: ``conn``, ``dropped`` when the player's connection dropped),
+``reply`` (B→A: ``conn``, ``req``, ``reply``), ``event`` (B→A: ``conn``,
+``event``, ``payload``, ``key``: the outbox replace key or null) and ``detach``
+(B→A: ``conn``, ``reason``).
 """
 
 from __future__ import annotations
@@ -386,9 +401,9 @@ class Relay:
             given = "a token that is not this seat's" if found[1] is not None else "no token"  # type: ignore[index]
             on_reply(_error(
                 "identity_taken",
-                f"user {user_id!r} is signed in on another connection (on another server node) and this "
-                f"{command} carries {given}; to take the seat over, send join_lobby with the token from that "
-                "user's last join_lobby ack (a reload or a second tab keeps it), or use another id",
+                f"user {user_id!r} is signed in on another server node (or coming back to their seat there) "
+                f"and this {command} carries {given}; to take the seat over, send join_lobby with the token "
+                "from that user's last join_lobby ack (a reload or a second tab keeps it), or use another id",
             ))
             return
         attach = claim.seat if seated_elsewhere else None
