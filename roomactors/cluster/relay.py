@@ -173,7 +173,6 @@ class Relay:
         self._identity = identity
         self._outbox_send, self.outbox = trio.open_memory_channel[tuple[str, str]](OUTBOX_SIZE)
         self._nursery: trio.Nursery | None = None
-        self._alive: frozenset[str] | None = None  # None: not known yet (every node counts as alive)
         # --- this node's sockets seated elsewhere
         self._users: dict[SocketKey, dict[str, Any]] = {}
         self._seats: dict[SocketKey, _Seat] = {}
@@ -202,9 +201,6 @@ class Relay:
             logger.warning("relay: %d messages wait for Redis; dropping one", OUTBOX_SIZE)
             return False
         return True
-
-    def _is_alive(self, node: str) -> bool:
-        return node != "" and (self._alive is None or node in self._alive)
 
     def _new_conn(self, what: str) -> str:
         return f"{self.node_id}|{what}|{next(self._conns)}"
@@ -396,7 +392,7 @@ class Relay:
         if claim.user is not None and claim.user.get("id") == user_id:
             # what the user's home knew of them; what this join sends replaces it
             user = {**{k: claim.user.get(k) for k in ("username", "auth_level")}, **user}
-        seated_elsewhere = claim.seat not in ("", self.node_id) and self._is_alive(claim.seat)
+        seated_elsewhere = claim.seat not in ("", self.node_id) and claim.seat_alive
         if claim.kind == "taken" or (command == "create_room" and (claim.kind == "moved" or seated_elsewhere)):
             given = "a token that is not this seat's" if found[1] is not None else "no token"  # type: ignore[index]
             on_reply(_error(
@@ -429,7 +425,7 @@ class Relay:
         on_reply(reply)
         if claim.kind == "moved":
             old = claim.home
-            if old not in ("", self.node_id, attach) and self._is_alive(old):
+            if old not in ("", self.node_id, attach) and claim.home_alive:
                 await self._release(old, user)
 
     def _seat_node(self, key: SocketKey) -> str:
@@ -493,7 +489,6 @@ class Relay:
         """From the liveness check: seats on dead nodes end (``node_lost``); players
         of dead nodes seated here count as dropped (held for the reconnect grace:
         they may come back on another node)."""
-        self._alive = nodes
         for key, seat in list(self._seats.items()):
             if seat.node not in nodes:
                 self._end(key, tell_owner=False)

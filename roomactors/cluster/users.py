@@ -69,19 +69,22 @@ local function alive(n)
   if n == me then return true end
   return redis.call('EXISTS', ARGV[5] .. n) == 1
 end
-if not (alive(h) or alive(s)) then
+local ha, sa = '0', '0'
+if alive(h) then ha = '1' end
+if alive(s) then sa = '1' end
+if ha == '0' and sa == '0' then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'h', me, 's', me, 'd', '')
-  return {'free', '', '', '0', ''}
+  return {'free', '', '', '0', '', '0', '0'}
 end
 local match = '0'
 if ARGV[3] == '1' or (d ~= '' and d == ARGV[2]) then match = '1' end
-if h == me then return {'local', h, s, match, u} end
+if h == me then return {'local', h, s, match, u, ha, sa} end
 if match == '1' then
   if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'h', me) end
-  return {'moved', h, s, match, u}
+  return {'moved', h, s, match, u, ha, sa}
 end
-return {'taken', h, s, match, ''}
+return {'taken', h, s, match, '', ha, sa}
 """
 
 _SET = """
@@ -153,6 +156,9 @@ class Claim:
     """The token's digest matched the entry's (or the identity is signed)."""
     user: dict[str, Any] | None = None
     """The user as their home last wrote them (id, username, auth_level), when vouched."""
+    home_alive: bool = False
+    seat_alive: bool = False
+    """Whether the home's and the seat node's liveness keys exist (as Redis sees it now)."""
 
 
 @dataclass
@@ -250,12 +256,15 @@ class UserRegistry:
             self._fell_back()
             return None
         self.claims += 1
-        kind, home, seat, match, user = (_text(x) for x in op.result)
+        kind, home, seat, match, user, home_alive, seat_alive = (_text(x) for x in op.result)
         try:
             profile = json.loads(user) if user else None
         except ValueError:
             profile = None
-        return Claim(kind, home, seat, match == "1", profile if isinstance(profile, dict) else None)  # type: ignore[arg-type]
+        return Claim(
+            kind, home, seat, match == "1", profile if isinstance(profile, dict) else None,  # type: ignore[arg-type]
+            home_alive == "1", seat_alive == "1",
+        )
 
     def _fell_back(self) -> None:
         if not self._fallback_logged:
