@@ -79,7 +79,7 @@ class ClusterNode:
         self._local = local
         self._lobby = lobby
         self.directory = ClusterDirectory(self.node_id, self.prefix, self.url, self.health, lobby.remote_rooms_changed)
-        self.users = UserRegistry(self.node_id, self.prefix, self.url, self.health)
+        self.users = UserRegistry(self.node_id, self.prefix, self.url, self.health, config.node_ttl)
         self.relay = Relay(
             self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of, self.directory.room_of_code,
             users=self.users, client_of=local.client,

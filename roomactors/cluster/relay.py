@@ -365,7 +365,23 @@ class Relay:
 
     async def _claim_and_join(self, socket: Socket, command: str, payload: dict[str, Any], on_reply: Reply) -> None:
         """A join on this node: ask the registry where the user lives, then join
-        here (taking the seat over from another node when the registry vouched)."""
+        here (taking the seat over from another node when the registry vouched).
+        ``on_reply`` is called exactly once, whatever fails."""
+        replied = False
+
+        def reply_once(reply: dict[str, Any]) -> None:
+            nonlocal replied
+            if not replied:
+                replied = True
+                on_reply(reply)
+
+        try:
+            await self._join_user(socket, command, payload, reply_once)
+        except Exception:  # one join's failure must not stop this node
+            logger.exception("relay: %s of socket %s failed", command, socket.sid)
+            reply_once(_error("internal", f"{command} failed on this server; try again"))
+
+    async def _join_user(self, socket: Socket, command: str, payload: dict[str, Any], on_reply: Reply) -> None:
         assert self._registry is not None and self._client_of is not None
         key = (socket.namespace, socket.sid)
         client = self._client_of(*key)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -178,8 +179,9 @@ def _text(value: object) -> str:
 class UserRegistry:
     """This node's side of the user registry; run :meth:`run` under ``supervise``."""
 
-    def __init__(self, node_id: str, prefix: str, url: str, health: RedisHealth) -> None:
+    def __init__(self, node_id: str, prefix: str, url: str, health: RedisHealth, node_ttl: float = 10.0) -> None:
         self.node_id = node_id
+        self.node_ttl = node_ttl
         self.prefix = prefix
         self.url = url
         self._health = health
@@ -192,6 +194,9 @@ class UserRegistry:
         self._fallback_logged = False
         self.claims = 0
         """Claims answered by Redis (statistics; tests read it)."""
+        self.sessions = 0
+        """How often this node's entries were written (at each connection, and when
+        Redis lost them); tests wait on it."""
 
     # --- the job -----------------------------------------------------------------
 
@@ -225,6 +230,10 @@ class UserRegistry:
         for user_id, (seat, digest, user) in list(self._mine.items()):
             await client.eval(_SET, keys=[user_key(self.prefix, user_id)], args=[self.node_id, seat, digest, "1", user])
         await client.set(self._epoch_key, "1")
+        # and this node's liveness key (as liveness.py writes it): the entries just
+        # written count as held now, not only after the next liveness refresh
+        await client.set(node_key(self.prefix, self.node_id), str(time.time()), px=max(1, round(self.node_ttl * 1000)))
+        self.sessions += 1
 
     def _queue(self, op: _Op) -> bool:
         try:

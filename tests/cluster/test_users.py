@@ -22,6 +22,7 @@ from support.clusternodes import join, lists_become, open_nodes, roomserver_proc
 from support.killable import start_killable
 from support.pyclient import PySocket, PythonClients, open_python_clients
 from support.redisserver import RedisServer
+from support.waiting import wait_until
 
 GRACE = 3.0
 DECK = {"name": "Sums", "flashcards": [
@@ -190,7 +191,6 @@ async def test_a_relayed_player_who_drops_keeps_the_seat_for_the_grace(redis_ser
 
 
 async def wait_owner(node: Any, room_id: int) -> None:
-    from support.waiting import wait_until
     await wait_until(lambda: node.cluster.directory.owner_of(room_id) is not None)
 
 
@@ -284,3 +284,37 @@ async def test_signed_identities_across_nodes(redis_server: RedisServer, prefix:
         # a student's credential may not create rooms (teachers_only_create), on any node
         refused = await ack_of(tab, "create_room", {"name": "Mine", "deck": DECK})
         assert refused["error"]["code"] in ("already_in_room", "forbidden")
+
+
+async def test_the_registry_is_written_again_after_a_redis_restart(redis_server: RedisServer, prefix: str) -> None:
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        sam, first = await joined(clients, a.url, {"id": 7, "username": "sam"})
+        assert a.cluster is not None and b.cluster is not None
+        await redis_server.restart()  # empty: --save ""
+        with trio.fail_after(15):
+            await wait_until(lambda: a.cluster.users.sessions >= 2 and b.cluster.users.sessions >= 2)  # type: ignore[union-attr]
+        other, refused = await joined(clients, b.url, {"id": 7})
+        assert refused["error"]["code"] == "identity_taken"
+        tab, ack = await joined(clients, b.url, {"id": 7, "token": first["token"]})
+        assert ack["ok"] is True and ack["user"]["username"] == "sam"
+        await sam.next_event("replaced")
+
+
+async def test_without_redis_each_node_checks_its_own_users(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Availability first: while Redis is unreachable, joins work (checked by each
+    node alone, as without a cluster), and the log says so once."""
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        sam, first = await joined(clients, a.url, {"id": 7, "username": "sam"})
+        await redis_server.stop()
+        with trio.fail_after(10):
+            await wait_until(lambda: not a.cluster.health.reachable)  # type: ignore[union-attr]
+        kim, ack = await joined(clients, a.url, {"id": 8, "username": "kim"})
+        assert ack["ok"] is True
+        # the node's own rule still holds: sam is held on A
+        other, taken = await joined(clients, a.url, {"id": 7})
+        assert taken["error"]["code"] == "identity_taken"
+        lines = [r.getMessage() for r in caplog.records if r.name == "roomactors.cluster"]
+        assert sum("checked by each node alone" in line for line in lines) == 1, lines
+        await redis_server.start()
