@@ -62,6 +62,11 @@ async def test_a_user_connected_on_one_node_is_taken_on_another(redis_server: Re
         assert "token" in refused["error"]["message"]
         wrong = await ack_of(other, "join_lobby", {"id": 7, "token": "A" * 24})
         assert wrong["error"]["code"] == "identity_taken"
+        # nor does an anonymous create_room that names sam as its host
+        anonymous = clients.connect(b.url, "/lobby")
+        await anonymous.wait_connected()
+        hosted = await ack_of(anonymous, "create_room", {"name": "Mine", "deck": DECK, "host": {"id": 7}})
+        assert hosted["ok"] is False and hosted["error"]["code"] == "identity_taken"
         # the string "7" is another user: free
         assert (await ack_of(other, "join_lobby", {"id": "7"}))["ok"] is True
         # sam on A is undisturbed
@@ -318,3 +323,43 @@ async def test_without_redis_each_node_checks_its_own_users(
         lines = [r.getMessage() for r in caplog.records if r.name == "roomactors.cluster"]
         assert sum("checked by each node alone" in line for line in lines) == 1, lines
         await redis_server.start()
+
+
+async def test_a_relayed_player_comes_back_on_their_own_node(redis_server: RedisServer, prefix: str) -> None:
+    """A player of node A seated in a room of node B drops and comes back on A;
+    then a second tab on A takes the seat over: the seat on B follows each time."""
+    async with (
+        open_nodes(redis_server, prefix, 2, reconnect_grace=30.0) as (a, b),
+        open_python_clients() as clients,
+        trio.open_nursery() as nursery,
+    ):
+        teacher = await join(clients, b.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        with trio.fail_after(10):
+            await wait_owner(a, room_id)
+        pia = await start_killable(nursery, a.url, "pia", "websocket", str(room_id), "2")
+        assert await pia.line() == {"ready": True}
+        started = await ack_of(teacher, "start_race", {"id": room_id, "countdown": 0})
+        said = await pia.line()
+        await pia.kill()
+        await teacher.next_event("updaterooms", where=shows("pia", False))
+        back, ack = await joined(clients, a.url, {"id": "pia", "token": said["token"]})
+        assert ack["ok"] is True and ack["room"] == room_id
+        (state,) = await back.next_event("racestate")
+        assert state["next"] == 1
+        await teacher.next_event("updaterooms", where=shows("pia", True))
+        # a second tab on the same node: the seat follows it, the first tab goes
+        tab, again = await joined(clients, a.url, {"id": "pia", "token": ack["token"]})
+        assert again["ok"] is True and again["room"] == room_id
+        await tab.next_event("racestate")
+        await back.next_event("replaced")
+        card1 = await ack_of(tab, "answer", {"id": room_id, "race_id": started["race_id"], "card": 1, "answer": "4"})
+        assert card1["correct"] is True and card1["next"] is None
+        (over,) = await tab.next_event("raceover")
+        assert over["reason"] == "all_done" and [m["given"] for m in over["mine"]] == ["2", "4"]
+        assert tab.received("roomclosed") == [] and teacher.received("roomclosed") == []
+        # the seat is the tab's alone: leaving the room from it works, once
+        assert (await ack_of(tab, "leave_room", {"id": room_id}))["ok"] is True
+        await teacher.next_event("updaterooms", where=lambda args: any(
+            r["id"] == room_id and r["players"] == [] for r in args[0]))
