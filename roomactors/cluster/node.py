@@ -110,6 +110,11 @@ class ClusterNode:
             "rooms_version": self.directory.version,
         }
 
+    @property
+    def relay_waiting(self) -> int:
+        """Relayed messages not yet in Redis (queued, or in the batch being written)."""
+        return len(self.outbox) + len(self._held or ())
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The node's jobs, until cancelled. Starts at once, with or without Redis."""
         logger.info("cluster node %s on Redis %s", self.node_id, self.url)
