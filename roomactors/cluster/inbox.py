@@ -20,9 +20,10 @@ that is reconnecting, delays them instead of losing them (pub/sub keeps nothing)
   milliseconds: after Redis restarted empty, new ids are normally above the
   reader's, but a Redis whose clock is behind (another machine, a failover)
   would add entries below it, which ``XREAD`` from our id would never return. So
-  whenever the stream is missing, or its newest id is below ours (checked at each
-  reconnect and each time ``XREAD`` waited in vain), the reader starts over from
-  ``0-0``: everything in a stream created since is new to it. What it may then
+  the reader starts over from ``0-0`` (everything in a stream created since is
+  new to it) when it reconnects to a Redis that restarted (its ``run_id``
+  changed), and whenever the stream is missing or its newest id is below ours
+  (checked at each reconnect and each time ``XREAD`` waited in vain). What it may then
   read twice (a Redis restored from a dump, a batch written again because its
   reply was lost) is recognised by the per-sender sequence numbers every entry
   carries (``from``: the sending process, ``n``: its count of messages to this
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+from coredis.exceptions import ResponseError
 
 __all__ = ("INBOX_MAXLEN", "OUTBOX_LIMIT", "InboxReader", "Outbox", "Queued", "inbox_ttl", "sender_id", "write_batch")
 
@@ -251,6 +253,7 @@ class InboxReader:
         self.cursor: str | None = None
         """The id of the last entry handled (None before the first session)."""
         self._last: dict[str, int] = {}
+        self._run_id: str | None = None  # of the Redis read last
         self.sessions = 0
         """Sessions started (statistics; tests wait on it)."""
         self.handled = 0
@@ -259,7 +262,13 @@ class InboxReader:
 
     async def read(self, client: Any, ready: Callable[[], None]) -> None:
         """Read for ever (raises when Redis fails; call again after the reconnect)."""
-        await self._place(client)
+        try:
+            run_id = str((await client.info("server")).get("run_id", ""))
+        except ResponseError:  # INFO refused (a managed Redis): the checks of ids remain
+            run_id = ""
+        restarted = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        await self._place(client, restarted=restarted)
         self.sessions += 1
         ready()
         while True:
@@ -273,12 +282,15 @@ class InboxReader:
                     self.cursor = _text(entry.identifier)
                     self._take({_text(k): _text(v) for k, v in entry.field_values.items()})
 
-    async def _place(self, client: Any) -> None:
-        """Where to read from: our id, unless the stream is gone or restarted below it."""
+    async def _place(self, client: Any, *, restarted: bool = False) -> None:
+        """Where to read from: our id, unless Redis restarted, or the stream is gone
+        or restarted below it."""
         newest = await client.xrevrange(self.stream, end="+", start="-", count=1)
         top = _text(newest[0].identifier) if newest else None
         if self.cursor is None:
             self.cursor = top or "0-0"  # a new node: what is there is a previous process's
+        elif restarted:
+            self.cursor = "0-0"  # all of it came after the restart (or is known: skipped)
         elif top is None:
             self.cursor = "0-0"  # Redis lost it (or it expired): whatever comes is new
         elif _id(top) < _id(self.cursor):
