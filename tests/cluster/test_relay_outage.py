@@ -28,7 +28,9 @@ DECK3 = {"name": "Sums", "flashcards": [
 ]}
 
 
-async def _seated(clients: PythonClients, a: RoomServer, b: RoomServer) -> tuple[PySocket, PySocket, int, int]:
+async def _seated(
+    clients: PythonClients, a: RoomServer, b: RoomServer, **race: Any
+) -> tuple[PySocket, PySocket, int, int]:
     """A teacher on B with a room racing, a student on A seated in it: (teacher, student, room, race)."""
     teacher = await join(clients, b.url, 1, "mia")
     student = await join(clients, a.url, 2, "sam")
@@ -36,7 +38,7 @@ async def _seated(clients: PythonClients, a: RoomServer, b: RoomServer) -> tuple
     room_id = created["room"]["id"]
     await lists_become([student], ["Sums"])
     assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
-    (started,) = await teacher.call("start_race", {"id": room_id, "countdown": 0})
+    (started,) = await teacher.call("start_race", {"id": room_id, "countdown": 0, **race})
     assert started["ok"] is True
     await student.next_event("racestart")
     return teacher, student, room_id, started["race_id"]
@@ -76,6 +78,25 @@ async def test_events_of_a_race_ended_during_an_outage_reach_the_relayed_player(
         assert student.connected and teacher.connected
         (mine,) = await student.call("create_room", {"name": "Mine", "deck": DECK})
         assert mine["ok"] is True
+
+
+async def test_a_race_whose_time_runs_out_during_a_long_outage_ends_for_the_relayed_player(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        teacher, student, room_id, race_id = await _seated(clients, a, b, time_limit=10)
+        await _redis_down(redis_server, a, b)
+        # The outage lasts until the race's time is up on B (10 s, the shortest
+        # limit): longer than the liveness TTL and than any command's deadline.
+        (over,) = await teacher.next_event("raceover", timeout=20)
+        assert over["reason"] == "time_up"
+        await redis_server.start()
+        (student_over,) = await student.next_event("raceover", timeout=15)
+        assert student_over["reason"] == "time_up" and student_over["race_id"] == race_id
+        assert student_over["mine"] == []  # never answered
+        # still seated, not node_lost: a command for the room works again
+        assert (await student.call("leave_room", {"id": room_id}))[0] == {"ok": True}
+        assert student.received("roomclosed") == [] and student.connected
 
 
 async def test_a_command_sent_during_a_short_outage_succeeds_once_redis_is_back(
