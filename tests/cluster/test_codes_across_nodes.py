@@ -55,9 +55,12 @@ async def test_a_code_clash_resolves_to_the_lower_room_id_on_every_node(
             return [n.room_of_code(CODE.lower()) for n in (a, b, c)]
 
         with trio.fail_after(10):
-            # a: its own room (the lobby's code book answers); b and c: a's room
-            await wait_until(lambda: resolved() == [None, (low, "a"), (low, "a")], state=resolved)
-        assert b.code_taken(CODE) and c.code_taken(CODE) and a.code_taken(CODE)
+            # a: its own room (the lobby's code book answers); b and c: a's room; and
+            # a's replica has b's room too (the clash is known on both sides)
+            await wait_until(
+                lambda: resolved() == [None, (low, "a"), (low, "a")] and a.code_taken(CODE), state=resolved
+            )
+        assert b.code_taken(CODE) and c.code_taken(CODE)
         with trio.fail_after(10):  # both nodes holding the code log the clash, once
             await wait_until(lambda: len(_clash_lines(caplog)) == 2)
         assert all(f"reaches room {low} on every node" in line for line in _clash_lines(caplog))
