@@ -20,7 +20,7 @@ from typing import Any, Final, cast
 
 import trio
 
-from .client import DETACH_FLOODING, DETACH_REPLACED, Client
+from .client import DETACH_FLOODING, DETACH_REPLACED, Client, SharedEvent
 from .clock import ServerClock
 from .commands import (
     COMMANDS,
@@ -193,6 +193,7 @@ class LobbyActor:
             case AttachDirectory(directory, users):
                 self._cluster = directory
                 self._user_registry = users
+                self._feed.codes.taken_elsewhere = directory.code_taken  # codes unique across nodes
             case RemoteRoomsChanged():
                 self._merge_remote_rooms()
             case Shutdown():
@@ -716,6 +717,7 @@ class LobbyActor:
         self._feed.close(room_id)
         summary = entry.summary
         tell_host = reason in ("shutdown", "crashed")
+        closed = SharedEvent("roomclosed", {"id": room_id, "reason": reason})  # encoded once for all
         for seated in (summary.host, *summary.players):
             state = self._users.get(seated.id)
             if state is None or state.room_id != room_id:
@@ -725,7 +727,7 @@ class LobbyActor:
                 continue
             conn = self._clients.get(state.client_id)
             if conn is not None:
-                self._hand(conn.client, "send_event", "roomclosed", {"id": room_id, "reason": reason})
+                self._hand(conn.client, "send_shared", closed)
         logger.info("room %d closed: %s", room_id, reason, extra={"room_id": room_id})
 
     def _hand(self, client: Client, method: str, *args: object) -> None:
