@@ -24,7 +24,7 @@ from support.pyclient import PySocket, PythonClients, open_python_clients
 from support.redisserver import RedisServer
 from support.waiting import wait_until
 
-GRACE = 3.0
+GRACE = 5.0
 DECK = {"name": "Sums", "flashcards": [
     {"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"},
 ]}
@@ -242,10 +242,17 @@ async def test_players_of_a_killed_node_come_back_on_another(redis_server: Redis
         room_id = created["room"]["id"]
         async with roomserver_process(redis_server, prefix, "doomed", ttl) as (url, process):
             student, first = await joined(clients, url, {"id": 2, "username": "sam"})
+            idle, _ = await joined(clients, url, {"id": 3, "username": "kim"})  # in no room
             await lists_become([student], ["Sums"])
             assert (await ack_of(student, "join_room", {"id": room_id}))["ok"] is True
             os.kill(process.pid, signal.SIGKILL)
             await teacher.next_event("updaterooms", where=shows(2, False), timeout=ttl * 4 + 5)
+        # a user of the dead node in no room is nobody's any more: free to claim
+        kim, free = await joined(clients, b.url, {"id": 3, "username": "kim"})
+        assert free["ok"] is True and free["room"] is None
+        # one seated in a room of a living node is held there, for the token's holder
+        thief, taken = await joined(clients, b.url, {"id": 2})
+        assert taken["error"]["code"] == "identity_taken"
         back, ack = await joined(clients, b.url, {"id": 2, "token": first["token"]})
         assert ack["ok"] is True and ack["room"] == room_id, ack
         await teacher.next_event("updaterooms", where=shows(2, True))
