@@ -15,6 +15,7 @@ import signal
 import time
 from typing import Any
 
+import coredis
 import jwt
 import pytest
 import trio
@@ -370,3 +371,18 @@ async def test_a_relayed_player_comes_back_on_their_own_node(redis_server: Redis
         assert (await ack_of(tab, "leave_room", {"id": room_id}))["ok"] is True
         await teacher.next_event("updaterooms", where=lambda args: any(
             r["id"] == room_id and r["players"] == [] for r in args[0]))
+
+
+async def test_a_flushed_registry_is_written_again(redis_server: RedisServer, prefix: str) -> None:
+    """Redis loses its data without dropping the connection (FLUSHALL): the node
+    notices its marker is gone and writes its users again."""
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        sam, first = await joined(clients, a.url, {"id": 7, "username": "sam"})
+        assert a.cluster is not None
+        sessions = a.cluster.users.sessions
+        async with coredis.Redis.from_url(redis_server.url) as admin:
+            await admin.flushall()
+        with trio.fail_after(10):
+            await wait_until(lambda: a.cluster.users.sessions > sessions)  # type: ignore[union-attr]
+        other, refused = await joined(clients, b.url, {"id": 7})
+        assert refused["error"]["code"] == "identity_taken"
