@@ -168,6 +168,11 @@ def _combine(scenario: Scenario, k: int, runs: Mapping[int, dict[str, object]]) 
         a, b = one.get("deliveries_per_second"), many.get("deliveries_per_second")
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a:
             out["scaling"] = round(b / a, 3)
+        # What K nodes could carry if each had its core and the client kept up: K times
+        # one node's CPU per list over the K nodes' (an estimate, not a measurement).
+        a, b = one.get("server_cpu_us_per_delivery"), many.get("server_cpu_us_per_delivery")
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+            out["cpu_scaling_estimate"] = round(k * a / b, 3)
     else:
         by = many.get("by_locality")
         if isinstance(by, Mapping):

@@ -61,6 +61,8 @@ def metrics(sizes: Sizes) -> list[Metric]:
               "loadgen_cpu_share", context=True),
         ]
     rows.append(m("scaling", f"{f}: lists/s, {k} nodes ÷ 1 node", "×", True, s, "scaling"))
+    rows.append(m("cpu_scaling_estimate", f"{f}: estimate from CPU per list, {k} × 1 node's ÷ {k} nodes'", "×", True, s,
+                  "cpu_scaling_estimate", context=True))
     r = "cluster-race"
     c = f"cluster race {race_label(sizes)}"
     local, remote = (many, "by_locality", "local"), (many, "by_locality", "remote")
