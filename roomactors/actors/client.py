@@ -102,16 +102,17 @@ class Client(Protocol):
         """Show ``rooms`` as ``updaterooms``; an undelivered older list may be dropped."""
 
     def send_latest(self, event: str, payload: object) -> None:
-        """Send ``roomupdated`` or ``roomschanged``: an undelivered earlier event of
-        the same name is dropped in favour of this one (newest wins)."""
+        """Send ``roomschanged`` (a watcher's own feed frame): an undelivered earlier
+        event of the same name is dropped in favour of this one (newest wins)."""
 
     def holds(self, event: str) -> bool:
         """Whether the last ``send_latest`` of ``event`` is still undelivered (so
         that the feed can merge what it carried into the next one)."""
 
     def send_shared(self, event: SharedEvent) -> None:
-        """Send ``event`` (shared by many clients, encoded once); with a
-        ``replace_key``, an undelivered older event of that key may be dropped."""
+        """Send ``event`` (shared by many clients, encoded once: ``racestart``,
+        ``raceprogress``, ``roomupdated``, ``roomclosed``); with a ``replace_key``,
+        an undelivered older event of that key may be dropped."""
 
     def detach(self, reason: str) -> None:
         """Leave the namespace: ``"replaced"`` (the user was taken over by another

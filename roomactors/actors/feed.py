@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from .client import Client, RoomList
+from .client import Client, RoomList, SharedEvent
 from .codes import CodeBook
 from .directory import Listing, RoomDirectory, RoomFilter
 from .limits import RoomLimits
@@ -144,9 +144,11 @@ class LobbyFeed:
             listing = self.directory.listing(room_id)
             if listing is None:
                 continue
-            payload = {"room": listing.json}
+            # one event per room, encoded once per namespace for all its members;
+            # newest wins per member, as for a list
+            event = SharedEvent(ROOMUPDATED, {"room": listing.json}, replace_key=ROOMUPDATED)
             for client in members_of(listing.summary):
-                _hand(client, "send_latest", ROOMUPDATED, payload)
+                _hand(client, "send_shared", event)
         watchers = self._watchers
         for key, frame in self.directory.take_frames(lambda key: _holds(watchers[key])):
             _hand(watchers[key], "send_latest", ROOMSCHANGED, frame.to_json())

@@ -20,7 +20,7 @@ from typing import Any, Final, cast
 
 import trio
 
-from .client import DETACH_FLOODING, DETACH_REPLACED, Client
+from .client import DETACH_FLOODING, DETACH_REPLACED, Client, SharedEvent
 from .clock import ServerClock
 from .commands import (
     COMMANDS,
@@ -707,6 +707,7 @@ class LobbyActor:
         self._feed.close(room_id)
         summary = entry.summary
         tell_host = reason in ("shutdown", "crashed")
+        closed = SharedEvent("roomclosed", {"id": room_id, "reason": reason})  # encoded once for all
         for seated in (summary.host, *summary.players):
             state = self._users.get(seated.id)
             if state is None or state.room_id != room_id:
@@ -716,7 +717,7 @@ class LobbyActor:
                 continue
             conn = self._clients.get(state.client_id)
             if conn is not None:
-                self._hand(conn.client, "send_event", "roomclosed", {"id": room_id, "reason": reason})
+                self._hand(conn.client, "send_shared", closed)
         logger.info("room %d closed: %s", room_id, reason, extra={"room_id": room_id})
 
     def _hand(self, client: Client, method: str, *args: object) -> None:

@@ -76,7 +76,10 @@ class MemoryClient:
 
 
     def send_shared(self, event: SharedEvent) -> None:
-        # every event is kept, keyed ones too: tests scan all that was sent
+        if event.name == "roomupdated":  # newest-wins room updates are kept with the feed's
+            self.send_latest(event.name, event.payload)
+            return
+        # every other event is kept, keyed ones too: tests scan all that was sent
         self.events.append((event.name, event.payload))
         self._lot.unpark_all()
 

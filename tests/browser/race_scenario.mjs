@@ -264,9 +264,11 @@ await runScenario(async (report, step) => {
     };
     step("Alice reloads her page mid-race: 'Reconnecting…', then her next card");
     await ap.reload({ waitUntil: "load" });
-    const aliceReload = { sawReconnecting: await ap.evaluate(() =>
-      document.querySelector("[data-testid=connection-state]").dataset.state) };
     await backInTheRace(ap, "alice");
+    // what the page showed since it loaded (reading the state once after the load
+    // would race with the rejoin, which may already be answered)
+    const aliceReload = { sawReconnecting: await ap.evaluate(() =>
+      window.roomactorsLobby.state.connectionShown.includes("reconnecting") ? "reconnecting" : "no") };
     await waitIn(ap, "alice: her next card", () => window.roomactorsLobby.state.race?.next === 1);
     aliceReload.problem = await textOf(byTest(ap, "problem"));
     aliceReload.me = await ap.evaluate(() => window.roomactorsLobby.state.me.username);

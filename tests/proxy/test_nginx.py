@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import trio
-from support.certs import TestCertificates
+from support.certs import TestCertificates, tls_options
 from support.clientapi import ConnectRefused, wait_websocket
 from support.clients import client_params, open_clients
 from support.nginx import NginxProxy, open_nginx
@@ -37,18 +36,6 @@ async def proxied(
     async with open_nginx([server.port], certificates, tmp_path) as proxy:
         yield server, proxy
     nursery.cancel_scope.cancel()
-
-
-def tls_options(kind: str, ca: Path) -> dict[str, Any]:
-    """python-socketio checks nginx's certificate against the test's CA (in a
-    session that ignores REQUESTS_CA_BUNDLE and the like); socket.io-client is
-    told not to check."""
-    if kind == "node":
-        return {"rejectUnauthorized": False}
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(ca)
-    return {"http_session": session}
 
 
 @pytest.mark.parametrize("transports", [None, ["websocket"]], ids=["polling-then-upgrade", "websocket"])

@@ -11,8 +11,11 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ("TestCertificates", "make_certificates")
+import requests
+
+__all__ = ("TestCertificates", "make_certificates", "tls_options")
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,15 @@ def make_certificates(directory: Path) -> TestCertificates:
     combined = directory / "combined.pem"
     combined.write_bytes(cert.read_bytes() + key.read_bytes())
     return TestCertificates(ca=ca, cert=cert, key=key, combined=combined)
+
+
+def tls_options(kind: str, ca: Path) -> dict[str, Any]:
+    """python-socketio checks nginx's certificate against the test's CA (in a
+    session that ignores REQUESTS_CA_BUNDLE and the like); socket.io-client is
+    told not to check."""
+    if kind == "node":
+        return {"rejectUnauthorized": False}
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(ca)
+    return {"http_session": session}

@@ -152,6 +152,7 @@
     credential: takeCredential(), // a signed identity from the school's site, or null
     me: null, // {id, username, auth_level} once join_lobby succeeded
     rejoining: false, // a join_lobby sent by itself (reload, reconnect) is on its way
+    connectionShown: [], // the last connection states shown, oldest first (for tests and debugging)
     pendingRaceState: null, // a racestate that came before our join_lobby's ack
     profile: loadProfile(), // what the user signed in with; re-sent after a reconnect
     rooms: [],
@@ -426,6 +427,8 @@
     const transport = kind === "connected" ? transportName() : "";
     el.connection.dataset.transport = transport;
     if (kind === "connected" && state.rejoining) kind = "reconnecting"; // until join_lobby answers
+    state.connectionShown.push(kind);
+    if (state.connectionShown.length > 20) state.connectionShown.shift();
     const label = {
       connecting: "Connecting…",
       connected: transport === "websocket" ? "Connected (WebSocket)" : "Connected",
