@@ -151,7 +151,9 @@ async def amain(argv: Sequence[str]) -> int:
         print(
             f"bench/run: {len(setup.scenarios)} scenarios × {len(targets)} servers; servers on cpu "
             f"{server_cpus or 'any'}, load on cpu {load_cpus or 'any'}; fd limit {fd_limit}; "
-            f"rate limit {'off' if rate_limit_off else 'on (paced)'}; roomactors from {source}",
+            f"rate limit {'off' if rate_limit_off else 'on (paced)'}; roomactors from {source}"
+            + (f"; cluster nodes on cpu {','.join(setup.node_cpus) or 'any'}, its load on cpu "
+               f"{setup.cluster_load_cpus or 'any'}" if "cluster" in wanted else ""),
             file=sys.stderr,
         )
         started = time.time()

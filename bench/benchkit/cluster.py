@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -75,8 +76,6 @@ def workload(scenario: Scenario) -> str:
 def node_cpus(arg: str | None) -> tuple[str, ...]:
     """One core per node, in order (node i on the i-th, wrapping around): `--node-cpus`
     ("0,1"; "none": unpinned), by default the cores this process may use."""
-    import shutil
-
     if arg == "none" or not shutil.which("taskset"):
         return ()
     if arg:
@@ -112,10 +111,14 @@ async def _cluster_ready(nodes: Sequence[RunningServer]) -> None:
         return (isinstance(cluster, Mapping) and cluster.get("redis") == "reachable"
                 and cluster.get("nodes_alive") == len(nodes))  # fmt: skip
 
-    with trio.fail_after(READY_TIMEOUT):
+    health: Mapping[str, object] = {}
+    with trio.move_on_after(READY_TIMEOUT):
         for node in nodes:
-            while not ready(await _healthz(node.url)):
+            while not ready(health := await _healthz(node.url)):
                 await trio.sleep(0.1)
+        return
+    raise RuntimeError(f"the nodes did not all see Redis and each other within {READY_TIMEOUT:.0f} s: "
+                       f"{node.url}/healthz says {health}")
 
 
 async def _sub_run(
