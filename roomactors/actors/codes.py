@@ -8,6 +8,13 @@ everybody's rooms. 31**6 (about 887 million) codes against at most
 ``max_rooms`` open rooms makes a guess hit an open room with a chance of about
 1 in 90,000 at 10,000 rooms; the command rate limit bounds the guessing.
 
+On a cluster (docs/cluster.md) each node's lobby owns the codes of its own
+rooms; ``taken_elsewhere`` (the node's replica of the other nodes' rooms) makes
+it draw again when another node's room holds the code. Two rooms created at
+nearly the same moment on two nodes can still get one code (neither replica had
+the other's yet); the room directory resolves that clash
+(:meth:`roomactors.cluster.directory.ClusterDirectory.room_of_code`).
+
 Sans-IO and clock-free: the lobby actor owns one :class:`CodeBook`.
 """
 
@@ -27,6 +34,11 @@ unknown one is ``room_not_found``); longer is ``invalid_payload``."""
 
 _ALPHABET_SET: Final = frozenset(CODE_ALPHABET)
 
+ELSEWHERE_DRAWS: Final = 32
+"""Draws that ask ``taken_elsewhere``; after them only this book's own codes count
+(a check that says "taken" for ever must not hang the lobby; the directory
+resolves a clash)."""
+
 
 def normalize_code(text: str) -> str | None:
     """The code ``text`` names, upper-cased; None when no code can look like it.
@@ -45,10 +57,17 @@ class CodeBook:
 
     ``choice`` picks one character; the default is :func:`secrets.choice`.
     Tests pass a seeded ``random.Random().choice`` to force collisions.
+    ``taken_elsewhere`` (None: nothing is) says whether a room of another node
+    holds a code; :meth:`issue` then draws again.
     """
 
-    def __init__(self, choice: Callable[[Sequence[str]], str] = secrets.choice) -> None:
+    def __init__(
+        self,
+        choice: Callable[[Sequence[str]], str] = secrets.choice,
+        taken_elsewhere: Callable[[str], bool] | None = None,
+    ) -> None:
         self._choice = choice
+        self.taken_elsewhere = taken_elsewhere
         self._rooms: dict[str, int] = {}
         self._codes: dict[int, str] = {}
 
@@ -56,18 +75,24 @@ class CodeBook:
         return len(self._rooms)
 
     def issue(self, room_id: int) -> str:
-        """A fresh code for ``room_id``, unique among the codes issued and not released.
+        """A fresh code for ``room_id``, unique among the codes issued and not
+        released, and not ``taken_elsewhere`` (for the first ``ELSEWHERE_DRAWS`` draws).
 
-        Draws again on a collision; with the rooms a server holds (at most a
-        few ten-thousands of 887 million codes) a second draw is already rare.
+        Draws again on a collision; with the rooms a server (or a cluster) holds
+        (at most a few ten-thousands of 887 million codes) a second draw is
+        already rare.
         """
         if room_id in self._codes:
             raise ValueError(f"room {room_id} already has code {self._codes[room_id]}")
         if len(self._rooms) >= len(CODE_ALPHABET) ** CODE_LENGTH // 2:
             raise RuntimeError("more than half of all room codes are in use")  # pragma: no cover
+        asked = 0
         while True:
             code = "".join(self._choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-            if code not in self._rooms:
+            if code in self._rooms:
+                continue
+            asked += 1
+            if self.taken_elsewhere is None or asked > ELSEWHERE_DRAWS or not self.taken_elsewhere(code):
                 break
         self._rooms[code] = room_id
         self._codes[room_id] = code

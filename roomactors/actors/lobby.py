@@ -189,6 +189,7 @@ class LobbyActor:
                 pass  # after_batch publishes what is due
             case AttachDirectory(directory):
                 self._cluster = directory
+                self._feed.codes.taken_elsewhere = directory.code_taken  # codes unique across nodes
             case RemoteRoomsChanged():
                 self._merge_remote_rooms()
             case Shutdown():

@@ -83,13 +83,16 @@ class RoomDirectoryView(Protocol):
     The lobby stays the single writer of its own rooms: after each batch it
     ``report``s their listings (unlisted ones too: joined by code from anywhere); on ``RemoteRoomsChanged`` it takes the other
     nodes' rooms that changed (``take_remote``: room id, summary or None for
-    gone, code) into its lists and feeds. Both run in the lobby's task and must
-    not block.
+    gone, code) into its lists and feeds; a new room's code is drawn again while
+    ``code_taken`` says a room of another node holds it. All run in the lobby's
+    task and must not block.
     """
 
     def report(self, listings: tuple[Listing, ...]) -> None: ...
 
     def take_remote(self) -> list[tuple[int, RoomSummary | None, str]]: ...
+
+    def code_taken(self, code: str) -> bool: ...
 
 
 @dataclass(frozen=True)

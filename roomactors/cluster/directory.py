@@ -19,6 +19,17 @@ rooms leave every list within the liveness TTL plus one refresh.
 Room ids are unique across nodes because each node numbers its rooms in its own
 block (``claim_id_block``): ``block * 2**32 + 1`` onwards, with ``block`` claimed
 in Redis with ``SET NX``.
+
+Room codes are drawn by each node's lobby, which draws again when the replica
+knows a room of another node with the code (``code_taken``). Two rooms created
+at nearly the same moment on two nodes (before either replica had the other's)
+can still share a code; then the lower room id keeps it on every node:
+``room_of_code`` (which the relay asks before the lobby, for every join by code)
+answers with the lowest id among the rooms holding the code, this node's own
+included, so a join by that code reaches the same room from any node once the
+replicas have both rooms. The other room keeps its code (its host has read it
+out already) but is reached by id only while the clash lasts; both nodes log
+the clash as a warning.
 """
 
 from __future__ import annotations
@@ -192,6 +203,9 @@ class ClusterDirectory:
         self._own_changed = trio.Event()
         # --- the other nodes' rooms
         self._remote: dict[int, RemoteRoom] = {}
+        self._remote_codes: dict[str, set[int]] = {}  # code -> rooms of the replica (any node)
+        self._own_codes: dict[str, int] = {}  # code -> this node's room
+        self._clashes: set[tuple[int, int]] = set()  # logged already
         self._given: dict[int, str] = {}  # what the lobby was handed, by take_remote
         self._alive: frozenset[str] | None = None  # None: not known yet, show everything
         self._missing_since: dict[str, float] = {}
@@ -225,7 +239,12 @@ class ClusterDirectory:
         self._encoded = encoded
         if own != self._own:
             self._own = own
+            self._own_codes = {listing.code: room_id for room_id, (listing, _) in encoded.items()}
             self._own_changed.set()
+            for code, room_id in self._own_codes.items():
+                for other in self._remote_codes.get(code, ()):
+                    if self._remote[other].node != self.node_id:
+                        self._log_clash(code, room_id, self._remote[other])
 
     def take_remote(self) -> list[tuple[int, RoomSummary | None, str]]:
         """What the lobby must change to show the other nodes' rooms as they are now."""
@@ -258,14 +277,61 @@ class ClusterDirectory:
 
     def room_of_code(self, code: str) -> tuple[int, str] | None:
         """The id and node of another node's room (listed or not) with this code
-        (matched without regard to case), or None. A linear scan: joining by code
-        is rare next to lists, and the replica keeps no second index to go stale."""
+        (matched without regard to case), or None when no such room is alive or
+        this node's own room with the code has a lower id. Should several rooms
+        hold the code (created at nearly the same moment on two nodes), the lowest
+        id wins, on every node alike."""
         wanted = code.upper()
         alive = self._alive
-        for room in self._remote.values():
-            if room.code == wanted and room.node != self.node_id and (alive is None or room.node in alive):
-                return room.id, room.node
-        return None
+        best: RemoteRoom | None = None
+        for room_id in self._remote_codes.get(wanted, ()):
+            room = self._remote[room_id]
+            if room.node != self.node_id and (alive is None or room.node in alive):
+                if best is None or room.id < best.id:
+                    best = room
+        if best is None:
+            return None
+        own = self._own_codes.get(wanted)
+        return None if own is not None and own < best.id else (best.id, best.node)
+
+    def code_taken(self, code: str) -> bool:
+        """Whether a room of another node holds ``code`` (as far as the replica knows):
+        the lobby then draws another code for a new room."""
+        return any(self._remote[r].node != self.node_id for r in self._remote_codes.get(code, ()))
+
+    def _index(self, room: RemoteRoom) -> None:
+        old = self._remote.get(room.id)
+        if old is not None:
+            self._unindex(old)
+        self._remote[room.id] = room
+        if room.code:
+            self._remote_codes.setdefault(room.code, set()).add(room.id)
+            own = self._own_codes.get(room.code)
+            if own is not None and room.node != self.node_id and own != room.id:
+                self._log_clash(room.code, own, room)
+
+    def _unindex(self, room: RemoteRoom) -> None:
+        holders = self._remote_codes.get(room.code)
+        if holders is not None:
+            holders.discard(room.id)
+            if not holders:
+                del self._remote_codes[room.code]
+
+    def _remove(self, room_id: int) -> None:
+        room = self._remote.pop(room_id, None)
+        if room is not None:
+            self._unindex(room)
+
+    def _log_clash(self, code: str, own: int, other: RemoteRoom) -> None:
+        pair = (min(own, other.id), max(own, other.id))
+        if pair in self._clashes:
+            return
+        self._clashes.add(pair)
+        logger.warning(
+            "room code %s is held by room %d here and by room %d on node %s (created at nearly the same "
+            "moment); a join by this code reaches room %d on every node, the other room by its id only",
+            code, own, other.id, other.node, pair[0],
+        )
 
     # --- liveness ----------------------------------------------------------------
 
@@ -345,12 +411,12 @@ class ClusterDirectory:
         async with connect(self.url) as client:
             while True:
                 seq, last_id, entries = await self._snapshot(client)
-                remote: dict[int, RemoteRoom] = {}
+                self._remote = {}
+                self._remote_codes = {}
                 for room_id, value in entries.items():
                     room = _decode(room_id, value)
                     if room is not None:
-                        remote[room_id] = room
-                self._remote = remote
+                        self._index(room)
                 self.version = last_id
                 self._snapshotted = True
                 self._replica_changed.set()
@@ -375,9 +441,9 @@ class ClusterDirectory:
                 if fields["op"] == "set":
                     room = _decode(room_id, fields["value"])
                     if room is not None:
-                        self._remote[room_id] = room
+                        self._index(room)
                 else:
-                    self._remote.pop(room_id, None)
+                    self._remove(room_id)
             self.version = last_id
             self._replica_changed.set()
 

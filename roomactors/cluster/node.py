@@ -5,15 +5,19 @@
 - the liveness key (``liveness.keep_alive``), which also counts the living nodes;
 - the room directory's writer and replica (``directory``), which make every
   node's lobby list every node's rooms;
-- the relay of commands and events for rooms held by other nodes (``relay``),
-  reading this node's inbox channel on the same subscription as
-- the python-socketio listener, which reads ``redis_channel`` with a
-  ``get_message()`` loop (coredis's ``async for`` over a pubsub silently ends
-  after a Redis restart) and delivers what Python programs emit to this node's
-  own clients.
+- the relay of commands and events for rooms held by other nodes (``relay``):
+  what it queues goes into this node's :class:`~roomactors.cluster.inbox.Outbox`
+  (kept while Redis is away) and from there, by the publisher, into the other
+  nodes' inbox streams; the inbox reader reads this node's stream
+  (:mod:`~roomactors.cluster.inbox`);
+- the python-socketio listener, which reads ``redis_channel`` (pub/sub: that is
+  python-socketio's protocol) with a ``get_message()`` loop (coredis's ``async
+  for`` over a pubsub silently ends after a Redis restart) and delivers what
+  Python programs emit to this node's own clients.
 
 A Redis outage stops none of this node's own work: the jobs fail, the outage is
-logged once, the jobs come back with backoff.
+logged once, the jobs come back with backoff; relayed messages wait in the
+outbox meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
 from .directory import ClusterDirectory
+from .inbox import InboxReader, Outbox, Queued, inbox_ttl, sender_id, write_batch
 from .relay import Relay
 from .link import BACKOFF_MAX, RedisHealth, connect, supervise
 from .liveness import REFRESHES_PER_TTL, keep_alive, leave
@@ -80,7 +85,13 @@ class ClusterNode:
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
-        self._held: tuple[str, str] | None = None
+        self.outbox = Outbox()
+        """Relayed messages waiting for Redis (the relay's queue drains into it at once)."""
+        self.inbox = InboxReader(self.relay.inbox, self.relay.handle_inbox)
+        """Reads this node's inbox stream."""
+        self._sender = sender_id(self.node_id)
+        self._inbox_ttl = inbox_ttl(config.node_ttl)
+        self._held: list[Queued] | None = None
         self._alive: frozenset[str] = frozenset()
         self._liveness_sessions = 0
         self.subscriptions = 0
@@ -99,6 +110,11 @@ class ClusterNode:
             "rooms_version": self.directory.version,
         }
 
+    @property
+    def relay_waiting(self) -> int:
+        """Relayed messages not yet in Redis (queued, or in the batch being written)."""
+        return len(self.outbox) + len(self._held or ())
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The node's jobs, until cancelled. Starts at once, with or without Redis."""
         logger.info("cluster node %s on Redis %s", self.node_id, self.url)
@@ -110,7 +126,9 @@ class ClusterNode:
                 nursery.start_soon(supervise, self.health, "directory-replica", self.directory.replicate)
                 nursery.start_soon(self.directory.tell_lobby)
                 await nursery.start(self.relay.run)
+                nursery.start_soon(self._queue_relayed)
                 nursery.start_soon(supervise, self.health, "relay-publisher", self._publish_relayed)
+                nursery.start_soon(supervise, self.health, "relay-inbox", self._read_inbox)
                 with contextlib.suppress(ActorStopped):  # stopped already: nothing to attach
                     await self._lobby.attach_directory(self.directory)
                 self._local.router = self.relay
@@ -138,20 +156,32 @@ class ClusterNode:
         self.directory.set_alive(nodes)
         self.relay.nodes_alive(nodes | {self.node_id})
 
+    async def _queue_relayed(self) -> None:
+        """Moves what the relay queued into the outbox at once, Redis or not (the
+        outbox bounds and coalesces; the relay's own queue never fills)."""
+        async for stream, text in self.relay.outbox:
+            self.outbox.put(stream, text)
+
     async def _publish_relayed(self) -> None:
-        """Sends what the relay queued for other nodes' inboxes (in order)."""
+        """Writes the outbox to the other nodes' inbox streams, in order; a batch
+        that failed is written again first after the reconnect."""
         async with connect(self.url) as client:
+            await client.ping()
             self.health.job_ok("relay-publisher")
             while True:
                 if self._held is None:
-                    self._held = await self.relay.outbox.receive()
-                await client.publish(*self._held)
-                self._held = None  # sent; one that failed is sent again after the reconnect
+                    await self.outbox.wait()
+                    self._held = self.outbox.take()
+                await write_batch(client, self._held, self._sender, self._inbox_ttl)
+                self._held = None
+
+    async def _read_inbox(self) -> None:
+        async with connect(self.url) as client:
+            await self.inbox.read(client, lambda: self.health.job_ok("relay-inbox"))
 
     async def _listen(self) -> None:
         async with connect(self.url) as client:
-            channels = [self.channel, self.relay.inbox]
-            async with client.pubsub(channels=channels, retry_policy=NoRetryPolicy()) as pubsub:
+            async with client.pubsub(channels=[self.channel], retry_policy=NoRetryPolicy()) as pubsub:
                 self.health.job_ok("pubsub")
                 self.subscriptions += 1
                 self.subscribed.set()
@@ -160,12 +190,7 @@ class ClusterNode:
                     if message is None or message.get("type") != "message":
                         continue
                     data = message["data"]
-                    if not isinstance(data, (bytes, str)):
-                        continue
-                    channel = message.get("channel")
-                    if channel in (self.relay.inbox, self.relay.inbox.encode()):
-                        self.relay.handle_inbox(data)
-                    else:
+                    if isinstance(data, (bytes, str)):
                         self.handle_raw(data)
 
     def handle_raw(self, raw: bytes | str) -> None:

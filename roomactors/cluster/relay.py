@@ -2,7 +2,7 @@
 
 A player connected to node A joins a room held by node B. Node A (the
 :class:`Relay`, a ``CommandRouter`` of the room app) sends the player's commands
-for that room to B's inbox channel ``{prefix}inbox:{B}`` with a deadline, and
+for that room to B's inbox (stream) ``{prefix}inbox:{B}`` with a deadline, and
 answers the player when B replies, or with ``node_unavailable`` when the deadline
 passes first (the command is then dropped by B if it arrives late, so a failed
 command changes nothing). Node B (the same class) speaks for the player to its own
@@ -193,8 +193,8 @@ class Relay:
             owner = self._owner_of(room_id)
             return None if owner is None else (room_id, owner)
         if room_id is None and isinstance(code, str) and 1 <= len(code) <= 16:
-            # codes are unique per node: should a room here hold the same code as one
-            # elsewhere (about one chance in 10^9 per pair), the other node's wins
+            # None when no other node's room holds it, or when a room here with the
+            # same code has the lower id (a clash; the directory resolves it alike everywhere)
             return self._room_of_code(code)
         return None  # invalid payloads are the lobby's to refuse
 

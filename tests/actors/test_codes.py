@@ -1,4 +1,4 @@
-"""Room codes: alphabet, uniqueness among open rooms, randomness, case-insensitive lookup."""
+"""Room codes: alphabet, uniqueness among open rooms (and across nodes), randomness, case-insensitive lookup."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roomactors.actors.codes import CODE_ALPHABET, CODE_LENGTH, CodeBook, normalize_code
+from roomactors.actors.codes import CODE_ALPHABET, CODE_LENGTH, ELSEWHERE_DRAWS, CodeBook, normalize_code
 
 
 def test_codes_use_the_alphabet_without_look_alikes() -> None:
@@ -66,3 +66,34 @@ def test_normalize_code() -> None:
     assert normalize_code("ABC10O") is None  # look-alikes are not in the alphabet
     assert normalize_code("\ufb00\ufb00\ufb00") is None  # "ff" ligatures must not upper-case into a code
     assert normalize_code(" ABC23") is None  # not trimmed
+
+
+def test_a_code_taken_by_another_node_s_room_is_drawn_again() -> None:
+    """On a cluster the node's replica knows the other nodes' codes: those are skipped too."""
+    rng = random.Random(7)
+    drawn: list[str] = []
+    elsewhere: set[str] = set()
+
+    def choice(alphabet: str) -> str:
+        return rng.choice(alphabet[:2])  # 64 codes: collisions on purpose
+
+    probe = CodeBook(choice=choice)
+    for room_id in range(1, 9):
+        elsewhere.add(probe.issue(room_id))  # what "another node" holds: 8 of the 64 codes
+
+    def taken(code: str) -> bool:
+        drawn.append(code)
+        return code in elsewhere
+
+    book = CodeBook(choice=choice, taken_elsewhere=taken)
+    codes = [book.issue(room_id) for room_id in range(1, 41)]
+    assert len(set(codes)) == 40 and not set(codes) & elsewhere
+    assert set(drawn) & elsewhere  # it did draw the other node's codes, and drew again
+    assert all(code not in codes[:i] for i, code in enumerate(codes))
+
+
+def test_a_check_that_always_says_taken_does_not_hang_the_lobby() -> None:
+    asked: list[str] = []
+    book = CodeBook(taken_elsewhere=lambda code: asked.append(code) is None)
+    code = book.issue(1)
+    assert len(asked) == ELSEWHERE_DRAWS and book.room_of(code) == 1

@@ -137,7 +137,7 @@ async def test_a_redis_restart_mid_race_and_the_race_still_finishes(redis_server
             (ack,) = await player.call("answer", {"id": room_id, "race_id": race_id, "card": 0, "answer": "2"})
             assert ack["correct"] is True
         await redis_server.restart()
-        with trio.fail_after(15):  # both nodes have subscribed again (to their inboxes too)
+        with trio.fail_after(15):  # both nodes have reconnected (their inbox streams too)
             await wait_until(lambda: a.cluster.subscriptions >= 2 and b.cluster.subscriptions >= 2)
         for player in (local, remote):
             (ack,) = await player.call("answer", {"id": room_id, "race_id": race_id, "card": 1, "answer": "4"})

@@ -1,0 +1,207 @@
+"""Relayed messages survive a Redis outage: the inbox is a stream, the outbox waits.
+
+A student on node A races in a teacher's room on node B; Redis is stopped (its
+process ends: every connection breaks) and started again, empty, on the same
+port, as an operator's restart looks. Real redis-server, real nodes in the test's
+nursery, real python-socketio clients; plus the outbox and the inbox reader on
+their own (the reader against the real redis-server).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import trio
+from support.clusternodes import DECK, join, lists_become, open_nodes
+from support.pyclient import PySocket, PythonClients, open_python_clients
+from support.redisserver import RedisServer
+from support.waiting import wait_until
+
+from roomactors.cluster.inbox import InboxReader, Outbox, Queued
+from roomactors.cluster.link import connect
+from roomactors.server import RoomServer
+
+DECK3 = {"name": "Sums", "flashcards": [
+    {"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"},
+]}
+
+
+async def _seated(
+    clients: PythonClients, a: RoomServer, b: RoomServer, **race: Any
+) -> tuple[PySocket, PySocket, int, int]:
+    """A teacher on B with a room racing, a student on A seated in it: (teacher, student, room, race)."""
+    teacher = await join(clients, b.url, 1, "mia")
+    student = await join(clients, a.url, 2, "sam")
+    (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
+    room_id = created["room"]["id"]
+    await lists_become([student], ["Sums"])
+    assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+    (started,) = await teacher.call("start_race", {"id": room_id, "countdown": 0, **race})
+    assert started["ok"] is True
+    await student.next_event("racestart")
+    return teacher, student, room_id, started["race_id"]
+
+
+async def _redis_down(redis: RedisServer, *nodes: RoomServer) -> None:
+    await redis.stop()
+    with trio.fail_after(10):  # every node has noticed (its pub/sub connection broke)
+        await wait_until(lambda: not any(n.cluster.health.reachable for n in nodes))
+
+
+async def test_events_of_a_race_ended_during_an_outage_reach_the_relayed_player(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        teacher, student, room_id, race_id = await _seated(clients, a, b)
+        (ack,) = await student.call("answer", {"id": room_id, "race_id": race_id, "card": 0, "answer": "2"})
+        assert ack["correct"] is True
+        await _redis_down(redis_server, a, b)
+        # on B (its own clients go on): the host ends the race, then leaves, which closes the room
+        assert (await teacher.call("end_race", {"id": room_id}))[0] == {"ok": True}
+        (over,) = await teacher.next_event("raceover")
+        assert over["reason"] == "host_ended"
+        assert (await teacher.call("leave_room", {"id": room_id}))[0] == {"ok": True}
+        with trio.fail_after(10):  # B keeps the student's raceover and roomclosed for Redis
+            await wait_until(lambda: b.cluster.relay_waiting >= 2)
+        assert student.received("raceover") == []
+        await redis_server.start()  # empty, on the same port
+        (student_over,) = await student.next_event("raceover", timeout=15)
+        assert student_over["reason"] == "host_ended" and student_over["race_id"] == race_id
+        assert [m["correct"] for m in student_over["mine"]] == [True]
+        assert await student.next_event("roomclosed") == [{"id": room_id, "reason": "host_left"}]
+        names = [n for n in student.names() if n in ("raceover", "roomclosed")]
+        assert names == ["raceover", "roomclosed"]  # in the order B sent them
+        # back in A's lobby, still connected, and the lists converge without the room
+        await lists_become([student, teacher], [])
+        assert student.connected and teacher.connected
+        (mine,) = await student.call("create_room", {"name": "Mine", "deck": DECK})
+        assert mine["ok"] is True
+
+
+async def test_a_race_whose_time_runs_out_during_a_long_outage_ends_for_the_relayed_player(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        teacher, student, room_id, race_id = await _seated(clients, a, b, time_limit=10)
+        await _redis_down(redis_server, a, b)
+        # The outage lasts until the race's time is up on B (10 s, the shortest
+        # limit): longer than the liveness TTL and than any command's deadline.
+        (over,) = await teacher.next_event("raceover", timeout=20)
+        assert over["reason"] == "time_up"
+        await redis_server.start()
+        (student_over,) = await student.next_event("raceover", timeout=15)
+        assert student_over["reason"] == "time_up" and student_over["race_id"] == race_id
+        assert student_over["mine"] == []  # never answered
+        # still seated, not node_lost: a command for the room works again
+        assert (await student.call("leave_room", {"id": room_id}))[0] == {"ok": True}
+        assert student.received("roomclosed") == [] and student.connected
+
+
+async def test_a_command_sent_during_a_short_outage_succeeds_once_redis_is_back(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
+        teacher, student, room_id, race_id = await _seated(clients, a, b)
+        await _redis_down(redis_server, a, b)
+        replies: list[list[Any]] = []
+
+        async def answer() -> None:
+            replies.append(await student.call(
+                "answer", {"id": room_id, "race_id": race_id, "card": 0, "answer": "2"}, timeout=10))
+
+        async with trio.open_nursery() as nursery:
+            asked_at = trio.current_time()
+            nursery.start_soon(answer)
+            with trio.fail_after(5):
+                await wait_until(lambda: a.cluster.relay_waiting >= 1)  # A holds the command
+            # The outage itself must last a while (a few failed retries of A's
+            # publisher), yet end well within the command's 5 s deadline.
+            await trio.sleep(0.5)
+            await redis_server.start()
+        assert replies == [[{"ok": True, "card": 0, "correct": True, "next": 1}]]
+        assert trio.current_time() - asked_at < a.cluster.relay.timeout
+        # B took the answer: the host sees the student's progress
+        await teacher.next_event("raceprogress", where=lambda args: any(
+            p["id"] == 2 and p["answered"] == 1 and p["correct"] == 1 for p in args[0]["players"]))
+        assert student.connected
+
+
+# --- the outbox, on its own ------------------------------------------------------------
+
+
+def _event(conn: str, event: str, key: str | None, n: int) -> str:
+    return json.dumps({"t": "event", "conn": conn, "event": event, "payload": {"n": n}, "key": key})
+
+
+def _command(deadline: float) -> str:
+    return json.dumps({"t": "cmd", "conn": "c", "req": 1, "name": "answer", "payload": {}, "deadline": deadline})
+
+
+def _payloads(batch: list[Queued]) -> list[tuple[str, Any]]:
+    return [(json.loads(q.text).get("event", "cmd"), json.loads(q.text).get("payload", {}).get("n")) for q in batch]
+
+
+def test_the_outbox_keeps_order_and_replaces_superseded_newest_wins_events() -> None:
+    outbox = Outbox(limit=100)
+    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 1))
+    outbox.put("in:b", _event("c1", "racestart", None, 2))
+    outbox.put("in:b", _event("c2", "raceprogress", "raceprogress", 3))  # another connection: kept
+    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 4))  # replaces 1
+    outbox.put("in:b", _event("c1", "raceover", None, 5))
+    assert outbox.replaced == 1 and len(outbox) == 4
+    batch = outbox.take()
+    assert _payloads(batch) == [("racestart", 2), ("raceprogress", 3), ("raceprogress", 4), ("raceover", 5)]
+    assert [q.seq for q in batch] == [1, 2, 3, 4]  # per stream: the reader's duplicate check
+    outbox.put("in:c", _event("c9", "raceprogress", "raceprogress", 6))
+    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 7))  # the taken one is gone: queued anew
+    assert [(q.stream, q.seq) for q in outbox.take()] == [("in:c", 1), ("in:b", 5)]
+
+
+def test_a_full_outbox_drops_expired_commands_then_old_newest_wins_events_then_new_messages() -> None:
+    clock = [1000.0]
+    outbox = Outbox(limit=4, now=lambda: clock[0], monotonic=lambda: clock[0])
+    outbox.put("in:b", _command(deadline=1005))
+    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 1))
+    outbox.put("in:b", _event("c1", "raceover", None, 2))
+    outbox.put("in:b", _command(deadline=1010))
+    clock[0] = 1006.0  # the first command is past its deadline: it goes first
+    outbox.put("in:b", _event("c2", "raceover", None, 3))
+    assert _payloads(list(outbox._queue.values())) == [
+        ("raceprogress", 1), ("raceover", 2), ("cmd", None), ("raceover", 3)]
+    outbox.put("in:b", _event("c3", "roomclosed", None, 4))  # then the oldest newest-wins event
+    assert _payloads(list(outbox._queue.values())) == [
+        ("raceover", 2), ("cmd", None), ("raceover", 3), ("roomclosed", 4)]
+    outbox.put("in:b", _event("c4", "kicked", None, 5))  # nothing left to give up: the new one is dropped
+    assert outbox.dropped == 1 and len(outbox) == 4
+
+
+# --- the inbox reader, against the real redis-server -------------------------------------
+
+
+async def test_the_reader_takes_a_stream_restarted_below_its_id_and_skips_duplicates(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    stream = f"{prefix}inbox:x"
+    handled: list[str] = []
+    reader = InboxReader(stream, handled.append)
+    ready = trio.Event()
+    async with connect(redis_server.url) as client, trio.open_nursery() as nursery:
+        await client.xadd(stream, {"from": "old/1", "n": "1", "m": "before the node started"})
+        nursery.start_soon(reader.read, client, ready.set)
+        await ready.wait()
+        async with connect(redis_server.url) as writer:
+            now_ms = int(time.time() * 1000)
+            await writer.xadd(stream, {"from": "s/1", "n": "1", "m": "one"}, identifier=f"{now_ms + 60_000}-0")
+            with trio.fail_after(10):
+                await wait_until(lambda: handled == ["one"])
+            # Redis lost the stream and its clock is behind ours: ids below the reader's
+            await writer.delete([stream])
+            await writer.xadd(stream, {"from": "s/1", "n": "1", "m": "one again"}, identifier="5-0")  # a duplicate
+            await writer.xadd(stream, {"from": "s/1", "n": "2", "m": "two"}, identifier="6-0")
+            await writer.xadd(stream, {"from": "s/1", "n": "4", "m": "four"}, identifier="7-0")  # 3 was lost
+            with trio.fail_after(10):
+                await wait_until(lambda: handled == ["one", "two", "four"], state=lambda: handled)
+        assert (reader.duplicates, reader.lost) == (1, 1)
+        nursery.cancel_scope.cancel()
