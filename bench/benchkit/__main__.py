@@ -20,6 +20,7 @@ from pathlib import Path
 
 import trio
 
+from . import cluster
 from .runner import Setup, document, measure, summary, write
 from .scenarios import Sizes, check_node_modules, plan, relative
 from .source import roomactors_source
@@ -29,6 +30,8 @@ from .targets import BENCH, TARGETS, Options, roomserver_flags
 # stays under this many commands per second (roomactors' default limit is 20/s).
 _PACED_RATE = 18.0
 _PACED_CREATORS = 8
+_QUICK_SCENARIOS = "fanout,churn,connections,ack,race"
+_ALL_SCENARIOS = f"{_QUICK_SCENARIOS},cluster"
 
 
 def _raise_fd_limit() -> int:
@@ -58,7 +61,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for CI (about a minute for all three servers)")
     p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: roomactors,node,pysocketio")
-    p.add_argument("--scenarios", default="fanout,churn,connections,ack,race", help="comma-separated subset to run")
+    p.add_argument("--scenarios", help="comma-separated subset to run, of fanout,churn,connections,ack,race,cluster "
+                   "(cluster: the multi-node workload on Redis, benchkit/cluster.py); default all, and all but "
+                   "cluster with --quick (`--quick --scenarios cluster` is its CI size, about 30 s)")
     p.add_argument("--fanout-clients", help="comma-separated N, e.g. 1000,5000")
     p.add_argument("--fanout-seconds", type=float)
     p.add_argument("--churn-seconds", type=float)
@@ -74,6 +79,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--race-warmup", type=float, help="seconds of answering before measuring")
     p.add_argument("--race-seconds", type=float, help="seconds measured at the fixed pace")
     p.add_argument("--race-saturate", type=float, help="seconds of closed-loop answering after (0: none)")
+    p.add_argument("--cluster-nodes", type=int, help="cluster: nodes of the multi-node runs (default 2; each workload also runs on 1)")
+    p.add_argument("--cluster-fanout-clients", type=int, help="cluster: lobby clients of the fan-out, spread evenly over the nodes")
+    p.add_argument("--cluster-fanout-seconds", type=float, help="cluster: seconds measured per fan-out run")
+    p.add_argument("--cluster-race-rooms", type=int, help="cluster: rooms racing at once (hosts spread over the nodes)")
+    p.add_argument("--cluster-race-players", type=int, help="cluster: players per room, on the room's node and on the others in turn")
+    p.add_argument("--cluster-race-rate", type=float, help="cluster: answers per second per player")
+    p.add_argument("--cluster-race-warmup", type=float, help="cluster: seconds of answering before measuring")
+    p.add_argument("--cluster-race-seconds", type=float, help="cluster: seconds measured")
+    p.add_argument("--node-cpus", help="cluster: cpu list, node i pinned to the i-th (default: every core this run may use, e.g. 0,1); 'none' to not pin")
+    p.add_argument("--cluster-load-cpus", help="cluster: cpu list for the load client (default: not pinned, it shares the nodes' cores)")
     p.add_argument("--cpus", help="SERVER:LOAD cpu lists for taskset, e.g. 0:1; 'none' to not pin (default: first core for the server, the rest for the load)")
     p.add_argument("--roomactors-ref", metavar="REF", help="run roomactors as committed at this git ref (e.g. HEAD) instead of the working tree")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="directory for the JSON and the PNG")
@@ -86,7 +101,9 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     if args.fanout_clients:
         overrides["fanout_clients"] = tuple(int(n) for n in args.fanout_clients.split(","))
     for name in ("fanout_seconds", "churn_seconds", "churn_watchers", "churn_players", "websockets", "polling", "ack_clients", "ack_seconds",
-                 "race_rooms", "race_players", "race_rate", "race_warmup", "race_seconds", "race_saturate"):
+                 "race_rooms", "race_players", "race_rate", "race_warmup", "race_seconds", "race_saturate",
+                 "cluster_nodes", "cluster_fanout_clients", "cluster_fanout_seconds", "cluster_race_rooms",
+                 "cluster_race_players", "cluster_race_rate", "cluster_race_warmup", "cluster_race_seconds"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     return Sizes(**{**base.__dict__, **overrides})
@@ -102,8 +119,12 @@ async def amain(argv: Sequence[str]) -> int:
     for t in targets:
         if t not in TARGETS:
             raise SystemExit(f"bench/run: unknown target {t!r}; use {', '.join(TARGETS)}")
-    wanted = set(args.scenarios.split(","))
+    wanted = set((args.scenarios or (_QUICK_SCENARIOS if args.quick else _ALL_SCENARIOS)).split(","))
+    if unknown := wanted - set(_ALL_SCENARIOS.split(",")):
+        raise SystemExit(f"bench/run: unknown scenario(s) {', '.join(sorted(unknown))}; use {_ALL_SCENARIOS}")
     sizes = sizes_from(args)
+    if sizes.cluster_nodes < 2:
+        raise SystemExit("bench/run: --cluster-nodes must be 2 or more (the cluster workload also runs on 1 node)")
     fd_limit = _raise_fd_limit()
     server_cpus, load_cpus = _cpus(args.cpus)
     with tempfile.TemporaryDirectory(prefix="bench-roomactors-") as tmp:
@@ -112,11 +133,8 @@ async def amain(argv: Sequence[str]) -> int:
         # Without --command-rate in roomserver, every server keeps its default limit
         # and the load client paces each connection under it instead.
         rate_limit_off = "--command-rate" in available or "roomactors" not in targets
-        scenarios = plan(
-            sizes,
-            client_rate=0.0 if rate_limit_off else _PACED_RATE,
-            creators=1 if rate_limit_off else _PACED_CREATORS,
-        )
+        pacing = {"client_rate": 0.0 if rate_limit_off else _PACED_RATE, "creators": 1 if rate_limit_off else _PACED_CREATORS}
+        scenarios = [*plan(sizes, **pacing), *cluster.plan(sizes, **pacing)]
         setup = Setup(
             options=Options(node=node, server_cpus=server_cpus, rate_limit_off=rate_limit_off, roomactors_src=src),
             available=available,
@@ -127,16 +145,20 @@ async def amain(argv: Sequence[str]) -> int:
             fd_limit=fd_limit,
             source=source,
             quick=args.quick,
+            node_cpus=cluster.node_cpus(args.node_cpus),
+            cluster_load_cpus=args.cluster_load_cpus,
         )
         print(
             f"bench/run: {len(setup.scenarios)} scenarios × {len(targets)} servers; servers on cpu "
             f"{server_cpus or 'any'}, load on cpu {load_cpus or 'any'}; fd limit {fd_limit}; "
-            f"rate limit {'off' if rate_limit_off else 'on (paced)'}; roomactors from {source}",
+            f"rate limit {'off' if rate_limit_off else 'on (paced)'}; roomactors from {source}"
+            + (f"; cluster nodes on cpu {','.join(setup.node_cpus) or 'any'}, its load on cpu "
+               f"{setup.cluster_load_cpus or 'any'}" if "cluster" in wanted else ""),
             file=sys.stderr,
         )
         started = time.time()
-        results = await measure(setup)
-        doc = document(setup, results, started)
+        results, cluster_info = await measure(setup)
+        doc = document(setup, results, started, cluster_info)
     json_path, png_path = write(doc, setup, results, args.out, started)
     for line in summary(doc, setup, results):
         print(line)

@@ -99,13 +99,16 @@ def _fmt(x: float | None) -> str:
     return f"{x:.2f}"
 
 
-def render_table(results: Results, targets: Sequence[str], fanout_clients: Sequence[int]) -> str:
-    """A Markdown table: one row per metric, one column per server, then the ratios."""
+def render_table(
+    results: Results, targets: Sequence[str], fanout_clients: Sequence[int], rows: Sequence[Metric] | None = None
+) -> str:
+    """A Markdown table: one row per metric (`rows`, default the main table's), one
+    column per server, then the ratios."""
     peers = [t for t in targets if t != "roomactors"]
     has_self = "roomactors" in targets
     head = ["metric", "better", *targets, *(f"roomactors / {p}" for p in peers if has_self)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in metrics(fanout_clients):
+    for m in metrics(fanout_clients) if rows is None else rows:
         if m.scenario not in results:
             continue
         values = {t: m.value(results, t) for t in targets}

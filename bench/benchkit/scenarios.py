@@ -48,6 +48,16 @@ class Sizes:
     race_seconds: float = 20.0
     race_saturate: float = 10.0
     """Seconds of closed-loop answering after the paced part (0: none)."""
+    cluster_nodes: int = 2
+    """The cluster workload (cluster.py) runs on 1 node, then on this many."""
+    cluster_fanout_clients: int = 1000
+    cluster_fanout_seconds: float = 10.0
+    cluster_race_rooms: int = 20
+    cluster_race_players: int = 10
+    cluster_race_rate: float = 1.0
+    """Answers per second per player: "moderate load" (20 × 10 × 1 = 200 answers/s)."""
+    cluster_race_warmup: float = 3.0
+    cluster_race_seconds: float = 15.0
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -71,6 +81,13 @@ class Sizes:
             race_warmup=1.0,
             race_seconds=2.0,
             race_saturate=1.0,
+            cluster_fanout_clients=100,
+            cluster_fanout_seconds=2.0,
+            cluster_race_rooms=4,
+            cluster_race_players=4,
+            cluster_race_rate=2.0,
+            cluster_race_warmup=1.0,
+            cluster_race_seconds=2.0,
         )
 
 
@@ -142,9 +159,10 @@ class Outcome:
 
 
 async def run_load(
-    scenario: Scenario, *, node: str, url: str, server_pid: int, load_cpus: str | None
+    scenario: Scenario, *, node: str, url: str, server_pid: int | str, load_cpus: str | None
 ) -> Outcome:
-    """Runs the load client once; its JSON line is the result (with "failed" on error)."""
+    """Runs the load client once; its JSON line is the result (with "failed" on error).
+    Several servers (a cluster): `url` and `server_pid` are comma-separated lists."""
     pin = ["taskset", "-c", load_cpus] if load_cpus else []
     argv = [
         *pin, node, str(RAWLOAD), "--url", url, "--server-pid", str(server_pid),

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -73,27 +73,30 @@ def roomserver_flags(src: Path | None) -> set[str]:
     return set(re.findall(r"(--[a-z][a-z-]+)", out))
 
 
-def server_argv(target: str, options: Options, available: set[str]) -> tuple[list[str], str]:
-    """A target's argv, and where it announces itself: "port" (first stdout line,
-    the peers) or "log" (roomserver's start-up log line on stderr)."""
+def server_argv(
+    target: str, options: Options, available: set[str], extra: Sequence[str] = ()
+) -> tuple[list[str], str]:
+    """A target's argv (`extra` appended: e.g. a cluster node's Redis options), and where
+    it announces itself: "port" (first stdout line, the peers) or "log" (roomserver's
+    start-up log line on stderr)."""
     pin = ["taskset", "-c", options.server_cpus] if options.server_cpus else []
     rate = ["--command-rate", "0"] if options.rate_limit_off else []
     if target == "roomactors":
         rate_flags = ("--command-rate", "--flood-limit")
-        extra = [
+        extra_flags = [
             arg
             for flag, value in _ROOMACTORS_UNLIMITED
             if flag in available and (options.rate_limit_off or flag not in rate_flags)
             for arg in (flag, value)
         ]
         argv = [*_roomserver(options.roomactors_src)[0], "--port", "0", "--log-level", "info"]
-        return pin + argv + extra, "log"
+        return [*pin, *argv, *extra_flags, *extra], "log"
     if target == "node":
         script = BENCH / "peers" / "node" / "server.mjs"
-        return pin + [options.node, str(script), "--port", "0", "--exit-on-stdin-close", *rate], "port"
+        return pin + [options.node, str(script), "--port", "0", "--exit-on-stdin-close", *rate, *extra], "port"
     if target == "pysocketio":
         script = BENCH / "peers" / "pysocketio" / "server.py"
-        return pin + [sys.executable, str(script), "--port", "0", "--exit-on-stdin-close", *rate], "port"
+        return pin + [sys.executable, str(script), "--port", "0", "--exit-on-stdin-close", *rate, *extra], "port"
     raise ValueError(f"unknown target {target!r}: use {', '.join(TARGETS)}")
 
 
@@ -132,10 +135,12 @@ async def _kill(process: trio.Process) -> None:
 
 
 @asynccontextmanager
-async def running(target: str, options: Options, available: set[str]) -> AsyncIterator[RunningServer]:
+async def running(
+    target: str, options: Options, available: set[str], extra: Sequence[str] = ()
+) -> AsyncIterator[RunningServer]:
     """Starts one server and stops it on exit, whatever happened inside (trio
     terminates the process when the nursery is cancelled, and kills it if it lingers)."""
-    argv, how = server_argv(target, options, available)
+    argv, how = server_argv(target, options, available, extra)
     output: deque[bytes] = deque(maxlen=50)
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(

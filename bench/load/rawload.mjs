@@ -18,6 +18,15 @@
 //   node rawload.mjs --url http://127.0.0.1:PORT --scenario fanout|churn|connections|ack|race
 //        [--server-pid PID] [--clk-tck 100] [scenario flags, see FLAGS below]
 //
+// Several servers (the nodes of one cluster): --url and --server-pid take
+// comma-separated lists, in the same order. WebSocket connections are spread over the
+// URLs round-robin (connection i on node i mod K); the fan-out's creator is on the
+// first node; the race puts room r's host on node r mod K and its j-th player on node
+// (r + j) mod K, so that each room has players on its own node ("local") and on the
+// others ("remote"), and reports join and answer latencies for each kind. The
+// server CPU figures are the nodes' sum (and each node's in `server_cpu_share_by_node`).
+// Polling clients (connections scenario) use the first URL.
+//
 // Every loop is bounded in count and in time; the process exits when the scenario ends.
 
 import { readFileSync } from "node:fs";
@@ -87,10 +96,12 @@ const CLOSE_BRACKET = 0x5d;
 const OPEN_BRACKET = 0x5b;
 /** `...,[]]`: the list is empty (with or without a space before it). */
 const isEmptyList = (b) => b[b.length - 1] === CLOSE_BRACKET && b[b.length - 2] === CLOSE_BRACKET && b[b.length - 3] === OPEN_BRACKET;
-const URL_BASE = new URL(FLAGS.url);
-const WS_URL = `ws://${URL_BASE.host}/socket.io/?EIO=4&transport=websocket`;
+const URLS = FLAGS.url.split(",").filter(Boolean).map((u) => new URL(u));
+const URL_BASE = URLS[0];
+const WS_URLS = URLS.map((u) => `ws://${u.host}/socket.io/?EIO=4&transport=websocket`);
+const NODES = WS_URLS.length;
 const POLL_PATH = "/socket.io/?EIO=4&transport=polling";
-const SERVER_PID = Number(FLAGS["server-pid"]);
+const SERVER_PIDS = FLAGS["server-pid"].split(",").map(Number).filter((pid) => pid > 0);
 const CLK_TCK = Number(FLAGS["clk-tck"]);
 const TIMEOUT_MS = Number(FLAGS.timeout) * 1000;
 const CONCURRENCY = Number(FLAGS["connect-concurrency"]);
@@ -105,17 +116,24 @@ const round = (x, digits = 3) => (x === null || Number.isNaN(x) ? null : Number(
 
 // --- what /proc says --------------------------------------------------------------
 
-function serverCpuSeconds() {
-  if (!SERVER_PID) return null;
-  const stat = readFileSync(`/proc/${SERVER_PID}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+/** Each server's CPU seconds so far (one entry per --server-pid). */
+function serverCpuSecondsEach() {
+  return SERVER_PIDS.map((pid) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+  });
 }
 
 function serverRssKiB() {
-  if (!SERVER_PID) return null;
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${SERVER_PID}/status`, "utf8"));
-  return match ? Number(match[1]) : null;
+  if (!SERVER_PIDS.length) return null;
+  let total = 0;
+  for (const pid of SERVER_PIDS) {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    if (!match) return null;
+    total += Number(match[1]);
+  }
+  return total;
 }
 
 function coreTimes() {
@@ -135,13 +153,14 @@ function coreTimes() {
 class CpuWindow {
   constructor() {
     this.t0 = now();
-    this.server0 = serverCpuSeconds();
+    this.server0 = serverCpuSecondsEach();
     this.self0 = process.cpuUsage();
     this.cores0 = coreTimes();
   }
   close() {
     const seconds = (now() - this.t0) / 1000;
-    const server1 = serverCpuSeconds();
+    const server1 = serverCpuSecondsEach();
+    const serverSeconds = server1.reduce((a, b, i) => a + b - this.server0[i], 0);
     const self = process.cpuUsage(this.self0);
     const cores1 = coreTimes();
     const cores = {};
@@ -152,8 +171,9 @@ class CpuWindow {
     }
     return {
       seconds: round(seconds),
-      server_cpu_seconds: server1 === null ? null : round(server1 - this.server0),
-      server_cpu_share: server1 === null ? null : round((server1 - this.server0) / seconds),
+      server_cpu_seconds: server1.length ? round(serverSeconds) : null,
+      server_cpu_share: server1.length ? round(serverSeconds / seconds) : null,
+      ...(server1.length > 1 ? { server_cpu_share_by_node: server1.map((b, i) => round((b - this.server0[i]) / seconds)) } : {}),
       loadgen_cpu_share: round((self.user + self.system) / 1e6 / seconds),
       core_utilisation: cores,
     };
@@ -221,8 +241,9 @@ setInterval(() => {
 
 /** One Socket.IO client over a raw WebSocket: handshake, pings, one namespace, acks. */
 class WsClient {
-  constructor(index) {
+  constructor(index, node = index % NODES) {
     this.index = index;
+    this.node = node; // which of the --url servers it connects to
     this.ackSeq = 0;
     this.acks = new Map();
     this.onList = null; // (bytes: Buffer) => void, for `updaterooms` frames
@@ -237,7 +258,7 @@ class WsClient {
   /** Resolves once the namespace is connected. */
   connect() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(WS_URL, { perMessageDeflate: false, skipUTF8Validation: true });
+      const ws = new WebSocket(WS_URLS[this.node], { perMessageDeflate: false, skipUTF8Validation: true });
       this.ws = ws;
       let connected = false;
       const timer = setTimeout(() => fail(new Error("connect timeout")), TIMEOUT_MS);
@@ -367,9 +388,10 @@ async function ramp(count, make) {
   return results;
 }
 
-async function connectMany(count, firstIndex = 0) {
+/** `count` connections; `nodeOf(i)` picks the server of the i-th (default: round-robin). */
+async function connectMany(count, firstIndex = 0, nodeOf = (i) => (firstIndex + i) % NODES) {
   const t0 = now();
-  const clients = await ramp(count, (i) => new WsClient(firstIndex + i).connect());
+  const clients = await ramp(count, (i) => new WsClient(firstIndex + i, nodeOf(i)).connect());
   return { clients, seconds: (now() - t0) / 1000 };
 }
 
@@ -380,7 +402,8 @@ async function joinLobbyAll(clients, prefix) {
 // --- scenarios ---------------------------------------------------------------------
 
 /** Lobby fan-out: N watchers; one client creates and disbands a room in a closed loop;
- * each command's latency is until the last watcher has the list that shows it. */
+ * each command's latency is until the last watcher has the list that shows it. With
+ * several servers the watchers are spread round-robin and the creators are on the first. */
 async function fanout() {
   const N = Number(FLAGS.clients);
   const maxCommands = Number(FLAGS.commands);
@@ -390,20 +413,21 @@ async function fanout() {
   await joinLobbyAll(watchers, "w");
   // Several creators only so that each stays under a per-connection rate limit; they
   // take turns, so there is still one command in flight at a time.
-  const { clients: creators } = await connectMany(Number(FLAGS.creators), N);
+  const { clients: creators } = await connectMany(Number(FLAGS.creators), N, () => 0);
   await joinLobbyAll(creators, "creator");
   log(`${N} watchers in the lobby after ${connectSeconds.toFixed(1)} s`);
 
   let gen = 0;
   let remaining = 0;
-  let needles = null; // strings of which one must occur in the list, or null for "empty list"
+  let needles = null; // strings of which one must occur in the list; null: "empty list"; "any": any other list
   let done = null;
   let delivered = 0;
   for (const w of watchers) {
     w.onList = (bytes) => {
       delivered++;
       if (w.gen === gen) return;
-      const hit = needles === null ? isEmptyList(bytes) : bytes.includes(needles[0]) || bytes.includes(needles[1]);
+      const hit =
+        needles === null ? isEmptyList(bytes) : needles === "any" ? !isEmptyList(bytes) : bytes.includes(needles[0]) || bytes.includes(needles[1]);
       if (!hit) return;
       w.gen = gen;
       if (--remaining === 0) done();
@@ -411,7 +435,9 @@ async function fanout() {
   }
 
   const latency = new Series();
-  let roomId = 0;
+  // A single server numbers rooms 1, 2, ...; a cluster node from its own block of ids
+  // (docs/cluster.md): the first create takes any non-empty list, and tells the base.
+  let roomId = null;
   let timeouts = 0;
   let measured = 0;
   let deliveredAtStart = 0;
@@ -446,13 +472,13 @@ async function fanout() {
     const creator = creators[(i >> 1) % creators.length];
     let result;
     if (creating) {
-      roomId++; // ids are assigned in order from 1 and only these clients create rooms
-      result = await step(creator, "create_room", { name: `Room ${roomId}`, deck: DECK }, [`"id":${roomId},`, `"id": ${roomId},`]);
+      // ids are assigned in order and only these clients create rooms
+      const expected = roomId === null ? null : roomId + 1;
+      const needle = expected === null ? "any" : [`"id":${expected},`, `"id": ${expected},`];
+      result = await step(creator, "create_room", { name: `Room ${i}`, deck: DECK }, needle);
       const got = result.reply?.room?.id;
-      if (got !== undefined && got !== roomId) {
-        errors.add("unexpected_room_id");
-        roomId = got;
-      }
+      if (got !== undefined && expected !== null && got !== expected) errors.add("unexpected_room_id");
+      roomId = got ?? expected;
     } else {
       result = await step(creator, "leave_room", { id: roomId }, null);
     }
@@ -617,7 +643,12 @@ async function ack() {
  * Rooms are unlisted and joined by code when the server has codes (else every join
  * would send every client the whole list); then, optionally, closed-loop answering
  * (each player sends its next answer when the previous is acknowledged) for
- * --race-saturate seconds: the answers/s the server sustains. */
+ * --race-saturate seconds: the answers/s the server sustains.
+ * With several servers (a cluster), room r's host is on node r mod K and its j-th
+ * player on node (r + j) mod K: players with j mod K = 0 are on the room's node
+ * ("local"), the others reach it through their node's relay ("remote"); join and
+ * answer latencies, and the progress lag seen by local and remote observers, are
+ * reported for each kind (`by_locality`). */
 async function race() {
   const R = Number(FLAGS.rooms);
   const P = Number(FLAGS["race-players"]);
@@ -638,25 +669,32 @@ async function race() {
   const t0Setup = now();
 
   // Hosts and their rooms.
-  const { clients: hosts } = await connectMany(R);
+  const { clients: hosts } = await connectMany(R, 0, (r) => r % NODES);
+  let created = 0;
   const rooms = await ramp(R, async (r) => {
     const ack = await command(hosts[r], "create_room", { name: `Race ${r}`, host: { id: `h${r}`, username: `h${r}` }, deck, listed: false });
     if (ack?.room?.id === undefined) throw new Error(`create_room failed: ${JSON.stringify(ack)}`);
-    return { id: ack.room.id, code: ack.room.code, host: hosts[r], players: [], raceId: null };
+    hosts[r].local = true;
+    return { id: ack.room.id, code: ack.room.code, host: hosts[r], node: r % NODES, players: [], raceId: null, createdAs: created++ };
   });
   const byCode = rooms[0].code !== undefined;
   log(`${R} rooms${byCode ? " (unlisted, joined by code)" : " (listed: this server has no room codes)"}`);
+  if (NODES > 1) await awaitDirectories(rooms, byCode);
 
   // Players: join the lobby and their room.
-  const { clients: players } = await connectMany(R * P, R);
+  const joinLatency = { all: new Series(), local: new Series(), remote: new Series() };
+  const { clients: players } = await connectMany(R * P, R, (i) => (Math.floor(i / P) + (i % P)) % NODES);
   await ramp(players.length, async (i) => {
     const room = rooms[Math.floor(i / P)];
     const player = players[i];
     player.userId = `p${i}`;
     player.room = room;
+    player.local = player.node === room.node;
     await command(player, "join_lobby", { id: player.userId, username: `p${i}` });
     const ack = await command(player, "join_room", byCode ? { code: room.code } : { id: room.id });
     if (ack?.ok !== true) throw new Error(`join_room failed: ${JSON.stringify(ack)}`);
+    joinLatency.all.add(now() - player.sentAt);
+    joinLatency[player.local ? "local" : "remote"].add(now() - player.sentAt);
   });
   for (const [i, player] of players.entries()) rooms[Math.floor(i / P)].players.push(player);
   log(`${players.length} players seated after ${((now() - t0Setup) / 1000).toFixed(1)} s`);
@@ -694,6 +732,8 @@ async function race() {
   }
   const ackLatency = new Series();
   const progressLag = new Series();
+  const ackBy = { local: new Series(), remote: new Series() };
+  const lagBy = { local: new Series(), remote: new Series() }; // by the observer's node
   let answersAcked = 0;
   let progressFrames = 0;
   let progressOutstanding = 0; // measured answers times their observers, not yet seen
@@ -708,6 +748,7 @@ async function race() {
         continue;
       }
       const seen = new Map(); // player id -> answers this observer has seen counted
+      const lagHere = lagBy[member.local ? "local" : "remote"];
       member.observer = true;
       member.onProgress = (bytes) => {
         progressFrames++;
@@ -719,6 +760,7 @@ async function race() {
           for (let k = seen.get(entry.id) ?? 0; k < entry.answered; k++) {
             if (p.measured[k]) {
               progressLag.add(t - p.sent[k]);
+              lagHere.add(t - p.sent[k]);
               progressOutstanding--;
             }
           }
@@ -743,6 +785,7 @@ async function race() {
       if (inWindow) {
         answersAcked++;
         ackLatency.add(now() - sentAt);
+        ackBy[p.local ? "local" : "remote"].add(now() - sentAt);
       }
       return true;
     });
@@ -803,6 +846,7 @@ async function race() {
     answers_per_second: round(answersAcked / cpu.seconds, 1),
     ack_latency: ackLatency.summary(),
     progress_lag: progressLag.summary(),
+    join_latency: joinLatency.all.summary(),
     schedule_lag: scheduleLag.summary(),
     progress_frames_per_second: round(framesInWindow / cpu.seconds, 1),
     cpu,
@@ -844,7 +888,54 @@ async function race() {
     setup_seconds: round(setupSeconds),
     ...paced,
     saturation,
+    ...(NODES > 1
+      ? {
+          nodes: NODES,
+          by_locality: Object.fromEntries(
+            ["local", "remote"].map((kind) => [
+              kind,
+              {
+                players: players.filter((p) => p.local === (kind === "local")).length,
+                join_latency: joinLatency[kind].summary(),
+                ack_latency: ackBy[kind].summary(),
+                progress_lag: lagBy[kind].summary(),
+              },
+            ]),
+          ),
+        }
+      : {}),
   };
+}
+
+/** A cluster's nodes learn each other's rooms through Redis, a little after the
+ * creator's ack: before the players join by code, one probe client per node joins (and
+ * leaves) the last room created on each other node, retrying `room_not_found` (every
+ * 50 ms, for at most --timeout). Each node's directory is one ordered stream of
+ * changes, so once the last room is there the earlier ones are too. */
+async function awaitDirectories(rooms, byCode) {
+  const t0 = now();
+  const { clients: probes } = await connectMany(NODES, 1_000_000, (k) => k);
+  for (const probe of probes) {
+    const ack = JSON.parse(await probe.call("join_lobby", { id: `probe${probe.node}`, username: "probe" }))[0];
+    if (ack?.ok !== true) throw new Error(`probe join_lobby failed: ${JSON.stringify(ack)}`);
+    for (let node = 0; node < NODES; node++) {
+      const mine = rooms.filter((room) => room.node === node);
+      if (node === probe.node || !mine.length) continue;
+      const last = mine.reduce((a, b) => (b.createdAs > a.createdAs ? b : a));
+      for (let attempt = 0; ; attempt++) {
+        const reply = JSON.parse(await probe.call("join_room", byCode ? { code: last.code } : { id: last.id }))[0];
+        if (reply?.ok === true) break;
+        if (reply?.error?.code !== "room_not_found" || now() - t0 > TIMEOUT_MS) {
+          throw new Error(`node ${probe.node} does not see node ${node}'s rooms: ${JSON.stringify(reply)}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const left = JSON.parse(await probe.call("leave_room", { id: last.id }))[0];
+      if (left?.ok !== true) throw new Error(`probe leave_room failed: ${JSON.stringify(left)}`);
+    }
+  }
+  for (const probe of probes) probe.close();
+  log(`every node sees every room after ${((now() - t0) / 1000).toFixed(2)} s`);
 }
 
 // --- the connection ramp -------------------------------------------------------------

@@ -33,6 +33,14 @@ tasks sending inline, an older room list could overtake a newer one.
                      [--reconnect-grace 60]   (0: a drop is a leave)
                      [--ping-interval 25] [--ping-timeout 20] [--max-payload 1000000]
                      [--exit-on-stdin-close]   (for a parent that may die without a signal)
+                     [--redis redis://HOST:PORT/DB [--redis-channel socketio]]
+
+With ``--redis``, python-socketio's ``AsyncRedisManager`` is the client manager:
+every emit goes through Redis to every process on that channel, which is how
+python-socketio scales over several processes (bench/run's cluster workload, as
+context). The lobby (rooms, users, the room list) stays per process: python-socketio
+shares no application state, so each process's ``updaterooms`` shows its own rooms
+only, and a room is joined only on the process that holds it.
 
 Prints the bound port on stdout as one line once listening.
 """
@@ -1136,8 +1144,12 @@ async def serve(args: argparse.Namespace) -> None:
         command_burst=args.command_burst,
         reconnect_grace=args.reconnect_grace,
     )
+    extra: dict[str, Any] = {}
+    if args.redis:
+        extra["client_manager"] = socketio.AsyncRedisManager(args.redis, channel=args.redis_channel)
     sio = PeerServer(
         limits,
+        **extra,
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         max_http_buffer_size=args.max_payload,
@@ -1182,6 +1194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ping-timeout", type=float, default=20.0)
     parser.add_argument("--max-payload", type=int, default=1_000_000)
     parser.add_argument("--exit-on-stdin-close", action="store_true")
+    parser.add_argument("--redis", metavar="URL", help="redis://HOST:PORT/DB: emit through python-socketio's AsyncRedisManager")
+    parser.add_argument("--redis-channel", default="socketio", help="the AsyncRedisManager's pub/sub channel")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
