@@ -91,6 +91,7 @@ class ClusterNode:
             identity=IdentityPolicy(secret=config.identity_secret, teachers_only_create=config.teachers_only_create),
         )
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
+        self.users.dead_after = self.directory.dead_after
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
         self.outbox = Outbox()
@@ -163,6 +164,7 @@ class ClusterNode:
             nodes = nodes | self._alive
         self._alive = nodes
         self.directory.set_alive(nodes)
+        self.users.set_alive(nodes)
         self.relay.nodes_alive(nodes | {self.node_id})
 
     async def _queue_relayed(self) -> None:
