@@ -438,11 +438,13 @@ class Relay:
         if command == "join_lobby" and seat is not None and seat.joined:
             reply = {**reply, "room": seat.room_id}
         self._registry.set(user_id, self._seat_node(key), reply.get("token"), self._users.get(key))
-        on_reply(reply)
         if claim.kind == "moved":
             old = claim.home
             if old not in ("", self.node_id, attach) and claim.home_alive:
+                # before the ack, as one server does it: from the ack on, the old
+                # connection speaks for nobody (it got ``replaced``)
                 await self._release(old, user)
+        on_reply(reply)
 
     def _seat_node(self, key: SocketKey) -> str:
         seat = self._seats.get(key)

@@ -501,3 +501,29 @@ async def test_a_node_started_again_with_its_id_lets_its_old_users_go(redis_serv
         async with roomserver_process(redis_server, prefix, "phoenix", ttl) as (url, process):
             back, ack = await joined(clients, b.url, {"id": 2, "username": "sam"})
             assert ack["ok"] is True and ack["room"] is None
+
+
+async def test_after_the_new_tab_s_ack_the_old_tab_speaks_for_nobody(redis_server: RedisServer, prefix: str) -> None:
+    """A user in the lobby of node A (in no room) takes over from node B: by the
+    time the new tab has its ack, A has let the old tab go (as one server does it:
+    the takeover and ``replaced`` come before the new ack), so nothing the old tab
+    sends from then on acts for the user."""
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, a.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        old, first = await joined(clients, a.url, {"id": 2, "username": "sam"})
+        await lists_become([old], ["Sums"])
+        local = {cid for cid, uid in (await a.app.lobby.snapshot()).connections.items() if uid == 2}
+        assert len(local) == 1
+        tab, ack = await joined(clients, b.url, {"id": 2, "token": first["token"]})
+        assert ack["ok"] is True and ack["room"] is None
+        # at the ack (no waiting): A's lobby no longer has the old tab speak for sam
+        now = {cid for cid, uid in (await a.app.lobby.snapshot()).connections.items() if uid == 2}
+        assert not now & local, now
+        (replaced,) = await old.next_event("replaced")
+        assert "another connection" in replaced["reason"]
+        # the new tab acts for sam: it joins the room on A (relayed), once
+        assert (await ack_of(tab, "join_room", {"id": room_id}))["ok"] is True
+        await teacher.next_event("updaterooms", where=lambda args: any(
+            r["id"] == room_id and [p["id"] for p in r["players"]] == [2] for r in args[0]))
