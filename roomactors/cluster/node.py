@@ -89,6 +89,7 @@ class ClusterNode:
             self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of, self.directory.room_of_code,
             users=self.users, client_of=local.client,
             identity=IdentityPolicy(secret=config.identity_secret, teachers_only_create=config.teachers_only_create),
+            room_of_user=self.directory.room_of_user,
         )
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
         self.users.dead_after = self.directory.dead_after

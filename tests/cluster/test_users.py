@@ -527,3 +527,56 @@ async def test_after_the_new_tab_s_ack_the_old_tab_speaks_for_nobody(redis_serve
         assert (await ack_of(tab, "join_room", {"id": room_id}))["ok"] is True
         await teacher.next_event("updaterooms", where=lambda args: any(
             r["id"] == room_id and [p["id"] for p in r["players"]] == [2] for r in args[0]))
+
+
+async def test_create_room_with_the_token_takes_the_user_over_from_another_node(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """race.md: ``create_room``'s ``host`` may carry ``token``. As on one server: a
+    user in no room moves to the new connection (the old one gets ``replaced``) and
+    hosts the new room; a user sitting in a room gets ``already_in_room``, and
+    nothing changes; a failed create_room changes nothing either."""
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, a.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        sam, first = await joined(clients, a.url, {"id": 7, "username": "sam"})
+        kim, kim_first = await joined(clients, a.url, {"id": 8, "username": "kim"})
+        assert (await ack_of(kim, "join_room", {"id": room_id}))["ok"] is True
+        await lists_become([sam], ["Sums"])
+        with trio.fail_after(10):
+            await wait_until(lambda: b.cluster.directory.room_of_user(8, "n0") == room_id)  # type: ignore[union-attr]
+        anonymous = clients.connect(b.url, "/lobby")
+        await anonymous.wait_connected()
+        # kim sits in a room (on node A): already_in_room, and her tab stays hers
+        seated = await ack_of(anonymous, "create_room",
+                              {"name": "Mine", "deck": DECK, "host": {"id": 8, "token": kim_first["token"]}})
+        assert seated["ok"] is False and seated["error"]["code"] == "already_in_room", seated
+        assert f"room {room_id}" in seated["error"]["message"]
+        # a create_room that fails (an invalid deck) changes nothing
+        bad = await ack_of(anonymous, "create_room",
+                           {"name": "Mine", "deck": {"name": "x"}, "host": {"id": 7, "token": first["token"]}})
+        assert bad["ok"] is False and bad["error"]["code"] == "invalid_payload", bad
+        # a wrong token: identity_taken
+        wrong = await ack_of(anonymous, "create_room",
+                             {"name": "Mine", "deck": DECK, "host": {"id": 7, "token": kim_first["token"]}})
+        assert wrong["error"]["code"] == "identity_taken"
+        assert (await ack_of(kim, "answer", {"id": room_id, "race_id": 1, "card": 0, "answer": "2"}))["ok"] is False
+        assert (await ack_of(sam, "leave_room", {"id": room_id}))["error"]["code"] != "not_in_lobby"
+        assert sam.received("replaced") == [] and kim.received("replaced") == []
+        # sam, in no room, with his token: moves to node B and hosts the room there
+        hosted = await ack_of(anonymous, "create_room",
+                              {"name": "Mine", "deck": DECK, "host": {"id": 7, "token": first["token"]}})
+        assert hosted["ok"] is True, hosted
+        assert hosted["room"]["host"]["id"] == 7 and hosted["room"]["host"]["username"] == "sam"
+        assert isinstance(hosted["token"], str) and hosted["token"] != first["token"]
+        (replaced,) = await sam.next_event("replaced")
+        assert "another connection" in replaced["reason"]
+        await teacher.next_event("updaterooms", where=lambda args: any(
+            r["name"] == "Mine" and r["host"]["id"] == 7 for r in args[0]))
+        # the old token is spent; the new one takes sam over (from node A, with his room)
+        stale, refused = await joined(clients, a.url, {"id": 7, "token": first["token"]})
+        assert refused["error"]["code"] == "identity_taken"
+        back, ack = await joined(clients, a.url, {"id": 7, "token": hosted["token"]})
+        assert ack["ok"] is True and ack["room"] == hosted["room"]["id"]
+        await anonymous.next_event("replaced")
