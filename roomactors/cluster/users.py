@@ -27,6 +27,15 @@ Entries are written after the fact, in order, by one job (``set``: after an ack;
 again when Redis comes back empty (the marker ``{prefix}users:epoch:{node}``
 disappears with Redis's data). While Redis is unreachable, claims are skipped
 (each node checks its own users, as without a cluster; logged once per outage).
+
+Dead nodes: every script that names a node in an entry adds the id to that
+node's index ``{prefix}users:of:{node}`` (and the node to ``{prefix}users:nodes``);
+``_GONE`` takes it out again. Once a node has stayed missing ``dead_after``
+seconds, the living node with the lowest id empties its index in chunks of
+``REAP_CHUNK`` (``_REAP``): the dead node leaves each entry, and an entry whose
+home and seat node are then both dead is deleted. A node's first session does
+the same to its own index, for the entries a previous process of the same node
+id left.
 """
 
 from __future__ import annotations
