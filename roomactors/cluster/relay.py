@@ -462,10 +462,9 @@ class Relay:
         ``replaced``) and the room is created, its ack carrying the new token."""
         user_id = user["id"]
         seat_node = claim.seat if claim.seat not in ("", claim.home) and claim.seat_alive else None
+        looked_up: str | None = seat_node
         if seat_node is None and claim.home not in ("", self.node_id) and claim.home_alive:
             looked_up = claim.home  # the user may sit in a room of their home
-        else:
-            looked_up = seat_node
         room = self._room_of_user(user_id, looked_up) if looked_up and self._room_of_user else None
         if seat_node is not None or room is not None:
             where = f"room {room}" if room is not None else "a room"
