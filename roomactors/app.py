@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -19,15 +20,21 @@ import trio
 
 from .actors import (
     DETACH_FLOODING,
+    DIRECT_COMMANDS,
     REGISTRY,
     ActorStopped,
+    CommandSpec,
+    DirectReply,
     IdentityPolicy,
     Lobby,
     LobbyStatistics,
+    ProtocolError,
     RoomLimits,
     RoomList,
+    RoomRoute,
     SharedEvent,
     open_lobby,
+    post_direct,
 )
 from .engineio import coalesced_writes
 from .socketio import ConnectionRefused, EncodedEvent, Socket, SocketIOServer
@@ -54,7 +61,7 @@ class SocketClient:
     Every method hands over to the socket's outbox and returns at once.
     """
 
-    __slots__ = ("socket", "_sio", "_in_lobby", "_lobby_done", "_metrics")
+    __slots__ = ("socket", "_sio", "_in_lobby", "_lobby_done", "_metrics", "route")
 
     def __init__(self, socket: Socket, sio: SocketIOServer, metrics: RoomMetrics | None = None) -> None:
         self.socket = socket
@@ -63,6 +70,11 @@ class SocketClient:
         #: A command of this socket is queued in, or being handled by, the lobby.
         self._in_lobby = False
         self._lobby_done: trio.Event | None = None
+        #: Set by the lobby (in its task): where this socket's answers go directly.
+        self.route: RoomRoute | None = None
+
+    def route_room(self, route: RoomRoute | None) -> None:
+        self.route = route
 
     async def wait_lobby_done(self) -> None:
         """Until the lobby has answered this socket's previous command: each
@@ -170,8 +182,15 @@ class CommandRouter(Protocol):
     def disconnected(self, socket: Socket) -> None: ...
 
 
+Reply = Callable[[dict[str, Any]], None]
+_Rerouted = tuple[SocketClient, CommandSpec[Any], object, Reply]
+
+
 class RoomApp:
-    """The handlers of both namespaces, bound to one running lobby."""
+    """The handlers of both namespaces, bound to one running lobby.
+
+    Run :meth:`serve_reroutes` beside it (``open_room_app`` does): the direct
+    commands that a room hands back go to the lobby from there."""
 
     def __init__(self, sio: SocketIOServer, lobby: Lobby, metrics: RoomMetrics | None = None) -> None:
         self.sio = sio
@@ -181,6 +200,8 @@ class RoomApp:
         self._clients: dict[tuple[str, str], SocketClient] = {}
         self.router: CommandRouter | None = None
         """Set by a cluster node: routes commands for rooms on other nodes."""
+        # Unbounded, yet bounded by the sockets: each has at most one command out.
+        self._reroute_send, self._reroute_receive = trio.open_memory_channel[_Rerouted](math.inf)
         for namespace in NAMESPACES:
             sio.on("connect", namespace)(self._on_connect)
             sio.on("disconnect", namespace)(self._on_disconnect)
@@ -266,10 +287,52 @@ class RoomApp:
         if router is not None:
             reply_to = router.observe(socket, command, on_reply)
         try:
-            await self.lobby.submit(client, command, args[0], reply_to)
+            route = client.route
+            if route is not None and command in DIRECT_COMMANDS:
+                await self._direct(client, route, REGISTRY[command], args[0], reply_to)
+            else:
+                await self.lobby.submit(client, command, args[0], reply_to)
         except BaseException:
             client._set_in_lobby(False)  # not queued (cancelled while the mailbox was full)
             raise
+
+    async def _direct(
+        self, client: SocketClient, route: RoomRoute, spec: CommandSpec[Any], payload: object, on_reply: Reply
+    ) -> None:
+        """A seated player's answer, posted to their room past the lobby (actors/routes.py).
+
+        What the lobby would refuse before the room sees it (an invalid payload,
+        another room, an empty rate-limit bucket) goes the lobby's way, so the
+        errors keep protocol.md's order; so does whatever the room hands back."""
+        request = spec.request(payload)
+        if (
+            isinstance(request, ProtocolError)
+            or getattr(request, "id", None) != route.room_id
+            or not route.bucket.take(trio.current_time())
+        ):
+            await self.lobby.submit_request(client, spec, request, on_reply)
+            return
+
+        def reroute() -> None:
+            # in the room's task (or this one): never wait; serve_reroutes posts it
+            self._reroute_send.send_nowait((client, spec, request, on_reply))
+
+        await post_direct(route, client, request, DirectReply(on_reply, reroute))
+
+    async def serve_reroutes(self) -> None:
+        """Hand the lobby the direct commands their room gave back (a stale route:
+        the player was kicked, replaced, or the room is closing), token already
+        paid. Runs until cancelled; what is left then is answered, not dropped."""
+        try:
+            async for client, spec, request, on_reply in self._reroute_receive:
+                await self.lobby.submit_request(client, spec, request, on_reply, prepaid=True)
+        finally:
+            while True:
+                try:
+                    _, _, _, on_reply = self._reroute_receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                on_reply({"ok": False, "error": {"code": "internal", "message": "the server is shutting down"}})
 
     def statistics(self) -> LobbyStatistics:
         return self.lobby.statistics()
@@ -317,5 +380,9 @@ async def open_room_app(
     closed with reason ``shutdown`` (hosts and players told) before the caller
     stops serving; disconnects that arrive afterwards are ignored.
     """
-    async with open_lobby(limits, batch_scope=coalesced_writes, identity=identity) as lobby:
-        yield RoomApp(sio, lobby, metrics)
+    async with trio.open_nursery() as nursery:
+        async with open_lobby(limits, batch_scope=coalesced_writes, identity=identity) as lobby:
+            app = RoomApp(sio, lobby, metrics)
+            nursery.start_soon(app.serve_reroutes)
+            yield app
+        nursery.cancel_scope.cancel()  # after the lobby's shutdown, which may still reroute

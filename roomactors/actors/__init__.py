@@ -29,11 +29,18 @@ from .records import DeckInfo as DeckInfo
 from .records import RoomSummary as RoomSummary
 from .records import User as User
 from .room import SUPERVISION as SUPERVISION
+from .routes import DIRECT_COMMANDS as DIRECT_COMMANDS
+from .routes import CommandBucket as CommandBucket
+from .routes import DirectReply as DirectReply
+from .routes import RoomRoute as RoomRoute
+from .routes import RoutedClient as RoutedClient
+from .routes import post_direct as post_direct
 from .validation import ProtocolError as ProtocolError
 
 __all__ = (
     "COMMANDS",
     "DETACH_FLOODING",
+    "DIRECT_COMMANDS",
     "DETACH_REPLACED",
     "REGISTRY",
     "SUPERVISION",
@@ -41,9 +48,11 @@ __all__ = (
     "ActorStopped",
     "Card",
     "Client",
+    "CommandBucket",
     "CommandSpec",
     "Deck",
     "DeckInfo",
+    "DirectReply",
     "IdentityPolicy",
     "Lobby",
     "LobbySnapshot",
@@ -53,10 +62,13 @@ __all__ = (
     "ProtocolError",
     "RoomLimits",
     "RoomList",
+    "RoomRoute",
     "RoomSummary",
+    "RoutedClient",
     "ServerClock",
     "SharedEvent",
     "User",
     "open_lobby",
     "open_mailbox",
+    "post_direct",
 )

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from .client import Client
-from .commands import JoinLobbyRequest, command_spec
+from .commands import CommandSpec, JoinLobbyRequest, command_spec
 from .identity import IdentityPolicy
 from .limits import LobbySnapshot, LobbyStatistics, RoomLimits
 from .lobby import LobbyActor, run_lobby
@@ -104,6 +104,21 @@ class Lobby:
         """
         spec = command_spec(name)  # parsed here, in the caller's task: the lobby gets a typed request
         await self._ref.post(Command(client, spec, spec.request(payload)), _AckReply(on_reply))
+
+    async def submit_request(
+        self,
+        client: Client,
+        spec: CommandSpec[Any],
+        request: object,
+        on_reply: Callable[[dict[str, Any]], None],
+        *,
+        prepaid: bool = False,
+    ) -> None:
+        """:meth:`submit` for a request already parsed (``spec.request(payload)``).
+
+        ``prepaid``: the connection's rate-limit token was taken already, by a
+        direct command its room handed back (:mod:`.routes`)."""
+        await self._ref.post(Command(client, spec, request, prepaid), _AckReply(on_reply))
 
     # Typed conveniences: the same commands with keyword arguments.
 

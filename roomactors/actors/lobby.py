@@ -64,6 +64,7 @@ from .messages import (
 )
 from .records import RoomSummary, User, UserId
 from .room import run_room
+from .routes import DIRECT_COMMANDS, CommandBucket, RoomRoute, RoutedClient
 from .seats import GraceTimers
 from .validation import CreateRoomRequest, ProtocolError, UserClaim
 
@@ -79,9 +80,9 @@ class _Connection:
     """A connected client and whom it speaks for (None: anonymous, a watcher)."""
 
     client: Client
+    bucket: CommandBucket
+    """Its rate limit, shared with its direct line to a room (see routes.py)."""
     user_id: UserId | None = None
-    tokens: float = 0.0
-    refilled_at: float = 0.0
     #: ``rate_limited`` answers in the flood window that began at ``strikes_since``.
     strikes: int = 0
     strikes_since: float = 0.0
@@ -172,8 +173,8 @@ class LobbyActor:
     async def handle(self, message: LobbyMessage) -> Any:
         await self._end_graces(trio.current_time())  # exact: before anything that comes later
         match message:
-            case Command(client, spec, request):
-                return await self._command(client, spec, request)
+            case Command(client, spec, request, prepaid):
+                return await self._command(client, spec, request, prepaid)
             case RoomChanged(room_id):
                 if room_id in self._rooms:
                     try:
@@ -256,7 +257,7 @@ class LobbyActor:
             logger.warning("client %r connected twice; keeping the first registration", client.client_id)
             return
         self._clients[client.client_id] = _Connection(
-            client, tokens=float(self._limits.command_burst), refilled_at=trio.current_time()
+            client, CommandBucket(self._limits.command_rate, self._limits.command_burst, trio.current_time())
         )
         self._feed.connect(client)
 
@@ -274,7 +275,9 @@ class LobbyActor:
 
     # --- commands -------------------------------------------------------------
 
-    async def _command(self, client: Client, spec: CommandSpec[Any], request: object) -> dict[str, Any] | Forward:
+    async def _command(
+        self, client: Client, spec: CommandSpec[Any], request: object, prepaid: bool = False
+    ) -> dict[str, Any] | Forward:
         name = spec.name
         handler = self._commands.get(name)  # None for the rooms' commands
         if handler is None and spec.handled_by != "room":
@@ -287,7 +290,7 @@ class LobbyActor:
                 raise ProtocolError(
                     "not_in_lobby", "this connection is not connected to the lobby (it was replaced or has left)"
                 )
-            if not self._take_token(conn):
+            if not prepaid and not self._take_token(conn):
                 await self._refuse_rate_limited(conn)
             if isinstance(request, ProtocolError):
                 raise request  # invalid_payload, found by the spec in the sender's task
@@ -305,17 +308,7 @@ class LobbyActor:
 
     def _take_token(self, conn: _Connection) -> bool:
         """Take one command's token from the connection's bucket; False when empty."""
-        rate = self._limits.command_rate
-        if rate is None:
-            return True
-        now = trio.current_time()
-        burst = float(self._limits.command_burst)
-        conn.tokens = min(burst, conn.tokens + (now - conn.refilled_at) * rate)
-        conn.refilled_at = now
-        if conn.tokens < 1.0:
-            return False
-        conn.tokens -= 1.0
-        return True
+        return conn.bucket.take(trio.current_time())
 
     async def _refuse_rate_limited(self, conn: _Connection) -> None:
         """Answer ``rate_limited``; a connection that keeps flooding is expelled.
@@ -346,6 +339,7 @@ class LobbyActor:
             "client %r expelled: %s", conn.client.client_id, reason,
             extra={"client_id": conn.client.client_id, "user_id": conn.user_id},
         )
+        self._unroute(conn.client)
         if conn.user_id is not None:
             await self._remove_user(conn, host_reason="host_disconnected")
         if self._clients.get(conn.client.client_id) is conn:
@@ -536,6 +530,7 @@ class LobbyActor:
         entry = self._room(room_id, seated=state.room_id)
         if state.room_id != room_id:
             raise ProtocolError("not_in_room", f"you are not in room {room_id}")
+        self._unroute(conn.client)
         if entry.summary.host.id == state.user.id:
             await self._close_room(room_id, "host_left")
         else:
@@ -560,6 +555,10 @@ class LobbyActor:
         entry = self._room(room_id, seated=state.room_id)
         message = RoomCommand(state.user.id, request)
         if not spec.changes_room:
+            if spec.name in DIRECT_COMMANDS and state.room_id == room_id and isinstance(conn.client, RoutedClient):
+                # the player's next answers may go to the room directly (routes.py)
+                route = RoomRoute(room_id, state.user.id, entry.ref, conn.bucket)
+                self._hand(conn.client, "route_room", route)
             return Forward(entry.ref, message, _ack_of, partial(_room_failed, room_id))
         done = await self._ask_room(room_id, message)
         assert isinstance(done, CommandDone)
@@ -567,6 +566,7 @@ class LobbyActor:
             removed = self._users.get(done.removed)
             if removed is not None and removed.room_id == room_id:
                 removed.room_id = None
+                self._unroute_user(removed)
         return done.ack
 
     # --- helpers that check -----------------------------------------------------
@@ -619,6 +619,7 @@ class LobbyActor:
         conn.user_id = state.user.id
         if old is not None:
             old.user_id = None
+            self._unroute(old.client)
             self._feed.disconnect(old.client)  # no more lists or frames for it
             reason = f"user {state.user.id!r} joined from another connection"
             self._hand(old.client, "send_event", "replaced", {"reason": reason})
@@ -637,6 +638,7 @@ class LobbyActor:
     async def _remove_state(self, user_id: UserId, host_reason: str) -> None:
         """The user leaves their room (a host's closes for ``host_reason``) and the lobby."""
         state = self._users[user_id]
+        self._unroute_user(state)
         if state.room_id is not None:
             entry = self._rooms[state.room_id]
             if entry.summary.host.id == state.user.id:
@@ -655,6 +657,7 @@ class LobbyActor:
         grace, shown ``connected: false``; the connection becomes anonymous."""
         assert conn.user_id is not None
         state = self._users[conn.user_id]
+        self._unroute(conn.client)
         conn.user_id = None
         grace = self._limits.reconnect_grace
         state.client_id = None
@@ -723,12 +726,24 @@ class LobbyActor:
             if state is None or state.room_id != room_id:
                 continue
             state.room_id = None
+            self._unroute_user(state)
             if seated is summary.host and not tell_host:
                 continue
             conn = self._clients.get(state.client_id)
             if conn is not None:
                 self._hand(conn.client, "send_shared", closed)
         logger.info("room %d closed: %s", room_id, reason, extra={"room_id": room_id})
+
+    def _unroute(self, client: Client) -> None:
+        """The client's direct line to a room (routes.py) went stale: drop it.
+        (The room checks every direct command anyway; this keeps it from trying.)"""
+        if isinstance(client, RoutedClient):
+            self._hand(client, "route_room", None)
+
+    def _unroute_user(self, state: _UserState) -> None:
+        conn = self._clients.get(state.client_id) if state.client_id is not None else None
+        if conn is not None:
+            self._unroute(conn.client)
 
     def _hand(self, client: Client, method: str, *args: object) -> None:
         """Call a client method; one client that raises must not stop the lobby."""

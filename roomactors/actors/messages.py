@@ -46,6 +46,9 @@ class Command:
     client: Client
     spec: CommandSpec[Any]
     request: object = field(repr=False)
+    prepaid: bool = False
+    """The connection's rate-limit token was taken already (a direct command
+    that its room handed back, see :mod:`.routes`): not taken again."""
 
     @property
     def name(self) -> str:
@@ -185,6 +188,24 @@ class RoomCommand:
 
 
 @dataclass(frozen=True)
+class DirectCommand:
+    """A race command a seated player's connection posted straight to the room
+    (:mod:`.routes`), past the lobby. The room handles it like a
+    :class:`RoomCommand` if ``user_id`` sits there speaking through ``client``
+    and the room is not closing; otherwise it answers :class:`Rerouted` (the
+    lobby then handles the command, with its errors in their order)."""
+
+    user_id: UserId
+    client: Client
+    request: RoomRequest
+
+
+@dataclass(frozen=True)
+class Rerouted:
+    """A room's answer to a :class:`DirectCommand` it must not handle itself."""
+
+
+@dataclass(frozen=True)
 class CommandDone:
     """A room's answer to a RoomCommand: the client's ack dict, the room's
     summary after it (None for commands that cannot change it, such as
@@ -196,5 +217,5 @@ class CommandDone:
     removed: UserId | None = None
 
 
-RoomMessage = Describe | JoinRoom | LeaveRoom | UpdateUser | Reseat | CloseRoom | RoomCommand
-RoomReply = RoomSummary | ProtocolError | CommandDone | None
+RoomMessage = Describe | JoinRoom | LeaveRoom | UpdateUser | Reseat | CloseRoom | RoomCommand | DirectCommand
+RoomReply = RoomSummary | ProtocolError | CommandDone | Rerouted | None

@@ -45,6 +45,7 @@ from .messages import (
     CloseRoom,
     CommandDone,
     Describe,
+    DirectCommand,
     JoinRoom,
     LeaveRoom,
     LobbyMessage,
@@ -54,6 +55,7 @@ from .messages import (
     RoomCrashed,
     RoomMessage,
     RoomReply,
+    Rerouted,
     UpdateUser,
 )
 from .race import Race, Racer
@@ -117,6 +119,8 @@ class RoomActor:
         self._progress_sent_at = -math.inf
         self._notify_pending = False
         self._notify_retry_at = math.inf
+        #: The lobby is closing the room: direct commands go the lobby's way (room_not_found).
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"RoomActor(id={self.room_id}, name={self.name!r}, players={len(self.players)}, phase={self._phase})"
@@ -156,10 +160,17 @@ class RoomActor:
             case Reseat(user_id, client):
                 self._reseat(user_id, client)
             case CloseRoom(reason):
+                self._closing = True
                 if self.running is not None:
                     self._finish(reason)
                 return None
             case RoomCommand(user_id, request):
+                return self._command(user_id, request)
+            case DirectCommand(user_id, client, request):
+                # the route may be stale (a kick, a takeover, a close that crossed
+                # the answer): then the lobby answers, as if it had come its way
+                if self._closing or self._clients.get(user_id) is not client:
+                    return Rerouted()
                 return self._command(user_id, request)
             case _:
                 raise TypeError(f"room {self.room_id} got an unknown message {type(message).__name__}")
