@@ -28,11 +28,11 @@ from .actors import (
     IdentityPolicy,
     Lobby,
     LobbyStatistics,
-    ProtocolError,
     RoomLimits,
     RoomList,
     RoomRoute,
     SharedEvent,
+    direct_request,
     open_lobby,
     post_direct,
 )
@@ -289,7 +289,7 @@ class RoomApp:
         try:
             route = client.route
             if route is not None and command in DIRECT_COMMANDS:
-                await self._direct(client, route, REGISTRY[command], args[0], reply_to)
+                await self._direct(client, route, command, args[0], reply_to)
             else:
                 await self.lobby.submit(client, command, args[0], reply_to)
         except BaseException:
@@ -297,19 +297,12 @@ class RoomApp:
             raise
 
     async def _direct(
-        self, client: SocketClient, route: RoomRoute, spec: CommandSpec[Any], payload: object, on_reply: Reply
+        self, client: SocketClient, route: RoomRoute, command: str, payload: object, on_reply: Reply
     ) -> None:
-        """A seated player's answer, posted to their room past the lobby (actors/routes.py).
-
-        What the lobby would refuse before the room sees it (an invalid payload,
-        another room, an empty rate-limit bucket) goes the lobby's way, so the
-        errors keep protocol.md's order; so does whatever the room hands back."""
-        request = spec.request(payload)
-        if (
-            isinstance(request, ProtocolError)
-            or getattr(request, "id", None) != route.room_id
-            or not route.bucket.take(trio.current_time())
-        ):
+        """A seated player's answer, posted to their room past the lobby
+        (actors/routes.py), or the lobby's way when it must (``direct_request``)."""
+        spec, request, direct = direct_request(route, command, payload)
+        if direct is None:
             await self.lobby.submit_request(client, spec, request, on_reply)
             return
 
@@ -317,7 +310,7 @@ class RoomApp:
             # in the room's task (or this one): never wait; serve_reroutes posts it
             self._reroute_send.send_nowait((client, spec, request, on_reply))
 
-        await post_direct(route, client, request, DirectReply(on_reply, reroute))
+        await post_direct(route, client, direct, DirectReply(on_reply, reroute))
 
     async def serve_reroutes(self) -> None:
         """Hand the lobby the direct commands their room gave back (a stale route:

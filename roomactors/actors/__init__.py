@@ -34,6 +34,7 @@ from .routes import CommandBucket as CommandBucket
 from .routes import DirectReply as DirectReply
 from .routes import RoomRoute as RoomRoute
 from .routes import RoutedClient as RoutedClient
+from .routes import direct_request as direct_request
 from .routes import post_direct as post_direct
 from .validation import ProtocolError as ProtocolError
 
@@ -68,6 +69,7 @@ __all__ = (
     "ServerClock",
     "SharedEvent",
     "User",
+    "direct_request",
     "open_lobby",
     "open_mailbox",
     "post_direct",

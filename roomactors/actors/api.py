@@ -34,6 +34,7 @@ from .messages import (
     UserRegistryView,
 )
 from .records import UserId
+from .routes import DirectReply, RoomRoute, direct_request, post_direct
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,27 @@ class Lobby:
         except ActorStopped:
             return _lobby_stopped()
         return reply
+
+    async def command_routed(
+        self, client: Client, route: RoomRoute, name: str, payload: object
+    ) -> dict[str, Any]:
+        """:meth:`command` for a client the lobby gave a direct line to its room
+        (:mod:`.routes`): an answer goes to the room past the lobby when it may,
+        and the lobby's way when not, or when the room hands it back. The reply
+        is what :meth:`command` gives; the socket binding does the same without
+        waiting (``roomactors.app``)."""
+        spec, request, direct = direct_request(route, name, payload)
+        if direct is not None:
+            slot = _DirectSlot()
+            await post_direct(route, client, direct, DirectReply(slot.set, slot.hand_back))
+            reply = await slot.wait()
+            if reply is not None:
+                return reply
+        try:
+            answer: dict[str, Any] = await self._ref.ask(Command(client, spec, request, prepaid=direct is not None))
+        except ActorStopped:
+            return _lobby_stopped()
+        return answer
 
     async def join_vouched(self, client: Client, request: JoinLobbyRequest) -> dict[str, Any]:
         """``join_lobby`` for an identity that trusted code checked already (a cluster
@@ -220,6 +242,26 @@ class Lobby:
 
 def _lobby_stopped() -> dict[str, Any]:
     return {"ok": False, "error": {"code": "internal", "message": "the lobby has shut down"}}
+
+
+class _DirectSlot:
+    """Where :meth:`Lobby.command_routed` waits: the room's ack, or None when
+    the room handed the command back."""
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._reply: dict[str, Any] | None = None
+
+    def set(self, reply: dict[str, Any]) -> None:
+        self._reply = reply
+        self._done.set()
+
+    def hand_back(self) -> None:
+        self._done.set()
+
+    async def wait(self) -> dict[str, Any] | None:
+        await self._done.wait()
+        return self._reply
 
 
 class _AckReply:

@@ -34,9 +34,10 @@ class RoomLimits:
     """The first room id this lobby assigns (then in order). A cluster node starts
     at a block of ids of its own, so ids stay unique across nodes (docs/cluster.md)."""
     room_mailbox_size: int = 64
-    """Messages queued for a room; only the lobby sends to rooms: its asks, and the
-    ``answer`` commands it forwards without waiting (a full room mailbox makes the
-    lobby wait, so it holds a classroom's burst of answers)."""
+    """Messages queued for a room: the lobby's asks, the ``answer`` commands it
+    forwards without waiting, and the answers seated players' connections post
+    directly (routes.py). A full room mailbox makes the lobby, or that one
+    connection, wait; 64 holds a classroom's burst of answers."""
     max_list_bytes: int = 1_000_000
     """Bytes of JSON one ``updaterooms`` list may hold; past it, the newest rooms that fit."""
     large_list_bytes: int = 64 * 1024

@@ -24,11 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
+import trio
+
 from .client import Client
-from .commands import RoomRequest
+from .commands import CommandSpec, RoomRequest, command_spec
 from .mailbox import ActorRef, ActorStopped
 from .messages import CommandDone, DirectCommand, RoomMessage
 from .records import UserId
+from .validation import ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -129,3 +132,24 @@ async def post_direct(route: RoomRoute, client: Client, request: RoomRequest, re
     message = DirectCommand(route.user_id, client, request)
     if not route.ref.post_nowait(message, reply):
         await route.ref.post(message, reply)
+
+
+def direct_request(
+    route: RoomRoute, name: str, payload: object
+) -> tuple[CommandSpec[Any], object, RoomRequest | None]:
+    """Parse a command of a connection with ``route``: its spec, its request (or
+    the ProtocolError refusing it), and the request again when it may go to the
+    room directly, its token taken (else None). What the lobby would refuse
+    before the room sees it (an invalid payload, another room's id, an empty
+    bucket) must go the lobby's way, so those errors keep protocol.md's order."""
+    spec = command_spec(name)
+    request = spec.request(payload)
+    if (
+        name not in DIRECT_COMMANDS
+        or isinstance(request, ProtocolError)
+        or getattr(request, "id", None) != route.room_id
+        or not route.bucket.take(trio.current_time())
+    ):
+        return spec, request, None
+    direct: RoomRequest = request
+    return spec, request, direct

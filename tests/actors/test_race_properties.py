@@ -20,7 +20,7 @@ from actors.helpers import NO_RATE_LIMIT
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from roomactors.actors import Lobby, MemoryClient, open_lobby
+from roomactors.actors import Lobby, MemoryClient, RoomRoute, open_lobby
 
 ANSWERS = ("qz-ANSWER-zero", "qz-ANSWER-one", "qz-ANSWER-two")
 PLAYERS = ("a", "b", "c")
@@ -84,12 +84,28 @@ def expected_ranking(race: RaceModel) -> list[tuple[int, str]]:
     return places
 
 
+class RoutedMemoryClient(MemoryClient):
+    """A player whose answers take the direct line the lobby hands it, as a
+    socket's do (roomactors/actors/routes.py), and which never lets go of it:
+    after a kick or a leave its answers still go to the room directly, as an
+    answer that crossed the kick would, and the room must hand them back."""
+
+    route: RoomRoute | None = None
+
+    def route_room(self, route: RoomRoute | None) -> None:
+        if route is not None:
+            self.route = route
+
+
 class Scenario:
-    def __init__(self, lobby: Lobby) -> None:
+    def __init__(self, lobby: Lobby, routed: bool = False) -> None:
         self.lobby = lobby
         self.host = MemoryClient("host")
         self.watcher = MemoryClient("watcher")
-        self.clients = {p: MemoryClient(p) for p in PLAYERS}
+        player = RoutedMemoryClient if routed else MemoryClient
+        self.clients = {p: player(p) for p in PLAYERS}
+        self.direct = 0  # answers that went the direct way
+        self.stale = 0  # ... of them on a line gone stale
         self.room = 0
         self.members: list[str] = []
         self.banned: set[str] = set()
@@ -115,7 +131,14 @@ class Scenario:
         return race if race is not None and race.reason is None else None
 
     async def command(self, client: MemoryClient, name: str, payload: dict[str, Any], expect: str | None) -> Any:
-        ack = await self.lobby.command(client, name, payload)
+        route = client.route if isinstance(client, RoutedMemoryClient) else None
+        if route is not None:
+            self.direct += 1
+            if client.name not in self.members:
+                self.stale += 1  # kicked or gone: the room must hand it back
+            ack = await self.lobby.command_routed(client, route, name, payload)
+        else:
+            ack = await self.lobby.command(client, name, payload)
         self.acks.append(ack)
         if expect is None:
             assert ack["ok"] is True, (name, payload, ack)
@@ -267,12 +290,15 @@ class Scenario:
             ]
 
 
-async def run_scenario(script: list[tuple[Any, ...]]) -> None:
+async def run_scenario(script: list[tuple[Any, ...]], routed: bool = False) -> None:
     async with open_lobby(NO_RATE_LIMIT) as lobby:
-        scenario = Scenario(lobby)
+        scenario = Scenario(lobby, routed)
         await scenario.setup()
         for step in script:
             await scenario.step(step)
+        if routed:
+            event(f"direct answers: {'some' if scenario.direct else 'none'}")
+            event(f"answers on a stale line: {'some' if scenario.stale else 'none'}")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -280,3 +306,14 @@ async def run_scenario(script: list[tuple[Any, ...]]) -> None:
 def test_random_races_follow_the_model(first: tuple[Any, ...], script: list[tuple[Any, ...]]) -> None:
     """Scripts open with a start_race, so that most examples race."""
     trio.run(run_scenario, [first, *script], clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(starts, st.lists(steps, max_size=60))
+def test_random_races_follow_the_model_with_direct_answers(first: tuple[Any, ...], script: list[tuple[Any, ...]]
+                                                            ) -> None:
+    """The same, with players whose answers go straight to the room once the
+    lobby gave them the line, and keep going there when it is stale (after a
+    kick or a leave): the room hands those back to the lobby, and every ack and
+    event is still the model's."""
+    trio.run(run_scenario, [first, *script], True, clock=trio.testing.MockClock(autojump_threshold=0))
