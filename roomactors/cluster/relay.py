@@ -110,6 +110,10 @@ class _Pending:
     node: str
 
 
+_IN_ORDER_TASK = frozenset({"join_lobby", "join_room"})
+"""A guest's commands that its task runs (they await more than the lobby's answer)."""
+
+
 def _payload_json(event: SharedEvent) -> str:
     return json.dumps(event.payload, separators=(",", ":"))
 
@@ -117,7 +121,7 @@ def _payload_json(event: SharedEvent) -> str:
 class RelayedClient:
     """A player of another node, as this node's lobby sees them (a lobby ``Client``)."""
 
-    __slots__ = ("conn", "origin", "_relay", "commands", "dropped")
+    __slots__ = ("conn", "origin", "_relay", "commands", "dropped", "idle")
 
     def __init__(self, conn: str, origin: str, relay: Relay) -> None:
         self.conn = conn
@@ -127,6 +131,9 @@ class RelayedClient:
         self.dropped = False
         """Set when the player's connection dropped (no goodbye): their seat here
         is held for the reconnect grace, as for a local player."""
+        self.idle = False
+        """True while the guest's task, its join done, waits with nothing queued:
+        its next ordinary command may go to the lobby straight from the inbox."""
 
     @property
     def client_id(self) -> Hashable:
@@ -661,11 +668,32 @@ class Relay:
             send, receive = trio.open_memory_channel[dict[str, Any]](64)
             guest.commands = send
             self._nursery.start_soon(self._serve_guest, guest, receive)
+        elif guest.idle and message.get("name") not in _IN_ORDER_TASK and self._submit_now(guest, message):
+            return
         assert guest.commands is not None
+        guest.idle = False  # what comes next waits behind this one
         try:
             guest.commands.send_nowait(message)
         except (trio.WouldBlock, trio.ClosedResourceError):
             logger.warning("relay: too many commands queued for %s; one dropped", conn)
+
+    def _submit_now(self, guest: RelayedClient, message: dict[str, Any]) -> bool:
+        """An ordinary command of a guest whose task is idle goes to the lobby from
+        here, its reply published from the lobby's task: two task switches fewer
+        than through the guest's task, and in the same order (the lobby's mailbox
+        is first in, first out). False when the lobby's mailbox is full."""
+        request = message.get("req")
+        if time.time() > float(message.get("deadline", 0)):
+            return True  # its node answered node_unavailable already: changes nothing
+
+        def on_reply(reply: dict[str, Any]) -> None:
+            self._publish(guest.origin, {"t": "reply", "conn": guest.conn, "req": request, "reply": reply})
+
+        try:
+            return self._lobby.submit_nowait(guest, str(message.get("name")), message.get("payload"), on_reply)
+        except ValueError:
+            on_reply(_error("invalid_payload", "unknown command"))
+            return True
 
     async def _serve_guest(self, guest: RelayedClient, commands: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
         """One guest's commands, in order; it joins this lobby with its first.
@@ -680,7 +708,14 @@ class Relay:
             return  # shutting down
         try:
             async with commands:
-                async for message in commands:
+                while True:
+                    if commands.statistics().current_buffer_used == 0:
+                        guest.idle = joined  # the next ordinary command may skip this task
+                    try:
+                        message = await commands.receive()
+                    except trio.EndOfChannel:
+                        break
+                    guest.idle = False
                     if time.time() > float(message.get("deadline", 0)):
                         continue  # its node answered node_unavailable already: changes nothing
                     name = str(message.get("name"))
@@ -704,6 +739,7 @@ class Relay:
             logger.exception("relay: serving %s failed; it leaves", guest.conn)
             self._guests.pop(guest.conn, None)
         finally:
+            guest.idle = False
             with trio.CancelScope(shield=True):
                 await self._lobby.disconnect(guest, dropped=guest.dropped)
 
