@@ -39,7 +39,7 @@ from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
 from .directory import ClusterDirectory
-from .inbox import InboxReader, Outbox, Queued, inbox_ttl, sender_id, write_batch
+from .inbox import InboxReader, Outbox, Queued, held, inbox_ttl, sender_id, write_batch
 from .relay import Relay
 from .users import UserRegistry
 from .link import BACKOFF_MAX, RedisHealth, connect, supervise
@@ -167,14 +167,14 @@ class ClusterNode:
     async def _publish_relayed(self) -> None:
         """Writes the outbox to the other nodes' inbox streams, in order; a batch
         that failed is written again first after the reconnect."""
-        async with connect(self.url) as client:
+        async with connect(self.url) as client, held(client) as connection:
             await client.ping()
             self.health.job_ok("relay-publisher")
             while True:
                 if self._held is None:
                     await self.outbox.wait()
                     self._held = self.outbox.take()
-                await write_batch(client, self._held, self._sender, self._inbox_ttl)
+                await write_batch(connection, self._held, self._sender, self._inbox_ttl)
                 self._held = None
 
     async def _read_inbox(self) -> None:
