@@ -66,6 +66,8 @@ ERROR_CODES: Final = frozenset(
         # race.md, "Identity": checked at step 3
         "identity_taken",
         "unauthenticated",
+        # docs/cluster.md: a room's node did not answer a relayed command in time
+        "node_unavailable",
     }
 )
 

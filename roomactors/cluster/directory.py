@@ -294,6 +294,23 @@ class ClusterDirectory:
         own = self._own_codes.get(wanted)
         return None if own is not None and own < best.id else (best.id, best.node)
 
+    def room_of_user(self, user_id: object, node: str) -> int | None:
+        """The room of ``node`` (another node) where ``user_id`` sits as host or
+        player, as far as the replica knows, or None. Rare (a ``create_room {host}``
+        for a user held on ``node``), so it reads the entries as it goes."""
+        for room in self._remote.values():
+            if room.node != node or room.node == self.node_id:
+                continue
+            try:
+                entry = json.loads(room.text)["room"]
+                people = [entry["host"], *entry["players"]]
+                if any(isinstance(p, dict) and p.get("id") == user_id and type(p.get("id")) is type(user_id)
+                       for p in people):
+                    return room.id
+            except (ValueError, KeyError, TypeError):
+                continue
+        return None
+
     def code_taken(self, code: str) -> bool:
         """Whether a room of another node holds ``code`` (as far as the replica knows):
         the lobby then draws another code for a new room."""

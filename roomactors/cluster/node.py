@@ -89,8 +89,10 @@ class ClusterNode:
             self.node_id, self.prefix, lobby, local.socket, self.directory.owner_of, self.directory.room_of_code,
             users=self.users, client_of=local.client,
             identity=IdentityPolicy(secret=config.identity_secret, teachers_only_create=config.teachers_only_create),
+            room_of_user=self.directory.room_of_user,
         )
         self.directory.dead_after = max(config.node_ttl, 2 * BACKOFF_MAX + config.node_ttl / REFRESHES_PER_TTL)
+        self.users.dead_after = self.directory.dead_after
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
         self.outbox: Outbox = self.relay.outbox
@@ -162,6 +164,7 @@ class ClusterNode:
             nodes = nodes | self._alive
         self._alive = nodes
         self.directory.set_alive(nodes)
+        self.users.set_alive(nodes)
         self.relay.nodes_alive(nodes | {self.node_id})
 
     async def _publish_relayed(self) -> None:

@@ -180,6 +180,7 @@ class Relay:
         users: UserRegistry | None = None,
         client_of: Callable[[str, str], Client | None] | None = None,
         identity: IdentityPolicy = IdentityPolicy(),
+        room_of_user: Callable[[Any, str], int | None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.prefix = prefix
@@ -192,6 +193,7 @@ class Relay:
         self._registry = users
         self._client_of = client_of
         self._identity = identity
+        self._room_of_user = room_of_user
         self.outbox = Outbox()
         """What this node relays to others, waiting for Redis (the node's publisher
         writes it to their inbox streams)."""
@@ -461,6 +463,9 @@ class Relay:
             # what the user's home knew of them; what this join sends replaces it
             user = {**{k: claim.user.get(k) for k in ("username", "auth_level")}, **user}
         seated_elsewhere = claim.seat not in ("", self.node_id) and claim.seat_alive
+        if command == "create_room" and claim.vouched and (claim.kind == "moved" or seated_elsewhere):
+            await self._create_held(key, client, payload, claim, user, found[1], on_reply)  # type: ignore[index]
+            return
         if claim.kind == "taken" or (command == "create_room" and (claim.kind == "moved" or seated_elsewhere)):
             given = "a token that is not this seat's" if found[1] is not None else "no token"  # type: ignore[index]
             on_reply(_error(
@@ -490,11 +495,58 @@ class Relay:
         if command == "join_lobby" and seat is not None and seat.joined:
             reply = {**reply, "room": seat.room_id}
         self._registry.set(user_id, self._seat_node(key), reply.get("token"), self._users.get(key))
-        on_reply(reply)
         if claim.kind == "moved":
             old = claim.home
             if old not in ("", self.node_id, attach) and claim.home_alive:
+                # before the ack, as one server does it: from the ack on, the old
+                # connection speaks for nobody (it got ``replaced``)
                 await self._release(old, user)
+        on_reply(reply)
+
+    async def _create_held(
+        self, key: SocketKey, client: Client, payload: dict[str, Any], claim: Claim, user: dict[str, Any],
+        token: str | None, on_reply: Reply,
+    ) -> None:
+        """``create_room {host}`` with the seat's token for a user held on another node
+        (race.md: ``host`` may carry ``token``), as one server answers it: the user
+        sits in a room (on any node): ``already_in_room``, and nothing changes; else
+        the user moves here (the old home lets them go, its socket gets
+        ``replaced``) and the room is created, its ack carrying the new token."""
+        user_id = user["id"]
+        seat_node = claim.seat if claim.seat not in ("", claim.home) and claim.seat_alive else None
+        looked_up: str | None = seat_node
+        if seat_node is None and claim.home not in ("", self.node_id) and claim.home_alive:
+            looked_up = claim.home  # the user may sit in a room of their home
+        room = self._room_of_user(user_id, looked_up) if looked_up and self._room_of_user else None
+        if seat_node is not None or room is not None:
+            where = f"room {room}" if room is not None else "a room"
+            on_reply(_error(
+                "already_in_room",
+                f"you sit in {where}; leave it before creating a room (to act from this connection, "
+                "send join_lobby with your token first: it takes your seat over here)",
+            ))
+            return
+        joined = await self._local(client, "join_lobby", {}, user)
+        if not joined.get("ok"):
+            on_reply(joined)
+            return
+        created = await self._lobby.command(client, "create_room", payload)
+        if created.get("ok") and claim.kind == "moved" and self._registry is not None:
+            moved = await self._registry.claim(user_id, token, signed=False, move=True)
+            if moved is not None and moved.kind == "taken":  # the other node issued a new token meanwhile
+                created = _error("identity_taken", f"user {user_id!r} signed in again on another server node "
+                                 "as this create_room arrived; send join_lobby with the newest token")
+        if not created.get("ok"):
+            await self._lobby.command(client, "leave_lobby", {"id": user_id})  # nothing changes, as on one server
+            on_reply(created)
+            return
+        self._learn(key, "create_room", created)
+        reply = {**created, "token": joined.get("token")}
+        if self._registry is not None:
+            self._registry.set(user_id, self.node_id, reply["token"], self._users.get(key))
+        if claim.home not in ("", self.node_id) and claim.home_alive:
+            await self._release(claim.home, user)  # before the ack, as for join_lobby
+        on_reply(reply)
 
     def _seat_node(self, key: SocketKey) -> str:
         seat = self._seats.get(key)

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import trio
-from support.clusternodes import DECK, join, lists_become, open_nodes
+from support.clusternodes import DECK, lists_become, open_nodes, seat_across
 from support.pyclient import PySocket, PythonClients, open_python_clients
 from support.redisserver import RedisServer
 from support.waiting import wait_until
@@ -23,21 +23,11 @@ from roomactors.cluster.inbox import InboxReader, Outbox, Queued
 from roomactors.cluster.link import connect
 from roomactors.server import RoomServer
 
-DECK3 = {"name": "Sums", "flashcards": [
-    {"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"},
-]}
-
-
 async def _seated(
     clients: PythonClients, a: RoomServer, b: RoomServer, **race: Any
 ) -> tuple[PySocket, PySocket, int, int]:
     """A teacher on B with a room racing, a student on A seated in it: (teacher, student, room, race)."""
-    teacher = await join(clients, b.url, 1, "mia")
-    student = await join(clients, a.url, 2, "sam")
-    (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
-    room_id = created["room"]["id"]
-    await lists_become([student], ["Sums"])
-    assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+    teacher, student, room_id = await seat_across(clients, b.url, a.url)
     (started,) = await teacher.call("start_race", {"id": room_id, "countdown": 0, **race})
     assert started["ok"] is True
     await student.next_event("racestart")

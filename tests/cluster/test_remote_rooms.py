@@ -10,21 +10,18 @@ import os
 import signal
 
 import trio
-from support.clusternodes import DECK, join, lists_become, open_nodes, roomserver_process
+from support.clusternodes import DECK, SUMS, join, lists_become, open_nodes, roomserver_process, seat_across
 from support.pyclient import open_python_clients
 from support.redisserver import RedisServer
 from support.waiting import wait_until
 
-DECK3 = {"name": "Sums", "flashcards": [
-    {"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"},
-]}
 
 
 async def test_a_student_on_one_node_races_in_a_room_on_another(redis_server: RedisServer, prefix: str) -> None:
     async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
         teacher = await join(clients, b.url, 1, "mia")
         student = await join(clients, a.url, 2, "sam")
-        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": SUMS})
         room_id = created["room"]["id"]
         await lists_become([student], ["Sums"])
         (joined,) = await student.call("join_room", {"id": room_id})
@@ -67,12 +64,7 @@ async def test_the_host_leaving_closes_the_room_for_players_on_other_nodes(
     redis_server: RedisServer, prefix: str
 ) -> None:
     async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
-        teacher = await join(clients, b.url, 1, "mia")
-        student = await join(clients, a.url, 2, "sam")
-        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
-        room_id = created["room"]["id"]
-        await lists_become([student], ["Sums"])
-        assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+        teacher, student, room_id = await seat_across(clients, b.url, a.url)
         assert (await teacher.call("leave_room", {"id": room_id}))[0]["ok"] is True
         assert await student.next_event("roomclosed") == [{"id": room_id, "reason": "host_left"}]
         await lists_become([student], [])
@@ -87,7 +79,7 @@ async def test_a_killed_node_s_players_elsewhere_get_node_lost(redis_server: Red
         student = await join(clients, a.url, 2, "sam")
         async with roomserver_process(redis_server, prefix, "doomed", ttl) as (url, process):
             teacher = await join(clients, url, 1, "mia")
-            (created,) = await teacher.call("create_room", {"name": "Doomed", "deck": DECK3})
+            (created,) = await teacher.call("create_room", {"name": "Doomed", "deck": SUMS})
             room_id = created["room"]["id"]
             await lists_become([student], ["Doomed"])
             assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
@@ -108,7 +100,7 @@ async def test_a_command_for_a_silent_node_fails_after_its_deadline(redis_server
         student = await join(clients, a.url, 2, "sam")
         async with roomserver_process(redis_server, prefix, "silent", ttl) as (url, process):
             teacher = await join(clients, url, 1, "mia")
-            (created,) = await teacher.call("create_room", {"name": "Silent", "deck": DECK3})
+            (created,) = await teacher.call("create_room", {"name": "Silent", "deck": SUMS})
             room_id = created["room"]["id"]
             await lists_become([student], ["Silent"])
             assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
@@ -126,7 +118,7 @@ async def test_a_redis_restart_mid_race_and_the_race_still_finishes(redis_server
         teacher = await join(clients, b.url, 1, "mia")
         local = await join(clients, b.url, 3, "kim")
         remote = await join(clients, a.url, 2, "sam")
-        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": SUMS})
         room_id = created["room"]["id"]
         await lists_become([remote], ["Sums"])
         for player in (local, remote):
@@ -157,12 +149,7 @@ async def test_a_redis_restart_mid_race_and_the_race_still_finishes(redis_server
 
 async def test_a_graceful_shutdown_of_the_room_s_node(redis_server: RedisServer, prefix: str) -> None:
     async with open_nodes(redis_server, prefix, 2, node_ttl=1.5) as (a, b), open_python_clients() as clients:
-        teacher = await join(clients, b.url, 1, "mia")
-        student = await join(clients, a.url, 2, "sam")
-        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK3})
-        room_id = created["room"]["id"]
-        await lists_become([student], ["Sums"])
-        assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+        teacher, student, room_id = await seat_across(clients, b.url, a.url)
         with trio.fail_after(10):
             await b.shutdown()
         (closed,) = await student.next_event("roomclosed")
@@ -175,7 +162,7 @@ async def test_joining_an_unlisted_room_of_another_node_by_its_code(redis_server
     async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
         teacher = await join(clients, b.url, 1, "mia")
         student = await join(clients, a.url, 2, "sam")
-        (created,) = await teacher.call("create_room", {"name": "Secret", "deck": DECK3, "listed": False})
+        (created,) = await teacher.call("create_room", {"name": "Secret", "deck": SUMS, "listed": False})
         room_id, code = created["room"]["id"], created["room"]["code"]
         with trio.fail_after(10):  # A's replica has it (though no list shows it)
             await wait_until(lambda: a.cluster.directory.room_of_code(code) == (room_id, "n1"))

@@ -390,3 +390,193 @@ async def test_a_flushed_registry_is_written_again(redis_server: RedisServer, pr
             await wait_until(lambda: a.cluster.users.sessions > sessions)  # type: ignore[union-attr]
         other, refused = await joined(clients, b.url, {"id": 7})
         assert refused["error"]["code"] == "identity_taken"
+
+
+async def entries(admin: Any, prefix: str) -> dict[str, dict[str, str]]:
+    """Every user entry in Redis: JSON id -> its hash."""
+    found: dict[str, dict[str, str]] = {}
+    async for key in admin.scan_iter(match=f"{prefix}user:*"):
+        raw = await admin.hgetall(key)
+        found[key.decode()[len(f"{prefix}user:"):]] = {k.decode(): v.decode() for k, v in raw.items()}
+    return found
+
+
+async def members(admin: Any, key: str) -> set[str]:
+    return {m.decode() for m in await admin.smembers(key)}
+
+
+async def test_a_killed_node_s_user_entries_are_deleted(redis_server: RedisServer, prefix: str) -> None:
+    """``kill -9`` of a node: once it stayed missing long enough, the living node
+    deletes the entries of its users, except those a living node still holds."""
+    ttl = 1.5
+    async with (
+        open_nodes(redis_server, prefix, 1, node_ttl=ttl, reconnect_grace=GRACE) as (b,),
+        open_python_clients() as clients,
+        coredis.Redis.from_url(redis_server.url) as admin,
+    ):
+        assert b.cluster is not None
+        teacher = await join(clients, b.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        guest = await join(clients, b.url, 6, "gus")
+        async with roomserver_process(redis_server, prefix, "doomed", ttl) as (url, process):
+            student = await join(clients, url, 2, "sam")  # seated on b: held there for the grace
+            for user_id in (3, 4):
+                await join(clients, url, user_id, f"idle{user_id}")
+            host = await join(clients, url, 5, "hal")
+            (theirs,) = await host.call("create_room", {"name": "Doomed", "deck": DECK})
+            for sock in (student, guest):  # lists are in room id order: the nodes' blocks decide
+                await sock.next_event("updaterooms", where=lambda args: {r["name"] for r in args[0]} == {"Sums", "Doomed"})
+            assert (await ack_of(student, "join_room", {"id": room_id}))["ok"] is True
+            assert (await ack_of(guest, "join_room", {"id": theirs["room"]["id"]}))["ok"] is True
+            await teacher.next_event("updaterooms", where=shows(2, True))
+            with trio.fail_after(10):
+                await wait_until(lambda: b.cluster.users.pending == 0)  # type: ignore[union-attr]
+            assert await members(admin, f"{prefix}users:of:doomed") >= {"2", "3", "4", "5", "6"}
+            assert await members(admin, f"{prefix}users:nodes") == {"n0", "doomed"}
+            os.kill(process.pid, signal.SIGKILL)
+            await guest.next_event("roomclosed", timeout=ttl * 4 + 5)
+        with trio.fail_after(ttl * 4 + 20):
+            await wait_until(lambda: b.cluster.users.reaped >= 3)  # type: ignore[union-attr]
+        # sam's seat on b is held for the grace (b holds sam's entry), then given up
+        await teacher.next_event("updaterooms", where=lambda args: any(
+            r["id"] == room_id and r["players"] == [] for r in args[0]), timeout=GRACE + 10)
+        with trio.fail_after(10):
+            await wait_until(lambda: b.cluster.users.pending == 0 and not b.cluster.users._reaping)  # type: ignore[union-attr]
+        left = await entries(admin, prefix)
+        assert set(left) == {"1", "6"}, left
+        assert left["6"]["h"] == "n0" and left["6"]["s"] == "n0"
+        assert await admin.exists([f"{prefix}users:of:doomed"]) == 0
+        assert await members(admin, f"{prefix}users:of:n0") == {"1", "6"}
+        assert await members(admin, f"{prefix}users:nodes") == {"n0"}
+        # the dead node's users are free on the living node, without a token
+        again, ack = await joined(clients, b.url, {"id": 5, "username": "hal"})
+        assert ack["ok"] is True and ack["room"] is None
+
+
+async def test_a_dead_node_s_many_entries_go_in_chunks(redis_server: RedisServer, prefix: str) -> None:
+    """A node that died before any living node started (its index is all that is
+    left of it): 1,200 entries, deleted in chunks; entries claimed since by a
+    living node, or seated on one, stay (compared before deleted)."""
+    count = 1200
+    async with coredis.Redis.from_url(redis_server.url) as admin:
+        seed = """
+        for i = 0, tonumber(ARGV[2]) - 1 do
+          redis.call('HSET', ARGV[1] .. 'user:' .. i, 'h', 'ghost', 's', 'ghost', 'd', '', 'u', '')
+          redis.call('SADD', ARGV[1] .. 'users:of:ghost', tostring(i))
+        end
+        redis.call('SADD', ARGV[1] .. 'users:nodes', 'ghost')
+        """
+        await admin.eval(seed, keys=[], args=[prefix, str(count)])
+        await admin.hset(f"{prefix}user:0", {"h": "ghost", "s": "n0"})  # seated on a living node
+        async with open_nodes(redis_server, prefix, 1, node_ttl=1.5) as (a,), open_python_clients() as clients:
+            assert a.cluster is not None
+            # id 1 was claimed by a living node since the ghost died
+            sock, ack = await joined(clients, a.url, {"id": 1, "username": "one"})
+            assert ack["ok"] is True
+            with trio.fail_after(30):
+                await wait_until(lambda: a.cluster.users.reaped >= count - 2)  # type: ignore[union-attr]
+                await wait_until(lambda: not a.cluster.users._reaping)  # type: ignore[union-attr]
+            left = await entries(admin, prefix)
+            assert set(left) == {"0", "1"}
+            assert left["0"]["h"] == "" and left["0"]["s"] == "n0"
+            assert left["1"]["h"] == "n0"
+            assert await admin.exists([f"{prefix}users:of:ghost"]) == 0
+            assert await members(admin, f"{prefix}users:nodes") == {"n0"}
+            assert a.cluster.users.reaped == count - 2
+
+
+async def test_a_node_started_again_with_its_id_lets_its_old_users_go(redis_server: RedisServer, prefix: str) -> None:
+    """A node killed and started again at once with the same ``--node-id`` (its
+    liveness key never expired): the users of its previous process are not held by
+    it; another node lets them join without a token."""
+    ttl = 10.0
+    async with open_nodes(redis_server, prefix, 1, node_ttl=ttl) as (b,), open_python_clients() as clients:
+        async with roomserver_process(redis_server, prefix, "phoenix", ttl) as (url, process):
+            sam, first = await joined(clients, url, {"id": 2, "username": "sam"})
+            assert first["ok"] is True
+            taken, refused = await joined(clients, b.url, {"id": 2})
+            assert refused["error"]["code"] == "identity_taken"
+            os.kill(process.pid, signal.SIGKILL)
+        async with roomserver_process(redis_server, prefix, "phoenix", ttl) as (url, process):
+            back, ack = await joined(clients, b.url, {"id": 2, "username": "sam"})
+            assert ack["ok"] is True and ack["room"] is None
+
+
+async def test_after_the_new_tab_s_ack_the_old_tab_speaks_for_nobody(redis_server: RedisServer, prefix: str) -> None:
+    """A user in the lobby of node A (in no room) takes over from node B: by the
+    time the new tab has its ack, A has let the old tab go (as one server does it:
+    the takeover and ``replaced`` come before the new ack), so nothing the old tab
+    sends from then on acts for the user."""
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, a.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        old, first = await joined(clients, a.url, {"id": 2, "username": "sam"})
+        await lists_become([old], ["Sums"])
+        local = {cid for cid, uid in (await a.app.lobby.snapshot()).connections.items() if uid == 2}
+        assert len(local) == 1
+        tab, ack = await joined(clients, b.url, {"id": 2, "token": first["token"]})
+        assert ack["ok"] is True and ack["room"] is None
+        # at the ack (no waiting): A's lobby no longer has the old tab speak for sam
+        now = {cid for cid, uid in (await a.app.lobby.snapshot()).connections.items() if uid == 2}
+        assert not now & local, now
+        (replaced,) = await old.next_event("replaced")
+        assert "another connection" in replaced["reason"]
+        # the new tab acts for sam: it joins the room on A (relayed), once
+        assert (await ack_of(tab, "join_room", {"id": room_id}))["ok"] is True
+        await teacher.next_event("updaterooms", where=lambda args: any(
+            r["id"] == room_id and [p["id"] for p in r["players"]] == [2] for r in args[0]))
+
+
+async def test_create_room_with_the_token_takes_the_user_over_from_another_node(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """race.md: ``create_room``'s ``host`` may carry ``token``. As on one server: a
+    user in no room moves to the new connection (the old one gets ``replaced``) and
+    hosts the new room; a user sitting in a room gets ``already_in_room``, and
+    nothing changes; a failed create_room changes nothing either."""
+    async with open_nodes(redis_server, prefix, 2) as (a, b), open_python_clients() as clients:
+        teacher = await join(clients, a.url, 1, "mia")
+        (created,) = await teacher.call("create_room", {"name": "Sums", "deck": DECK})
+        room_id = created["room"]["id"]
+        sam, first = await joined(clients, a.url, {"id": 7, "username": "sam"})
+        kim, kim_first = await joined(clients, a.url, {"id": 8, "username": "kim"})
+        assert (await ack_of(kim, "join_room", {"id": room_id}))["ok"] is True
+        await lists_become([sam], ["Sums"])
+        with trio.fail_after(10):
+            await wait_until(lambda: b.cluster.directory.room_of_user(8, "n0") == room_id)  # type: ignore[union-attr]
+        anonymous = clients.connect(b.url, "/lobby")
+        await anonymous.wait_connected()
+        # kim sits in a room (on node A): already_in_room, and her tab stays hers
+        seated = await ack_of(anonymous, "create_room",
+                              {"name": "Mine", "deck": DECK, "host": {"id": 8, "token": kim_first["token"]}})
+        assert seated["ok"] is False and seated["error"]["code"] == "already_in_room", seated
+        assert f"room {room_id}" in seated["error"]["message"]
+        # a create_room that fails (an invalid deck) changes nothing
+        bad = await ack_of(anonymous, "create_room",
+                           {"name": "Mine", "deck": {"name": "x"}, "host": {"id": 7, "token": first["token"]}})
+        assert bad["ok"] is False and bad["error"]["code"] == "invalid_payload", bad
+        # a wrong token: identity_taken
+        wrong = await ack_of(anonymous, "create_room",
+                             {"name": "Mine", "deck": DECK, "host": {"id": 7, "token": kim_first["token"]}})
+        assert wrong["error"]["code"] == "identity_taken"
+        assert (await ack_of(kim, "answer", {"id": room_id, "race_id": 1, "card": 0, "answer": "2"}))["ok"] is False
+        assert (await ack_of(sam, "leave_room", {"id": room_id}))["error"]["code"] != "not_in_lobby"
+        assert sam.received("replaced") == [] and kim.received("replaced") == []
+        # sam, in no room, with his token: moves to node B and hosts the room there
+        hosted = await ack_of(anonymous, "create_room",
+                              {"name": "Mine", "deck": DECK, "host": {"id": 7, "token": first["token"]}})
+        assert hosted["ok"] is True, hosted
+        assert hosted["room"]["host"]["id"] == 7 and hosted["room"]["host"]["username"] == "sam"
+        assert isinstance(hosted["token"], str) and hosted["token"] != first["token"]
+        (replaced,) = await sam.next_event("replaced")
+        assert "another connection" in replaced["reason"]
+        await teacher.next_event("updaterooms", where=lambda args: any(
+            r["name"] == "Mine" and r["host"]["id"] == 7 for r in args[0]))
+        # the old token is spent; the new one takes sam over (from node A, with his room)
+        stale, refused = await joined(clients, a.url, {"id": 7, "token": first["token"]})
+        assert refused["error"]["code"] == "identity_taken"
+        back, ack = await joined(clients, a.url, {"id": 7, "token": hosted["token"]})
+        assert ack["ok"] is True and ack["room"] == hosted["room"]["id"]
+        await anonymous.next_event("replaced")

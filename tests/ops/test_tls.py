@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import requests
 import trio
 from support.clientapi import wait_websocket
-from support.certs import TestCertificates
+from support.certs import TestCertificates, tls_options
 from support.clients import client_params, open_clients
 
 from roomactors.cli import main
@@ -34,18 +33,6 @@ async def tls_server(nursery: trio.Nursery, certificates: TestCertificates) -> A
     )
     yield await nursery.start(serve_roomserver, config)
     nursery.cancel_scope.cancel()
-
-
-def client_tls_options(kind: str, ca: Path) -> dict[str, object]:
-    """Each client's way to accept the test's certificate: python-socketio checks
-    it against the test's CA (a session that ignores REQUESTS_CA_BUNDLE and the
-    like, which would override it); socket.io-client is told not to check."""
-    if kind == "node":
-        return {"rejectUnauthorized": False}
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(ca)
-    return {"http_session": session}
 
 
 async def https_get(port: int, target: str, ca: Path) -> tuple[int, bytes]:
@@ -88,7 +75,7 @@ async def test_plain_http_to_a_tls_port_is_dropped_and_the_server_goes_on(
 async def test_real_clients_play_over_https_and_wss(
     tls_server: RoomServer, client_kind: str, transports: list[str] | None, certificates: TestCertificates
 ) -> None:
-    options = client_tls_options(client_kind, certificates.ca)
+    options = tls_options(client_kind, certificates.ca)
     if transports:
         options["transports"] = transports
     async with open_clients(client_kind) as clients:

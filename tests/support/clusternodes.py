@@ -19,6 +19,10 @@ from roomactors.config import RoomServerConfig
 from roomactors.server import RoomServer, serve_roomserver
 
 DECK = {"name": "Week 3", "flashcards": [{"id": 1, "problem": "1/2+1/4", "answer": "3/4"}]}
+SUMS = {"name": "Sums", "flashcards": [
+    {"id": 1, "problem": "1+1", "answer": "2"}, {"id": 2, "problem": "2+2", "answer": "4"},
+]}
+"""Two cards, for a race with a card left after the first answer."""
 
 
 def _names(rooms: list[dict[str, Any]]) -> list[str]:
@@ -46,6 +50,20 @@ async def join(clients: PythonClients, url: str, user_id: int, name: str) -> PyS
     (ack,) = await sock.call("join_lobby", {"id": user_id, "username": name, "auth_level": "student"})
     assert ack["ok"] is True
     return sock
+
+
+async def seat_across(clients: PythonClients, room_node: str, player_node: str) -> tuple[PySocket, PySocket, int]:
+    """A teacher (user 1) on ``room_node`` with a room "Sums" (deck ``SUMS``), and a
+    student (user 2) on ``player_node`` seated in it through the relay:
+    (teacher, student, room id)."""
+    teacher = await join(clients, room_node, 1, "mia")
+    student = await join(clients, player_node, 2, "sam")
+    (created,) = await teacher.call("create_room", {"name": "Sums", "deck": SUMS})
+    room_id: int = created["room"]["id"]
+    await lists_become([student], ["Sums"])  # the player's node knows the room
+    (joined,) = await student.call("join_room", {"id": room_id})
+    assert joined["ok"] is True, joined
+    return teacher, student, room_id
 
 
 @asynccontextmanager

@@ -295,6 +295,7 @@
     not_in_lobby: "You are not signed in any more. Please sign in again.",
     already_in_room: "You are already in a room. Leave it first.",
     room_not_found: "That room does not exist any more.",
+    node_unavailable: "The server that holds this room did not answer. Try again, or pick another room.",
     room_full: "That room is full.",
     not_in_room: "You are not in that room.",
     forbidden: "This tab is not allowed to act for that user.",
@@ -330,6 +331,7 @@
     host_disconnected: "The host lost their connection, so the room was closed.",
     shutdown: "The server is shutting down, so the room was closed.",
     crashed: "The room stopped because of a server error.",
+    node_lost: "The server that held this room stopped, so the room was closed.",
   };
 
   function describeError(error) {
