@@ -45,7 +45,11 @@ keeps them in order per destination node (inbox.py).
 Cost: a relayed command costs no task of its own; its deadline waits in one heap
 (:meth:`Relay._expire_commands`, one task for all of them, as the lobby's
 reconnect grace does), and a reply that comes in time leaves a stale entry that
-is skipped when it comes due.
+is skipped when it comes due. On B, each guest has a task for what must be
+awaited in order (its join, ``join_room`` and the registry write after it); an
+ordinary command of a guest whose task is idle goes to the lobby straight from
+the inbox reader (``Lobby.submit_nowait``), its reply published from the
+lobby's task (the lobby's mailbox keeps the order).
 """
 
 from __future__ import annotations
