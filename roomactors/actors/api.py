@@ -142,6 +142,16 @@ class Lobby:
         direct command its room handed back (:mod:`.routes`)."""
         await self._ref.post(Command(client, spec, request, prepaid), _AckReply(on_reply))
 
+    def submit_nowait(
+        self, client: Client, name: str, payload: object, on_reply: Callable[[dict[str, Any]], None]
+    ) -> bool:
+        """:meth:`submit` without waiting and without a checkpoint: False (nothing
+        queued) when the lobby's mailbox is full. For code that hands many commands
+        over from one task of its own (a cluster node's inbox reader relays other
+        nodes' players' commands this way), so that each costs no task switch."""
+        spec = command_spec(name)
+        return self._ref.post_nowait(Command(client, spec, spec.request(payload)), _AckReply(on_reply))
+
     # Typed conveniences: the same commands with keyword arguments.
 
     async def join_lobby(

@@ -7,10 +7,10 @@
   node's lobby list every node's rooms;
 - the user registry (``users``), which keeps one place per user id across nodes;
 - the relay of commands and events for rooms held by other nodes (``relay``):
-  what it queues goes into this node's :class:`~roomactors.cluster.inbox.Outbox`
-  (kept while Redis is away) and from there, by the publisher, into the other
-  nodes' inbox streams; the inbox reader reads this node's stream
-  (:mod:`~roomactors.cluster.inbox`);
+  it queues its messages straight into its :class:`~roomactors.cluster.inbox.Outbox`
+  (kept while Redis is away), which the publisher writes into the other nodes'
+  inbox streams, a batch (whatever is queued) per script call, without waiting
+  for more; the inbox reader reads this node's stream (:mod:`~roomactors.cluster.inbox`);
 - the python-socketio listener, which reads ``redis_channel`` (pub/sub: that is
   python-socketio's protocol) with a ``get_message()`` loop (coredis's ``async
   for`` over a pubsub silently ends after a Redis restart) and delivers what
@@ -39,7 +39,7 @@ from ..config import RoomServerConfig
 from ..socketio import Socket, SocketIOServer
 from .interop import CloseRoom, Disconnect, Emit, EnterRoom, LeaveRoom, MessageError, PubSubMessage, decode_message
 from .directory import ClusterDirectory
-from .inbox import InboxReader, Outbox, Queued, inbox_ttl, sender_id, write_batch
+from .inbox import InboxReader, Outbox, Queued, held, inbox_ttl, sender_id, write_batch
 from .relay import Relay
 from .users import UserRegistry
 from .link import BACKOFF_MAX, RedisHealth, connect, supervise
@@ -95,8 +95,8 @@ class ClusterNode:
         self.users.dead_after = self.directory.dead_after
         #: python-socketio rooms entered by ``enter_room`` messages: (namespace, room) -> sids.
         self._named_rooms: dict[tuple[str, str], set[str]] = {}
-        self.outbox = Outbox()
-        """Relayed messages waiting for Redis (the relay's queue drains into it at once)."""
+        self.outbox: Outbox = self.relay.outbox
+        """Relayed messages waiting for Redis (the relay queues them there)."""
         self.inbox = InboxReader(self.relay.inbox, self.relay.handle_inbox)
         """Reads this node's inbox stream."""
         self._sender = sender_id(self.node_id)
@@ -137,7 +137,6 @@ class ClusterNode:
                 nursery.start_soon(supervise, self.health, "users", self.users.run)
                 nursery.start_soon(self.directory.tell_lobby)
                 await nursery.start(self.relay.run)
-                nursery.start_soon(self._queue_relayed)
                 nursery.start_soon(supervise, self.health, "relay-publisher", self._publish_relayed)
                 nursery.start_soon(supervise, self.health, "relay-inbox", self._read_inbox)
                 with contextlib.suppress(ActorStopped):  # stopped already: nothing to attach
@@ -168,23 +167,17 @@ class ClusterNode:
         self.users.set_alive(nodes)
         self.relay.nodes_alive(nodes | {self.node_id})
 
-    async def _queue_relayed(self) -> None:
-        """Moves what the relay queued into the outbox at once, Redis or not (the
-        outbox bounds and coalesces; the relay's own queue never fills)."""
-        async for stream, text in self.relay.outbox:
-            self.outbox.put(stream, text)
-
     async def _publish_relayed(self) -> None:
         """Writes the outbox to the other nodes' inbox streams, in order; a batch
         that failed is written again first after the reconnect."""
-        async with connect(self.url) as client:
+        async with connect(self.url) as client, held(client) as connection:
             await client.ping()
             self.health.job_ok("relay-publisher")
             while True:
                 if self._held is None:
                     await self.outbox.wait()
                     self._held = self.outbox.take()
-                await write_batch(client, self._held, self._sender, self._inbox_ttl)
+                await write_batch(connection, self._held, self._sender, self._inbox_ttl)
                 self._held = None
 
     async def _read_inbox(self) -> None:

@@ -490,3 +490,23 @@ async def test_submit_answers_from_the_lobby_after_the_list_it_caused() -> None:
             await lobby.submit(host, "explode", {}, replies.append)
     await lobby.submit(host, "leave_room", {"id": 1}, lambda r: replies.append((r, None)))
     assert error_code(replies[-1][0]) == "internal"
+
+
+async def test_submit_nowait_queues_in_order_without_waiting_and_says_when_the_mailbox_is_full() -> None:
+    """What a cluster node's inbox reader uses for other nodes' players: no checkpoint,
+    answers in the order queued, and False (nothing queued) once the mailbox is full."""
+    async with open_lobby(NO_RATE_LIMIT) as lobby:
+        host = await joined(lobby, "h")
+        replies: list[tuple[int, Ack]] = []
+        queued = 0
+        while queued < 100_000:  # the lobby cannot run meanwhile: no checkpoint in between
+            n = queued
+            if not lobby.submit_nowait(host, "leave_room", {"id": 1}, lambda r, n=n: replies.append((n, r))):
+                break
+            queued += 1
+        assert 0 < queued < 100_000  # the mailbox filled up, and said so
+        await trio.testing.wait_all_tasks_blocked()
+        assert [n for n, _ in replies] == list(range(queued))
+        assert {error_code(r) for _, r in replies} == {"room_not_found"}
+        with pytest.raises(ValueError):
+            lobby.submit_nowait(host, "explode", {}, lambda r: None)

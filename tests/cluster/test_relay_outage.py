@@ -121,12 +121,15 @@ async def test_a_command_sent_during_a_short_outage_succeeds_once_redis_is_back(
 # --- the outbox, on its own ------------------------------------------------------------
 
 
-def _event(conn: str, event: str, key: str | None, n: int) -> str:
-    return json.dumps({"t": "event", "conn": conn, "event": event, "payload": {"n": n}, "key": key})
+def _event(outbox: Outbox, stream: str, conn: str, event: str, key: str | None, n: int) -> None:
+    """An event for one connection, queued as the relay does (relay.py's format)."""
+    text = json.dumps({"t": "event", "conn": conn, "event": event, "payload": {"n": n}, "key": key})
+    outbox.put(stream, text, conn=conn, key=key)
 
 
-def _command(deadline: float) -> str:
-    return json.dumps({"t": "cmd", "conn": "c", "req": 1, "name": "answer", "payload": {}, "deadline": deadline})
+def _command(outbox: Outbox, deadline: float) -> None:
+    text = json.dumps({"t": "cmd", "conn": "c", "req": 1, "name": "answer", "payload": {}, "deadline": deadline})
+    outbox.put("in:b", text, deadline=deadline)
 
 
 def _payloads(batch: list[Queued]) -> list[tuple[str, Any]]:
@@ -135,36 +138,92 @@ def _payloads(batch: list[Queued]) -> list[tuple[str, Any]]:
 
 def test_the_outbox_keeps_order_and_replaces_superseded_newest_wins_events() -> None:
     outbox = Outbox(limit=100)
-    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 1))
-    outbox.put("in:b", _event("c1", "racestart", None, 2))
-    outbox.put("in:b", _event("c2", "raceprogress", "raceprogress", 3))  # another connection: kept
-    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 4))  # replaces 1
-    outbox.put("in:b", _event("c1", "raceover", None, 5))
+    _event(outbox, "in:b", "c1", "raceprogress", "raceprogress", 1)
+    _event(outbox, "in:b", "c1", "racestart", None, 2)
+    _event(outbox, "in:b", "c2", "raceprogress", "raceprogress", 3)  # another connection: kept
+    _event(outbox, "in:b", "c1", "raceprogress", "raceprogress", 4)  # replaces 1
+    _event(outbox, "in:b", "c1", "raceover", None, 5)
     assert outbox.replaced == 1 and len(outbox) == 4
     batch = outbox.take()
     assert _payloads(batch) == [("racestart", 2), ("raceprogress", 3), ("raceprogress", 4), ("raceover", 5)]
     assert [q.seq for q in batch] == [1, 2, 3, 4]  # per stream: the reader's duplicate check
-    outbox.put("in:c", _event("c9", "raceprogress", "raceprogress", 6))
-    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 7))  # the taken one is gone: queued anew
+    _event(outbox, "in:c", "c9", "raceprogress", "raceprogress", 6)
+    _event(outbox, "in:b", "c1", "raceprogress", "raceprogress", 7)  # the taken one is gone: queued anew
     assert [(q.stream, q.seq) for q in outbox.take()] == [("in:c", 1), ("in:b", 5)]
 
 
 def test_a_full_outbox_drops_expired_commands_then_old_newest_wins_events_then_new_messages() -> None:
     clock = [1000.0]
     outbox = Outbox(limit=4, now=lambda: clock[0], monotonic=lambda: clock[0])
-    outbox.put("in:b", _command(deadline=1005))
-    outbox.put("in:b", _event("c1", "raceprogress", "raceprogress", 1))
-    outbox.put("in:b", _event("c1", "raceover", None, 2))
-    outbox.put("in:b", _command(deadline=1010))
+    _command(outbox, deadline=1005)
+    _event(outbox, "in:b", "c1", "raceprogress", "raceprogress", 1)
+    _event(outbox, "in:b", "c1", "raceover", None, 2)
+    _command(outbox, deadline=1010)
     clock[0] = 1006.0  # the first command is past its deadline: it goes first
-    outbox.put("in:b", _event("c2", "raceover", None, 3))
+    _event(outbox, "in:b", "c2", "raceover", None, 3)
     assert _payloads(list(outbox._queue.values())) == [
         ("raceprogress", 1), ("raceover", 2), ("cmd", None), ("raceover", 3)]
-    outbox.put("in:b", _event("c3", "roomclosed", None, 4))  # then the oldest newest-wins event
+    _event(outbox, "in:b", "c3", "roomclosed", None, 4)  # then the oldest newest-wins event
     assert _payloads(list(outbox._queue.values())) == [
         ("raceover", 2), ("cmd", None), ("raceover", 3), ("roomclosed", 4)]
-    outbox.put("in:b", _event("c4", "kicked", None, 5))  # nothing left to give up: the new one is dropped
+    _event(outbox, "in:b", "c4", "kicked", None, 5)  # nothing left to give up: the new one is dropped
     assert outbox.dropped == 1 and len(outbox) == 4
+
+
+def _shared(outbox: Outbox, stream: str, source: object, conns: list[str], key: str | None, n: int) -> None:
+    """A shared event handed to each member in turn, as a room does (relay.py's RelayedClient)."""
+    for conn in conns:
+        outbox.put_shared(stream, source, "raceprogress" if key else "racestart", key, conn, json.dumps({"n": n}))
+
+
+def _fanouts(batch: list[Queued]) -> list[tuple[str, Any, list[str]]]:
+    return [(m["event"], m["payload"]["n"], m["conns"]) for m in (json.loads(q.text) for q in batch)]
+
+
+def test_a_shared_event_goes_to_each_node_once_listing_its_connections() -> None:
+    outbox = Outbox(limit=100)
+    start, progress = object(), object()  # two events of a room (identity: which members share one)
+    _shared(outbox, "in:a", start, ["a1", "a2"], None, 1)
+    _shared(outbox, "in:c", start, ["c1"], None, 1)
+    _shared(outbox, "in:a", start, ["a3"], None, 1)  # in:a's newest message is still this event's
+    _shared(outbox, "in:a", progress, ["a1", "a2", "a3"], "raceprogress", 2)
+    assert len(outbox) == 3
+    batch = outbox.take()
+    assert [q.stream for q in batch] == ["in:a", "in:c", "in:a"]
+    assert _fanouts(batch) == [
+        ("racestart", 1, ["a1", "a2", "a3"]), ("racestart", 1, ["c1"]), ("raceprogress", 2, ["a1", "a2", "a3"])]
+    assert json.loads(batch[2].text)["key"] == "raceprogress"
+
+
+def test_a_shared_event_queued_after_another_message_starts_a_new_one_and_keeps_the_order() -> None:
+    outbox = Outbox(limit=100)
+    closed = object()
+    _shared(outbox, "in:a", closed, ["a1"], None, 1)
+    _event(outbox, "in:a", "a1", "raceover", None, 2)  # something else for that node in between
+    _shared(outbox, "in:a", closed, ["a2"], None, 1)
+    batch = outbox.take()
+    assert [json.loads(q.text).get("conns", json.loads(q.text).get("conn")) for q in batch] == [["a1"], "a1", ["a2"]]
+
+
+def test_a_newer_shared_event_replaces_each_connections_older_one() -> None:
+    outbox = Outbox(limit=100)
+    _shared(outbox, "in:a", object(), ["a1", "a2", "a3"], "raceprogress", 1)
+    _event(outbox, "in:a", "a1", "racestart", None, 2)
+    # a newer progress for a1 and a2 only (a3 left): the older one keeps a3 alone
+    _shared(outbox, "in:a", object(), ["a1", "a2"], "raceprogress", 3)
+    assert outbox.replaced == 2
+    _event(outbox, "in:a", "a3", "raceprogress", "raceprogress", 4)  # and then a3's own newer one
+    assert outbox.replaced == 3
+    batch = outbox.take()
+    assert [(json.loads(q.text)["event"], json.loads(q.text)["payload"]["n"]) for q in batch] == [
+        ("racestart", 2), ("raceprogress", 3), ("raceprogress", 4)]
+    assert json.loads(batch[1].text)["conns"] == ["a1", "a2"]
+    # a full outbox gives up the oldest newest-wins message, fan-out or not
+    small = Outbox(limit=2, now=lambda: 0.0, monotonic=lambda: 0.0)
+    _shared(small, "in:a", object(), ["a1", "a2"], "raceprogress", 5)
+    _event(small, "in:a", "a1", "racestart", None, 6)
+    _event(small, "in:a", "a2", "raceover", None, 7)
+    assert _payloads(small.take()) == [("racestart", 6), ("raceover", 7)]
 
 
 # --- the inbox reader, against the real redis-server -------------------------------------
