@@ -182,8 +182,8 @@ class CommandRouter(Protocol):
     def disconnected(self, socket: Socket) -> None: ...
 
 
-Reply = Callable[[dict[str, Any]], None]
-_Rerouted = tuple[SocketClient, CommandSpec[Any], object, Reply]
+_Reply = Callable[[dict[str, Any]], None]
+_Rerouted = tuple[SocketClient, CommandSpec[Any], object, _Reply]
 
 
 class RoomApp:
@@ -297,7 +297,7 @@ class RoomApp:
             raise
 
     async def _direct(
-        self, client: SocketClient, route: RoomRoute, command: str, payload: object, on_reply: Reply
+        self, client: SocketClient, route: RoomRoute, command: str, payload: object, on_reply: _Reply
     ) -> None:
         """A seated player's answer, posted to their room past the lobby
         (actors/routes.py), or the lobby's way when it must (``direct_request``)."""
