@@ -14,15 +14,13 @@ import importlib.util
 import json
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.benchrun import run_bench
 
 pytestmark = pytest.mark.node
 
-REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / "bench" / "run"
 TIME_BOUND = 240  # seconds; it takes about 30
 FANOUT = "cluster-fanout-100"
 
@@ -36,17 +34,10 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Co
     if importlib.util.find_spec("coredis") is None:
         pytest.skip("the redis extra is not installed (pip install -e '.[redis]')")
     out = tmp_path_factory.mktemp("bench-cluster")
-    argv = [str(RUN), "--quick", "--scenarios", "cluster", "--targets", "roomactors,pysocketio", "--out", str(out)]
-    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=TIME_BOUND)
-        except subprocess.TimeoutExpired:
-            # SIGTERM first: bench/run then stops the nodes and the redis-server it started.
-            process.terminate()
-            stdout, stderr = process.communicate(timeout=30)
-            pytest.fail(f"bench/run --quick --scenarios cluster overran {TIME_BOUND} s:\n{stderr[-3000:]}")
-    done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
-    assert done.returncode == 0, f"stdout:\n{stdout[-3000:]}\nstderr:\n{stderr[-3000:]}"
+    done = run_bench(
+        ["--quick", "--scenarios", "cluster", "--targets", "roomactors,pysocketio", "--out", str(out)], TIME_BOUND
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     return done, json.loads((out / "bench-latest.json").read_text())
 
 

@@ -14,11 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.benchrun import run_bench
 
 pytestmark = pytest.mark.node
 
-REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / "bench" / "run"
 SERVERS = ("roomactors", "node", "pysocketio")
 QUICK_TIME_BOUND = 300  # seconds; it takes about a minute
 
@@ -28,16 +27,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     if shutil.which("node") is None:
         pytest.skip("node is not on PATH")
     out = tmp_path_factory.mktemp("bench")
-    argv = [str(RUN), "--quick", "--out", str(out)]
-    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=QUICK_TIME_BOUND)
-        except subprocess.TimeoutExpired:
-            # SIGTERM first: bench/run then kills the servers it started.
-            process.terminate()
-            stdout, stderr = process.communicate(timeout=30)
-            pytest.fail(f"bench/run --quick overran {QUICK_TIME_BOUND} s:\n{stderr[-3000:]}")
-    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr), out
+    return run_bench(["--quick", "--out", str(out)], QUICK_TIME_BOUND), out
 
 
 def test_quick_run_completes(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
