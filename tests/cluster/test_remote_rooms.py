@@ -78,11 +78,7 @@ async def test_a_killed_node_s_players_elsewhere_get_node_lost(redis_server: Red
     async with open_nodes(redis_server, prefix, 1, node_ttl=ttl) as (a,), open_python_clients() as clients:
         student = await join(clients, a.url, 2, "sam")
         async with roomserver_process(redis_server, prefix, "doomed", ttl) as (url, process):
-            teacher = await join(clients, url, 1, "mia")
-            (created,) = await teacher.call("create_room", {"name": "Doomed", "deck": SUMS})
-            room_id = created["room"]["id"]
-            await lists_become([student], ["Doomed"])
-            assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+            teacher, _, room_id = await seat_across(clients, url, a.url, "Doomed", student=student)
             os.kill(process.pid, signal.SIGKILL)
             with trio.fail_after(ttl * 4):
                 assert await student.next_event("roomclosed") == [{"id": room_id, "reason": "node_lost"}]
@@ -99,11 +95,7 @@ async def test_a_command_for_a_silent_node_fails_after_its_deadline(redis_server
     async with open_nodes(redis_server, prefix, 1, node_ttl=ttl) as (a,), open_python_clients() as clients:
         student = await join(clients, a.url, 2, "sam")
         async with roomserver_process(redis_server, prefix, "silent", ttl) as (url, process):
-            teacher = await join(clients, url, 1, "mia")
-            (created,) = await teacher.call("create_room", {"name": "Silent", "deck": SUMS})
-            room_id = created["room"]["id"]
-            await lists_become([student], ["Silent"])
-            assert (await student.call("join_room", {"id": room_id}))[0]["ok"] is True
+            teacher, _, room_id = await seat_across(clients, url, a.url, "Silent", student=student)
             os.kill(process.pid, signal.SIGKILL)
             asked_at = trio.current_time()
             (reply,) = await student.call("race_results", {"id": room_id}, timeout=a.cluster.relay.timeout + 5)

@@ -52,15 +52,18 @@ async def join(clients: PythonClients, url: str, user_id: int, name: str) -> PyS
     return sock
 
 
-async def seat_across(clients: PythonClients, room_node: str, player_node: str) -> tuple[PySocket, PySocket, int]:
-    """A teacher (user 1) on ``room_node`` with a room "Sums" (deck ``SUMS``), and a
-    student (user 2) on ``player_node`` seated in it through the relay:
-    (teacher, student, room id)."""
+async def seat_across(
+    clients: PythonClients, room_node: str, player_node: str, name: str = "Sums", *, student: PySocket | None = None
+) -> tuple[PySocket, PySocket, int]:
+    """A teacher (user 1) on ``room_node`` with a room ``name`` (deck ``SUMS``), and a
+    student (user 2, or the ``student`` given) on ``player_node`` seated in it
+    through the relay: (teacher, student, room id)."""
     teacher = await join(clients, room_node, 1, "mia")
-    student = await join(clients, player_node, 2, "sam")
-    (created,) = await teacher.call("create_room", {"name": "Sums", "deck": SUMS})
+    if student is None:
+        student = await join(clients, player_node, 2, "sam")
+    (created,) = await teacher.call("create_room", {"name": name, "deck": SUMS})
     room_id: int = created["room"]["id"]
-    await lists_become([student], ["Sums"])  # the player's node knows the room
+    await lists_become([student], [name])  # the player's node knows the room
     (joined,) = await student.call("join_room", {"id": room_id})
     assert joined["ok"] is True, joined
     return teacher, student, room_id
